@@ -1,0 +1,1 @@
+//! Users and credentials for Vigil.

@@ -1,0 +1,1 @@
+//! Video sources and the H.264 encoder.
