@@ -11,3 +11,6 @@ pub mod rtp;
 pub mod sdp;
 
 pub use access_unit::{AccessUnit, Codec, StreamParams};
+
+#[doc(hidden)]
+pub mod fuzzing;
