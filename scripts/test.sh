@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The project's one test command (README: `./scripts/test.sh`; CI runs it through `.ci/run`).
+#
+# 1. Installs the system packages the end-to-end tests drive as real peers (ffmpeg, GStreamer,
+#    curl) and the build needs (libclang for the v4l2 feature's bindgen), only those missing.
+# 2. cargo fmt --check, clippy -D warnings, and every test of the workspace.
+#
+# Runs on a fresh Debian machine with Rust, as root (or a user with sudo), without stdin.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------------------
+# Debian package names. Each is installed if `dpkg -s` says it is not; a missing tool is
+# installed, never skipped, so a green run means every peer really ran.
+packages=(
+    ffmpeg
+    curl
+    ca-certificates
+    gstreamer1.0-tools
+    gstreamer1.0-plugins-base
+    gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly
+    gstreamer1.0-libav
+    gstreamer1.0-rtsp
+    python3-gi
+    gir1.2-gst-rtsp-server-1.0
+    libclang-dev
+    g++
+    make
+    pkg-config
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg -s "$p" >/dev/null 2>&1; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    if [[ $(id -u) -eq 0 ]]; then
+        sudo_cmd=()
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo_cmd=(sudo)
+    else
+        echo "error: missing packages (${missing[*]}) and not root and no sudo" >&2
+        exit 1
+    fi
+    step "installing missing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -q
+    "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+else
+    step "system packages: all present"
+fi
+
+# The tools the end-to-end tests spawn: fail here, loudly, rather than in a test.
+for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found after install" >&2; exit 1; }
+done
+for element in rtspsrc rtph264depay h264parse avdec_h264 fakesink; do
+    gst-inspect-1.0 "$element" >/dev/null 2>&1 \
+        || { echo "error: GStreamer element $element not found after install" >&2; exit 1; }
+done
+
+# --- Rust --------------------------------------------------------------------------------------
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+if ! cargo fmt --version >/dev/null 2>&1; then
+    step "rustup component add rustfmt"
+    rustup component add rustfmt
+fi
+if ! cargo clippy --version >/dev/null 2>&1; then
+    step "rustup component add clippy"
+    rustup component add clippy
+fi
+
+start=$SECONDS
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings"
+cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings
+
+step "cargo test --workspace --features vigil/v4l2"
+cargo test --workspace --features vigil/v4l2
+
+# To stderr, so that cargo test's own summary stays the last line of stdout (CI reads it).
+echo "==> all checks passed in $((SECONDS - start)) s" >&2
