@@ -1,1 +1,139 @@
-//! RTSP 1.0 server for Vigil.
+//! RTSP 1.0 server for Vigil (RFC 2326, with RFC 7826 where it is clearer).
+//!
+//! # Shape
+//!
+//! The protocol is sans-IO, in the style of str0m: nothing in [`message`], [`transport`]
+//! or [`session`] touches a socket or a clock.
+//!
+//! ```text
+//! loop {
+//!     bytes from the socket ──► buf
+//!     while let Parsed::Request(req, n) | Parsed::Interleaved{..} = message::parse(&buf, &limits)? {
+//!         reply = conn_state.handle(&req, &mut env)      // env: auth, hub params, UDP bind, clock
+//!         sleep(reply.delay); write(reply.response); apply(reply.effect)   // Play / Pause / Teardown
+//!         buf.drain(..n)
+//!     }
+//!     access unit from a playing session's hub ──► packetize ──► one write per access unit
+//!     timer ──► RTCP sender reports every 5 s; conn_state.expire(now) tears down idle sessions
+//! }
+//! ```
+//!
+//! The tokio edge ([`RtspServer::serve`]) runs one task per connection doing exactly that,
+//! plus one small forwarding task per playing session that moves access units from its hub
+//! subscriber into a bounded channel: a slow client makes its subscriber lag (the hub then
+//! skips it to the next key frame) and, past the write timeout, is dropped. Nothing a
+//! client does can stall another client or grow memory without bound.
+//!
+//! # Security
+//!
+//! Every method but OPTIONS is authenticated on every request through [`RtspAuth`]
+//! (a session id alone grants nothing). Failed logins are answered after the delay the
+//! authenticator asks for, on that connection only. Media only ever goes to the address
+//! the request came from (`destination=` is ignored), and plain UDP media is refused on
+//! RTSPS connections (461), since it would leak a TLS-protected stream.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub mod message;
+pub mod session;
+pub mod transport;
+
+mod conn;
+mod server;
+mod udp;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use message::Limits;
+pub use server::RtspServer;
+
+/// RTP payload type of our H.264 stream (dynamic range, RFC 3551 §6).
+pub const PAYLOAD_TYPE: u8 = 96;
+
+/// The result of checking a request's credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// Credentials are valid.
+    Allowed {
+        /// The authenticated user.
+        user: String,
+    },
+    /// Answer 401 with one `WWW-Authenticate` header per challenge, after `delay`.
+    Denied {
+        /// Challenge header values (SHA-256 digest first, then MD5).
+        challenges: Vec<String>,
+        /// Failed-login slowdown, slept on this connection only.
+        delay: Duration,
+    },
+    /// No user exists yet: answer 401 and log `hint` once per connection.
+    NoUsers {
+        /// Challenge header values.
+        challenges: Vec<String>,
+        /// What the operator should do.
+        hint: String,
+    },
+}
+
+/// What the server needs to know about a request to authenticate it.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthQuery<'a> {
+    /// RTSP method.
+    pub method: &'a str,
+    /// Request-URI as sent (Digest `uri`).
+    pub uri: &'a str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// Peer address (for throttling).
+    pub peer: std::net::IpAddr,
+    /// Whether the connection is TLS (Basic is refused on plain connections).
+    pub secure: bool,
+    /// Wall-clock time (nonce validity).
+    pub now: std::time::SystemTime,
+}
+
+/// Credential checking, implemented by the real authenticator (`vigil_auth`) and by tests.
+pub trait RtspAuth: Send + Sync {
+    /// Checks one request.
+    fn check(&self, query: &AuthQuery<'_>) -> AuthVerdict;
+}
+
+/// Tunables of [`RtspServer`].
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Most simultaneous connections; further ones are closed at once.
+    pub max_connections: usize,
+    /// A connection that has not completed a request within this time is closed.
+    pub first_request_timeout: Duration,
+    /// A connection with no session and no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A client whose socket accepts no data for this long is dropped.
+    pub write_timeout: Duration,
+    /// Parser size limits.
+    pub limits: Limits,
+    /// Largest RTP payload per packet.
+    pub max_payload: usize,
+    /// Interval between RTCP sender reports.
+    pub rtcp_interval: Duration,
+    /// How long DESCRIBE waits for a stream that has not produced parameters yet.
+    pub params_wait: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: 200,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+            max_payload: 1400,
+            rtcp_interval: Duration::from_secs(5),
+            params_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Mount table: path segment (`main`, `sub`) to the stream's hub.
+pub type Mounts = HashMap<String, vigil_hub::Hub>;
