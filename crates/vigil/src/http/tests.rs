@@ -1,0 +1,276 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use vigil_auth::digest::{self, Algorithm, DigestCredentials, Qop};
+use vigil_auth::{Role, UserStore};
+
+use super::*;
+use crate::tls;
+
+const PW: &str = "correct horse battery";
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 0xFF, 0xD9,
+];
+
+/// Accepts exactly the certificate with the pinned fingerprint (what a user does on first visit).
+#[derive(Debug)]
+struct Pinned(String, Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if tls::fingerprint(end_entity) == self.0 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("fingerprint mismatch".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    fingerprint: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(with_user: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = UserStore::open(dir.path()).unwrap();
+    if with_user {
+        store.add("alice", PW, Role::Viewer).unwrap();
+    }
+    let tls = tls::load_or_create(dir.path(), &[]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let snapshot: SnapshotFn = Arc::new(|stream: &str| match stream {
+        "main" => Ok(JPEG.to_vec()),
+        _ => Err("no sub stream configured".to_owned()),
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let auth = Arc::new(Authenticator::new(store));
+    tokio::spawn(serve_snapshots(
+        listener,
+        tls.server_config,
+        auth,
+        snapshot,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Server {
+        addr,
+        fingerprint: tls.fingerprint_sha256,
+        _dir: dir,
+        _stop: tx,
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+async fn get(s: &Server, target: &str, authorization: Option<&str>) -> Reply {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned(s.fingerprint.clone(), provider)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(a) = authorization {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    // The server may close without close_notify after `Connection: close`; keep what arrived.
+    let _ = tls.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn basic(user: &str, pw: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_401_everywhere() {
+    let s = start(true).await;
+    for target in [
+        "/snapshot.jpg",
+        "/snapshot.jpg?stream=sub",
+        "/",
+        "/etc/passwd",
+        "/../users.json",
+    ] {
+        let r = get(&s, target, None).await;
+        assert_eq!(r.status, 401, "{target}");
+        let ch = r.header("www-authenticate");
+        assert_eq!(ch.len(), 3, "{ch:?}");
+        assert!(ch[0].starts_with("Digest") && ch[0].contains("SHA-256"));
+        assert_eq!(ch[2], "Basic realm=\"vigil\"");
+        assert_eq!(r.header("cache-control"), ["no-store"]);
+        assert_eq!(r.header("x-content-type-options"), ["nosniff"]);
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_401() {
+    let s = start(true).await;
+    for a in [
+        basic("alice", "wrong password"),
+        basic("admin", "admin"),
+        "Bearer abc".to_owned(),
+    ] {
+        assert_eq!(get(&s, "/snapshot.jpg", Some(&a)).await.status, 401);
+    }
+}
+
+#[tokio::test]
+async fn basic_over_tls_returns_jpeg() {
+    let s = start(true).await;
+    let r = get(&s, "/snapshot.jpg", Some(&basic("alice", PW))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), ["image/jpeg"]);
+    assert_eq!(r.header("cache-control"), ["no-store"]);
+    assert!(r.body.starts_with(&[0xFF, 0xD8, 0xFF]));
+    // Authenticated but unknown path/stream: 404; snapshot failure: 503.
+    assert_eq!(
+        get(&s, "/nope", Some(&basic("alice", PW))).await.status,
+        404
+    );
+    assert_eq!(
+        get(&s, "/snapshot.jpg?stream=x", Some(&basic("alice", PW)))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(&s, "/snapshot.jpg?stream=sub", Some(&basic("alice", PW)))
+            .await
+            .status,
+        503
+    );
+}
+
+#[tokio::test]
+async fn digest_sha256_over_tls_returns_jpeg() {
+    let s = start(true).await;
+    let r = get(&s, "/snapshot.jpg", None).await;
+    let ch = r.header("www-authenticate")[0].to_owned();
+    let nonce = ch
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut c = DigestCredentials {
+        username: "alice".into(),
+        realm: "vigil".into(),
+        nonce,
+        uri: "/snapshot.jpg".into(),
+        response: String::new(),
+        algorithm: Algorithm::Sha256,
+        qop: Some(Qop::Auth),
+        nc: Some(1),
+        cnonce: Some("abcdef".into()),
+        opaque: None,
+    };
+    c.response = digest::expected_response(
+        &digest::ha1(Algorithm::Sha256, "alice", "vigil", PW),
+        "GET",
+        &c,
+    );
+    let r = get(&s, "/snapshot.jpg", Some(&c.to_header())).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with(&[0xFF, 0xD8]));
+}
+
+#[tokio::test]
+async fn no_users_is_401_even_for_default_credentials() {
+    let s = start(false).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        get(&s, "/snapshot.jpg", Some(&basic("admin", "admin"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(!r.header("www-authenticate").is_empty());
+}

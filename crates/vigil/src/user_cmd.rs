@@ -1,0 +1,265 @@
+//! `vigil user add|list|remove|passwd`: manage the users in `<data_dir>/users.json`.
+//!
+//! Changes are picked up by a running `vigil` process without a restart (the store re-reads the
+//! file when it changes). Passwords are read without echo from the terminal (asked twice), or as
+//! one line from stdin with `--password-stdin` for scripts; they are never printed.
+
+use std::io::{BufRead, IsTerminal as _, Read as _, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use vigil_auth::{Role, UserStore};
+
+/// `vigil user ...` arguments.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+/// The data directory option shared by every `vigil user` subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DataDir {
+    /// Data directory holding users.json (the same one `vigil` runs with).
+    #[arg(long = "data", value_name = "DIR", env = "VIGIL_DATA")]
+    pub data: PathBuf,
+}
+
+/// The `vigil user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (asks for the password twice).
+    Add {
+        /// Login name (1-64 characters, no ':' or control characters).
+        name: String,
+        /// What the user may do.
+        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        role: Role,
+        /// Read the password as one line from stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Delete a user.
+    Remove {
+        /// Login name.
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password as one line from stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: vigil_auth::AuthError| e.to_string())
+}
+
+/// Where passwords come from; abstracted so the command logic is testable.
+pub trait PasswordSource {
+    /// Reads a new password (asking twice on a terminal).
+    fn new_password(&mut self, from_stdin: bool) -> anyhow::Result<String>;
+}
+
+/// The real terminal/stdin.
+pub struct Console;
+
+impl PasswordSource for Console {
+    fn new_password(&mut self, from_stdin: bool) -> anyhow::Result<String> {
+        if from_stdin {
+            return read_password_line(&mut std::io::stdin().lock());
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("stdin is not a terminal: pass --password-stdin to read the password from it");
+        }
+        let first = rpassword::prompt_password("New password: ").context("reading password")?;
+        let second = rpassword::prompt_password("Repeat password: ").context("reading password")?;
+        if first != second {
+            bail!("the passwords do not match; nothing was changed");
+        }
+        Ok(first)
+    }
+}
+
+/// Reads one line (without its line ending) as the password.
+pub fn read_password_line(r: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    // Bounded read: a password is at most 1024 bytes; a huge stdin is a mistake, not a password.
+    r.by_ref()
+        .take(4096)
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(pw.to_owned())
+}
+
+/// Runs `vigil user ...` with the console.
+pub fn run(args: UserArgs) -> anyhow::Result<()> {
+    run_with(args, &mut Console, &mut std::io::stdout().lock())
+}
+
+/// Runs `vigil user ...` with injected password source and output.
+pub fn run_with(
+    args: UserArgs,
+    pw: &mut dyn PasswordSource,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let open = |d: &DataDir| {
+        UserStore::open(&d.data)
+            .with_context(|| format!("opening the user database in {}", d.data.display()))
+    };
+    match args.command {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+            data,
+        } => {
+            let store = open(&data)?;
+            // Validate the name before asking for a password the user would type in vain.
+            vigil_auth::validate_name(&name)?;
+            if store.list()?.iter().any(|u| u.name == name) {
+                bail!("user {name:?} already exists; use `vigil user passwd {name}` to change the password");
+            }
+            let password = pw.new_password(password_stdin)?;
+            store.add(&name, &password, role)?;
+            writeln!(out, "added {role} {name:?} to {}", store.path().display())?;
+        }
+        UserCommand::List { data } => {
+            let store = open(&data)?;
+            let users = store.list()?;
+            if users.is_empty() {
+                writeln!(
+                    out,
+                    "no users yet; create one with `vigil user add NAME --data {}`",
+                    data.data.display()
+                )?;
+            }
+            for u in users {
+                writeln!(out, "{}\t{}", u.name, u.role)?;
+            }
+        }
+        UserCommand::Remove { name, data } => {
+            let store = open(&data)?;
+            store.remove(&name)?;
+            writeln!(out, "removed {name:?}")?;
+            if !store.list()?.iter().any(|u| u.role == Role::Admin) {
+                writeln!(out, "note: no admin user is left")?;
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+            data,
+        } => {
+            let store = open(&data)?;
+            if !store.list()?.iter().any(|u| u.name == name) {
+                bail!("no user named {name:?}");
+            }
+            let password = pw.new_password(password_stdin)?;
+            store.set_password(&name, &password)?;
+            writeln!(out, "password of {name:?} changed")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Top,
+    }
+    #[derive(Subcommand)]
+    enum Top {
+        User(UserArgs),
+    }
+
+    struct Fixed(&'static str);
+    impl PasswordSource for Fixed {
+        fn new_password(&mut self, _: bool) -> anyhow::Result<String> {
+            Ok(self.0.to_owned())
+        }
+    }
+
+    fn run_cli(argv: &[&str], pw: &'static str) -> anyhow::Result<String> {
+        let Top::User(args) = Cli::try_parse_from(argv)?.cmd;
+        let mut out = Vec::new();
+        run_with(args, &mut Fixed(pw), &mut out)?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    #[test]
+    fn add_list_passwd_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let pw = "correct horse battery";
+        let out = run_cli(
+            &[
+                "vigil", "user", "add", "alice", "--role", "viewer", "--data", d,
+            ],
+            pw,
+        )
+        .unwrap();
+        assert!(out.contains("added viewer \"alice\""), "{out}");
+        assert!(!out.contains(pw));
+        assert!(run_cli(&["vigil", "user", "add", "alice", "--data", d], pw).is_err());
+        let err = run_cli(&["vigil", "user", "add", "bob", "--data", d], "password").unwrap_err();
+        assert!(err.to_string().contains("password refused"), "{err}");
+        assert_eq!(
+            run_cli(&["vigil", "user", "list", "--data", d], pw).unwrap(),
+            "alice\tviewer\n"
+        );
+        run_cli(
+            &["vigil", "user", "passwd", "alice", "--data", d],
+            "new pass phrase",
+        )
+        .unwrap();
+        let store = UserStore::open(dir.path()).unwrap();
+        assert!(store
+            .verify_password("alice", "new pass phrase")
+            .unwrap()
+            .is_some());
+        assert!(run_cli(&["vigil", "user", "passwd", "nobody", "--data", d], pw).is_err());
+        run_cli(&["vigil", "user", "remove", "alice", "--data", d], pw).unwrap();
+        assert!(store.is_empty().unwrap());
+        assert!(run_cli(
+            &["vigil", "user", "add", "x", "--role", "root", "--data", d],
+            pw
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn password_line_from_stdin() {
+        assert_eq!(
+            read_password_line(&mut &b"s3cret pass\r\nrest"[..]).unwrap(),
+            "s3cret pass"
+        );
+        assert!(read_password_line(&mut &b"\n"[..]).is_err());
+    }
+}
