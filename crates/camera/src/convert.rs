@@ -70,7 +70,11 @@ pub fn mjpeg_to_i420(jpeg: &[u8]) -> Result<I420Frame, CameraError> {
     let gray = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => false,
         jpeg_decoder::PixelFormat::L8 => true,
-        other => return Err(CameraError::Jpeg(format!("unsupported pixel format {other:?}"))),
+        other => {
+            return Err(CameraError::Jpeg(format!(
+                "unsupported pixel format {other:?}"
+            )))
+        }
     };
     let bpp = if gray { 1 } else { 3 };
     need(&pixels, w * h * bpp, "decoded JPEG")?;
@@ -82,7 +86,11 @@ pub fn mjpeg_to_i420(jpeg: &[u8]) -> Result<I420Frame, CameraError> {
             let l = i32::from(pixels[i]);
             (l, l, l)
         } else {
-            (i32::from(pixels[i]), i32::from(pixels[i + 1]), i32::from(pixels[i + 2]))
+            (
+                i32::from(pixels[i]),
+                i32::from(pixels[i + 1]),
+                i32::from(pixels[i + 2]),
+            )
         }
     };
     for y in 0..eh {
@@ -131,7 +139,7 @@ fn clamp(v: i32) -> u8 {
 }
 
 fn avg2(a: u8, b: u8) -> u8 {
-    ((u16::from(a) + u16::from(b) + 1) / 2) as u8
+    (u16::from(a) + u16::from(b)).div_ceil(2) as u8
 }
 
 #[cfg(test)]
@@ -175,7 +183,11 @@ mod tests {
         f.u = vec![90];
         f.v = vec![240];
         let rgb = i420_to_rgb(&f);
-        assert!(rgb[0] >= 250 && rgb[1] <= 5 && rgb[2] <= 5, "{:?}", &rgb[..3]);
+        assert!(
+            rgb[0] >= 250 && rgb[1] <= 5 && rgb[2] <= 5,
+            "{:?}",
+            &rgb[..3]
+        );
     }
 
     #[test]
@@ -185,7 +197,11 @@ mod tests {
         let mut rgb = Vec::with_capacity(w * h * 3);
         for _ in 0..h {
             for x in 0..w {
-                rgb.extend_from_slice(if x < w / 2 { &[255, 0, 0] } else { &[0, 0, 255] });
+                rgb.extend_from_slice(if x < w / 2 {
+                    &[255, 0, 0]
+                } else {
+                    &[0, 0, 255]
+                });
             }
         }
         let mut jpeg = Vec::new();

@@ -55,7 +55,8 @@ impl H264Decoder {
         if w == 0 || h == 0 {
             return Ok(None);
         }
-        let fits = matches!(&self.frame, Some(f) if (f.width as usize, f.height as usize) == (w, h));
+        let fits =
+            matches!(&self.frame, Some(f) if (f.width as usize, f.height as usize) == (w, h));
         if !fits {
             self.frame = Some(I420Frame::black(w as u32, h as u32)?);
         }
@@ -69,7 +70,13 @@ impl H264Decoder {
     }
 }
 
-fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], w: usize, h: usize) -> Result<(), CameraError> {
+fn copy_plane(
+    src: &[u8],
+    stride: usize,
+    dst: &mut [u8],
+    w: usize,
+    h: usize,
+) -> Result<(), CameraError> {
     for (row, out) in dst.chunks_exact_mut(w).take(h).enumerate() {
         let line = src
             .get(row * stride..row * stride + w)

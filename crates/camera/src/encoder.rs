@@ -56,7 +56,9 @@ impl EncoderConfig {
             )));
         }
         if self.keyint == 0 {
-            return Err(CameraError::InvalidConfig("keyint must be at least 1".into()));
+            return Err(CameraError::InvalidConfig(
+                "keyint must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -158,7 +160,9 @@ impl H264Encoder {
         }
         let luma = frame.width as usize * frame.height as usize;
         if frame.y.len() != luma || frame.u.len() != luma / 4 || frame.v.len() != luma / 4 {
-            return Err(CameraError::InvalidPicture("plane lengths do not match size".into()));
+            return Err(CameraError::InvalidPicture(
+                "plane lengths do not match size".into(),
+            ));
         }
         let ts = openh264::Timestamp::from_millis(u64::try_from(pts.max(0) / 90).unwrap_or(0));
         let bitstream = self
@@ -241,8 +245,16 @@ mod tests {
     fn rejects_bad_configs() {
         assert!(H264Encoder::new(cfg(321, 240, 30)).is_err());
         assert!(H264Encoder::new(cfg(320, 240, 0)).is_err());
-        assert!(H264Encoder::new(EncoderConfig { fps: 0.0, ..cfg(320, 240, 30) }).is_err());
-        assert!(H264Encoder::new(EncoderConfig { bitrate_bps: 10, ..cfg(320, 240, 30) }).is_err());
+        assert!(H264Encoder::new(EncoderConfig {
+            fps: 0.0,
+            ..cfg(320, 240, 30)
+        })
+        .is_err());
+        assert!(H264Encoder::new(EncoderConfig {
+            bitrate_bps: 10,
+            ..cfg(320, 240, 30)
+        })
+        .is_err());
         assert!(H264Encoder::new(cfg(4096, 2160, 30)).is_err());
     }
 
@@ -252,20 +264,29 @@ mod tests {
         let mut tp = TestPattern::new(320, 240).unwrap();
         let mut first: Option<Arc<StreamParams>> = None;
         for n in 0..35u32 {
-            let au = enc.encode(tp.render(n, 0), i64::from(n) * 3000, 5).unwrap().unwrap();
+            let au = enc
+                .encode(tp.render(n, 0), i64::from(n) * 3000, 5)
+                .unwrap()
+                .unwrap();
             assert_eq!(au.key, n % 10 == 0, "frame {n}");
             let types: Vec<u8> = au.nal_units().filter_map(nal_type).collect();
             if au.key {
                 assert!(types.starts_with(&[NAL_SPS, NAL_PPS]), "{types:?}");
                 assert!(types.contains(&NAL_IDR));
             } else {
-                assert!(!types.contains(&NAL_SPS) && !types.contains(&NAL_IDR), "{types:?}");
+                assert!(
+                    !types.contains(&NAL_SPS) && !types.contains(&NAL_IDR),
+                    "{types:?}"
+                );
             }
             assert_eq!((au.pts, au.capture_us), (i64::from(n) * 3000, 5));
             assert_eq!((au.params.width, au.params.height), (320, 240));
             assert_eq!(au.params.fps, Some(30.0));
             let p = first.get_or_insert_with(|| au.params.clone());
-            assert!(Arc::ptr_eq(p, &au.params), "params re-allocated at frame {n}");
+            assert!(
+                Arc::ptr_eq(p, &au.params),
+                "params re-allocated at frame {n}"
+            );
         }
         // The SPS the encoder wrote describes the configured size.
         let sps = crate::nal::parse_sps(&first.unwrap().sps).unwrap();
@@ -276,6 +297,9 @@ mod tests {
     fn wrong_picture_size_is_an_error() {
         let mut enc = H264Encoder::new(cfg(320, 240, 10)).unwrap();
         let f = I420Frame::black(640, 360).unwrap();
-        assert!(matches!(enc.encode(&f, 0, 0), Err(CameraError::InvalidPicture(_))));
+        assert!(matches!(
+            enc.encode(&f, 0, 0),
+            Err(CameraError::InvalidPicture(_))
+        ));
     }
 }

@@ -62,7 +62,10 @@ impl FileSource {
         };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_FILE_BYTES {
-            return Err(invalid(path, format!("{len} bytes is more than the 1 GiB limit")));
+            return Err(invalid(
+                path,
+                format!("{len} bytes is more than the 1 GiB limit"),
+            ));
         }
         let data = std::fs::read(path).map_err(io)?;
         let is_mp4 = path
@@ -79,7 +82,9 @@ impl FileSource {
     /// Parses an Annex B H.264 stream already in memory (see [`FileSource::open`]).
     pub fn from_annexb(path: &Path, data: &[u8], default_fps: f64) -> Result<Self, CameraError> {
         if !(1.0..=240.0).contains(&default_fps) {
-            return Err(CameraError::InvalidConfig(format!("default fps {default_fps}")));
+            return Err(CameraError::InvalidConfig(format!(
+                "default fps {default_fps}"
+            )));
         }
         let pictures = group_access_units(data);
         let mut units = Vec::with_capacity(pictures.len());
@@ -94,8 +99,13 @@ impl FileSource {
                     _ => {}
                 }
             }
-            let (Some(s), Some(p)) = (sps, pps) else { continue };
-            if params.as_ref().is_none_or(|cur| cur.sps != s || cur.pps != p) {
+            let (Some(s), Some(p)) = (sps, pps) else {
+                continue;
+            };
+            if params
+                .as_ref()
+                .is_none_or(|cur| cur.sps != s || cur.pps != p)
+            {
                 let info = parse_sps(s).map_err(|e| invalid(path, e))?;
                 fps = fps.or(info.fps);
                 params = Some(Arc::new(StreamParams {
@@ -125,7 +135,10 @@ impl FileSource {
             });
         }
         if units.is_empty() {
-            return Err(invalid(path, "no H.264 key frame with SPS and PPS found".into()));
+            return Err(invalid(
+                path,
+                "no H.264 key frame with SPS and PPS found".into(),
+            ));
         }
         let fps = fps.unwrap_or(default_fps);
         let at = |i: usize| (i as f64 * CLOCK_HZ / fps).round() as i64;
@@ -189,7 +202,10 @@ impl FileSource {
         self.next += 1;
         AccessUnit {
             params: unit.params.clone(),
-            pts: self.loops.saturating_mul(self.loop_duration).saturating_add(unit.pts),
+            pts: self
+                .loops
+                .saturating_mul(self.loop_duration)
+                .saturating_add(unit.pts),
             capture_us,
             key: unit.key,
             data: unit.data.clone(),
@@ -273,8 +289,14 @@ fn parse_mp4(data: &[u8]) -> Result<(Vec<Unit>, i64), String> {
             .as_ref()
             .ok_or("no avc1 sample entry")?
             .avcc;
-        let sps = track.sequence_parameter_set().map_err(|e| format!("avcC: {e}"))?.to_vec();
-        let pps = track.picture_parameter_set().map_err(|e| format!("avcC: {e}"))?.to_vec();
+        let sps = track
+            .sequence_parameter_set()
+            .map_err(|e| format!("avcC: {e}"))?
+            .to_vec();
+        let pps = track
+            .picture_parameter_set()
+            .map_err(|e| format!("avcC: {e}"))?
+            .to_vec();
         (
             track.track_id(),
             track.timescale(),
@@ -304,7 +326,8 @@ fn parse_mp4(data: &[u8]) -> Result<(Vec<Unit>, i64), String> {
             .read_sample(track_id, id)
             .map_err(|e| format!("sample {id}: {e}"))?
             .ok_or_else(|| format!("sample {id} missing"))?;
-        let data = reframe(&sample.bytes, length_size).ok_or_else(|| format!("sample {id}: bad NAL lengths"))?;
+        let data = reframe(&sample.bytes, length_size)
+            .ok_or_else(|| format!("sample {id}: bad NAL lengths"))?;
         let pts = to_90k(sample.start_time);
         if units.is_empty() && !sample.is_sync {
             continue;
@@ -333,7 +356,9 @@ fn reframe(sample: &[u8], size: usize) -> Option<Vec<u8>> {
     let mut rest = sample;
     while !rest.is_empty() {
         let len_bytes = rest.get(..size)?;
-        let len = len_bytes.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
         let nal = rest.get(size..size + len)?;
         push_avcc(&mut out, nal);
         rest = &rest[size + len..];
@@ -347,7 +372,10 @@ mod tests {
 
     #[test]
     fn reframes_two_byte_lengths_and_rejects_overruns() {
-        assert_eq!(reframe(&[0, 2, 0x65, 1], 2), Some(vec![0, 0, 0, 2, 0x65, 1]));
+        assert_eq!(
+            reframe(&[0, 2, 0x65, 1], 2),
+            Some(vec![0, 0, 0, 2, 0x65, 1])
+        );
         assert_eq!(reframe(&[0, 3, 0x65, 1], 2), None);
         assert_eq!(reframe(&[], 4), None);
     }
@@ -356,8 +384,8 @@ mod tests {
     fn groups_slices_into_pictures() {
         // SPS PPS IDR(first_mb=0) IDR(first_mb≠0) | P(first_mb=0) | AUD P
         let data = [
-            0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x65, 0x40, 0,
-            0, 1, 0x41, 0x9a, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x41, 0x9a,
+            0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x65, 0x40, 0, 0,
+            1, 0x41, 0x9a, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x41, 0x9a,
         ];
         let aus = group_access_units(&data);
         let counts: Vec<usize> = aus.iter().map(Vec::len).collect();
@@ -367,12 +395,20 @@ mod tests {
     #[test]
     fn garbage_and_empty_files_are_clear_errors() {
         let p = Path::new("x.h264");
-        for data in [&b""[..], b"hello world", &[0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x41, 0x9a]] {
+        for data in [
+            &b""[..],
+            b"hello world",
+            &[0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x41, 0x9a],
+        ] {
             let err = FileSource::from_annexb(p, data, 30.0).unwrap_err();
             assert!(matches!(err, CameraError::InvalidFile { .. }), "{err}");
         }
         let p = Path::new("x.mp4");
-        for data in [&b""[..], b"\0\0\0\x08ftyp", b"\0\0\0\x18ftypisom\0\0\0\0isomavc1\xff\xff"] {
+        for data in [
+            &b""[..],
+            b"\0\0\0\x08ftyp",
+            b"\0\0\0\x18ftypisom\0\0\0\0isomavc1\xff\xff",
+        ] {
             let err = FileSource::from_mp4(p, data).unwrap_err();
             assert!(matches!(err, CameraError::InvalidFile { .. }), "{err}");
         }

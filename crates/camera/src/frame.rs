@@ -22,7 +22,7 @@ pub struct I420Frame {
 /// Checks that a picture size is usable: even, non-zero and at most 8192 on a side (so that
 /// plane sizes cannot overflow and a hostile header cannot make us allocate gigabytes).
 pub(crate) fn check_size(width: u32, height: u32) -> Result<(), CameraError> {
-    if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(CameraError::InvalidPicture(format!(
             "size {width}x{height} must be non-zero and even"
         )));

@@ -88,7 +88,9 @@ pub(crate) fn parse_sps(sps: &[u8]) -> Result<SpsSummary, String> {
     let (width, height) = parsed
         .pixel_dimensions()
         .map_err(|e| format!("SPS dimensions: {e:?}"))?;
-    let fps = parsed.fps().filter(|f| f.is_finite() && *f > 0.0 && *f <= 1000.0);
+    let fps = parsed
+        .fps()
+        .filter(|f| f.is_finite() && *f > 0.0 && *f <= 1000.0);
     Ok(SpsSummary { width, height, fps })
 }
 

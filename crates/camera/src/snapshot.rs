@@ -13,7 +13,9 @@ pub fn snapshot_jpeg(gop: &[AccessUnit], quality: u8) -> Result<Vec<u8>, CameraE
         .first()
         .ok_or_else(|| CameraError::NoPicture("the stream has no key frame yet".into()))?;
     if !first.key {
-        return Err(CameraError::NoPicture("GOP does not start on a key frame".into()));
+        return Err(CameraError::NoPicture(
+            "GOP does not start on a key frame".into(),
+        ));
     }
     let mut decoder = H264Decoder::new()?;
     let mut last = None;
@@ -54,7 +56,11 @@ mod tests {
         .unwrap();
         let mut tp = TestPattern::new(w, h).unwrap();
         let gop: Vec<AccessUnit> = (0..5)
-            .map(|n| enc.encode(tp.render(n, 0), i64::from(n) * 3000, 0).unwrap().unwrap())
+            .map(|n| {
+                enc.encode(tp.render(n, 0), i64::from(n) * 3000, 0)
+                    .unwrap()
+                    .unwrap()
+            })
             .collect();
         let jpeg = snapshot_jpeg(&gop, 80).unwrap();
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
@@ -64,7 +70,13 @@ mod tests {
         assert_eq!((u32::from(info.width), u32::from(info.height)), (w, h));
         assert_eq!(pixels.len(), (w * h * 3) as usize);
         // Without its key frame the GOP is refused rather than decoded into garbage.
-        assert!(matches!(snapshot_jpeg(&gop[1..], 80), Err(CameraError::NoPicture(_))));
-        assert!(matches!(snapshot_jpeg(&[], 80), Err(CameraError::NoPicture(_))));
+        assert!(matches!(
+            snapshot_jpeg(&gop[1..], 80),
+            Err(CameraError::NoPicture(_))
+        ));
+        assert!(matches!(
+            snapshot_jpeg(&[], 80),
+            Err(CameraError::NoPicture(_))
+        ));
     }
 }

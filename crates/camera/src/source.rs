@@ -40,7 +40,9 @@ impl FromStr for SourceSpec {
             "v4l2" if rest.starts_with("/dev/") && rest.len() > "/dev/".len() => {
                 Ok(SourceSpec::V4l2(PathBuf::from(rest)))
             }
-            "v4l2" => Err(err("v4l2: needs a device path under /dev, e.g. v4l2:/dev/video0")),
+            "v4l2" => Err(err(
+                "v4l2: needs a device path under /dev, e.g. v4l2:/dev/video0",
+            )),
             _ => Err(err(ACCEPTED)),
         }
     }
@@ -64,7 +66,10 @@ mod tests {
     fn parses_each_kind_and_round_trips_through_display() {
         for (text, spec) in [
             ("testsrc", SourceSpec::TestPattern),
-            ("file:/var/v/a b.mp4", SourceSpec::File("/var/v/a b.mp4".into())),
+            (
+                "file:/var/v/a b.mp4",
+                SourceSpec::File("/var/v/a b.mp4".into()),
+            ),
             ("file:rel/x.h264", SourceSpec::File("rel/x.h264".into())),
             ("v4l2:/dev/video0", SourceSpec::V4l2("/dev/video0".into())),
         ] {
@@ -72,16 +77,31 @@ mod tests {
             assert_eq!(parsed, spec);
             assert_eq!(parsed.to_string(), text);
         }
-        assert_eq!(" testsrc ".parse::<SourceSpec>().unwrap(), SourceSpec::TestPattern);
+        assert_eq!(
+            " testsrc ".parse::<SourceSpec>().unwrap(),
+            SourceSpec::TestPattern
+        );
     }
 
     #[test]
     fn rejects_anything_else_with_a_message_that_says_what_is_accepted() {
-        for bad in ["", "test", "rtsp://cam/1", "file:", "v4l2:", "v4l2:video0", "v4l2:/dev/", "FILE:/x"] {
+        for bad in [
+            "",
+            "test",
+            "rtsp://cam/1",
+            "file:",
+            "v4l2:",
+            "v4l2:video0",
+            "v4l2:/dev/",
+            "FILE:/x",
+        ] {
             let err = bad.parse::<SourceSpec>().unwrap_err();
             let msg = err.to_string();
             assert!(matches!(err, CameraError::InvalidSource { .. }), "{bad}");
-            assert!(msg.contains("testsrc") || msg.contains("needs"), "{bad}: {msg}");
+            assert!(
+                msg.contains("testsrc") || msg.contains("needs"),
+                "{bad}: {msg}"
+            );
         }
     }
 }

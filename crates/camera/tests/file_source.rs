@@ -23,7 +23,10 @@ fn write_annexb(path: &Path, frames: u32, keyint: u32) -> Vec<u8> {
     let mut tp = TestPattern::new(320, 240).unwrap();
     let mut out = Vec::new();
     for n in 0..frames {
-        let au = enc.encode(tp.render(n, i64::from(n)), i64::from(n) * 3000, 0).unwrap().unwrap();
+        let au = enc
+            .encode(tp.render(n, i64::from(n)), i64::from(n) * 3000, 0)
+            .unwrap()
+            .unwrap();
         for nal in au.nal_units() {
             out.extend_from_slice(&[0, 0, 0, 1]);
             out.extend_from_slice(nal);
@@ -82,7 +85,10 @@ fn play_paces_in_real_time_and_stamps_wall_clock() {
     }
     let span_us = got[15].capture_us - got[0].capture_us;
     assert!((450_000..650_000).contains(&span_us), "{span_us}");
-    assert!(got[6].key && got[12].key, "each loop starts on its key frame");
+    assert!(
+        got[6].key && got[12].key,
+        "each loop starts on its key frame"
+    );
 }
 
 #[test]
@@ -105,7 +111,15 @@ fn truncated_and_corrupt_files_are_errors_not_panics() {
 
 fn ffmpeg_mp4(path: &Path, extra: &[&str]) -> bool {
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg("testsrc=size=320x240:rate=30")
         .args(["-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
         .args(extra)
@@ -142,14 +156,20 @@ fn mp4_from_ffmpeg_replays_with_monotonic_pts_across_loops() {
         last = au.pts;
         keys += usize::from(au.key);
         let pic = dec.decode(&au).unwrap();
-        assert!(pic.is_some_and(|f| (f.width, f.height) == (320, 240)), "access unit {i}");
+        assert!(
+            pic.is_some_and(|f| (f.width, f.height) == (320, 240)),
+            "access unit {i}"
+        );
     }
     assert_eq!(keys, 5, "key frames at 0 and 30 of each pass");
     // A file cut in half has lost its index (moov is at the end): an error, not a panic.
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(FileSource::open(&cut, 30.0), Err(CameraError::InvalidFile { .. })));
+    assert!(matches!(
+        FileSource::open(&cut, 30.0),
+        Err(CameraError::InvalidFile { .. })
+    ));
     // Damage inside the index: still no panic.
     for at in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
         let mut bad = bytes.clone();

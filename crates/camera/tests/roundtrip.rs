@@ -31,14 +31,20 @@ fn round_trip(width: u32, height: u32, bitrate_bps: u32, scale_to: Option<(u32, 
         } else {
             frame
         };
-        let au = enc.encode(input, i64::from(n) * 3000, capture_us).unwrap().unwrap();
+        let au = enc
+            .encode(input, i64::from(n) * 3000, capture_us)
+            .unwrap()
+            .unwrap();
         keys += usize::from(au.key);
         let pic = dec.decode(&au).unwrap().unwrap();
         assert_eq!((pic.width, pic.height), (ew, eh));
         let code = read_code(&pic.y, pic.width as usize, pic.width, pic.height);
         assert_eq!(
             code,
-            Some(BurnedCode { capture_us, counter: n }),
+            Some(BurnedCode {
+                capture_us,
+                counter: n
+            }),
             "{width}x{height} -> {ew}x{eh}, frame {n}"
         );
     }

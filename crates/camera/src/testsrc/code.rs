@@ -114,9 +114,9 @@ pub fn read_code(y_plane: &[u8], stride: usize, width: u32, height: u32) -> Opti
     // Layouts to try: blocks per row is always `width / block`, so a 2:1 or 4:1 downscale
     // of a wider frame reads as 8- or 4-pixel blocks at the smaller width.
     let rendered = block_size(width);
-    [rendered, 16, 8, 4].into_iter().find_map(|bs| {
-        read_layout(y_plane, stride, height as usize, bs, width as usize / bs)
-    })
+    [rendered, 16, 8, 4]
+        .into_iter()
+        .find_map(|bs| read_layout(y_plane, stride, height as usize, bs, width as usize / bs))
 }
 
 fn read_layout(
@@ -170,7 +170,13 @@ mod tests {
 
     #[test]
     fn round_trips_at_every_supported_width() {
-        for (w, h) in [(160u32, 120u32), (320, 240), (640, 360), (1280, 720), (1918, 1080)] {
+        for (w, h) in [
+            (160u32, 120u32),
+            (320, 240),
+            (640, 360),
+            (1280, 720),
+            (1918, 1080),
+        ] {
             let mut y = vec![100u8; (w * h) as usize];
             let code = BurnedCode {
                 capture_us: 1_700_000_000_123_456,
@@ -185,7 +191,15 @@ mod tests {
     fn a_single_flipped_block_is_rejected_not_misread() {
         let (w, h) = (640u32, 360u32);
         let mut y = vec![0u8; (w * h) as usize];
-        draw_code(&mut y, w, h, BurnedCode { capture_us: 42, counter: 7 });
+        draw_code(
+            &mut y,
+            w,
+            h,
+            BurnedCode {
+                capture_us: 42,
+                counter: 7,
+            },
+        );
         // Invert the block of the counter's lowest bit (bit 103).
         let bs = 16;
         let (bx, by) = ((103 % 40) * bs, (103 / 40) * bs);
@@ -197,7 +211,9 @@ mod tests {
         }
         assert_eq!(read_code(&y, w as usize, w, h), None);
         // Random-looking pictures and short buffers give None, never a panic.
-        let noise: Vec<u8> = (0..w * h).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..w * h)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         assert_eq!(read_code(&noise, w as usize, w, h), None);
         assert_eq!(read_code(&noise[..100], w as usize, w, h), None);
         assert_eq!(read_code(&noise, 10, w, h), None);

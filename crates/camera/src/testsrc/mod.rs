@@ -80,7 +80,10 @@ impl TestPattern {
         for row in (ty.saturating_sub(scale) / 2)..((ty + box_h) / 2 + 1).min(h / 2) {
             let start = row * (w / 2) + tx.saturating_sub(scale) / 2;
             let end = row * (w / 2) + ((tx + box_w) / 2).min(w / 2);
-            if let (Some(u), Some(v)) = (self.frame.u.get_mut(start..end), self.frame.v.get_mut(start..end)) {
+            if let (Some(u), Some(v)) = (
+                self.frame.u.get_mut(start..end),
+                self.frame.v.get_mut(start..end),
+            ) {
                 u.fill(128);
                 v.fill(128);
             }
@@ -210,7 +213,13 @@ mod tests {
             let mut tp = TestPattern::new(w, h).unwrap();
             let frame = tp.render(123, T0).clone();
             let code = read_code(&frame.y, w as usize, w, h).unwrap();
-            assert_eq!(code, BurnedCode { capture_us: T0, counter: 123 });
+            assert_eq!(
+                code,
+                BurnedCode {
+                    capture_us: T0,
+                    counter: 123
+                }
+            );
             let (tx, ty) = tp.text_origin();
             let text = clock_text(123, T0);
             let read = font::read_text(&frame.y, w as usize, tx, ty, tp.text_scale(), text.len());
