@@ -1,2 +1,54 @@
-//! The `vigil` binary.
-fn main() {}
+//! `vigil`: an IP camera (and, as the project grows, a recorder and monitor) in one binary.
+//!
+//! This file holds the command line and the process setup only; each subcommand lives in its
+//! own module.
+
+use clap::{Parser, Subcommand};
+
+mod camera_cmd;
+mod http;
+mod tls;
+mod user_cmd;
+
+/// Vigil: a secure IP camera in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Turn this machine into an IP camera: capture, encode H.264, serve RTSP(S) and snapshots.
+    Camera(camera_cmd::CameraArgs),
+    /// Manage users (who may watch the camera).
+    User(user_cmd::UserArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::User(args) => user_cmd::run(args),
+        Command::Camera(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-io")
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(camera_cmd::run(args))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

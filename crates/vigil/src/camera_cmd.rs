@@ -1,0 +1,326 @@
+//! `vigil camera`: a source and encoders feeding two stream hubs, served over RTSP, RTSPS and
+//! HTTPS snapshots until SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use vigil_auth::{AuthDecision, AuthRequest, Authenticator, UserStore};
+use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
+use vigil_hub::Hub;
+use vigil_rtsp::{AuthQuery, AuthVerdict, RtspAuth, RtspServer};
+
+use crate::{http, tls};
+
+/// Access units a hub's broadcast holds: about 4 s at 30 fps. A subscriber further behind
+/// skips to the next key frame, so this bounds memory per stream, not per client.
+const HUB_CAPACITY: usize = 128;
+
+/// Options of `vigil camera`.
+#[derive(Args, Debug)]
+pub struct CameraArgs {
+    /// What to capture: `testsrc`, `file:PATH` (MP4 or Annex B H.264, looped, not re-encoded)
+    /// or `v4l2:/dev/videoN`.
+    #[arg(long)]
+    source: SourceSpec,
+    /// Data directory: users, TLS certificate.
+    #[arg(long)]
+    data: PathBuf,
+    /// RTSP listen address.
+    #[arg(long, default_value = "0.0.0.0:8554")]
+    rtsp: Listen,
+    /// RTSPS (RTSP over TLS) listen address, or `off`.
+    #[arg(long, default_value = "0.0.0.0:8322")]
+    rtsps: Listen,
+    /// HTTPS listen address for `/snapshot.jpg`, or `off`.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    http: Listen,
+    /// Main stream size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Sub stream size, WIDTHxHEIGHT, or `off`.
+    #[arg(long, default_value = "640x360")]
+    sub_size: SubSize,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Main stream bit rate in bits per second (`k` and `M` suffixes accepted).
+    #[arg(long, default_value = "2M", value_parser = parse_bitrate)]
+    bitrate: u32,
+    /// Sub stream bit rate in bits per second.
+    #[arg(long, default_value = "500k", value_parser = parse_bitrate)]
+    sub_bitrate: u32,
+    /// Frames from one key frame to the next (default: two seconds' worth).
+    #[arg(long)]
+    keyint: Option<u32>,
+    /// Your own TLS certificate chain (PEM) instead of the self-signed one.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// A listen address or `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen(Option<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(Listen(None));
+        }
+        s.parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("expected ADDR:PORT (e.g. 0.0.0.0:8554) or off, got {s:?}"))
+    }
+}
+
+/// The sub stream size or `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct SubSize(Option<(u32, u32)>);
+
+impl std::str::FromStr for SubSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(SubSize(None));
+        }
+        parse_size(s).map(|v| SubSize(Some(v)))
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("expected WIDTHxHEIGHT with even numbers from 16 to 4096, got {s:?}");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let bad = || format!("expected bits per second such as 4000000, 4M or 500k, got {s:?}");
+    let (num, mult) = match s.strip_suffix(['M', 'm']) {
+        Some(n) => (n, 1_000_000.0),
+        None => match s.strip_suffix(['k', 'K']) {
+            Some(n) => (n, 1_000.0),
+            None => (s, 1.0),
+        },
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let bps = v * mult;
+    if !(10_000.0..=100_000_000.0).contains(&bps) {
+        return Err(format!("bit rate {bps} out of range (10k to 100M)"));
+    }
+    Ok(bps as u32)
+}
+
+/// Adapts the user store's authenticator to the RTSP server's interface.
+struct RtspAuthenticator(Arc<Authenticator>);
+
+impl RtspAuth for RtspAuthenticator {
+    fn check(&self, q: &AuthQuery<'_>) -> AuthVerdict {
+        let req = AuthRequest {
+            method: q.method,
+            uri: q.uri,
+            authorization: q.authorization,
+            peer: q.peer,
+            secure: q.secure,
+            now: q.now,
+        };
+        match self.0.check(&req) {
+            AuthDecision::Allowed { user, .. } => AuthVerdict::Allowed { user },
+            AuthDecision::Denied { challenges, delay } => AuthVerdict::Denied { challenges, delay },
+            AuthDecision::NoUsers { challenges, hint } => AuthVerdict::NoUsers { challenges, hint },
+        }
+    }
+}
+
+/// Prints a machine-readable line on stdout (tests and scripts read the bound ports from it).
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// Runs the camera until SIGINT or SIGTERM.
+pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
+    let fps = args.fps;
+    if !(1.0..=120.0).contains(&fps) {
+        bail!("--fps must be between 1 and 120");
+    }
+    let keyint = args.keyint.unwrap_or((fps * 2.0).round() as u32).max(1);
+    let main = StreamConfig {
+        width: args.size.0,
+        height: args.size.1,
+        fps,
+        bitrate_bps: args.bitrate,
+        keyint,
+    };
+    let sub = args.sub_size.0.map(|(width, height)| StreamConfig {
+        width,
+        height,
+        fps,
+        bitrate_bps: args.sub_bitrate,
+        keyint,
+    });
+
+    let store = UserStore::open(&args.data)
+        .with_context(|| format!("opening the user store in {}", args.data.display()))?;
+    if store.is_empty()? {
+        eprintln!(
+            "vigil: no user exists yet, so every request will be refused (401).\n\
+             vigil: create one with:  vigil user add NAME --data {}",
+            args.data.display()
+        );
+    }
+    let auth = Arc::new(Authenticator::new(store));
+
+    let main_hub = Hub::new("main", HUB_CAPACITY);
+    let sub_hub = sub.map(|_| Hub::new("sub", HUB_CAPACITY));
+    let cfg = CameraConfig {
+        source: args.source.clone(),
+        main,
+        sub,
+    };
+    let mut camera = tokio::task::spawn_blocking({
+        let (m, s) = (main_hub.clone(), sub_hub.clone());
+        move || Camera::start(cfg, m, s)
+    })
+    .await
+    .context("camera start task")?
+    .with_context(|| format!("starting source {}", args.source))?;
+    tracing::info!(source = %args.source, "camera started");
+
+    let mut mounts = HashMap::new();
+    mounts.insert("main".to_owned(), main_hub.clone());
+    if let Some(h) = &sub_hub {
+        mounts.insert("sub".to_owned(), h.clone());
+    }
+
+    let needs_tls = args.rtsps.0.is_some() || args.http.0.is_some();
+    let tls = if !needs_tls {
+        None
+    } else if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
+        Some(tls::load_files(c, k)?)
+    } else {
+        let host = hostname();
+        Some(tls::load_or_create(&args.data, &host.into_iter().collect::<Vec<_>>())?)
+    };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let rtsp_auth: Arc<dyn RtspAuth> = Arc::new(RtspAuthenticator(auth.clone()));
+
+    if let Some(addr) = args.rtsp.0 {
+        let listener = bind(addr, "RTSP").await?;
+        announce(&format!("listening rtsp {}", listener.local_addr()?));
+        let server = RtspServer::new(mounts.clone(), rtsp_auth.clone());
+        tasks.spawn(server.serve(listener, shutdown_rx.clone()));
+    }
+    if let (Some(addr), Some(tls)) = (args.rtsps.0, &tls) {
+        let listener = bind(addr, "RTSPS").await?;
+        announce(&format!("listening rtsps {}", listener.local_addr()?));
+        // RTSP clients offer no ALPN (or "rtsp"); the HTTP one would make them fail.
+        let mut cfg = (*tls.server_config).clone();
+        cfg.alpn_protocols.clear();
+        let server = RtspServer::new(mounts.clone(), rtsp_auth.clone()).with_tls(Arc::new(cfg));
+        tasks.spawn(server.serve(listener, shutdown_rx.clone()));
+    }
+    if let (Some(addr), Some(tls)) = (args.http.0, &tls) {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
+        announce(&format!("listening https {}", listener.local_addr()?));
+        let hubs: HashMap<String, Hub> = mounts.clone();
+        let snapshot: http::SnapshotFn = Arc::new(move |stream: &str| {
+            let hub = hubs.get(stream).ok_or_else(|| format!("no stream {stream:?}"))?;
+            let gop = hub.gop();
+            if gop.is_empty() {
+                return Err("no picture yet".to_owned());
+            }
+            vigil_camera::snapshot_jpeg(&gop, 85).map_err(|e| e.to_string())
+        });
+        let mut rx = shutdown_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let fut = http::serve_snapshots(listener, tls.server_config.clone(), auth.clone(), snapshot, shutdown);
+        tasks.spawn(async move { fut.await.map_err(std::io::Error::other) });
+    }
+    if let Some(tls) = &tls {
+        announce(&format!("tls-fingerprint sha256 {}", tls.fingerprint_sha256));
+        if tls.created {
+            eprintln!("vigil: made a self-signed TLS certificate; check its fingerprint when your client asks");
+        }
+    }
+
+    let stopped_by = tokio::select! {
+        s = shutdown_signal() => s,
+        Some(r) = tasks.join_next() => {
+            match r {
+                Ok(Ok(())) => "a server ended".to_owned(),
+                Ok(Err(e)) => return Err(anyhow::anyhow!(e).context("server failed")),
+                Err(e) => return Err(anyhow::anyhow!(e).context("server task failed")),
+            }
+        }
+    };
+    tracing::info!("shutting down ({stopped_by})");
+    let _ = shutdown_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tokio::task::spawn_blocking(move || camera.stop()).await.ok();
+    Ok(())
+}
+
+async fn shutdown_signal() -> String {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return tokio::signal::ctrl_c().await.map(|_| "SIGINT".to_owned()).unwrap_or_default(),
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT".to_owned(),
+        _ = term.recv() => "SIGTERM".to_owned(),
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_bitrates_parse_with_clear_errors() {
+        assert_eq!(parse_size("1280x720"), Ok((1280, 720)));
+        assert!(parse_size("1281x720").is_err());
+        assert!(parse_size("0x0").is_err());
+        assert!(parse_size("big").is_err());
+        assert_eq!(parse_bitrate("4M"), Ok(4_000_000));
+        assert_eq!(parse_bitrate("500k"), Ok(500_000));
+        assert_eq!(parse_bitrate("1500000"), Ok(1_500_000));
+        assert!(parse_bitrate("1").is_err());
+        assert!("off".parse::<Listen>().unwrap().0.is_none());
+        assert!("127.0.0.1:0".parse::<Listen>().unwrap().0.is_some());
+        assert!("nope".parse::<Listen>().is_err());
+    }
+}
