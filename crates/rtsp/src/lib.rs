@@ -137,3 +137,31 @@ impl Default for ServerOptions {
 
 /// Mount table: path segment (`main`, `sub`) to the stream's hub.
 pub type Mounts = HashMap<String, vigil_hub::Hub>;
+
+/// The real authenticator: Digest (SHA-256, MD5) always, Basic only over TLS, with its
+/// login throttle.
+impl RtspAuth for vigil_auth::Authenticator {
+    fn check(&self, q: &AuthQuery<'_>) -> AuthVerdict {
+        let decision = vigil_auth::Authenticator::check(
+            self,
+            &vigil_auth::AuthRequest {
+                method: q.method,
+                uri: q.uri,
+                authorization: q.authorization,
+                peer: q.peer,
+                secure: q.secure,
+                now: q.now,
+            },
+        );
+        match decision {
+            // Every role may watch live video; per-camera authorization can map `role` here.
+            vigil_auth::AuthDecision::Allowed { user, .. } => AuthVerdict::Allowed { user },
+            vigil_auth::AuthDecision::Denied { challenges, delay } => {
+                AuthVerdict::Denied { challenges, delay }
+            }
+            vigil_auth::AuthDecision::NoUsers { challenges, hint } => {
+                AuthVerdict::NoUsers { challenges, hint }
+            }
+        }
+    }
+}

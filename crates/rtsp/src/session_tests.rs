@@ -86,7 +86,10 @@ fn send(conn: &mut ConnState, env: &mut FakeEnv, text: &str) -> Reply {
 }
 
 fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
-    r.response.headers.get(name).unwrap_or_else(|| panic!("no {name} in {:?}", r.response))
+    r.response
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", r.response))
 }
 
 fn setup_tcp(conn: &mut ConnState, env: &mut FakeEnv) -> String {
@@ -102,7 +105,11 @@ fn setup_tcp(conn: &mut ConnState, env: &mut FakeEnv) -> String {
 #[test]
 fn options_needs_no_credentials_and_lists_methods() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
-    let r = send(&mut c, &mut env, "OPTIONS rtsp://cam/main RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let r = send(
+        &mut c,
+        &mut env,
+        "OPTIONS rtsp://cam/main RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+    );
     assert_eq!(r.response.status, 200);
     assert_eq!(header(&r, "Public"), PUBLIC);
     assert_eq!(env.auth_calls, 0);
@@ -111,7 +118,14 @@ fn options_needs_no_credentials_and_lists_methods() {
 #[test]
 fn every_other_method_without_credentials_is_401_with_delay() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
-    for m in ["DESCRIBE", "SETUP", "PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER"] {
+    for m in [
+        "DESCRIBE",
+        "SETUP",
+        "PLAY",
+        "PAUSE",
+        "TEARDOWN",
+        "GET_PARAMETER",
+    ] {
         let r = send(
             &mut c,
             &mut env,
@@ -123,7 +137,11 @@ fn every_other_method_without_credentials_is_401_with_delay() {
         assert_eq!(r.effect, Effect::None);
     }
     // Unknown paths also answer 401 first: no probing of mounts without credentials.
-    let r = send(&mut c, &mut env, "DESCRIBE rtsp://cam/secret RTSP/1.0\r\nCSeq: 2\r\n\r\n");
+    let r = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE rtsp://cam/secret RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+    );
     assert_eq!(r.response.status, 401);
 }
 
@@ -131,7 +149,11 @@ fn every_other_method_without_credentials_is_401_with_delay() {
 fn session_id_alone_is_not_trusted() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
     let id = setup_tcp(&mut c, &mut env);
-    let r = send(&mut c, &mut env, &format!("PLAY rtsp://cam/main/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n"));
+    let r = send(
+        &mut c,
+        &mut env,
+        &format!("PLAY rtsp://cam/main/ RTSP/1.0\r\nCSeq: 4\r\nSession: {id}\r\n\r\n"),
+    );
     assert_eq!(r.response.status, 401);
     assert_eq!(c.session(&id).unwrap().state, State::Ready);
 }
@@ -140,8 +162,16 @@ fn session_id_alone_is_not_trusted() {
 fn no_users_hint_is_logged_once_per_connection() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
     env.no_users = true;
-    let a = send(&mut c, &mut env, "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\n\r\n");
-    let b = send(&mut c, &mut env, "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 3\r\n\r\n");
+    let a = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+    );
+    let b = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 3\r\n\r\n",
+    );
     assert_eq!((a.response.status, b.response.status), (401, 401));
     assert_eq!(a.log_hint.as_deref(), Some("create a user"));
     assert_eq!(b.log_hint, None);
@@ -162,10 +192,18 @@ fn describe_returns_sdp_with_content_base() {
     assert!(sdp.contains("a=control:trackID=0"), "{sdp}");
     assert!(sdp.contains("H264/90000"), "{sdp}");
 
-    let r = send(&mut c, &mut env, "DESCRIBE /nope RTSP/1.0\r\nCSeq: 3\r\nAuthorization: ok:ann\r\n\r\n");
+    let r = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE /nope RTSP/1.0\r\nCSeq: 3\r\nAuthorization: ok:ann\r\n\r\n",
+    );
     assert_eq!(r.response.status, 404);
     env.params = None;
-    let r = send(&mut c, &mut env, "DESCRIBE /main RTSP/1.0\r\nCSeq: 4\r\nAuthorization: ok:ann\r\n\r\n");
+    let r = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE /main RTSP/1.0\r\nCSeq: 4\r\nAuthorization: ok:ann\r\n\r\n",
+    );
     assert_eq!(r.response.status, 503);
 }
 
@@ -194,12 +232,24 @@ fn full_tcp_lifecycle() {
     );
     assert_eq!(r.response.status, 455);
 
-    let r = send(&mut c, &mut env, &format!("PAUSE /main RTSP/1.0\r\nCSeq: 7\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"));
+    let r = send(
+        &mut c,
+        &mut env,
+        &format!(
+            "PAUSE /main RTSP/1.0\r\nCSeq: 7\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"
+        ),
+    );
     assert_eq!(r.effect, Effect::Pause(id.clone()));
     let r = send(&mut c, &mut env, &play);
     assert_eq!(r.effect, Effect::Play(id.clone()));
 
-    let r = send(&mut c, &mut env, &format!("TEARDOWN /main RTSP/1.0\r\nCSeq: 8\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"));
+    let r = send(
+        &mut c,
+        &mut env,
+        &format!(
+            "TEARDOWN /main RTSP/1.0\r\nCSeq: 8\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"
+        ),
+    );
     assert_eq!(r.effect, Effect::Teardown(id.clone()));
     let r = send(&mut c, &mut env, &play);
     assert_eq!(r.response.status, 454);
@@ -212,7 +262,10 @@ fn udp_setup_binds_ports_and_is_refused_over_tls() {
     let r = send(&mut c, &mut env, setup);
     assert_eq!(r.response.status, 200);
     let t = header(&r, "Transport");
-    assert!(t.contains("client_port=50000-50001;server_port=6970-6971;ssrc="), "{t}");
+    assert!(
+        t.contains("client_port=50000-50001;server_port=6970-6971;ssrc="),
+        "{t}"
+    );
     assert_eq!(env.udp_binds, 1);
 
     let (mut c, mut env) = (ConnState::new(true), FakeEnv::new());
@@ -225,10 +278,19 @@ fn bad_requests_get_the_right_codes() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
     let auth = "Authorization: ok:ann\r\n";
     let cases = [
-        ("SETUP /main/trackID=0 RTSP/1.0\r\nTransport: RTP/AVP;multicast\r\n", 461),
+        (
+            "SETUP /main/trackID=0 RTSP/1.0\r\nTransport: RTP/AVP;multicast\r\n",
+            461,
+        ),
         ("SETUP /main/trackID=0 RTSP/1.0\r\n", 400),
-        ("SETUP /main/trackID=7 RTSP/1.0\r\nTransport: RTP/AVP/TCP;unicast\r\n", 404),
-        ("SETUP /main RTSP/1.0\r\nSession: DEAD\r\nTransport: RTP/AVP/TCP;unicast\r\n", 454),
+        (
+            "SETUP /main/trackID=7 RTSP/1.0\r\nTransport: RTP/AVP/TCP;unicast\r\n",
+            404,
+        ),
+        (
+            "SETUP /main RTSP/1.0\r\nSession: DEAD\r\nTransport: RTP/AVP/TCP;unicast\r\n",
+            454,
+        ),
         ("PLAY /main RTSP/1.0\r\n", 454),
         ("PLAY /main RTSP/1.0\r\nSession: DEAD\r\n", 454),
         ("RECORD /main RTSP/1.0\r\n", 501),
@@ -251,9 +313,19 @@ fn idle_sessions_expire_but_playing_tcp_lives_with_connection() {
         &mut env,
         "SETUP /main/trackID=0 RTSP/1.0\r\nCSeq: 3\r\nAuthorization: ok:ann\r\nTransport: RTP/AVP;unicast;client_port=50000-50001\r\n\r\n",
     );
-    let udp = header(&udp, "Session").split(';').next().unwrap().to_owned();
+    let udp = header(&udp, "Session")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     for id in [&tcp, &udp] {
-        send(&mut c, &mut env, &format!("PLAY /main RTSP/1.0\r\nCSeq: 4\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"));
+        send(
+            &mut c,
+            &mut env,
+            &format!(
+                "PLAY /main RTSP/1.0\r\nCSeq: 4\r\nAuthorization: ok:ann\r\nSession: {id}\r\n\r\n"
+            ),
+        );
     }
     let t0 = env.now;
     assert_eq!(c.expire(t0 + Duration::from_secs(59)), Vec::<String>::new());

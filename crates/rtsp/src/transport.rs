@@ -50,7 +50,6 @@ fn parse_spec(spec: &str) -> Option<RequestedTransport> {
         "RTP/AVP/TCP" => true,
         _ => return None,
     };
-    let mut unicast = false;
     let mut interleaved = None;
     let mut client_port = None;
     for p in params {
@@ -58,22 +57,17 @@ fn parse_spec(spec: &str) -> Option<RequestedTransport> {
             .split_once('=')
             .map_or((p, None), |(n, v)| (n.trim(), Some(v.trim())));
         match (name.to_ascii_lowercase().as_str(), value) {
-            ("unicast", None) => unicast = true,
             ("multicast", _) => return None,
             ("interleaved", Some(v)) => interleaved = Some(range::<u8>(v)?),
             ("client_port", Some(v)) => client_port = Some(range::<u16>(v)?),
-            ("mode", Some(v)) => {
-                if !v.trim_matches('"').eq_ignore_ascii_case("PLAY") {
-                    return None;
-                }
-            }
+            // Only PLAY is served; RECORD (a client pushing media) is not.
+            ("mode", Some(v)) if !v.trim_matches('"').eq_ignore_ascii_case("PLAY") => return None,
             // ssrc, ttl, layers, destination, source, append…: not needed to serve PLAY.
             _ => {}
         }
     }
     // RFC 2326 §12.39: multicast is the default, but every client in practice says unicast;
-    // accept a spec without either as unicast (as live555 does) rather than refuse it.
-    let _ = unicast;
+    // a spec without either is served as unicast (as live555 does) rather than refused.
     if tcp {
         return Some(RequestedTransport::Tcp { interleaved });
     }
