@@ -142,6 +142,9 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
+    # The default listen backlog is 5: a hundred clients connecting at once would see handshakes
+    # dropped and retried for seconds. Vigil (tokio) listens with a backlog of 1024.
+    server.set_backlog(1024)
 
     if args.file:
         units, fps = load_access_units(args.file)

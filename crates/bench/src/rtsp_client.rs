@@ -20,6 +20,8 @@ use crate::BenchError;
 
 /// Largest RTSP message head or body we accept; the bench talks only to local test servers.
 const MAX_MESSAGE: usize = 64 * 1024;
+/// How long a request may wait for its response.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A user name and password for Digest authentication.
 #[derive(Debug, Clone)]
@@ -330,17 +332,26 @@ impl Conn {
                 .write_all(req.as_bytes())
                 .await
                 .map_err(BenchError::io("writing request"))?;
-            let resp = loop {
-                match read_item(&mut self.rd, &mut self.buf).await? {
-                    None => {
-                        return Err(BenchError::Rtsp(format!(
-                            "connection closed during {method}"
-                        )))
+            let read = async {
+                loop {
+                    match read_item(&mut self.rd, &mut self.buf).await? {
+                        None => {
+                            return Err(BenchError::Rtsp(format!(
+                                "connection closed during {method}"
+                            )))
+                        }
+                        Some(Item::Frame(..)) => continue,
+                        Some(Item::Response(r)) => return Ok(r),
                     }
-                    Some(Item::Frame(..)) => continue,
-                    Some(Item::Response(r)) => break r,
                 }
             };
+            let resp = tokio::time::timeout(RESPONSE_TIMEOUT, read)
+                .await
+                .map_err(|_| {
+                    BenchError::Rtsp(format!(
+                        "no response to {method} within {RESPONSE_TIMEOUT:?}"
+                    ))
+                })??;
             if resp.status == 401 && self.auth.challenge.is_none() {
                 let challenges: Vec<Challenge> = resp
                     .headers
