@@ -380,7 +380,8 @@ async fn on_event<S: AsyncWrite + Unpin>(
             let Some(m) = media.get_mut(&session) else {
                 return Ok(());
             };
-            send_au(&au, transport, m, stream, ctx, out).await
+            let coalesce = state.secure;
+            send_au(&au, transport, m, stream, ctx, out, coalesce).await
         }
     }
 }
@@ -402,6 +403,7 @@ async fn send_au<S: AsyncWrite + Unpin>(
     stream: &mut S,
     ctx: &ConnCtx,
     out: &mut Vec<u8>,
+    coalesce: bool,
 ) -> Result<(), String> {
     let ts = m.ts_offset.wrapping_add(au.pts as u32);
     let params = au.params.clone();
@@ -447,6 +449,23 @@ async fn send_au<S: AsyncWrite + Unpin>(
     );
     m.last_pair = Some((au.capture_us, ts));
     match transport {
+        SessionTransport::Tcp { channels } if coalesce => {
+            // TLS: one buffer, so the access unit becomes few full-size TLS records rather
+            // than a record per 16-byte header.
+            let mut flat = Vec::with_capacity(au.data.len() + packets.len() * 18 + 64);
+            for (h, p) in &packets {
+                flat.extend_from_slice(out.get(h.clone()).unwrap_or_default());
+                flat.extend_from_slice(p);
+            }
+            if m.sr_due {
+                let sr = sender_report(m);
+                flat.push(b'$');
+                flat.push(channels.1);
+                flat.extend_from_slice(&(sr.len() as u16).to_be_bytes());
+                flat.extend_from_slice(&sr);
+            }
+            write_all(stream, &flat, ctx.options.write_timeout).await?;
+        }
         SessionTransport::Tcp { channels } => {
             let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(packets.len() * 2);
             for (h, p) in &packets {

@@ -88,6 +88,13 @@ pub struct Session {
     pub last_seen: Instant,
 }
 
+impl Session {
+    /// Whether the session times out when idle: all but a playing TCP-interleaved one.
+    fn can_expire(&self) -> bool {
+        !(self.state == State::Playing && matches!(self.transport, SessionTransport::Tcp { .. }))
+    }
+}
+
 /// What the edge must do after sending the reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -220,9 +227,7 @@ impl ConnState {
             .sessions
             .values()
             .filter(|s| {
-                let tcp_playing = s.state == State::Playing
-                    && matches!(s.transport, SessionTransport::Tcp { .. });
-                !tcp_playing && now.saturating_duration_since(s.last_seen) >= SESSION_TIMEOUT
+                s.can_expire() && now.saturating_duration_since(s.last_seen) >= SESSION_TIMEOUT
             })
             .map(|s| s.id.clone())
             .collect();
@@ -236,6 +241,7 @@ impl ConnState {
     pub fn next_expiry(&self) -> Option<Instant> {
         self.sessions
             .values()
+            .filter(|s| s.can_expire())
             .map(|s| s.last_seen + SESSION_TIMEOUT)
             .min()
     }

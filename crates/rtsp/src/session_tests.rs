@@ -332,8 +332,11 @@ fn idle_sessions_expire_but_playing_tcp_lives_with_connection() {
     // RTCP from the UDP client keeps it alive.
     c.touch(&udp, t0 + Duration::from_secs(50));
     assert!(c.expire(t0 + Duration::from_secs(61)).is_empty());
+    assert_eq!(c.next_expiry(), Some(t0 + Duration::from_secs(110)));
     assert_eq!(c.expire(t0 + Duration::from_secs(111)), vec![udp.clone()]);
     assert!(c.session(&tcp).is_some());
+    // Only the playing TCP session is left: nothing to wake up for.
+    assert_eq!(c.next_expiry(), None);
 }
 
 #[test]
