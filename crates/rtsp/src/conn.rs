@@ -248,7 +248,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) => break 'conn Ok(()),
                 Ok(_) => {}
-                Err(e) => break 'conn Err(format!("read: {e}")),
+                Err(e) => {
+                    // Peers often reset instead of closing (ffmpeg does): not worth a warning.
+                    tracing::debug!(%peer, error = %e, "RTSP read failed");
+                    break 'conn Ok(());
+                }
             },
             Some(ev) = rx.recv() => {
                 if let Err(e) = on_event(ev, &mut stream, &mut state, &mut media, &ctx, &mut out).await {

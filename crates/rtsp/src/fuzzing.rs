@@ -116,6 +116,13 @@ mod tests {
             };
             for e in entries {
                 let path = e.unwrap().path();
+                // Dot files (`.gitkeep`) only keep the directory in git.
+                if path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                {
+                    continue;
+                }
                 let data = std::fs::read(&path).unwrap();
                 super::rtsp_message(&data);
                 n += 1;
