@@ -1,7 +1,10 @@
 //! Fuzz entry points, shared by `fuzz/fuzz_targets/` and the corpus-replay unit tests.
 //! Not a stable API.
 
-use crate::h264::{avcc_from_nals, AvccNalIter};
+use crate::h264::{
+    annexb_to_avcc, avcc_from_nals, nal_type, parse_sps, split_annexb, AccessUnitSplitter,
+    AvccNalIter, NAL_SPS,
+};
 use crate::rtp::{parse_rtp_header, H264Depacketizer, H264Packetizer, RTP_HEADER_LEN};
 
 /// RTP timestamp step between the access units of one input (30 fps at 90 kHz).
@@ -120,6 +123,35 @@ pub fn rtp_packetizer_roundtrip(data: &[u8]) {
         }
     }
     while hostile.flush().is_some() {}
+
+    h264_framing(data);
+}
+
+/// The same bytes as an Annex B stream: framing conversions agree, the access-unit
+/// splitter loses and reorders no NAL unit, and SPS parsing of hostile bytes returns.
+fn h264_framing(data: &[u8]) {
+    let nals: Vec<&[u8]> = split_annexb(data).collect();
+    assert!(nals.iter().all(|n| !n.is_empty() && n.len() <= data.len()));
+    let avcc = annexb_to_avcc(data);
+    assert_eq!(AvccNalIter::new(&avcc).collect::<Vec<_>>(), nals);
+
+    let mut splitter = AccessUnitSplitter::new();
+    let mut aus: Vec<_> = nals.iter().filter_map(|n| splitter.push_nal(n)).collect();
+    aus.extend(splitter.flush());
+    let regrouped: Vec<&[u8]> = aus
+        .iter()
+        .flat_map(|au| au.nals.iter().map(|n| &n[..]))
+        .collect();
+    assert_eq!(regrouped, nals, "splitter lost or reordered NAL units");
+    for au in &aus {
+        assert!(!au.nals.is_empty());
+        assert_eq!(au.is_idr, au.nals.iter().any(|n| nal_type(n) == Some(5)));
+    }
+    for nal in nals.iter().filter(|n| nal_type(n) == Some(NAL_SPS)) {
+        if let Ok(info) = parse_sps(nal) {
+            assert!(info.width > 0 && info.height > 0);
+        }
+    }
 }
 
 /// Length-prefixing and iterating gives back the non-empty NAL units.
