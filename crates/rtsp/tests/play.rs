@@ -475,3 +475,51 @@ async fn slow_client_is_dropped_without_stalling_others() {
     .await;
     assert!(closed.is_ok(), "slow client was never dropped");
 }
+
+#[tokio::test]
+async fn silent_connections_time_out_and_connection_limit_holds() {
+    let options = ServerOptions {
+        first_request_timeout: Duration::from_millis(300),
+        max_connections: 1,
+        ..ServerOptions::default()
+    };
+    let fx = start(options, 3000).await;
+    let mut silent = TcpStream::connect(fx.addr).await.unwrap();
+    // While the silent one holds the only slot, a second connection is closed at once.
+    let mut second = TcpStream::connect(fx.addr).await.unwrap();
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), second.read(&mut b))
+        .await
+        .unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)), "second connection was served");
+    // The silent one is closed after the first-request timeout...
+    let n = tokio::time::timeout(Duration::from_secs(2), silent.read(&mut b))
+        .await
+        .unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)));
+    // ...which frees the slot for a real client.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut c = Client::connect(fx.addr).await;
+    let url = c.url.clone();
+    assert_eq!(c.request("OPTIONS", &url, "").await.status, 200);
+}
+
+#[tokio::test]
+async fn rtcp_bye_over_interleaved_ends_the_session() {
+    let fx = start(ServerOptions::default(), 3000).await;
+    let mut c = Client::connect(fx.addr).await;
+    c.describe().await;
+    let (_, session) = c.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
+    c.play(&session).await;
+    c.frame().await;
+    // RTCP RR + BYE (RFC 3550 §6.4.2, §6.6) on the RTCP channel.
+    let mut bye = vec![b'$', 1, 0, 16];
+    bye.extend_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 7]);
+    bye.extend_from_slice(&[0x81, 203, 0, 1, 0, 0, 0, 7]);
+    c.tcp.write_all(&bye).await.unwrap();
+    let url = format!("{}/", c.url);
+    let r = c
+        .request("GET_PARAMETER", &url, &format!("Session: {session}\r\n"))
+        .await;
+    assert_eq!(r.status, 454, "session must be gone after BYE");
+}
