@@ -209,8 +209,9 @@ async fn fifty_clients_get_every_frame_while_a_stalled_client_is_dropped() {
     let end = tokio::task::spawn_blocking(move || stalled.join().unwrap())
         .await
         .unwrap();
-    if let Err(e) = end {
-        panic!("{e}");
+    match end {
+        Ok(how) => eprintln!("stalled client dropped by the server: {how}"),
+        Err(e) => panic!("{e}"),
     }
 
     // The server is still serving after dropping the stalled client.

@@ -31,9 +31,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, dir: &'static str, log: Log) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if to.write_all(&chunk[..n]).is_err() {
-            break;
-        }
+        // Log complete messages before forwarding the bytes that complete them, so that a
+        // request is always logged before the response it causes.
         buf.extend_from_slice(&chunk[..n]);
         loop {
             if buf.first() == Some(&b'$') {
@@ -63,6 +62,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, dir: &'static str, log: Log) {
             let msg = String::from_utf8_lossy(&buf[..pos + 4 + body_len]).into_owned();
             buf.drain(..pos + 4 + body_len);
             log.lock().unwrap().push((dir, msg));
+        }
+        if to.write_all(&chunk[..n]).is_err() {
+            break;
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
@@ -97,15 +99,18 @@ fn tool_version(cmd: &str, arg: &str) -> String {
 }
 
 fn write_transcript(name: &str, header: &str, log: &Log, real_port: u16, proxy_port: u16) {
-    let mut text = format!("# {header}\n# Captured by crates/vigil/tests/transcripts.rs; ports and nonces vary per run.\n\n");
+    let mut text = format!("# {header}\n# Captured by crates/vigil/tests/transcripts.rs through a logging proxy. Line ends are\n# shown as LF (CRLF on the wire); ports rewritten to 8554; interleaved RTP/RTCP left out.\n\n");
     for (dir, msg) in log.lock().unwrap().iter() {
         text.push_str(&format!("{dir}\n"));
-        text.push_str(
-            &msg.replace(&format!(":{proxy_port}"), ":8554")
-                .replace(&format!(":{real_port}"), ":8554"),
-        );
+        let msg = msg
+            .replace("\r\n", "\n")
+            .replace(&format!(":{proxy_port}"), ":8554")
+            .replace(&format!(":{real_port}"), ":8554");
+        text.push_str(msg.trim_end());
         text.push_str("\n\n");
     }
+    text.truncate(text.trim_end().len());
+    text.push('\n');
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rtsp/testdata");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), text).unwrap();
