@@ -46,6 +46,10 @@ struct Media {
     udp: Option<UdpPair>,
     /// (capture time µs, RTP timestamp) of the last access unit sent: the SR's NTP/RTP pair.
     last_pair: Option<(i64, u32)>,
+    /// Presentation time of the last access unit sent, to keep timestamps increasing.
+    last_pts: Option<i64>,
+    /// Set after skipping an access unit: wait for a key frame so the decoder stays sound.
+    need_key: bool,
     sr_due: bool,
 }
 
@@ -153,6 +157,8 @@ impl ConnEnv<'_> {
             forwarder: None,
             udp: None,
             last_pair: None,
+            last_pts: None,
+            need_key: false,
             sr_due: true,
         })
     }
@@ -409,6 +415,18 @@ async fn send_au<S: AsyncWrite + Unpin>(
     out: &mut Vec<u8>,
     coalesce: bool,
 ) -> Result<(), String> {
+    // After PAUSE and PLAY the new subscriber starts again at the current GOP, which may
+    // repeat what was already sent: skip to the first key frame past it, so RTP timestamps
+    // never go backwards and the decoder never sees a broken reference chain.
+    if m.last_pts.is_some_and(|last| au.pts <= last) {
+        m.need_key = true;
+        return Ok(());
+    }
+    if m.need_key && !au.key {
+        return Ok(());
+    }
+    m.need_key = false;
+    m.last_pts = Some(au.pts);
     let ts = m.ts_offset.wrapping_add(au.pts as u32);
     let params = au.params.clone();
     // RFC 6184 §8.4: parameter sets in-band before each IDR so a receiver that missed the

@@ -264,6 +264,10 @@ impl ConnState {
         ) {
             return Reply::new(Response::new(501).with("Public", PUBLIC));
         }
+        if let Some(required) = req.headers.get("Require") {
+            // RFC 2326 §12.32: we implement no option extensions.
+            return Reply::new(Response::new(551).with("Unsupported", required));
+        }
         // Credentials are checked on every request; a session id alone is never trusted.
         let user = match env.authorize(method, &req.uri, req.headers.get("Authorization")) {
             AuthVerdict::Allowed { user } => user,

@@ -297,6 +297,7 @@ fn bad_requests_get_the_right_codes() {
         ("FROB /main RTSP/1.0\r\n", 501),
         ("DESCRIBE http://cam/main RTSP/1.0\r\n", 404),
         ("GET_PARAMETER * RTSP/1.0\r\n", 200),
+        ("DESCRIBE /main RTSP/1.0\r\nRequire: funky-feature\r\n", 551),
     ];
     for (head, status) in cases {
         let r = send(&mut c, &mut env, &format!("{head}CSeq: 1\r\n{auth}\r\n"));

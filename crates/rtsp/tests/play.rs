@@ -105,6 +105,8 @@ struct Client {
     cseq: u32,
     url: String,
     nonce: Option<String>,
+    /// Interleaved frames that arrived before a response.
+    skipped: Vec<(u8, Vec<u8>)>,
 }
 
 impl Client {
@@ -115,6 +117,7 @@ impl Client {
             cseq: 0,
             url: format!("rtsp://{addr}/main"),
             nonce: None,
+            skipped: Vec::new(),
         }
     }
 
@@ -157,6 +160,8 @@ impl Client {
                 if self.buf.len() < 4 + len {
                     break;
                 }
+                self.skipped
+                    .push((self.buf[1], self.buf[4..4 + len].to_vec()));
                 self.buf.drain(..4 + len);
             }
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -522,4 +527,57 @@ async fn rtcp_bye_over_interleaved_ends_the_session() {
         .request("GET_PARAMETER", &url, &format!("Session: {session}\r\n"))
         .await;
     assert_eq!(r.status, 454, "session must be gone after BYE");
+}
+
+#[tokio::test]
+async fn pause_and_resume_keep_sequence_and_timestamps_increasing() {
+    let fx = start(ServerOptions::default(), 3000).await;
+    let mut c = Client::connect(fx.addr).await;
+    c.describe().await;
+    let (_, session) = c.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
+    c.play(&session).await;
+    let mut sent = Vec::new();
+    while sent.len() < 20 {
+        let (ch, data) = c.frame().await;
+        if ch == 0 {
+            sent.push(data);
+        }
+    }
+    let url = format!("{}/", c.url);
+    let r = c
+        .request("PAUSE", &url, &format!("Session: {session}\r\n"))
+        .await;
+    assert_eq!(r.status, 200);
+    sent.extend(
+        c.skipped
+            .drain(..)
+            .filter(|(ch, _)| *ch == 0)
+            .map(|(_, d)| d),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = c.play(&session).await;
+    sent.extend(
+        c.skipped
+            .drain(..)
+            .filter(|(ch, _)| *ch == 0)
+            .map(|(_, d)| d),
+    );
+    let last = sent.last().unwrap();
+    let last_seq = u16::from_be_bytes([last[2], last[3]]);
+    let last_ts = u32::from_be_bytes([last[4], last[5], last[6], last[7]]);
+    assert_eq!(rtp_info_seq(&r), last_seq.wrapping_add(1));
+    let mut after = Vec::new();
+    while after.len() < 20 {
+        let (ch, data) = c.frame().await;
+        if ch == 0 {
+            after.push(data);
+        }
+    }
+    // Resumes on a key frame, right after the last packet, later in time.
+    check_rtp(&after, last_seq.wrapping_add(1));
+    let ts = u32::from_be_bytes([after[0][4], after[0][5], after[0][6], after[0][7]]);
+    assert!(
+        (ts.wrapping_sub(last_ts) as i32) > 0,
+        "timestamp went backwards"
+    );
 }
