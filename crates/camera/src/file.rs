@@ -20,10 +20,7 @@ use bytes::Bytes;
 use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use crate::clock::{now_us, sleep_until};
-use crate::nal::{
-    first_mb_is_zero, nal_type, parse_sps, push_avcc, split_annexb, NAL_AUD, NAL_IDR, NAL_PPS,
-    NAL_SEI, NAL_SLICE, NAL_SPS,
-};
+use crate::nal::{nal_type, parse_sps, push_avcc, AccessUnitSplitter, NAL_AUD, NAL_PPS, NAL_SPS};
 use crate::CameraError;
 
 /// Largest file we load (the whole file is held in memory while it plays).
@@ -86,13 +83,17 @@ impl FileSource {
                 "default fps {default_fps}"
             )));
         }
-        let pictures = group_access_units(data);
+        // H.264 §7.4.1.2.3 access-unit boundaries.
+        let mut splitter = AccessUnitSplitter::new();
+        let mut pictures = splitter.push_annexb(data);
+        pictures.extend(splitter.flush());
         let mut units = Vec::with_capacity(pictures.len());
         let (mut sps, mut pps): (Option<&[u8]>, Option<&[u8]>) = (None, None);
         let mut params: Option<Arc<StreamParams>> = None;
         let mut fps = None;
-        for nals in &pictures {
-            for nal in nals {
+        for picture in pictures.iter().filter(|p| p.has_picture()) {
+            let nals: Vec<&[u8]> = picture.nals.iter().map(|n| &n[..]).collect();
+            for &nal in &nals {
                 match nal_type(nal) {
                     Some(NAL_SPS) => sps = Some(nal),
                     Some(NAL_PPS) => pps = Some(nal),
@@ -117,7 +118,7 @@ impl FileSource {
                     fps: Some(info.fps.unwrap_or(default_fps)),
                 }));
             }
-            let key = nals.iter().any(|n| nal_type(n) == Some(NAL_IDR));
+            let key = picture.is_idr;
             let Some(params) = &params else { continue };
             // Playback must start on a key frame: drop what comes before the first one.
             if units.is_empty() && !key {
@@ -242,32 +243,6 @@ fn invalid(path: &Path, reason: String) -> CameraError {
     }
 }
 
-/// Groups an Annex B stream's NAL units into access units (H.264 §7.4.1.2.3): a new one
-/// begins at an access unit delimiter, SPS, PPS or SEI after a picture's slices, or at a
-/// slice whose `first_mb_in_slice` is 0.
-fn group_access_units(data: &[u8]) -> Vec<Vec<&[u8]>> {
-    let mut out: Vec<Vec<&[u8]>> = Vec::new();
-    let mut cur: Vec<&[u8]> = Vec::new();
-    let mut has_vcl = false;
-    for nal in split_annexb(data) {
-        let t = nal_type(nal);
-        let vcl = matches!(t, Some(NAL_SLICE..=NAL_IDR));
-        let boundary = has_vcl
-            && (matches!(t, Some(NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI))
-                || (vcl && first_mb_is_zero(nal)));
-        if boundary {
-            out.push(std::mem::take(&mut cur));
-            has_vcl = false;
-        }
-        has_vcl |= vcl;
-        cur.push(nal);
-    }
-    if has_vcl {
-        out.push(cur);
-    }
-    out
-}
-
 /// MP4: the first `avc1` track, its `avcC` parameter sets (ISO/IEC 14496-15 §5.3.3.1)
 /// and its samples, re-framed from the file's NAL length size to 4 bytes.
 fn parse_mp4(data: &[u8]) -> Result<(Vec<Unit>, i64), String> {
@@ -378,18 +353,6 @@ mod tests {
         );
         assert_eq!(reframe(&[0, 3, 0x65, 1], 2), None);
         assert_eq!(reframe(&[], 4), None);
-    }
-
-    #[test]
-    fn groups_slices_into_pictures() {
-        // SPS PPS IDR(first_mb=0) IDR(first_mb≠0) | P(first_mb=0) | AUD P
-        let data = [
-            0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x65, 0x40, 0, 0,
-            1, 0x41, 0x9a, 0, 0, 1, 0x09, 0x10, 0, 0, 1, 0x41, 0x9a,
-        ];
-        let aus = group_access_units(&data);
-        let counts: Vec<usize> = aus.iter().map(Vec::len).collect();
-        assert_eq!(counts, vec![4, 1, 2]);
     }
 
     #[test]
