@@ -31,7 +31,12 @@ pub(crate) struct ConnCtx {
 /// Inputs that reach the connection task from its helper tasks.
 pub(crate) enum Event {
     /// An access unit for a playing session.
-    Au { session: String, au: AccessUnit },
+    Au {
+        session: String,
+        /// Which PLAY's forwarder sent it ([`Media::generation`]).
+        generation: u64,
+        au: AccessUnit,
+    },
     /// The session's stream ended (source gone).
     Ended { session: String },
     /// An RTCP packet (or NAT keep-alive) arrived over UDP for a session.
@@ -46,10 +51,12 @@ struct Media {
     udp: Option<UdpPair>,
     /// (capture time µs, RTP timestamp) of the last access unit sent: the SR's NTP/RTP pair.
     last_pair: Option<(i64, u32)>,
-    /// Presentation time of the last access unit sent, to keep timestamps increasing.
+    /// Presentation time of the last access unit sent.
     last_pts: Option<i64>,
-    /// Set after skipping an access unit: wait for a key frame so the decoder stays sound.
-    need_key: bool,
+    /// Bumped at each PLAY; frames queued by an earlier PLAY's forwarder are dropped.
+    generation: u64,
+    /// After PAUSE: resume only at a key frame later than this presentation time.
+    resume_after: Option<i64>,
     sr_due: bool,
 }
 
@@ -158,7 +165,8 @@ impl ConnEnv<'_> {
             udp: None,
             last_pair: None,
             last_pts: None,
-            need_key: false,
+            resume_after: None,
+            generation: 0,
             sr_due: true,
         })
     }
@@ -325,11 +333,14 @@ fn apply(
             let tx = tx.clone();
             let session = id.clone();
             m.sr_due = true;
+            m.generation += 1;
+            let generation = m.generation;
             m.forwarder = Some(tokio::spawn(async move {
                 loop {
                     let ev = match sub.recv().await {
                         Ok(au) => Event::Au {
                             session: session.clone(),
+                            generation,
                             au,
                         },
                         Err(_) => Event::Ended {
@@ -345,8 +356,11 @@ fn apply(
             tracing::info!(peer = %ctx.peer, session = %id, user = %s.user, mount = %s.mount, "RTSP PLAY");
         }
         Effect::Pause(id) => {
-            if let Some(f) = media.get_mut(id).and_then(|m| m.forwarder.take()) {
-                f.abort();
+            if let Some(m) = media.get_mut(id) {
+                if let Some(f) = m.forwarder.take() {
+                    f.abort();
+                }
+                m.resume_after = m.last_pts;
             }
         }
         Effect::Teardown(id) => {
@@ -379,7 +393,11 @@ async fn on_event<S: AsyncWrite + Unpin>(
             media.remove(&session);
             Ok(())
         }
-        Event::Au { session, au } => {
+        Event::Au {
+            session,
+            generation,
+            au,
+        } => {
             let Some(s) = state
                 .session(&session)
                 .filter(|s| s.state == State::Playing)
@@ -387,7 +405,10 @@ async fn on_event<S: AsyncWrite + Unpin>(
                 return Ok(()); // Paused or gone: a stale frame from an aborted forwarder.
             };
             let transport = s.transport;
-            let Some(m) = media.get_mut(&session) else {
+            let Some(m) = media
+                .get_mut(&session)
+                .filter(|m| m.generation == generation)
+            else {
                 return Ok(());
             };
             let coalesce = state.secure;
@@ -418,14 +439,13 @@ async fn send_au<S: AsyncWrite + Unpin>(
     // After PAUSE and PLAY the new subscriber starts again at the current GOP, which may
     // repeat what was already sent: skip to the first key frame past it, so RTP timestamps
     // never go backwards and the decoder never sees a broken reference chain.
-    if m.last_pts.is_some_and(|last| au.pts <= last) {
-        m.need_key = true;
-        return Ok(());
+    // (Only then: in decode order B-frames have non-increasing presentation times.)
+    if let Some(after) = m.resume_after {
+        if !(au.key && au.pts > after) {
+            return Ok(());
+        }
+        m.resume_after = None;
     }
-    if m.need_key && !au.key {
-        return Ok(());
-    }
-    m.need_key = false;
     m.last_pts = Some(au.pts);
     let ts = m.ts_offset.wrapping_add(au.pts as u32);
     let params = au.params.clone();

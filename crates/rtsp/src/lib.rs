@@ -24,6 +24,30 @@
 //! skips it to the next key frame) and, past the write timeout, is dropped. Nothing a
 //! client does can stall another client or grow memory without bound.
 //!
+//! # Use
+//!
+//! ```no_run
+//! # async fn demo(hub: vigil_hub::Hub, auth: std::sync::Arc<vigil_auth::Authenticator>) -> std::io::Result<()> {
+//! use std::collections::HashMap;
+//! let mounts = HashMap::from([("main".to_owned(), hub)]); // rtsp://host:port/main
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8554").await?;
+//! let (stop, stop_rx) = tokio::sync::watch::channel(false); // stop.send(true) to shut down
+//! vigil_rtsp::RtspServer::new(mounts, auth) // + .with_tls(rustls config) for RTSPS
+//!     .with_options(vigil_rtsp::ServerOptions::default())
+//!     .serve(listener, stop_rx)
+//!     .await
+//! # }
+//! ```
+//!
+//! URLs: `rtsp://any-host:port/<mount>` (aggregate) and `.../<mount>/trackID=0` (the video
+//! track, `a=control:trackID=0` in the SDP). Transports: `RTP/AVP/TCP;interleaved` and
+//! `RTP/AVP[/UDP];client_port` unicast; multicast and RECORD get 461.
+//!
+//! Sessions belong to the connection that created them (every client in practice keeps
+//! its RTSP connection open while playing); closing the connection ends them. A session
+//! with no request and, over UDP, no RTCP for 60 s ends; a playing TCP-interleaved session
+//! lives as long as its connection.
+//!
 //! # Security
 //!
 //! Every method but OPTIONS is authenticated on every request through [`RtspAuth`]
