@@ -141,10 +141,12 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     let pid = server.pid();
     let before = procstat::sample(pid)?;
+    let me_before = procstat::sample(std::process::id())?;
     let bytes_before: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.window)).await;
     let after = procstat::sample(pid)?;
+    let me_after = procstat::sample(std::process::id())?;
     let window_s = t0.elapsed().as_secs_f64();
     let mbps: Vec<f64> = counters
         .iter()
@@ -157,6 +159,11 @@ async fn measure(
     for t in tasks {
         let _ = t.await;
     }
+    // The clients' own cost, to show they were not the bottleneck.
+    eprintln!(
+        "  ({n} clients in the bench process used {:.1}% CPU)",
+        (me_after.cpu_s - me_before.cpu_s) / window_s * 100.0
+    );
     Ok(Round {
         clients: n,
         playing,
@@ -174,12 +181,19 @@ async fn run_rounds(
     args: &Args,
 ) -> anyhow::Result<Vec<Round>> {
     let mut rounds = Vec::new();
+    // Baseline with no client: Vigil's file source keeps running; GStreamer's shared media is only
+    // built for the first client.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle0 = procstat::sample(server.pid())?;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = procstat::sample(server.pid())?;
     eprintln!(
-        "{}: pid {}, listening {}, idle RSS {:.1} MB",
+        "{}: pid {}, listening {}, no clients: CPU {:.1}%, RSS {:.1} MB",
         server.name,
         server.pid(),
         server.rtsp_addr,
+        (idle.cpu_s - idle0.cpu_s) / t0.elapsed().as_secs_f64() * 100.0,
         idle.rss_bytes as f64 / 1048576.0
     );
     for &n in &args.clients {
@@ -243,6 +257,7 @@ fn print_table(file: &std::path::Path, args: &Args, v: &[Round], g: &[Round]) {
         println!("{n:>4} | {} | {} | {ratio}", cell(vr), cell(gr));
     }
     println!("(ms/cl·s = server CPU ms per client-second; Mb/s min = slowest client's RTP rate; !k = only k clients played)");
+    println!("gst/vigil = GStreamer's server CPU over Vigil's in the same window (goal: >= 2)");
 }
 
 #[tokio::main(flavor = "current_thread")]

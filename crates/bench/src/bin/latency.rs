@@ -180,7 +180,16 @@ fn ffmpeg_client(url_with_creds: &str, w: u32, h: u32, args: &Args) -> anyhow::R
             "-i",
             url_with_creds,
         ])
-        .args(["-an", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"])
+        .args([
+            "-an",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "pipe:1",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
