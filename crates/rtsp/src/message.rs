@@ -278,6 +278,12 @@ fn finish(
     };
     let mut content_length: Option<usize> = None;
     for (n, v) in headers.iter() {
+        // RFC 7826 §18.20: cseq-nr = 1*9DIGIT. A malformed one gets 400, not an echo.
+        if n.eq_ignore_ascii_case("CSeq")
+            && (v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ParseError::Malformed("bad CSeq"));
+        }
         if n.eq_ignore_ascii_case("Content-Length") {
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ParseError::Malformed("bad Content-Length"));

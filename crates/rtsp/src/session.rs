@@ -258,12 +258,6 @@ impl ConnState {
             }
             return r;
         }
-        if !matches!(
-            method,
-            "DESCRIBE" | "SETUP" | "PLAY" | "PAUSE" | "TEARDOWN" | "GET_PARAMETER"
-        ) {
-            return Reply::new(Response::new(501).with("Public", PUBLIC));
-        }
         if let Some(required) = req.headers.get("Require") {
             // RFC 2326 §12.32: we implement no option extensions.
             return Reply::new(Response::new(551).with("Unsupported", required));
@@ -285,6 +279,14 @@ impl ConnState {
                 return r;
             }
         };
+        // Only after authentication: without credentials every method but OPTIONS is a 401,
+        // so an unauthenticated walk of the methods learns nothing (docs/security.md).
+        if !matches!(
+            method,
+            "DESCRIBE" | "SETUP" | "PLAY" | "PAUSE" | "TEARDOWN" | "GET_PARAMETER"
+        ) {
+            return Reply::new(Response::new(501).with("Public", PUBLIC));
+        }
         let target = target(&req.uri);
         match method {
             "DESCRIBE" => Reply::new(self.describe(req, &target, env)),

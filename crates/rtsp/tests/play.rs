@@ -111,8 +111,20 @@ struct Client {
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr) -> Self {
+        Self::with_stream(TcpStream::connect(addr).await.unwrap(), addr)
+    }
+
+    /// A client with a small receive buffer, so a client that stops reading stalls the
+    /// server's writes quickly whatever the machine's TCP autotuning.
+    async fn connect_small_window(addr: std::net::SocketAddr) -> Self {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(16 * 1024).unwrap();
+        Self::with_stream(sock.connect(addr).await.unwrap(), addr)
+    }
+
+    fn with_stream(tcp: TcpStream, addr: std::net::SocketAddr) -> Self {
         Client {
-            tcp: TcpStream::connect(addr).await.unwrap(),
+            tcp,
             buf: Vec::new(),
             cseq: 0,
             url: format!("rtsp://{addr}/main"),
@@ -448,7 +460,7 @@ async fn slow_client_is_dropped_without_stalling_others() {
     };
     let fx = start(options, 2_000_000).await;
     // The slow client plays but never reads.
-    let mut slow = Client::connect(fx.addr).await;
+    let mut slow = Client::connect_small_window(fx.addr).await;
     slow.describe().await;
     let (_, s1) = slow.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
     slow.play(&s1).await;
