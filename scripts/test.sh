@@ -86,8 +86,8 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings"
 cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings
 
-step "cargo test --workspace --features vigil/v4l2"
-cargo test --workspace --features vigil/v4l2
+step "cargo test --workspace --features vigil/v4l2 --no-fail-fast"
+cargo test --workspace --features vigil/v4l2 --no-fail-fast
 
 # To stderr, so that cargo test's own summary stays the last line of stdout (CI reads it).
 echo "==> all checks passed in $((SECONDS - start)) s" >&2
