@@ -11,10 +11,10 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use vigil_auth::{AuthDecision, AuthRequest, Authenticator, UserStore};
+use vigil_auth::{Authenticator, UserStore};
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
-use vigil_rtsp::{AuthQuery, AuthVerdict, RtspAuth, RtspServer};
+use vigil_rtsp::{RtspAuth, RtspServer};
 
 use crate::{http, tls};
 
@@ -124,27 +124,6 @@ fn parse_bitrate(s: &str) -> Result<u32, String> {
     Ok(bps as u32)
 }
 
-/// Adapts the user store's authenticator to the RTSP server's interface.
-struct RtspAuthenticator(Arc<Authenticator>);
-
-impl RtspAuth for RtspAuthenticator {
-    fn check(&self, q: &AuthQuery<'_>) -> AuthVerdict {
-        let req = AuthRequest {
-            method: q.method,
-            uri: q.uri,
-            authorization: q.authorization,
-            peer: q.peer,
-            secure: q.secure,
-            now: q.now,
-        };
-        match self.0.check(&req) {
-            AuthDecision::Allowed { user, .. } => AuthVerdict::Allowed { user },
-            AuthDecision::Denied { challenges, delay } => AuthVerdict::Denied { challenges, delay },
-            AuthDecision::NoUsers { challenges, hint } => AuthVerdict::NoUsers { challenges, hint },
-        }
-    }
-}
-
 /// Prints a machine-readable line on stdout (tests and scripts read the bound ports from it).
 fn announce(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -225,7 +204,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let rtsp_auth: Arc<dyn RtspAuth> = Arc::new(RtspAuthenticator(auth.clone()));
+    let rtsp_auth: Arc<dyn RtspAuth> = auth.clone();
 
     if let Some(addr) = args.rtsp.0 {
         let listener = bind(addr, "RTSP").await?;
