@@ -1,0 +1,290 @@
+//! The [`Recorder`] facade: one per data directory. Opens and repairs the index, records
+//! hubs (one writer thread per stream behind a bounded queue), runs retention, plans
+//! exports.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use vigil_hub::Hub;
+use vigil_media::AccessUnit;
+
+use crate::clock::{Clock, RealClock};
+use crate::db::{Db, GapRow, RecordedRange, Totals};
+use crate::export::{self, ExportPlan};
+use crate::recovery::{self, RecoveryReport};
+use crate::retention::{self, RetentionConfig, RetentionReport};
+use crate::segment::SegmenterConfig;
+use crate::storage::{DirStorage, Storage};
+use crate::writer::{Store, StreamWriter};
+use crate::{check_name, Error};
+
+/// File name of the index inside the data directory.
+pub const INDEX_FILE: &str = "index.sqlite3";
+/// Directory of the segment files inside the data directory.
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// Recorder settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// Media time per segment file (default 5 minutes).
+    pub file_duration: Duration,
+    /// Retention limits.
+    pub retention: RetentionConfig,
+    /// How often the retention task runs (default 1 minute).
+    pub retention_interval: Duration,
+    /// Access units queued per stream between the hub and its writer thread (default 512,
+    /// about 17 s at 30 fps: rides out a slow fsync without dropping).
+    pub queue_len: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            file_duration: Duration::from_secs(300),
+            retention: RetentionConfig::default(),
+            retention_interval: Duration::from_secs(60),
+            queue_len: 512,
+        }
+    }
+}
+
+impl RecorderConfig {
+    fn segmenter(&self) -> SegmenterConfig {
+        SegmenterConfig {
+            file_duration_90k: u64::try_from(self.file_duration.as_millis() * 90)
+                .unwrap_or(u64::MAX),
+            ..SegmenterConfig::default()
+        }
+    }
+}
+
+/// A running recording of one stream; dropping it does not stop it, [`stop`](Self::stop) does.
+pub struct RecordingHandle {
+    task: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingHandle {
+    /// Stops recording: the pending fragment is written and the file closed.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// The recorder of one data directory.
+pub struct Recorder {
+    store: Arc<Store>,
+    config: RecorderConfig,
+    data_dir: PathBuf,
+    recording: Mutex<Vec<(String, String)>>,
+}
+
+impl Recorder {
+    /// Opens the data directory (creating it), finishes pending deletions and repairs files
+    /// left open by a crash.
+    pub fn open(data_dir: &Path, config: RecorderConfig) -> Result<Self, Error> {
+        let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
+            .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
+        Self::open_with(data_dir, config, Arc::new(storage), Arc::new(RealClock::new()))
+    }
+
+    /// [`open`](Self::open) with injected storage and clock (tests, other backends).
+    pub fn open_with(
+        data_dir: &Path,
+        config: RecorderConfig,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
+        let db = Db::open(&data_dir.join(INDEX_FILE))?;
+        let store = Arc::new(Store {
+            storage,
+            db: Mutex::new(db),
+            clock,
+            retention: config.retention.clone(),
+        });
+        let report = recovery::recover(&store)?;
+        if report.files > 0 {
+            info!(
+                "recovery: {} open files checked, {} fragments indexed, {} bytes of partial \
+                 fragments truncated, {} empty files deleted",
+                report.files, report.fragments_added, report.bytes_truncated, report.files_dropped
+            );
+        }
+        Ok(Self {
+            store,
+            config,
+            data_dir: data_dir.to_path_buf(),
+            recording: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Deletes the index of `data_dir` and rebuilds it from the files (`vigil reindex`).
+    /// Must not run while a recorder has the directory open.
+    pub fn reindex(data_dir: &Path) -> Result<RecoveryReport, Error> {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = data_dir.join(format!("{INDEX_FILE}{suffix}"));
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("deleting {}", p.display()), e))
+                }
+                _ => {}
+            }
+        }
+        let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
+            .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
+        let store = Store {
+            storage: Arc::new(storage),
+            db: Mutex::new(Db::open(&data_dir.join(INDEX_FILE))?),
+            clock: Arc::new(RealClock::new()),
+            retention: RetentionConfig::default(),
+        };
+        recovery::reindex(&store)
+    }
+
+    /// The shared storage, index and clock.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A blocking writer for one stream (what [`record`](Self::record) runs on its thread).
+    pub fn writer(&self, camera: &str, stream: &str) -> Result<StreamWriter, Error> {
+        StreamWriter::new(self.store.clone(), camera, stream, self.config.segmenter())
+    }
+
+    /// Starts recording `hub` as `camera`/`stream`. Must be called inside a tokio runtime.
+    ///
+    /// A task subscribes to the hub and forwards access units through a bounded queue to a
+    /// dedicated writer thread (file I/O and fsync block). If the writer falls behind, the
+    /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
+    /// hub), so a slow disk costs frames, never memory.
+    pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
+        check_name(camera)?;
+        check_name(stream)?;
+        {
+            let mut rec = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+            if rec.iter().any(|(c, s)| c == camera && s == stream) {
+                return Err(Error::Corrupt(format!("{camera}/{stream} is already recording")));
+            }
+            rec.push((camera.to_owned(), stream.to_owned()));
+        }
+        let mut writer = self.writer(camera, stream)?;
+        let (tx, mut rx) = mpsc::channel::<AccessUnit>(self.config.queue_len.max(1));
+        let name = format!("{camera}/{stream}");
+        let thread = std::thread::Builder::new()
+            .name(format!("rec-{name}"))
+            .spawn(move || {
+                while let Some(au) = rx.blocking_recv() {
+                    if let Err(e) = writer.push(au) {
+                        warn!("recording {name}: {e}");
+                    }
+                }
+                if let Err(e) = writer.finish() {
+                    warn!("recording {name}: {e}");
+                }
+            })
+            .map_err(|e| Error::io("spawning a writer thread", e))?;
+        let task = tokio::spawn(async move {
+            let mut sub = hub.subscribe();
+            while let Ok(au) = sub.recv().await {
+                if tx.send(au).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(RecordingHandle {
+            task,
+            thread: Some(thread),
+        })
+    }
+
+    fn stream_id(&self, camera: &str, stream: &str) -> Result<i64, Error> {
+        self.store
+            .db()
+            .find_stream(camera, stream)?
+            .ok_or_else(|| Error::UnknownStream {
+                camera: camera.to_owned(),
+                stream: stream.to_owned(),
+            })
+    }
+
+    /// Plans the export of `[start_wall_us, end_wall_us)` (µs since the epoch).
+    pub fn export(
+        &self,
+        camera: &str,
+        stream: &str,
+        start_wall_us: i64,
+        end_wall_us: i64,
+    ) -> Result<ExportPlan, Error> {
+        let id = self.stream_id(camera, stream)?;
+        export::plan(&self.store, id, start_wall_us, end_wall_us)
+    }
+
+    /// Recorded spans of a stream within a range (for a timeline).
+    pub fn ranges(
+        &self,
+        camera: &str,
+        stream: &str,
+        start_wall_us: i64,
+        end_wall_us: i64,
+    ) -> Result<Vec<RecordedRange>, Error> {
+        let id = self.stream_id(camera, stream)?;
+        self.store.db().ranges(id, start_wall_us, end_wall_us)
+    }
+
+    /// Gaps of a stream within a range.
+    pub fn gaps(
+        &self,
+        camera: &str,
+        stream: &str,
+        start_wall_us: i64,
+        end_wall_us: i64,
+    ) -> Result<Vec<GapRow>, Error> {
+        let id = self.stream_id(camera, stream)?;
+        self.store.db().gaps(id, start_wall_us, end_wall_us)
+    }
+
+    /// Storage totals.
+    pub fn totals(&self) -> Result<Totals, Error> {
+        self.store.db().totals()
+    }
+
+    /// One retention pass now.
+    pub fn run_retention(&self) -> Result<RetentionReport, Error> {
+        retention::run(&self.store)
+    }
+
+    /// Runs retention every `retention_interval` on the blocking pool until the returned
+    /// task is aborted.
+    pub fn spawn_retention(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let every = self.config.retention_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || retention::run(&s)).await {
+                    Ok(Ok(r)) if r.files > 0 => {
+                        info!("retention: deleted {} files, {} bytes", r.files, r.bytes)
+                    }
+                    Ok(Err(e)) => warn!("retention: {e}"),
+                    _ => {}
+                }
+            }
+        })
+    }
+}

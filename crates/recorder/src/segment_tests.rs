@@ -1,0 +1,160 @@
+use super::*;
+use crate::testutil::{AuGen, FRAME_90K};
+
+fn run(gen_aus: impl IntoIterator<Item = AccessUnit>, config: SegmenterConfig) -> Vec<Event> {
+    let mut s = Segmenter::new(config);
+    let mut out = Vec::new();
+    for au in gen_aus {
+        s.push(au, &mut out);
+    }
+    s.finish(&mut out);
+    out
+}
+
+/// Files as lists of fragments.
+fn files(events: &[Event]) -> Vec<Vec<FragmentOut>> {
+    let mut out: Vec<Vec<FragmentOut>> = Vec::new();
+    for e in events {
+        match e {
+            Event::StartFile { .. } => out.push(Vec::new()),
+            Event::Fragment(f) => out.last_mut().unwrap().push(f.clone()),
+            Event::EndFile(_) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn fragments_are_at_most_one_second_contiguous_and_start_on_keys_when_possible() {
+    // A 12-second stream whose key frames come every 3 pictures (test clip), then one with
+    // key frames only every 60 pictures (2 s), to force cuts at the 1 s limit.
+    let mut g = AuGen::new(0);
+    let mut aus: Vec<AccessUnit> = (0..360).map(|_| g.next_au()).collect();
+    for (i, au) in aus.iter_mut().enumerate().skip(180) {
+        au.key = i % 60 == 0;
+    }
+    let events = run(aus, SegmenterConfig::default());
+    let files = files(&events);
+    assert_eq!(files.len(), 1);
+    let frags = &files[0];
+    let mut next = 0;
+    let mut total = 0;
+    for f in frags {
+        assert_eq!(f.base_decode_time, next, "fragments are contiguous");
+        assert!(f.duration_90k() <= 90_000, "fragment of {} ticks", f.duration_90k());
+        assert!(f.samples.iter().all(|s| s.duration == FRAME_90K as u32));
+        next += f.duration_90k();
+        total += f.samples.len();
+    }
+    assert_eq!(total, 360, "every access unit is written");
+    assert_eq!(frags.iter().map(|f| f.seq).collect::<Vec<_>>(), (1..=frags.len() as u32).collect::<Vec<_>>());
+    // In the part with 2 s GOPs, fragments run a full second.
+    assert!(frags.iter().any(|f| f.duration_90k() == 90_000));
+}
+
+#[test]
+fn rotates_at_key_frame_after_file_duration() {
+    let mut g = AuGen::new(0);
+    let aus: Vec<_> = (0..300).map(|_| g.next_au()).collect(); // 10 s
+    let config = SegmenterConfig { file_duration_90k: 4 * 90_000, ..Default::default() };
+    let events = run(aus, config);
+    let starts: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StartFile { continues, .. } => Some(*continues),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, vec![None, Some(EndReason::Rotation), Some(EndReason::Rotation)]);
+    let f = files(&events);
+    assert_eq!(f[0].iter().map(FragmentOut::duration_90k).sum::<u64>(), 4 * 90_000);
+    assert_eq!(f[1][0].base_decode_time, 0, "each file starts at decode time 0");
+    assert!(f[1][0].samples[0].is_sync);
+}
+
+#[test]
+fn parameter_change_starts_a_new_file() {
+    let mut g = AuGen::new(0);
+    let mut aus: Vec<_> = (0..30).map(|_| g.next_au()).collect();
+    let mut bigger = (*g.params).clone();
+    bigger.width = 320;
+    bigger.height = 240;
+    g.params = Arc::new(bigger);
+    g.align_to_key();
+    aus.extend((0..30).map(|_| g.next_au()));
+    let events = run(aus, SegmenterConfig::default());
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::EndFile(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![EndReason::ParamsChanged, EndReason::StreamEnd]);
+    let widths: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StartFile { params, .. } => Some(params.width),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(widths, vec![160, 320]);
+}
+
+#[test]
+fn backwards_or_jumping_timestamps_end_the_file() {
+    let mut g = AuGen::new(0);
+    let mut aus: Vec<_> = (0..30).map(|_| g.next_au()).collect();
+    g.pts -= 10 * 90_000; // backwards
+    g.align_to_key();
+    aus.extend((0..30).map(|_| g.next_au()));
+    g.pts += 60 * 90_000; // forward jump
+    g.n += 1; // a P picture first: dropped, a file cannot start on it
+    aus.push(g.next_au());
+    g.align_to_key();
+    aus.extend((0..30).map(|_| g.next_au()));
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut events = Vec::new();
+    for au in aus {
+        s.push(au, &mut events);
+    }
+    s.finish(&mut events);
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::EndFile(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![EndReason::TimeBackwards, EndReason::TimeJump, EndReason::StreamEnd]);
+    assert!(s.dropped() >= 1);
+    for file in files(&events) {
+        // The file's last sample borrows the previous duration: no negative or zero durations.
+        assert!(file.iter().flat_map(|f| &f.samples).all(|s| s.duration == FRAME_90K as u32));
+    }
+}
+
+#[test]
+fn waits_for_a_key_frame() {
+    let mut g = AuGen::new(0);
+    g.n = 1; // start on a P picture
+    let events = run((0..10).map(|_| g.next_au()), SegmenterConfig::default());
+    match &events[0] {
+        Event::StartFile { .. } => {}
+        e => panic!("{e:?}"),
+    }
+    let f = files(&events);
+    assert!(f[0][0].samples[0].is_sync);
+}
+
+#[test]
+fn file_paths_round_trip() {
+    // 2024-02-29T23:59:58.000123Z
+    let t = 1_709_251_198_000_123;
+    let p = file_path("door", "main", t);
+    assert_eq!(p, "door/main/20240229/235958-000123.mp4");
+    assert_eq!(parse_file_path(&p), Some(("door".into(), "main".into(), t)));
+    assert_eq!(parse_file_path("door/main/20240229/x.mp4"), None);
+    assert_eq!(parse_file_path("../main/20240229/235958-000123.mp4"), None);
+    assert_eq!(parse_file_path("door/main/20241329/235958-000123.mp4"), None);
+}

@@ -1,0 +1,362 @@
+//! The stream writer: carries out the [`Segmenter`]'s events on storage and index, in
+//! crash-safe order. Blocking; the [`Recorder`](crate::Recorder) runs one per stream on a
+//! dedicated thread.
+//!
+//! Per fragment: append `moof`+`mdat` → fsync the file → insert the fragment row (one
+//! transaction, `synchronous=FULL`). A crash between any two steps leaves either bytes
+//! that no row points at (recovery indexes or truncates them) — never a row pointing at
+//! missing bytes.
+//!
+//! Wall-clock time of a file is fixed when it starts: the capture time of its first access
+//! unit, but never earlier than where the stream's previous file ended (so a host clock
+//! stepped back cannot make recordings overlap), and exactly that end when the new file
+//! continues the previous one's timeline (rotation, parameter change). Inside a file, wall
+//! time is derived from decode time ([`wall_at`]), never from the host clock.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tracing::{info, warn};
+use vigil_media::AccessUnit;
+
+use crate::clock::Clock;
+use crate::db::{wall_at, Db, FragmentRow};
+use crate::retention::{self, RetentionConfig};
+use crate::segment::{file_path, EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
+use crate::storage::{is_no_space, Storage, WriteFile};
+use crate::Error;
+
+/// What every writer and background task of one data directory shares.
+pub struct Store {
+    /// The recordings directory.
+    pub storage: Arc<dyn Storage>,
+    /// The index.
+    pub db: Mutex<Db>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Retention limits (also used to free space on ENOSPC).
+    pub retention: RetentionConfig,
+}
+
+impl Store {
+    /// Locks the index. A panic elsewhere while holding it leaves SQLite consistent (its
+    /// transactions roll back), so a poisoned lock is taken over.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct OpenFile {
+    id: i64,
+    path: String,
+    handle: Box<dyn WriteFile>,
+    /// Durable, indexed length.
+    len: u64,
+    start_wall_us: i64,
+    end_wall_us: i64,
+}
+
+/// Writes one stream's access units into segment files and the index.
+pub struct StreamWriter {
+    store: Arc<Store>,
+    camera: String,
+    stream: String,
+    stream_id: i64,
+    seg: Segmenter,
+    open: Option<OpenFile>,
+    /// Where the stream's recordings end, so that new files never start earlier.
+    last_end_wall: Option<i64>,
+    last_end_reason: Option<EndReason>,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+}
+
+impl StreamWriter {
+    /// A writer for `camera`/`stream` (names checked with [`crate::check_name`]).
+    pub fn new(
+        store: Arc<Store>,
+        camera: &str,
+        stream: &str,
+        config: SegmenterConfig,
+    ) -> Result<Self, Error> {
+        crate::check_name(camera)?;
+        crate::check_name(stream)?;
+        let (stream_id, last_end_wall) = {
+            let mut db = store.db();
+            let id = db.stream_id(camera, stream)?;
+            (id, db.stream_end_wall(id)?)
+        };
+        Ok(Self {
+            store,
+            camera: camera.to_owned(),
+            stream: stream.to_owned(),
+            stream_id,
+            seg: Segmenter::new(config),
+            open: None,
+            last_end_wall,
+            last_end_reason: None,
+            events: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The stream's id in the index.
+    pub fn stream_id(&self) -> i64 {
+        self.stream_id
+    }
+
+    /// Path and id of the open file, if any.
+    pub fn open_file(&self) -> Option<(i64, &str)> {
+        self.open.as_ref().map(|o| (o.id, o.path.as_str()))
+    }
+
+    /// Records one access unit. Errors are logged by the caller; the writer stays usable
+    /// (a failed file is closed at its last durable fragment and the next key frame
+    /// starts a new one).
+    pub fn push(&mut self, au: AccessUnit) -> Result<(), Error> {
+        let mut events = std::mem::take(&mut self.events);
+        self.seg.push(au, &mut events);
+        let r = self.apply(&mut events);
+        events.clear();
+        self.events = events;
+        r
+    }
+
+    /// Writes what is pending and closes the open file.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        let mut events = Vec::new();
+        self.seg.finish(&mut events);
+        self.apply(&mut events)
+    }
+
+    fn apply(&mut self, events: &mut Vec<Event>) -> Result<(), Error> {
+        let mut first_err = None;
+        for ev in events.drain(..) {
+            let r = match ev {
+                Event::StartFile {
+                    init,
+                    capture_us,
+                    continues,
+                    params,
+                } => {
+                    if let Some(reason) = continues {
+                        if reason == EndReason::ParamsChanged {
+                            info!(
+                                camera = %self.camera, stream = %self.stream,
+                                "codec parameters changed ({}x{}): starting a new file",
+                                params.width, params.height
+                            );
+                        }
+                    }
+                    self.start_file(&init, capture_us, continues)
+                }
+                Event::Fragment(f) => match self.open.is_some() {
+                    true => self.write_fragment(&f),
+                    false => Ok(()), // the file failed earlier in this batch
+                },
+                Event::EndFile(reason) => self.end_file(reason),
+            };
+            if let Err(e) = r {
+                warn!(camera = %self.camera, stream = %self.stream, "recording error: {e}; \
+                       closing the file at its last complete fragment");
+                self.abandon();
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn start_file(
+        &mut self,
+        init: &[u8],
+        capture_us: i64,
+        continues: Option<EndReason>,
+    ) -> Result<(), Error> {
+        let mut start = match (continues, self.last_end_wall) {
+            (Some(_), Some(prev)) => prev,
+            (None, Some(prev)) => capture_us.max(prev),
+            (_, None) => capture_us,
+        };
+        if continues.is_none() {
+            if let Some(prev) = self.last_end_wall.filter(|p| start > *p) {
+                let reason = self.last_end_reason.map_or("not recording", EndReason::as_str);
+                self.store.db().insert_gap(self.stream_id, prev, start, reason)?;
+                if self.last_end_reason.is_some() {
+                    info!(camera = %self.camera, stream = %self.stream,
+                          "{reason}: new file, gap of {} ms recorded", (start - prev) / 1000);
+                }
+            }
+        }
+        let init_len = init.len() as u64;
+        // A name can be taken only by a file starting in the same microsecond (one left
+        // from a crash); moving the start a microsecond later keeps times non-overlapping.
+        let mut attempt = 0;
+        let (id, path, mut handle) = loop {
+            attempt += 1;
+            let path = file_path(&self.camera, &self.stream, start);
+            let id = match self.store.db().insert_file(self.stream_id, &path, start, init_len) {
+                Ok(id) => id,
+                Err(Error::Db(e)) if attempt < 10 && is_constraint(&e) => {
+                    start += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match self.with_space(|s| s.storage.create(Path::new(&path))) {
+                Ok(h) => break (id, path, h),
+                Err(e) => {
+                    self.store.db().move_to_garbage(&[id])?;
+                    // Our row is gone; the file it names is someone else's or absent.
+                    self.store.db().remove_garbage(&path)?;
+                    if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10 {
+                        start += 1;
+                        continue;
+                    }
+                    return Err(Error::io(format!("creating {path}"), e));
+                }
+            }
+        };
+        let written = self
+            .with_space(|_| handle.append(init))
+            .and_then(|()| handle.sync());
+        let mut open = OpenFile {
+            id,
+            path,
+            handle,
+            len: 0,
+            start_wall_us: start,
+            end_wall_us: start,
+        };
+        if let Err(e) = written {
+            let ctx = format!("writing {}", open.path);
+            open.len = 0;
+            self.open = Some(open);
+            return Err(Error::io(ctx, e));
+        }
+        open.len = init_len;
+        self.open = Some(open);
+        self.last_end_wall = Some(start);
+        Ok(())
+    }
+
+    fn write_fragment(&mut self, f: &FragmentOut) -> Result<(), Error> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(&f.header);
+        for d in &f.data {
+            self.buf.extend_from_slice(d);
+        }
+        let offset = open.len;
+        let row = FragmentRow {
+            file_id: open.id,
+            seq: f.seq,
+            byte_offset: offset,
+            byte_len: self.buf.len() as u64,
+            data_offset: offset + f.header.len() as u64,
+            start_90k: f.base_decode_time,
+            duration_90k: f.duration_90k(),
+            start_wall_us: wall_at(open.start_wall_us, f.base_decode_time),
+            end_wall_us: wall_at(open.start_wall_us, f.base_decode_time + f.duration_90k()),
+            samples: f.samples.clone(),
+        };
+        let mut result = open.handle.append(&self.buf);
+        if let Err(e) = &result {
+            // Undo a partial append, so the file stays a sequence of whole fragments.
+            let _ = self.store.storage.truncate(Path::new(&open.path), offset);
+            if is_no_space(e) {
+                warn!(camera = %self.camera, stream = %self.stream,
+                      "disk full while writing {}: deleting the oldest recordings to make room",
+                      open.path);
+                let need = self.buf.len() as u64;
+                match retention::free_space_for(&self.store, need) {
+                    Ok(freed) => info!("freed {freed} bytes; retrying the write"),
+                    Err(e) => warn!("could not free space: {e}"),
+                }
+                let open = self.open.as_mut().ok_or(Error::Stopped)?;
+                result = open.handle.append(&self.buf);
+                if result.is_err() {
+                    let _ = self.store.storage.truncate(Path::new(&open.path), offset);
+                }
+            }
+        }
+        let open = self.open.as_mut().ok_or(Error::Stopped)?;
+        if let Err(e) = result {
+            if is_no_space(&e) {
+                // Keep the file open: the next fragment tries again after more deletions.
+                warn!(camera = %self.camera, stream = %self.stream,
+                      "disk still full: fragment {} of {} ({} ms) lost", f.seq, open.path,
+                      f.duration_90k() / 90);
+                return Ok(());
+            }
+            return Err(Error::io(format!("writing {}", open.path), e));
+        }
+        open.handle
+            .sync()
+            .map_err(|e| Error::io(format!("fsync {}", open.path), e))?;
+        self.store.db().insert_fragment(&row)?;
+        open.len += row.byte_len;
+        open.end_wall_us = row.end_wall_us;
+        self.last_end_wall = Some(row.end_wall_us);
+        Ok(())
+    }
+
+    fn end_file(&mut self, reason: EndReason) -> Result<(), Error> {
+        if let Some(open) = self.open.take() {
+            self.store.db().close_file(open.id)?;
+            self.last_end_wall = Some(open.end_wall_us);
+            if !reason.is_continuous() && reason != EndReason::StreamEnd {
+                warn!(camera = %self.camera, stream = %self.stream,
+                      "{}: closed {}", reason.as_str(), open.path);
+            }
+        }
+        self.last_end_reason = Some(reason);
+        Ok(())
+    }
+
+    /// After an error: close the file at its last durable fragment.
+    fn abandon(&mut self) {
+        if let Some(open) = self.open.take() {
+            let _ = self.store.storage.truncate(Path::new(&open.path), open.len);
+            if let Err(e) = self.store.db().close_file(open.id) {
+                warn!("could not close {} in the index: {e}", open.path);
+            }
+            self.last_end_wall = Some(open.end_wall_us);
+        }
+        self.seg.reset();
+    }
+
+    /// Runs `op`; on ENOSPC frees space through retention and runs it once more.
+    fn with_space<T>(
+        &mut self,
+        mut op: impl FnMut(&Store) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        match op(&self.store) {
+            Err(e) if is_no_space(&e) => {
+                warn!(camera = %self.camera, stream = %self.stream,
+                      "disk full: deleting the oldest recordings to make room");
+                if let Err(e) = retention::free_space_for(&self.store, 1 << 20) {
+                    warn!("could not free space: {e}");
+                }
+                op(&self.store)
+            }
+            r => r,
+        }
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        if self.open.is_some() {
+            if let Err(e) = self.finish() {
+                warn!("closing {}/{}: {e}", self.camera, self.stream);
+            }
+        }
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
