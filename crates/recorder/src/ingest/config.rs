@@ -1,0 +1,194 @@
+//! What to ingest and how hard to try: the camera's URL and credentials, the RTP
+//! transport, and the supervision timings.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use super::backoff::BackoffConfig;
+
+/// How RTP travels from the camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// Interleaved in the RTSP TCP connection (RFC 2326 §10.12): works through NAT and
+    /// firewalls and never loses packets to a full socket buffer. The default.
+    #[default]
+    Tcp,
+    /// Separate UDP ports per stream: lower latency, but packets can be lost.
+    Udp,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            other => Err(format!("unknown RTSP transport {other:?}; expected tcp or udp")),
+        }
+    }
+}
+
+/// One camera stream to ingest.
+///
+/// `Debug` is written by hand: the credentials never appear in logs, and the URL is shown
+/// without any user information.
+#[derive(Clone)]
+pub struct IngestConfig {
+    /// Stream name, for logs and the hub (e.g. `"driveway/main"`).
+    pub name: String,
+    /// `rtsp://host[:port]/path` of the camera stream, without credentials (see
+    /// [`IngestConfig::new`], which moves any user information into the fields below).
+    pub url: Url,
+    /// User name for the camera's RTSP authentication.
+    pub username: Option<String>,
+    /// Password for the camera's RTSP authentication.
+    pub password: Option<String>,
+    /// RTP transport; TCP by default.
+    pub transport: Transport,
+    /// Whether to set up the camera's audio stream (AAC, G.711) too, if it has one.
+    pub audio: bool,
+    /// A session with no video frame for this long is considered dead and reconnected.
+    /// Below 5 s so that a dead camera is noticed within 5 s.
+    pub stall_timeout: Duration,
+    /// Upper bound for each RTSP request of the connection set-up (DESCRIBE, SETUP, PLAY).
+    pub request_timeout: Duration,
+    /// Reconnection back-off.
+    pub backoff: BackoffConfig,
+    /// Seed of the back-off jitter; `None` seeds from the OS. Tests fix it.
+    pub jitter_seed: Option<u64>,
+}
+
+impl IngestConfig {
+    /// A configuration with the defaults (TCP, audio on, 4 s stall timeout, 5 s request
+    /// timeout, 0.5 s → 30 s back-off). Credentials embedded in `url`
+    /// (`rtsp://user:pass@host/...`) are moved out of the URL into `username`/`password`
+    /// so that the URL can be logged.
+    pub fn new(name: impl Into<String>, mut url: Url) -> Self {
+        let (username, password) = take_userinfo(&mut url);
+        IngestConfig {
+            name: name.into(),
+            url,
+            username,
+            password,
+            transport: Transport::default(),
+            audio: true,
+            stall_timeout: Duration::from_secs(4),
+            request_timeout: Duration::from_secs(5),
+            backoff: BackoffConfig::default(),
+            jitter_seed: None,
+        }
+    }
+
+    /// Sets the credentials.
+    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The URL as it may be logged: without user information, even if a caller put some
+    /// back into `url`.
+    pub fn redacted_url(&self) -> String {
+        let mut u = self.url.clone();
+        // Both setters only fail for URLs that cannot have credentials at all.
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.to_string()
+    }
+}
+
+impl fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("IngestConfig")
+            .field("name", &self.name)
+            .field("url", &self.redacted_url())
+            .field("username", &redact(&self.username))
+            .field("password", &redact(&self.password))
+            .field("transport", &self.transport)
+            .field("audio", &self.audio)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+/// Removes user information from `url`, returning it percent-decoded (RFC 3986 §3.2.1).
+fn take_userinfo(url: &mut Url) -> (Option<String>, Option<String>) {
+    let user = Some(url.username()).filter(|u| !u.is_empty()).map(percent_decode);
+    let pass = url.password().map(percent_decode);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    (user, pass)
+}
+
+/// RFC 3986 §2.1 percent-decoding; malformed escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_move_out_of_the_url_and_never_show_in_debug() {
+        let url = Url::parse("rtsp://admin:s%40cret-pw@192.0.2.7:554/Streaming/101").unwrap();
+        let cfg = IngestConfig::new("door", url);
+        assert_eq!(cfg.username.as_deref(), Some("admin"));
+        assert_eq!(cfg.password.as_deref(), Some("s@cret-pw"));
+        assert_eq!(cfg.url.as_str(), "rtsp://192.0.2.7:554/Streaming/101");
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("s@cret"), "{dbg}");
+        assert!(!dbg.contains("s%40cret"), "{dbg}");
+        assert!(!dbg.contains("admin"), "{dbg}");
+        assert!(dbg.contains("<redacted>"), "{dbg}");
+        assert!(dbg.contains("192.0.2.7"), "{dbg}");
+    }
+
+    #[test]
+    fn redacted_url_strips_credentials_put_back_by_a_caller() {
+        let mut cfg = IngestConfig::new("x", Url::parse("rtsp://h/p").unwrap());
+        cfg.url = Url::parse("rtsp://u:topsecret@h/p").unwrap();
+        assert!(!cfg.redacted_url().contains("topsecret"));
+        assert!(!format!("{cfg:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn transport_parses_case_insensitively_and_defaults_to_tcp() {
+        assert_eq!("UDP".parse::<Transport>(), Ok(Transport::Udp));
+        assert_eq!("tcp".parse::<Transport>(), Ok(Transport::Tcp));
+        assert!("sctp".parse::<Transport>().is_err());
+        assert_eq!(Transport::default(), Transport::Tcp);
+    }
+
+    #[test]
+    fn percent_decode_keeps_malformed_escapes() {
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+        assert_eq!(percent_decode("%"), "%");
+    }
+}

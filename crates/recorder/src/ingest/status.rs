@@ -1,0 +1,168 @@
+//! What the ingest reports: its current status (a `watch` value for the UI and health
+//! checks) and events the recorder must write into its index (gaps, discontinuities).
+
+use std::time::{Duration, Instant};
+
+/// The ingest's connection state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IngestState {
+    /// Connecting: DESCRIBE/SETUP/PLAY in progress, or waiting for the first key frame.
+    Connecting,
+    /// Access units are flowing into the hub.
+    Streaming,
+    /// The last attempt failed; the next one starts at `until_wall_us` (µs since the Unix
+    /// epoch).
+    Backoff {
+        /// When the next attempt starts, µs since the Unix epoch.
+        until_wall_us: i64,
+        /// Why the last attempt or session ended.
+        reason: String,
+    },
+    /// A failure that retrying will not fix (unsupported codec, no video stream,
+    /// credentials rejected). Retried slowly, in case the camera is reconfigured.
+    Failed(String),
+    /// The ingest was stopped.
+    Stopped,
+}
+
+/// Snapshot of one stream's ingest, published on a `watch` channel: on every state
+/// change and about once a second while streaming.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestStatus {
+    /// Connection state.
+    pub state: IngestState,
+    /// Wall-clock time of the last access unit published, µs since the Unix epoch.
+    pub last_frame_wall_us: Option<i64>,
+    /// Video access units published since the ingest started.
+    pub frames: u64,
+    /// Video payload bytes published since the ingest started.
+    pub bytes: u64,
+    /// Sessions started after the first one.
+    pub reconnects: u64,
+    /// Video bit rate over about the last second, bits per second.
+    pub bitrate_bps: u64,
+    /// RTP packets the camera sent that never arrived (reported by retina), total.
+    pub lost_packets: u64,
+}
+
+impl Default for IngestStatus {
+    fn default() -> Self {
+        IngestStatus {
+            state: IngestState::Connecting,
+            last_frame_wall_us: None,
+            frames: 0,
+            bytes: 0,
+            reconnects: 0,
+            bitrate_bps: 0,
+            lost_packets: 0,
+        }
+    }
+}
+
+/// A stretch of time in which no access unit was received although the ingest was
+/// running. Reported once it is over (when the stream resumes, or when the ingest stops).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// Wall-clock time of the last access unit before the gap, µs since the Unix epoch.
+    pub start_wall_us: i64,
+    /// Wall-clock time of the first access unit after the gap (or of the stop), µs.
+    pub end_wall_us: i64,
+    /// pts of the first access unit after the gap, `None` if the ingest stopped.
+    pub resume_pts: Option<i64>,
+    /// Why the session ended, for the index and the UI.
+    pub reason: String,
+}
+
+/// The camera's timestamps jumped; the access unit with pts `pts` was re-based to follow
+/// the previous one. A recorder starts a new file there; nothing before it is touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discontinuity {
+    /// pts (90 kHz) of the first access unit after the jump.
+    pub pts: i64,
+    /// Wall-clock time of that access unit, µs since the Unix epoch.
+    pub wall_us: i64,
+    /// What happened, for logs and the index.
+    pub reason: String,
+}
+
+/// An event for the recorder's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestEvent {
+    /// No footage for a while.
+    Gap(Gap),
+    /// The camera's clock jumped.
+    Discontinuity(Discontinuity),
+}
+
+/// Sans-IO counters behind [`IngestStatus`]: frames, bytes, bit rate over ~1 s windows.
+#[derive(Debug)]
+pub(crate) struct Meter {
+    window_start: Option<Instant>,
+    window_bytes: u64,
+}
+
+/// How long a bit-rate window lasts; also how often counters are published.
+pub(crate) const WINDOW: Duration = Duration::from_secs(1);
+
+impl Meter {
+    pub(crate) fn new() -> Self {
+        Meter {
+            window_start: None,
+            window_bytes: 0,
+        }
+    }
+
+    /// Counts a frame of `bytes` at `now` into `status`. Returns true when a window closed
+    /// and the status is worth publishing.
+    pub(crate) fn on_frame(&mut self, status: &mut IngestStatus, now: Instant, bytes: usize, wall_us: i64) -> bool {
+        let bytes = bytes as u64;
+        status.frames += 1;
+        status.bytes += bytes;
+        status.last_frame_wall_us = Some(wall_us);
+        let start = *self.window_start.get_or_insert(now);
+        self.window_bytes += bytes;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < WINDOW {
+            return false;
+        }
+        status.bitrate_bps = (self.window_bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+        self.window_start = Some(now);
+        self.window_bytes = 0;
+        true
+    }
+
+    /// A session ended: the next window starts afresh.
+    pub(crate) fn reset_window(&mut self, status: &mut IngestStatus) {
+        self.window_start = None;
+        self.window_bytes = 0;
+        status.bitrate_bps = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_counts_and_publishes_about_once_a_second() {
+        let mut m = Meter::new();
+        let mut s = IngestStatus::default();
+        let t0 = Instant::now();
+        let mut published = 0;
+        // 3 s at 10 fps of 12_500-byte frames = 1 Mbit/s.
+        for i in 0..=30u32 {
+            if m.on_frame(&mut s, t0 + Duration::from_millis(100) * i, 12_500, i64::from(i)) {
+                published += 1;
+            }
+        }
+        assert_eq!(published, 3);
+        assert_eq!(s.frames, 31);
+        assert_eq!(s.bytes, 31 * 12_500);
+        assert_eq!(s.last_frame_wall_us, Some(30));
+        // Each window holds 10 full frames plus the one closing it, over exactly 1 s.
+        assert!((1_000_000..=1_100_000).contains(&s.bitrate_bps), "{}", s.bitrate_bps);
+        m.reset_window(&mut s);
+        assert_eq!(s.bitrate_bps, 0);
+        assert_eq!(s.frames, 31, "totals survive a reconnect");
+    }
+}

@@ -1,0 +1,370 @@
+//! The tokio task of one ingest: connect, stream into the hub, notice stalls, back off,
+//! reconnect — and tell the world (status, gap and discontinuity events) as it goes.
+//!
+//! The decisions live in sans-IO pieces ([`ReconnectPolicy`], [`Timeline`], [`Meter`]);
+//! this file only moves data between them, retina, the hub and the channels.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use retina::client::SessionGroup;
+use retina::codec::{CodecItem, ParametersRef, VideoFrame};
+use tokio::sync::{broadcast, mpsc, watch};
+use vigil_hub::Hub;
+use vigil_media::{AccessUnit, StreamParams};
+
+use super::audio::{AudioCodec, AudioFrame, AudioParams};
+use super::backoff::{Failure, ReconnectPolicy};
+use super::config::IngestConfig;
+use super::session::{self, Connected, IngestError};
+use super::status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus, Meter};
+use super::timeline::{Jump, Timeline};
+
+/// The channels a supervisor reports on.
+pub(crate) struct Outputs {
+    pub status: watch::Sender<IngestStatus>,
+    pub events: mpsc::Sender<IngestEvent>,
+    pub audio: broadcast::Sender<AudioFrame>,
+}
+
+pub(crate) struct Supervisor {
+    cfg: IngestConfig,
+    hub: Hub,
+    out: Outputs,
+    stop: watch::Receiver<bool>,
+    policy: ReconnectPolicy,
+    group: Arc<SessionGroup>,
+    /// Origin of the monotonic µs fed to the timelines.
+    epoch: Instant,
+    video_tl: Timeline,
+    audio_tl: Option<Timeline>,
+    params: Option<Arc<StreamParams>>,
+    audio_params: Option<Arc<AudioParams>>,
+    meter: Meter,
+    status: IngestStatus,
+    /// An outage in progress: wall time of the last access unit before it, and why.
+    open_gap: Option<(i64, String)>,
+}
+
+/// How a session ended.
+enum End {
+    Stopped,
+    Failed { error: IngestError, streamed: Duration },
+}
+
+/// Per-session state.
+struct Live {
+    video: usize,
+    audio: Option<(usize, AudioCodec)>,
+    waiting_for_key: bool,
+    skipped: u64,
+    first_frame: Option<Instant>,
+    last_frame: Option<Instant>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(cfg: IngestConfig, hub: Hub, out: Outputs, stop: watch::Receiver<bool>) -> Self {
+        let policy = ReconnectPolicy::new(cfg.backoff, cfg.jitter_seed);
+        let group = Arc::new(SessionGroup::default().named(cfg.name.clone()));
+        Supervisor {
+            cfg,
+            hub,
+            out,
+            stop,
+            policy,
+            group,
+            epoch: Instant::now(),
+            video_tl: Timeline::new(90_000),
+            audio_tl: None,
+            params: None,
+            audio_params: None,
+            meter: Meter::new(),
+            status: IngestStatus::default(),
+            open_gap: None,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn set_state(&mut self, state: IngestState) {
+        self.status.state = state;
+        self.out.status.send_replace(self.status.clone());
+    }
+
+    fn emit(&self, event: IngestEvent) {
+        if let Err(mpsc::error::TrySendError::Full(e)) = self.out.events.try_send(event) {
+            tracing::warn!(stream = %self.cfg.name, event = ?e, "ingest event queue full; event dropped");
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let name = self.cfg.name.clone();
+        tracing::info!(stream = %name, url = %self.cfg.redacted_url(), transport = ?self.cfg.transport, "ingest starting");
+        let mut attempts: u64 = 0;
+        while !self.stopping() {
+            if attempts > 0 {
+                self.status.reconnects += 1;
+            }
+            attempts += 1;
+            self.set_state(IngestState::Connecting);
+            let connected = tokio::select! {
+                _ = self.stop.changed() => break,
+                r = session::connect(&self.cfg, &self.group) => r,
+            };
+            let (error, streamed) = match connected {
+                Ok(conn) => match self.stream(conn).await {
+                    End::Stopped => break,
+                    End::Failed { error, streamed } => (error, streamed),
+                },
+                Err(error) => (error, Duration::ZERO),
+            };
+            let reason = error.to_string();
+            if self.open_gap.is_none() {
+                if let Some(last) = self.status.last_frame_wall_us {
+                    self.open_gap = Some((last, reason.clone()));
+                }
+            }
+            self.meter.reset_window(&mut self.status);
+            let failure = error.failure();
+            let delay = self.policy.on_failure(failure, streamed);
+            if failure == Failure::Permanent {
+                tracing::error!(stream = %name, error = %reason, retry_in = ?delay, "ingest failed");
+                self.set_state(IngestState::Failed(reason));
+            } else {
+                tracing::warn!(stream = %name, error = %reason, retry_in = ?delay, "ingest session ended; backing off");
+                let until_wall_us = wall_us(SystemTime::now()).saturating_add(delay.as_micros() as i64);
+                self.set_state(IngestState::Backoff { until_wall_us, reason });
+            }
+            tokio::select! {
+                _ = self.stop.changed() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        if let Some((start_wall_us, reason)) = self.open_gap.take() {
+            self.emit(IngestEvent::Gap(Gap {
+                start_wall_us,
+                end_wall_us: wall_us(SystemTime::now()),
+                resume_pts: None,
+                reason,
+            }));
+        }
+        self.set_state(IngestState::Stopped);
+        tracing::info!(stream = %name, "ingest stopped");
+    }
+
+    /// Runs one playing session until it fails or the ingest is stopped.
+    async fn stream(&mut self, conn: Connected) -> End {
+        let Connected {
+            mut demuxed,
+            video,
+            audio,
+        } = conn;
+        let audio = audio.and_then(|i| {
+            let s = demuxed.streams().get(i)?;
+            AudioCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c))
+        });
+        self.video_tl.new_session();
+        if let Some(tl) = self.audio_tl.as_mut() {
+            tl.new_session();
+        }
+        let mut live = Live {
+            video,
+            audio,
+            waiting_for_key: true,
+            skipped: 0,
+            first_frame: None,
+            last_frame: None,
+        };
+        let stall = self.cfg.stall_timeout;
+        let mut deadline = tokio::time::Instant::now() + stall;
+        let error = loop {
+            let item = tokio::select! {
+                _ = self.stop.changed() => return End::Stopped,
+                r = tokio::time::timeout_at(deadline, demuxed.next()) => r,
+            };
+            match item {
+                Err(_) => break IngestError::Stalled(stall),
+                Ok(None) => break IngestError::Closed,
+                Ok(Some(Err(e))) => break IngestError::Rtsp(e),
+                Ok(Some(Ok(CodecItem::VideoFrame(f)))) if f.stream_id() == live.video => {
+                    deadline = tokio::time::Instant::now() + stall;
+                    let params = demuxed
+                        .streams()
+                        .get(live.video)
+                        .and_then(|s| s.parameters());
+                    if let Err(e) = self.on_video(&mut live, f, params) {
+                        break e;
+                    }
+                }
+                Ok(Some(Ok(CodecItem::AudioFrame(f)))) => {
+                    let Some((i, codec)) = live.audio.as_ref().filter(|(i, _)| *i == f.stream_id()) else {
+                        continue;
+                    };
+                    let params = demuxed.streams().get(*i).and_then(|s| s.parameters());
+                    let codec = codec.clone();
+                    self.on_audio(&codec, f, params);
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        };
+        let streamed = match (live.first_frame, live.last_frame) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a),
+            _ => Duration::ZERO,
+        };
+        End::Failed { error, streamed }
+    }
+
+    fn on_video(
+        &mut self,
+        live: &mut Live,
+        f: VideoFrame,
+        params: Option<ParametersRef<'_>>,
+    ) -> Result<(), IngestError> {
+        if f.loss() > 0 {
+            self.status.lost_packets += u64::from(f.loss());
+            tracing::debug!(stream = %self.cfg.name, lost = f.loss(), "RTP packets lost before this frame");
+        }
+        if f.has_new_parameters() || self.params.is_none() {
+            if let Some(ParametersRef::Video(vp)) = params {
+                self.update_params(session::video_params(vp)?);
+            }
+        }
+        let Some(params) = self.params.clone() else {
+            // Nothing decodable before the first SPS/PPS.
+            live.skipped += 1;
+            return Ok(());
+        };
+        if live.waiting_for_key {
+            if !f.is_random_access_point() {
+                // After a (re)connect a subscriber must not get frames that reference
+                // pictures of the previous session.
+                live.skipped += 1;
+                return Ok(());
+            }
+            live.waiting_for_key = false;
+            if live.skipped > 0 {
+                tracing::debug!(stream = %self.cfg.name, skipped = live.skipped, "frames before the first key frame dropped");
+            }
+        }
+        let received = f.end_ctx().received();
+        let mono_us = received.saturating_duration_since(self.epoch).as_micros() as i64;
+        let capture_us = wall_us(SystemTime::from(f.end_ctx().received_wall()));
+        let ts = f.timestamp();
+        let (pts, jump) = self.video_tl.map(ts.elapsed(), ts.clock_rate().get(), mono_us);
+        if let Some(jump) = jump {
+            let reason = describe_jump(jump, 90_000);
+            tracing::warn!(stream = %self.cfg.name, %reason, pts, "camera timestamps jumped; continuing after the previous frame");
+            self.emit(IngestEvent::Discontinuity(Discontinuity {
+                pts,
+                wall_us: capture_us,
+                reason,
+            }));
+        }
+        if let Some((start_wall_us, reason)) = self.open_gap.take() {
+            tracing::info!(stream = %self.cfg.name, gap_ms = (capture_us - start_wall_us) / 1000, "stream resumed");
+            self.emit(IngestEvent::Gap(Gap {
+                start_wall_us,
+                end_wall_us: capture_us,
+                resume_pts: Some(pts),
+                reason,
+            }));
+        }
+        let key = f.is_random_access_point();
+        let data = Bytes::from(f.into_data());
+        let now = Instant::now();
+        live.first_frame.get_or_insert(now);
+        live.last_frame = Some(now);
+        let publish = self.meter.on_frame(&mut self.status, now, data.len(), capture_us);
+        self.hub.publish(AccessUnit {
+            params,
+            pts,
+            capture_us,
+            key,
+            data,
+        });
+        if self.status.state != IngestState::Streaming {
+            if self.status.state == IngestState::Connecting {
+                tracing::info!(stream = %self.cfg.name, "streaming");
+            }
+            self.set_state(IngestState::Streaming);
+        } else if publish {
+            self.out.status.send_replace(self.status.clone());
+        }
+        Ok(())
+    }
+
+    /// Keeps the `Arc` while the parameters are unchanged, so consumers can compare by
+    /// pointer; logs a change (a recorder starts a new file on it).
+    fn update_params(&mut self, new: StreamParams) {
+        match &self.params {
+            Some(old) if **old == new => {}
+            Some(old) => {
+                tracing::info!(
+                    stream = %self.cfg.name,
+                    from = %format!("{}x{}", old.width, old.height),
+                    to = %format!("{}x{}", new.width, new.height),
+                    "video parameters changed"
+                );
+                self.params = Some(Arc::new(new));
+            }
+            None => {
+                tracing::info!(stream = %self.cfg.name, width = new.width, height = new.height, fps = ?new.fps, "video parameters");
+                self.params = Some(Arc::new(new));
+            }
+        }
+    }
+
+    fn on_audio(&mut self, codec: &AudioCodec, f: retina::codec::AudioFrame, params: Option<ParametersRef<'_>>) {
+        let fresh = params.and_then(|p| session::audio_params(codec, p));
+        if let Some(fresh) = fresh {
+            let changed = self.audio_params.as_deref() != Some(&fresh);
+            if changed {
+                tracing::info!(stream = %self.cfg.name, codec = ?fresh.codec, rate = fresh.sample_rate, channels = fresh.channels, "audio parameters");
+                if self.audio_params.as_ref().map(|p| p.sample_rate) != Some(fresh.sample_rate) {
+                    self.audio_tl = Some(Timeline::new(fresh.sample_rate));
+                }
+                self.audio_params = Some(Arc::new(fresh));
+            }
+        }
+        let (Some(params), Some(tl)) = (self.audio_params.clone(), self.audio_tl.as_mut()) else {
+            return;
+        };
+        let ctx = f.ctx();
+        let mono_us = ctx.received().saturating_duration_since(self.epoch).as_micros() as i64;
+        let capture_us = wall_us(SystemTime::from(ctx.received_wall()));
+        let ts = f.timestamp();
+        let (pts, jump) = tl.map(ts.elapsed(), ts.clock_rate().get(), mono_us);
+        if let Some(jump) = jump {
+            tracing::debug!(stream = %self.cfg.name, reason = %describe_jump(jump, params.sample_rate), "audio timestamps jumped");
+        }
+        let frame = AudioFrame {
+            pts,
+            capture_us,
+            duration: f.frame_length().get(),
+            data: Bytes::copy_from_slice(f.data()),
+            params,
+        };
+        // No receiver is fine: audio is optional for every consumer.
+        let _ = self.out.audio.send(frame);
+    }
+}
+
+fn describe_jump(jump: Jump, rate: u32) -> String {
+    let secs = |t: i64| t as f64 / f64::from(rate.max(1));
+    match jump {
+        Jump::Backwards { by } => format!("timestamp went back {:.3} s", secs(by)),
+        Jump::Forward { by } => format!("timestamp leapt {:.3} s ahead of the clock", secs(by)),
+    }
+}
+
+/// µs since the Unix epoch (negative before it).
+pub(crate) fn wall_us(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |v| -v),
+    }
+}

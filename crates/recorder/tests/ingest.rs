@@ -1,0 +1,247 @@
+//! Ingest against real RTSP peers over 127.0.0.1: GStreamer's RTSP server (x264), and
+//! Vigil's own camera with digest authentication, whose burned-in frame counter proves
+//! that no frame is lost or repeated. Then the camera dies, hangs and comes back.
+//!
+//! Needs `cargo build -p vigil` first (or `VIGIL_BIN`), and GStreamer's Python bindings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ingest_support;
+
+use std::time::{Duration, Instant};
+
+use ingest_support::{camera_data_dir, gst_server, vigil_camera, PASSWORD, USER};
+use tokio::sync::{mpsc, watch};
+use url::Url;
+use vigil_camera::testsrc::read_code;
+use vigil_camera::H264Decoder;
+use vigil_hub::{Hub, Subscriber};
+use vigil_media::AccessUnit;
+use vigil_recorder::ingest::{
+    Gap, Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport,
+};
+
+const FPS: u32 = 15;
+/// pts step of one frame at [`FPS`], 90 kHz.
+const STEP: i64 = 90_000 / FPS as i64;
+/// Vigil's default key-frame interval: two seconds.
+const GOP: Duration = Duration::from_secs(2);
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "vigil_recorder=info".into()),
+        )
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
+fn url(addr: std::net::SocketAddr) -> Url {
+    Url::parse(&format!("rtsp://{addr}/main")).unwrap()
+}
+
+async fn next_au(sub: &mut Subscriber, within: Duration) -> AccessUnit {
+    tokio::time::timeout(within, sub.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no access unit within {within:?}"))
+        .unwrap()
+}
+
+/// Collects access units for `dur` after the first one.
+async fn collect(sub: &mut Subscriber, dur: Duration) -> Vec<AccessUnit> {
+    let first = next_au(sub, Duration::from_secs(15)).await;
+    let end = tokio::time::Instant::now() + dur;
+    let mut aus = vec![first];
+    while let Ok(r) = tokio::time::timeout_at(end, sub.recv()).await {
+        aus.push(r.unwrap());
+    }
+    aus
+}
+
+async fn wait_state(
+    status: &mut watch::Receiver<IngestStatus>,
+    within: Duration,
+    pred: impl Fn(&IngestState) -> bool,
+) -> IngestStatus {
+    let r = tokio::time::timeout(within, status.wait_for(|s| pred(&s.state)))
+        .await
+        .map(|r| r.map(|s| s.clone()));
+    match r {
+        Ok(Ok(s)) => s,
+        _ => panic!("state not reached within {within:?}; now {:?}", status.borrow().state),
+    }
+}
+
+fn check_avcc(au: &AccessUnit) {
+    let total: usize = au.nal_units().map(|n| n.len() + 4).sum();
+    assert_eq!(total, au.data.len(), "AU data is not 4-byte length-prefixed NAL units");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_x264_camera_over_tcp_and_udp() {
+    init_logs();
+    let server = gst_server((320, 240), FPS);
+    for transport in [Transport::Tcp, Transport::Udp] {
+        let hub = Hub::new("gst", 512);
+        let mut sub = hub.subscribe();
+        let mut cfg = IngestConfig::new("gst", url(server.addr));
+        cfg.transport = transport;
+        let ingest = Ingest::spawn(cfg, hub.clone());
+        let aus = collect(&mut sub, Duration::from_secs(5)).await;
+
+        let n = aus.len() as i64;
+        let want = i64::from(FPS) * 5;
+        assert!((want - 8..=want + 3).contains(&n), "{transport:?}: {n} AUs in 5 s, want ~{want}");
+        assert!(aus[0].key, "first AU must be a key frame");
+        assert_eq!((aus[0].params.width, aus[0].params.height), (320, 240));
+        assert!(aus.iter().all(|a| std::sync::Arc::ptr_eq(&a.params, &aus[0].params)), "params Arc reused");
+        for w in aus.windows(2) {
+            assert_eq!(w[1].pts - w[0].pts, STEP, "{transport:?}: pts step");
+            assert!(w[1].capture_us >= w[0].capture_us);
+        }
+        aus.iter().for_each(check_avcc);
+        assert!(aus.iter().filter(|a| a.key).count() >= 2, "x264 key-int-max is 2 s");
+
+        let st = ingest.status().borrow().clone();
+        assert_eq!(st.state, IngestState::Streaming);
+        // Counters are published about once a second.
+        assert!(st.frames + u64::from(FPS) + 1 >= aus.len() as u64, "{st:?}");
+        let bytes: usize = aus.iter().map(|a| a.data.len()).sum();
+        assert!(st.bytes > 0 && st.bytes <= bytes as u64, "{st:?}");
+        assert!(st.bitrate_bps > 10_000, "{st:?}");
+        ingest.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigil_camera_with_digest_auth_loses_no_frame() {
+    init_logs();
+    let data = camera_data_dir();
+    let cam = vigil_camera(data.path(), (320, 240), FPS, 0);
+    let hub = Hub::new("vigil", 512);
+    let mut sub = hub.subscribe();
+    let cfg = IngestConfig::new("vigil", url(cam.addr)).with_credentials(USER, PASSWORD);
+    let ingest = Ingest::spawn(cfg, hub.clone());
+    let aus = collect(&mut sub, Duration::from_secs(5)).await;
+    assert!(aus.len() >= 70, "{} AUs", aus.len());
+    assert!(aus[0].key);
+
+    let mut dec = H264Decoder::new().unwrap();
+    let mut counters = Vec::new();
+    for au in &aus {
+        check_avcc(au);
+        if let Some(f) = dec.decode(au).unwrap() {
+            let code = read_code(&f.y, f.width as usize, f.width, f.height)
+                .unwrap_or_else(|| panic!("burned-in code unreadable at pts {}", au.pts));
+            counters.push(code.counter);
+        }
+    }
+    assert!(counters.len() + 1 >= aus.len(), "decoded {} of {}", counters.len(), aus.len());
+    for w in counters.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "counter jumped: lost or repeated frame");
+    }
+    for w in aus.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, STEP);
+    }
+    ingest.stop().await;
+
+    // Wrong password: a clear, permanent failure, never a stream.
+    let hub = Hub::new("vigil-bad", 16);
+    let cfg = IngestConfig::new("bad", url(cam.addr)).with_credentials(USER, "not-the-password");
+    let ingest = Ingest::spawn(cfg, hub.clone());
+    let mut status = ingest.status();
+    let st = wait_state(&mut status, Duration::from_secs(10), |s| matches!(s, IngestState::Failed(_))).await;
+    let IngestState::Failed(msg) = &st.state else { unreachable!() };
+    assert!(msg.contains("credentials"), "{msg}");
+    assert!(!msg.contains("not-the-password"), "{msg}");
+    assert_eq!(hub.published(), 0);
+    ingest.stop().await;
+}
+
+/// Takes the next gap event, skipping nothing else (no discontinuity is expected).
+async fn next_gap(events: &mut mpsc::Receiver<IngestEvent>, within: Duration) -> Gap {
+    match tokio::time::timeout(within, events.recv()).await {
+        Ok(Some(IngestEvent::Gap(g))) => g,
+        other => panic!("expected a gap event, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_killed_then_restarted_resumes_with_a_gap() {
+    init_logs();
+    let data = camera_data_dir();
+    let cam = vigil_camera(data.path(), (320, 240), FPS, 0);
+    let port = cam.addr.port();
+    let hub = Hub::new("flaky", 512);
+    let mut sub = hub.subscribe();
+    let cfg = IngestConfig::new("flaky", url(cam.addr)).with_credentials(USER, PASSWORD);
+    let mut ingest = Ingest::spawn(cfg, hub.clone());
+    let mut events = ingest.take_events().unwrap();
+    let mut status = ingest.status();
+    let before = collect(&mut sub, Duration::from_secs(2)).await;
+    let last_before = before.last().unwrap().clone();
+
+    // Kill: noticed within 5 s.
+    let killed = Instant::now();
+    cam.kill();
+    let st = wait_state(&mut status, Duration::from_secs(5), |s| matches!(s, IngestState::Backoff { .. })).await;
+    println!("backoff after {:?}: {:?}", killed.elapsed(), st.state);
+
+    // Down for 3 s, then back on the same port.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cam = vigil_camera(data.path(), (320, 240), FPS, port);
+    let back = Instant::now();
+    // The next attempt is due at the Backoff's `until` (at most the back-off in force).
+    let pending_backoff = match &status.borrow().state {
+        IngestState::Backoff { until_wall_us, .. } => {
+            let now = vigil_recorder_wall_us();
+            Duration::from_micros((*until_wall_us - now).max(0) as u64)
+        }
+        _ => Duration::ZERO,
+    };
+    let resumed = next_au(&mut sub, Duration::from_secs(20)).await;
+    let took = back.elapsed();
+    println!("resumed {took:?} after the camera was back (back-off pending then: {pending_backoff:?})");
+    assert!(
+        took <= pending_backoff + Duration::from_secs(1) + GOP,
+        "resumed after {took:?}; promise: back-off {pending_backoff:?} + 1 s + GOP"
+    );
+    assert!(resumed.key);
+
+    let gap = next_gap(&mut events, Duration::from_secs(2)).await;
+    assert_eq!(gap.start_wall_us, last_before.capture_us);
+    assert_eq!(gap.end_wall_us, resumed.capture_us);
+    assert_eq!(gap.resume_pts, Some(resumed.pts));
+    let outage_us = resumed.capture_us - last_before.capture_us;
+    assert!(outage_us > 3_000_000, "{outage_us}");
+    // pts keep counting through the outage, on the host's monotonic clock.
+    let pts_gap_us = (resumed.pts - last_before.pts) * 1_000_000 / 90_000;
+    assert!((pts_gap_us - outage_us).abs() < 200_000, "pts gap {pts_gap_us} µs vs wall {outage_us} µs");
+    let st = wait_state(&mut status, Duration::from_secs(2), |s| *s == IngestState::Streaming).await;
+    assert!(st.reconnects >= 1, "{st:?}");
+
+    // A camera that hangs with its connection open: noticed by the stall timeout.
+    let _ = collect(&mut sub, Duration::from_secs(1)).await;
+    let frozen = Instant::now();
+    cam.freeze(true);
+    wait_state(&mut status, Duration::from_secs(5) + Duration::from_millis(300), |s| {
+        matches!(s, IngestState::Backoff { .. })
+    })
+    .await;
+    println!("hang noticed after {:?}", frozen.elapsed());
+    assert!(frozen.elapsed() <= Duration::from_secs(5));
+    cam.freeze(false);
+    let resumed = next_au(&mut sub, Duration::from_secs(15)).await;
+    assert!(resumed.key);
+    let gap = next_gap(&mut events, Duration::from_secs(2)).await;
+    assert!(gap.reason.contains("no video frame"), "{gap:?}");
+    ingest.stop().await;
+}
+
+fn vigil_recorder_wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
