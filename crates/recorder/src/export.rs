@@ -257,3 +257,7 @@ pub fn plan(
         frames,
     })
 }
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod tests;

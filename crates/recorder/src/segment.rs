@@ -9,8 +9,9 @@
 //!   (`duration[i] = pts[i+1] - pts[i]`), so a fragment is emitted only when the access
 //!   unit *after* its last sample arrives, and each fragment starts where the previous
 //!   ended. Files start at decode time 0.
-//! - A fragment is cut before every key frame, and before a sample that would make it
-//!   longer than `max_fragment_90k` (1 s).
+//! - A fragment is cut before a key frame once it is at least half of `max_fragment_90k`
+//!   long, and before a sample that would make it longer than `max_fragment_90k` (1 s).
+//!   With GOPs of at most 0.5 s or exactly 1 s, every fragment starts on a key frame.
 //! - A file ends at the first key frame after `file_duration_90k`, when the codec
 //!   parameters change, and when the timestamp goes backwards or jumps forward by more
 //!   than `max_jump_90k` (its last sample then gets the previous sample's duration).
@@ -200,7 +201,7 @@ impl Segmenter {
         let delta = u32::try_from(delta).unwrap_or(u32::MAX);
         let params_changed = !Arc::ptr_eq(&file.params, &au.params) && file.params != au.params;
         let rotate = au.key
-            && (au.pts - file.base_pts).unsigned_abs() >= self.config.file_duration_90k;
+            && au.pts.saturating_sub(file.base_pts).unsigned_abs() >= self.config.file_duration_90k;
         if params_changed || rotate {
             let reason = if params_changed {
                 EndReason::ParamsChanged
@@ -216,8 +217,11 @@ impl Segmenter {
             return;
         }
         let first_pts = self.pending.first().map_or(last_pts, |f| f.pts);
-        let span_if_added = (au.pts - first_pts).unsigned_abs() + u64::from(delta);
-        if au.key || span_if_added > self.config.max_fragment_90k {
+        let span = au.pts.saturating_sub(first_pts).unsigned_abs();
+        // Cut before a key frame once the fragment is half full (so short GOPs do not make
+        // tiny fragments), and always before exceeding the limit.
+        let key_cut = au.key && span >= self.config.max_fragment_90k / 2;
+        if key_cut || span + u64::from(delta) > self.config.max_fragment_90k {
             self.flush(delta, out);
         }
         self.last_delta = delta;

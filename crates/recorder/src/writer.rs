@@ -360,3 +360,7 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,222 @@
+//! Writer, recovery, reindex and clock-step tests on simulated storage and time.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::clock::SimClock;
+use crate::db::{FileRow, FileState};
+use crate::recovery::{self, fragment_row};
+use crate::retention::RetentionConfig;
+use crate::storage::{DirStorage, FaultStorage};
+use crate::testutil::AuGen;
+
+/// 2024-01-01T00:00:00Z.
+pub(crate) const T0: i64 = 1_704_067_200_000_000;
+
+pub(crate) fn store_with(
+    dir: &Path,
+    storage: Arc<dyn Storage>,
+    retention: RetentionConfig,
+) -> Arc<Store> {
+    Arc::new(Store {
+        storage,
+        db: Mutex::new(Db::open(&dir.join("index.sqlite3")).unwrap()),
+        clock: Arc::new(SimClock::new(T0)),
+        retention,
+    })
+}
+
+pub(crate) fn short_files() -> SegmenterConfig {
+    SegmenterConfig {
+        file_duration_90k: 4 * 90_000,
+        ..SegmenterConfig::default()
+    }
+}
+
+/// Rows of the index as they would be rebuilt from the files: (file row minus id, the
+/// fragments rebuilt from a scan of the file).
+fn index_agrees_with_files(store: &Store) {
+    let files = store.db().all_files().unwrap();
+    for f in &files {
+        let data = store.storage.read(Path::new(&f.path)).unwrap();
+        let scan = vigil_media::fmp4::scan(&data).unwrap();
+        assert_eq!(scan.valid_len, data.len() as u64, "{} has a partial tail", f.path);
+        assert_eq!(f.bytes as u64, data.len() as u64, "{}: index length", f.path);
+        let from_file: Vec<_> = scan
+            .fragments
+            .iter()
+            .filter_map(|s| fragment_row(f.id, f.start_wall_us, s))
+            .collect();
+        assert_eq!(store.db().fragments_of_file(f.id).unwrap(), from_file, "{}", f.path);
+    }
+}
+
+fn no_overlap(files: &[FileRow]) {
+    let mut sorted = files.to_vec();
+    sorted.sort_by_key(|f| f.start_wall_us);
+    for w in sorted.windows(2) {
+        assert!(w[0].end_wall_us > w[0].start_wall_us, "{:?}", w[0]);
+        assert!(w[1].start_wall_us >= w[0].end_wall_us, "overlap: {:?} {:?}", w[0], w[1]);
+    }
+}
+
+#[test]
+fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let mut w = StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
+    let mut g = AuGen::new(T0);
+    for _ in 0..300 {
+        w.push(g.next_au()).unwrap(); // 10 s
+    }
+    let (_, path) = w.open_file().unwrap();
+    let path = path.to_owned();
+    // The process dies: part of the next fragment had reached the disk, and the last
+    // fragment was fsynced but its row never committed.
+    disk.crash();
+    let mut partial = disk.open_append(Path::new(&path)).unwrap();
+    partial.append(&[0, 0, 1, 0, b'm', b'o', b'o', b'f', 1, 2]).unwrap();
+    partial.sync().unwrap();
+    std::mem::forget(w);
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute("DELETE FROM fragment WHERE seq = (SELECT MAX(seq) FROM fragment)", []).unwrap();
+    drop(conn);
+
+    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let report = recovery::recover(&store).unwrap();
+    assert_eq!(report.files, 1);
+    assert_eq!(report.fragments_added, 1, "the fsynced fragment is indexed again");
+    assert!(report.bytes_truncated > 0);
+    let files = store.db().all_files().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].state, FileState::Closed);
+    let recorded_us = files[0].end_wall_us - files[0].start_wall_us;
+    assert!(recorded_us >= 8_000_000, "only {recorded_us} µs of 10 s survived");
+    index_agrees_with_files(&store);
+}
+
+#[test]
+fn open_file_without_fragments_is_deleted_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let mut w = StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
+    w.push(AuGen::new(T0).next_au()).unwrap();
+    std::mem::forget(w);
+    disk.crash();
+    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    recovery::recover(&store).unwrap();
+    assert!(store.db().all_files().unwrap().is_empty());
+    assert!(disk.list().unwrap().is_empty());
+}
+
+#[test]
+fn host_clock_steps_never_overlap_or_go_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), Arc::new(FaultStorage::new()), RetentionConfig::default());
+    let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
+    let mut g = AuGen::new(T0);
+    for _ in 0..150 {
+        w.push(g.next_au()).unwrap();
+    }
+    // Host clock steps back an hour mid-file: the media clock carries on.
+    g.capture_us -= 3_600_000_000;
+    for _ in 0..150 {
+        w.push(g.next_au()).unwrap();
+    }
+    // The camera restarts (timestamps go back) while the host clock is still an hour
+    // behind: the new file must not start before the previous one ended.
+    g.pts = 0;
+    g.align_to_key();
+    for _ in 0..90 {
+        w.push(g.next_au()).unwrap();
+    }
+    // Host clock steps forward two hours, with a camera timestamp jump.
+    g.capture_us += 7_200_000_000;
+    g.pts += 20 * 90_000;
+    g.align_to_key();
+    for _ in 0..90 {
+        w.push(g.next_au()).unwrap();
+    }
+    w.finish().unwrap();
+    let files = store.db().all_files().unwrap();
+    assert!(files.len() >= 4, "{files:?}");
+    no_overlap(&files);
+    let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].reason, "timestamp jumped forward");
+    index_agrees_with_files(&store);
+}
+
+#[test]
+fn enospc_frees_oldest_and_keeps_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
+    let mut g = AuGen::new(T0);
+    for _ in 0..120 {
+        w.push(g.next_au()).unwrap();
+    }
+    // About 3 files' worth of disk.
+    let per_4s = disk.used();
+    disk.set_capacity(Some(per_4s * 3));
+    for _ in 0..900 {
+        w.push(g.next_au()).unwrap(); // 30 s more: needs ~8 files
+    }
+    w.finish().unwrap();
+    assert!(disk.used() <= per_4s * 3);
+    let files = store.db().all_files().unwrap();
+    assert!(files.len() >= 2);
+    let first = files.iter().map(|f| f.start_wall_us).min().unwrap();
+    assert!(first > T0, "the oldest file was deleted");
+    let last = files.iter().map(|f| f.end_wall_us).max().unwrap();
+    let end_of_input = T0 + 1020 * 100_000 / 3;
+    assert!(last >= end_of_input - 100_000, "recording continued to the end: {last} vs {end_of_input}");
+    // Every row's file exists at its indexed length; nothing else is on disk.
+    assert_eq!(disk.list().unwrap().len(), files.len());
+    index_agrees_with_files(&store);
+}
+
+#[test]
+fn reindex_rebuilds_the_same_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("recordings");
+    let storage: Arc<dyn Storage> = Arc::new(DirStorage::new(&rec).unwrap());
+    let store = store_with(dir.path(), storage.clone(), RetentionConfig::default());
+    for (cam, offset) in [("door", 0), ("yard", 123_456)] {
+        let mut w = StreamWriter::new(store.clone(), cam, "main", short_files()).unwrap();
+        let mut g = AuGen::new(T0 + offset);
+        for _ in 0..400 {
+            w.push(g.next_au()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let dump = |store: &Store| {
+        let db = store.db();
+        let mut out = Vec::new();
+        for f in db.all_files().unwrap() {
+            let (c, s) = db.stream_names(f.stream_id).unwrap();
+            let frags: Vec<_> = db
+                .fragments_of_file(f.id)
+                .unwrap()
+                .into_iter()
+                .map(|mut fr| {
+                    fr.file_id = 0;
+                    fr
+                })
+                .collect();
+            out.push((c, s, f.path, f.start_90k, f.end_90k, f.start_wall_us, f.end_wall_us, f.bytes, f.init_len, f.state, frags));
+        }
+        out.sort_by(|a, b| a.2.cmp(&b.2));
+        out
+    };
+    let before = dump(&store);
+    assert_eq!(before.len(), 8);
+    drop(store);
+    crate::Recorder::reindex(dir.path()).unwrap();
+    let store = store_with(dir.path(), storage, RetentionConfig::default());
+    assert_eq!(dump(&store), before);
+}
