@@ -377,7 +377,9 @@ impl Db {
     /// Files in a state (e.g. the open ones, for recovery), oldest first.
     pub fn files_in_state(&self, state: FileState) -> Result<Vec<FileRow>, Error> {
         self.query_files(
-            &format!("SELECT {FILE_COLS} FROM segment_file WHERE state = ?1 ORDER BY start_wall_us, id"),
+            &format!(
+                "SELECT {FILE_COLS} FROM segment_file WHERE state = ?1 ORDER BY start_wall_us, id"
+            ),
             params![state.as_str()],
         )
     }
@@ -392,7 +394,11 @@ impl Db {
 
     /// A file by id.
     pub fn file(&self, id: i64) -> Result<Option<FileRow>, Error> {
-        Ok(self.query_files(&format!("SELECT {FILE_COLS} FROM segment_file WHERE id = ?1"), [id])?
+        Ok(self
+            .query_files(
+                &format!("SELECT {FILE_COLS} FROM segment_file WHERE id = ?1"),
+                [id],
+            )?
             .pop())
     }
 
@@ -490,9 +496,9 @@ impl Db {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let fragments: i64 =
-            self.conn
-                .query_row("SELECT COUNT(*) FROM fragment", [], |r| r.get(0))?;
+        let fragments: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM fragment", [], |r| r.get(0))?;
         Ok(Totals {
             files: files.max(0) as u64,
             fragments: fragments.max(0) as u64,
@@ -501,7 +507,13 @@ impl Db {
     }
 
     /// Records a gap in a stream's recording.
-    pub fn insert_gap(&mut self, stream_id: i64, start: i64, end: i64, reason: &str) -> Result<(), Error> {
+    pub fn insert_gap(
+        &mut self,
+        stream_id: i64,
+        start: i64,
+        end: i64,
+        reason: &str,
+    ) -> Result<(), Error> {
         self.conn.execute(
             "INSERT INTO gap (stream_id, start_wall_us, end_wall_us, reason) VALUES (?1, ?2, ?3, ?4)",
             params![stream_id, start, end, reason],
@@ -570,7 +582,9 @@ impl Db {
 
     /// Paths waiting to be unlinked.
     pub fn garbage(&self) -> Result<Vec<String>, Error> {
-        let mut stmt = self.conn.prepare_cached("SELECT path FROM garbage ORDER BY path")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path FROM garbage ORDER BY path")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -639,8 +653,16 @@ mod tests {
 
     fn frag(file_id: i64, seq: u32, start_90k: u64, file_wall: i64) -> FragmentRow {
         let samples = vec![
-            Sample { duration: 45_000, size: 100, is_sync: true },
-            Sample { duration: 45_000, size: 50, is_sync: false },
+            Sample {
+                duration: 45_000,
+                size: 100,
+                is_sync: true,
+            },
+            Sample {
+                duration: 45_000,
+                size: 50,
+                is_sync: false,
+            },
         ];
         FragmentRow {
             file_id,
@@ -663,11 +685,14 @@ mod tests {
         assert_eq!(db.stream_id("door", "main").unwrap(), s);
         let f1 = db.insert_file(s, "door/main/a.mp4", 0, 1000).unwrap();
         for i in 0..3 {
-            db.insert_fragment(&frag(f1, i + 1, u64::from(i) * 90_000, 0)).unwrap();
+            db.insert_fragment(&frag(f1, i + 1, u64::from(i) * 90_000, 0))
+                .unwrap();
         }
         db.close_file(f1).unwrap();
         // A second file after a 10 s gap.
-        let f2 = db.insert_file(s, "door/main/b.mp4", 13_000_000, 1000).unwrap();
+        let f2 = db
+            .insert_file(s, "door/main/b.mp4", 13_000_000, 1000)
+            .unwrap();
         db.insert_fragment(&frag(f2, 1, 0, 13_000_000)).unwrap();
 
         let got = db.fragments_overlapping(s, 1_500_000, 13_500_000).unwrap();
@@ -680,8 +705,14 @@ mod tests {
         assert_eq!(
             ranges,
             vec![
-                RecordedRange { start_wall_us: 0, end_wall_us: 3_000_000 },
-                RecordedRange { start_wall_us: 13_000_000, end_wall_us: 14_000_000 }
+                RecordedRange {
+                    start_wall_us: 0,
+                    end_wall_us: 3_000_000
+                },
+                RecordedRange {
+                    start_wall_us: 13_000_000,
+                    end_wall_us: 14_000_000
+                }
             ]
         );
         let t = db.totals().unwrap();

@@ -206,8 +206,14 @@ pub fn plan(
         let scanned = fmp4::scan(&init)?;
         let track = scanned
             .init
-            .and_then(|i| i.tracks.into_iter().find(|t| t.track_id() == VIDEO_TRACK_ID))
-            .ok_or_else(|| Error::Corrupt(format!("{}: no video track in its init segment", f.path)))?;
+            .and_then(|i| {
+                i.tracks
+                    .into_iter()
+                    .find(|t| t.track_id() == VIDEO_TRACK_ID)
+            })
+            .ok_or_else(|| {
+                Error::Corrupt(format!("{}: no video track in its init segment", f.path))
+            })?;
         tracks.insert(s.file_id, track);
     }
     let track0 = tracks
@@ -215,7 +221,8 @@ pub fn plan(
         .cloned()
         .ok_or(Error::NothingRecorded)?;
     let first_file = file_of(first.file_id)?;
-    let origin_90k = i128::from(first_file.start_wall_us) * 9 / 100 + i128::from(first.decode_in_file);
+    let origin_90k =
+        i128::from(first_file.start_wall_us) * 9 / 100 + i128::from(first.decode_in_file);
 
     let mut builder = ExportBuilder::new(std::slice::from_ref(&track0));
     let mut ranges: Vec<(PathBuf, u64, u64)> = Vec::new();
@@ -239,7 +246,9 @@ pub fn plan(
             .host_path(Path::new(&f.path))
             .unwrap_or_else(|| PathBuf::from(&f.path));
         match ranges.last_mut() {
-            Some((p, off, len)) if *p == host && *off + *len == s.offset => *len += u64::from(s.size),
+            Some((p, off, len)) if *p == host && *off + *len == s.offset => {
+                *len += u64::from(s.size)
+            }
             _ => ranges.push((host, s.offset, u64::from(s.size))),
         }
     }

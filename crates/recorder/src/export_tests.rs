@@ -32,7 +32,11 @@ fn ffprobe(path: &Path) -> String {
         .arg(path)
         .output()
         .expect("ffprobe is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -58,7 +62,7 @@ fn ffmpeg_decode_errors(path: &Path) -> String {
 fn export_across_two_files_plays_with_the_requested_duration() {
     let dir = tempfile::tempdir().unwrap();
     let (store, stream) = record(dir.path(), 10); // files of 4 s: 0-4, 4-8, 8-10
-    // 2.0 s .. 7.0 s: starts on a key frame and crosses the file boundary at 4 s.
+                                                  // 2.0 s .. 7.0 s: starts on a key frame and crosses the file boundary at 4 s.
     let plan = plan(&store, stream, T0 + 2_000_000, T0 + 7_000_000).unwrap();
     assert_eq!(plan.start_wall_us, T0 + 2_000_000);
     assert_eq!(plan.frames, 150);
@@ -91,7 +95,13 @@ fn export_starts_at_the_key_frame_before_and_serves_ranges() {
     let mut whole = Vec::new();
     plan.write_to(&mut whole).unwrap();
     let mut pieces = Vec::new();
-    let cuts = [0, 7, plan.header.len() as u64 + 3, plan.total_len / 2, plan.total_len];
+    let cuts = [
+        0,
+        7,
+        plan.header.len() as u64 + 3,
+        plan.total_len / 2,
+        plan.total_len,
+    ];
     for w in cuts.windows(2) {
         plan.write_range(w[0], w[1], &mut pieces).unwrap();
     }

@@ -92,7 +92,12 @@ impl Recorder {
     pub fn open(data_dir: &Path, config: RecorderConfig) -> Result<Self, Error> {
         let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
             .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
-        Self::open_with(data_dir, config, Arc::new(storage), Arc::new(RealClock::new()))
+        Self::open_with(
+            data_dir,
+            config,
+            Arc::new(storage),
+            Arc::new(RealClock::new()),
+        )
     }
 
     /// [`open`](Self::open) with injected storage and clock (tests, other backends).
@@ -177,7 +182,9 @@ impl Recorder {
         {
             let mut rec = self.recording.lock().unwrap_or_else(|e| e.into_inner());
             if rec.iter().any(|(c, s)| c == camera && s == stream) {
-                return Err(Error::Corrupt(format!("{camera}/{stream} is already recording")));
+                return Err(Error::Corrupt(format!(
+                    "{camera}/{stream} is already recording"
+                )));
             }
             rec.push((camera.to_owned(), stream.to_owned()));
         }
@@ -286,5 +293,46 @@ impl Recorder {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::AuGen;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_a_hub_then_reopens_exports_and_lists_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+        let hub = Hub::new("door/main", 64);
+        let handle = rec.record("door", "main", hub.clone()).unwrap();
+        assert!(rec.record("door", "main", hub.clone()).is_err());
+        assert!(rec.record("../etc", "main", hub.clone()).is_err());
+        let t0 = 1_704_067_200_000_000;
+        let mut g = AuGen::new(t0);
+        for _ in 0..90 {
+            hub.publish(g.next_au());
+            // Let the recording task keep up (the hub would skip a lagging subscriber).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        handle.stop().await;
+        drop(rec);
+
+        let rec = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+        let ranges = rec.ranges("door", "main", 0, i64::MAX).unwrap();
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(ranges[0].start_wall_us, t0);
+        assert!(ranges[0].end_wall_us >= t0 + 2_900_000, "{ranges:?}");
+        let plan = rec.export("door", "main", t0, t0 + 2_000_000).unwrap();
+        assert_eq!(plan.frames, 60);
+        let mut out = Vec::new();
+        plan.write_to(&mut out).unwrap();
+        assert_eq!(out.len() as u64, plan.total_len);
+        assert!(matches!(
+            rec.export("nope", "main", t0, t0 + 1),
+            Err(Error::UnknownStream { .. })
+        ));
+        assert_eq!(rec.totals().unwrap().files, 1);
     }
 }

@@ -128,7 +128,10 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
         }
         if let Some(s) = &scanned {
             if s.valid_len < indexed_end {
-                warn!("{}: file is shorter than its index rows; keeping the rows", file.path);
+                warn!(
+                    "{}: file is shorter than its index rows; keeping the rows",
+                    file.path
+                );
             }
         }
         report.fragments_added += missing.len() as u64;

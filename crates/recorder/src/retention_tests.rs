@@ -12,7 +12,11 @@ use crate::writer::StreamWriter;
 fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
     let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
     let mut g = AuGen::new(T0);
     for _ in 0..600 {
@@ -26,17 +30,36 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
         storage: store.storage.clone(),
         db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
         clock: Arc::new(SimClock::new(T0)),
-        retention: RetentionConfig { max_bytes: Some(keep), ..Default::default() },
+        retention: RetentionConfig {
+            max_bytes: Some(keep),
+            ..Default::default()
+        },
     };
     let report = run(&store2).unwrap();
     assert_eq!(report.files, 3);
-    let after: Vec<i64> = store2.db().all_files().unwrap().iter().map(|f| f.id).collect();
-    assert_eq!(after, vec![before[3].id, before[4].id], "the three oldest went");
+    let after: Vec<i64> = store2
+        .db()
+        .all_files()
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(
+        after,
+        vec![before[3].id, before[4].id],
+        "the three oldest went"
+    );
     assert_eq!(disk.list().unwrap().len(), 2);
     assert!(store2.db().garbage().unwrap().is_empty());
 
     // Even a limit of 0 never deletes the file being written.
-    let store3 = Store { retention: RetentionConfig { max_bytes: Some(0), ..Default::default() }, ..store2 };
+    let store3 = Store {
+        retention: RetentionConfig {
+            max_bytes: Some(0),
+            ..Default::default()
+        },
+        ..store2
+    };
     run(&store3).unwrap();
     let left = store3.db().all_files().unwrap();
     assert_eq!(left.iter().map(|f| f.id).collect::<Vec<_>>(), vec![open_id]);
@@ -47,7 +70,11 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
 fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
     for cam in ["door", "yard"] {
         let mut w = StreamWriter::new(store.clone(), cam, "main", short_files()).unwrap();
         let mut g = AuGen::new(T0);
@@ -62,12 +89,20 @@ fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
         db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
         clock: Arc::new(clock),
         retention: RetentionConfig {
-            max_age: [("door".to_string(), Duration::from_secs(20))].into_iter().collect(),
+            max_age: [("door".to_string(), Duration::from_secs(20))]
+                .into_iter()
+                .collect(),
             ..Default::default()
         },
     };
     // A deletion interrupted after step 1 (rows gone, file still there).
-    let yard = store.db().all_files().unwrap().into_iter().find(|f| f.path.starts_with("yard")).unwrap();
+    let yard = store
+        .db()
+        .all_files()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.path.starts_with("yard"))
+        .unwrap();
     store.db().move_to_garbage(&[yard.id]).unwrap();
     assert!(disk.read(std::path::Path::new(&yard.path)).is_ok());
     assert_eq!(collect_garbage(&store).unwrap(), 1);
@@ -77,6 +112,12 @@ fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
     // door: files ending before T0+10 s are older than 20 s at T0+30 s: the first two.
     assert_eq!(r.files, 2);
     let files = store.db().all_files().unwrap();
-    assert!(files.iter().filter(|f| f.path.starts_with("door")).all(|f| f.end_wall_us >= T0 + 10_000_000));
-    assert_eq!(files.iter().filter(|f| f.path.starts_with("yard")).count(), 4);
+    assert!(files
+        .iter()
+        .filter(|f| f.path.starts_with("door"))
+        .all(|f| f.end_wall_us >= T0 + 10_000_000));
+    assert_eq!(
+        files.iter().filter(|f| f.path.starts_with("yard")).count(),
+        4
+    );
 }

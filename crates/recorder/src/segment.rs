@@ -371,12 +371,18 @@ pub fn file_path(camera: &str, stream: &str, start_wall_us: i64) -> String {
 pub fn parse_file_path(path: &str) -> Option<(String, String, i64)> {
     let mut parts = path.split('/');
     let (camera, stream, date, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || crate::check_name(camera).is_err() || crate::check_name(stream).is_err() {
+    if parts.next().is_some()
+        || crate::check_name(camera).is_err()
+        || crate::check_name(stream).is_err()
+    {
         return None;
     }
     let name = name.strip_suffix(".mp4")?;
     let num = |s: &str| -> Option<i64> {
-        s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok()).flatten()
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
     };
     let (hms, micros) = name.split_once('-')?;
     if date.len() != 8 || hms.len() != 6 || micros.len() != 6 {
@@ -385,12 +391,20 @@ pub fn parse_file_path(path: &str) -> Option<(String, String, i64)> {
     let y = num(date.get(0..4)?)?;
     let mo = u32::try_from(num(date.get(4..6)?)?).ok()?;
     let d = u32::try_from(num(date.get(6..8)?)?).ok()?;
-    let (h, mi, s) = (num(hms.get(0..2)?)?, num(hms.get(2..4)?)?, num(hms.get(4..6)?)?);
+    let (h, mi, s) = (
+        num(hms.get(0..2)?)?,
+        num(hms.get(2..4)?)?,
+        num(hms.get(4..6)?)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
-    Some((camera.to_owned(), stream.to_owned(), secs * 1_000_000 + num(micros)?))
+    Some((
+        camera.to_owned(),
+        stream.to_owned(),
+        secs * 1_000_000 + num(micros)?,
+    ))
 }
 
 #[cfg(test)]

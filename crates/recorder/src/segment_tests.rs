@@ -41,13 +41,20 @@ fn fragments_are_at_most_one_second_contiguous_and_start_on_keys_when_possible()
     let mut total = 0;
     for f in frags {
         assert_eq!(f.base_decode_time, next, "fragments are contiguous");
-        assert!(f.duration_90k() <= 90_000, "fragment of {} ticks", f.duration_90k());
+        assert!(
+            f.duration_90k() <= 90_000,
+            "fragment of {} ticks",
+            f.duration_90k()
+        );
         assert!(f.samples.iter().all(|s| s.duration == FRAME_90K as u32));
         next += f.duration_90k();
         total += f.samples.len();
     }
     assert_eq!(total, 360, "every access unit is written");
-    assert_eq!(frags.iter().map(|f| f.seq).collect::<Vec<_>>(), (1..=frags.len() as u32).collect::<Vec<_>>());
+    assert_eq!(
+        frags.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        (1..=frags.len() as u32).collect::<Vec<_>>()
+    );
     // In the part with 2 s GOPs, fragments run a full second.
     assert!(frags.iter().any(|f| f.duration_90k() == 90_000));
 }
@@ -56,7 +63,10 @@ fn fragments_are_at_most_one_second_contiguous_and_start_on_keys_when_possible()
 fn rotates_at_key_frame_after_file_duration() {
     let mut g = AuGen::new(0);
     let aus: Vec<_> = (0..300).map(|_| g.next_au()).collect(); // 10 s
-    let config = SegmenterConfig { file_duration_90k: 4 * 90_000, ..Default::default() };
+    let config = SegmenterConfig {
+        file_duration_90k: 4 * 90_000,
+        ..Default::default()
+    };
     let events = run(aus, config);
     let starts: Vec<_> = events
         .iter()
@@ -65,10 +75,19 @@ fn rotates_at_key_frame_after_file_duration() {
             _ => None,
         })
         .collect();
-    assert_eq!(starts, vec![None, Some(EndReason::Rotation), Some(EndReason::Rotation)]);
+    assert_eq!(
+        starts,
+        vec![None, Some(EndReason::Rotation), Some(EndReason::Rotation)]
+    );
     let f = files(&events);
-    assert_eq!(f[0].iter().map(FragmentOut::duration_90k).sum::<u64>(), 4 * 90_000);
-    assert_eq!(f[1][0].base_decode_time, 0, "each file starts at decode time 0");
+    assert_eq!(
+        f[0].iter().map(FragmentOut::duration_90k).sum::<u64>(),
+        4 * 90_000
+    );
+    assert_eq!(
+        f[1][0].base_decode_time, 0,
+        "each file starts at decode time 0"
+    );
     assert!(f[1][0].samples[0].is_sync);
 }
 
@@ -126,11 +145,21 @@ fn backwards_or_jumping_timestamps_end_the_file() {
             _ => None,
         })
         .collect();
-    assert_eq!(ends, vec![EndReason::TimeBackwards, EndReason::TimeJump, EndReason::StreamEnd]);
+    assert_eq!(
+        ends,
+        vec![
+            EndReason::TimeBackwards,
+            EndReason::TimeJump,
+            EndReason::StreamEnd
+        ]
+    );
     assert!(s.dropped() >= 1);
     for file in files(&events) {
         // The file's last sample borrows the previous duration: no negative or zero durations.
-        assert!(file.iter().flat_map(|f| &f.samples).all(|s| s.duration == FRAME_90K as u32));
+        assert!(file
+            .iter()
+            .flat_map(|f| &f.samples)
+            .all(|s| s.duration == FRAME_90K as u32));
     }
 }
 
@@ -156,5 +185,8 @@ fn file_paths_round_trip() {
     assert_eq!(parse_file_path(&p), Some(("door".into(), "main".into(), t)));
     assert_eq!(parse_file_path("door/main/20240229/x.mp4"), None);
     assert_eq!(parse_file_path("../main/20240229/235958-000123.mp4"), None);
-    assert_eq!(parse_file_path("door/main/20241329/235958-000123.mp4"), None);
+    assert_eq!(
+        parse_file_path("door/main/20241329/235958-000123.mp4"),
+        None
+    );
 }

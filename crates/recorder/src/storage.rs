@@ -333,7 +333,11 @@ impl Storage for FaultStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let s = self.lock();
-        Ok(s.files.get(path).ok_or_else(|| not_found(path))?.data.clone())
+        Ok(s.files
+            .get(path)
+            .ok_or_else(|| not_found(path))?
+            .data
+            .clone())
     }
 
     fn read_range(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {

@@ -53,7 +53,13 @@ impl AuGen {
     /// Starts at pts 0 and capture time `capture_us`.
     pub fn new(capture_us: i64) -> Self {
         let (params, pics) = clip();
-        Self { params, pics, n: 0, pts: 0, capture_us }
+        Self {
+            params,
+            pics,
+            n: 0,
+            pts: 0,
+            capture_us,
+        }
     }
 
     /// The next access unit.

@@ -179,8 +179,12 @@ impl StreamWriter {
         };
         if continues.is_none() {
             if let Some(prev) = self.last_end_wall.filter(|p| start > *p) {
-                let reason = self.last_end_reason.map_or("not recording", EndReason::as_str);
-                self.store.db().insert_gap(self.stream_id, prev, start, reason)?;
+                let reason = self
+                    .last_end_reason
+                    .map_or("not recording", EndReason::as_str);
+                self.store
+                    .db()
+                    .insert_gap(self.stream_id, prev, start, reason)?;
                 if self.last_end_reason.is_some() {
                     info!(camera = %self.camera, stream = %self.stream,
                           "{reason}: new file, gap of {} ms recorded", (start - prev) / 1000);
@@ -194,7 +198,11 @@ impl StreamWriter {
         let (id, path, mut handle) = loop {
             attempt += 1;
             let path = file_path(&self.camera, &self.stream, start);
-            let id = match self.store.db().insert_file(self.stream_id, &path, start, init_len) {
+            let id = match self
+                .store
+                .db()
+                .insert_file(self.stream_id, &path, start, init_len)
+            {
                 Ok(id) => id,
                 Err(Error::Db(e)) if attempt < 10 && is_constraint(&e) => {
                     start += 1;

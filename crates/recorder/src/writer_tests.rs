@@ -41,14 +41,29 @@ fn index_agrees_with_files(store: &Store) {
     for f in &files {
         let data = store.storage.read(Path::new(&f.path)).unwrap();
         let scan = vigil_media::fmp4::scan(&data).unwrap();
-        assert_eq!(scan.valid_len, data.len() as u64, "{} has a partial tail", f.path);
-        assert_eq!(f.bytes as u64, data.len() as u64, "{}: index length", f.path);
+        assert_eq!(
+            scan.valid_len,
+            data.len() as u64,
+            "{} has a partial tail",
+            f.path
+        );
+        assert_eq!(
+            f.bytes as u64,
+            data.len() as u64,
+            "{}: index length",
+            f.path
+        );
         let from_file: Vec<_> = scan
             .fragments
             .iter()
             .filter_map(|s| fragment_row(f.id, f.start_wall_us, s))
             .collect();
-        assert_eq!(store.db().fragments_of_file(f.id).unwrap(), from_file, "{}", f.path);
+        assert_eq!(
+            store.db().fragments_of_file(f.id).unwrap(),
+            from_file,
+            "{}",
+            f.path
+        );
     }
 }
 
@@ -57,7 +72,12 @@ fn no_overlap(files: &[FileRow]) {
     sorted.sort_by_key(|f| f.start_wall_us);
     for w in sorted.windows(2) {
         assert!(w[0].end_wall_us > w[0].start_wall_us, "{:?}", w[0]);
-        assert!(w[1].start_wall_us >= w[0].end_wall_us, "overlap: {:?} {:?}", w[0], w[1]);
+        assert!(
+            w[1].start_wall_us >= w[0].end_wall_us,
+            "overlap: {:?} {:?}",
+            w[0],
+            w[1]
+        );
     }
 }
 
@@ -65,8 +85,13 @@ fn no_overlap(files: &[FileRow]) {
 fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
-    let mut w = StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    let mut w =
+        StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
     let mut g = AuGen::new(T0);
     for _ in 0..300 {
         w.push(g.next_au()).unwrap(); // 10 s
@@ -77,23 +102,39 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
     // fragment was fsynced but its row never committed.
     disk.crash();
     let mut partial = disk.open_append(Path::new(&path)).unwrap();
-    partial.append(&[0, 0, 1, 0, b'm', b'o', b'o', b'f', 1, 2]).unwrap();
+    partial
+        .append(&[0, 0, 1, 0, b'm', b'o', b'o', b'f', 1, 2])
+        .unwrap();
     partial.sync().unwrap();
     std::mem::forget(w);
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
-    conn.execute("DELETE FROM fragment WHERE seq = (SELECT MAX(seq) FROM fragment)", []).unwrap();
+    conn.execute(
+        "DELETE FROM fragment WHERE seq = (SELECT MAX(seq) FROM fragment)",
+        [],
+    )
+    .unwrap();
     drop(conn);
 
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
     let report = recovery::recover(&store).unwrap();
     assert_eq!(report.files, 1);
-    assert_eq!(report.fragments_added, 1, "the fsynced fragment is indexed again");
+    assert_eq!(
+        report.fragments_added, 1,
+        "the fsynced fragment is indexed again"
+    );
     assert!(report.bytes_truncated > 0);
     let files = store.db().all_files().unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].state, FileState::Closed);
     let recorded_us = files[0].end_wall_us - files[0].start_wall_us;
-    assert!(recorded_us >= 8_000_000, "only {recorded_us} µs of 10 s survived");
+    assert!(
+        recorded_us >= 8_000_000,
+        "only {recorded_us} µs of 10 s survived"
+    );
     index_agrees_with_files(&store);
 }
 
@@ -101,12 +142,21 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
 fn open_file_without_fragments_is_deleted_on_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
-    let mut w = StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    let mut w =
+        StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
     w.push(AuGen::new(T0).next_au()).unwrap();
     std::mem::forget(w);
     disk.crash();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
     recovery::recover(&store).unwrap();
     assert!(store.db().all_files().unwrap().is_empty());
     assert!(disk.list().unwrap().is_empty());
@@ -115,7 +165,11 @@ fn open_file_without_fragments_is_deleted_on_recovery() {
 #[test]
 fn host_clock_steps_never_overlap_or_go_negative() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with(dir.path(), Arc::new(FaultStorage::new()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(FaultStorage::new()),
+        RetentionConfig::default(),
+    );
     let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
     let mut g = AuGen::new(T0);
     for _ in 0..150 {
@@ -154,7 +208,11 @@ fn host_clock_steps_never_overlap_or_go_negative() {
 fn enospc_frees_oldest_and_keeps_recording() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
-    let store = store_with(dir.path(), Arc::new(disk.clone()), RetentionConfig::default());
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
     let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
     let mut g = AuGen::new(T0);
     for _ in 0..120 {
@@ -174,7 +232,10 @@ fn enospc_frees_oldest_and_keeps_recording() {
     assert!(first > T0, "the oldest file was deleted");
     let last = files.iter().map(|f| f.end_wall_us).max().unwrap();
     let end_of_input = T0 + 1020 * 100_000 / 3;
-    assert!(last >= end_of_input - 100_000, "recording continued to the end: {last} vs {end_of_input}");
+    assert!(
+        last >= end_of_input - 100_000,
+        "recording continued to the end: {last} vs {end_of_input}"
+    );
     // Every row's file exists at its indexed length; nothing else is on disk.
     assert_eq!(disk.list().unwrap().len(), files.len());
     index_agrees_with_files(&store);
@@ -208,7 +269,19 @@ fn reindex_rebuilds_the_same_index() {
                     fr
                 })
                 .collect();
-            out.push((c, s, f.path, f.start_90k, f.end_90k, f.start_wall_us, f.end_wall_us, f.bytes, f.init_len, f.state, frags));
+            out.push((
+                c,
+                s,
+                f.path,
+                f.start_90k,
+                f.end_90k,
+                f.start_wall_us,
+                f.end_wall_us,
+                f.bytes,
+                f.init_len,
+                f.state,
+                frags,
+            ));
         }
         out.sort_by(|a, b| a.2.cmp(&b.2));
         out
