@@ -575,3 +575,193 @@ fn export_stretches_samples_over_gaps_and_rejects_bad_input() {
     let offset = u64::from_be_bytes(h[co64 + 12..co64 + 20].try_into().unwrap());
     assert_eq!(offset, h.len() as u64);
 }
+
+/// A small file (video + G.711, tiny fake samples, one fragment without samples for
+/// audio) for the fuzzer's seed corpus: `VIGIL_FUZZ_SEEDS_DIR=fuzz/corpus/fmp4_scan`
+/// writes it there.
+#[test]
+fn small_synthetic_file_scans() {
+    let (params, _) = clip();
+    let tracks = [
+        video_track(params),
+        Track::Audio(AudioTrack {
+            track_id: 2,
+            timescale: 8000,
+            channels: 1,
+            codec: AudioCodec::Pcmu,
+        }),
+    ];
+    let mut out = Vec::new();
+    write_init_segment(&mut out, &tracks);
+    let v = |n: u8, key| {
+        let s = Sample {
+            duration: FRAME_TICKS,
+            size: 3,
+            is_sync: key,
+        };
+        (vec![n; 3], s)
+    };
+    let a = |n: u8| {
+        (
+            vec![n; 2],
+            Sample {
+                duration: 2,
+                size: 2,
+                is_sync: true,
+            },
+        )
+    };
+    append_fragment(
+        &mut out,
+        1,
+        &[(1, 0, vec![v(1, true), v(2, false)]), (2, 0, vec![a(3)])],
+    );
+    append_fragment(&mut out, 2, &[(1, 6000, vec![v(4, true)]), (2, 2, vec![])]);
+    let r = scan(&out).unwrap();
+    assert_eq!(r.end, ScanEnd::Complete);
+    let runs: Vec<(u32, u64, usize)> = r
+        .fragments
+        .iter()
+        .flat_map(|f| {
+            f.runs
+                .iter()
+                .map(|r| (r.track_id, r.base_decode_time, r.samples.len()))
+        })
+        .collect();
+    assert_eq!(runs, [(1, 0, 2), (2, 0, 1), (1, 6000, 1)]);
+    let bytes: Vec<u8> = r
+        .fragments
+        .iter()
+        .flat_map(|f| &f.runs)
+        .flat_map(|r| &r.samples)
+        .map(|s| out[s.offset as usize])
+        .collect();
+    assert_eq!(bytes, [1, 2, 3, 4]);
+    check_scan_invariants(&out);
+    if let Some(dir) = std::env::var_os("VIGIL_FUZZ_SEEDS_DIR") {
+        std::fs::write(Path::new(&dir).join("video_ulaw_small.mp4"), &out).unwrap();
+    }
+}
+
+/// ffmpeg's own fragmented MP4s use the defaults this module's writer never does
+/// (tfhd default duration and flags, trun first-sample-flags, and without
+/// `default_base_moof` an implicit or explicit base data offset): scan reads them too.
+#[test]
+fn scans_fragmented_files_written_by_ffmpeg() {
+    let (_, aus) = clip();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/x264-160x120-2slices.h264");
+    for flags in [
+        "+frag_keyframe+empty_moov+default_base_moof",
+        "+frag_keyframe+empty_moov",
+    ] {
+        let f = TempFile::new("ffmpeg-frag.mp4", b"");
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-r", "30", "-i"])
+            .arg(&input)
+            .args(["-c", "copy", "-movflags", flags])
+            .arg(&f.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let file = std::fs::read(&f.0).unwrap();
+        let r = scan(&file).unwrap();
+        assert_eq!(r.end, ScanEnd::Complete, "{flags}");
+        let tracks = r.init.unwrap().tracks;
+        assert!(
+            matches!(&tracks[..], [Track::Video(v)] if v.params.width == 160),
+            "{flags}"
+        );
+        let samples: Vec<&ScannedSample> = r
+            .fragments
+            .iter()
+            .flat_map(|f| &f.runs)
+            .flat_map(|r| &r.samples)
+            .collect();
+        assert_eq!(samples.len(), aus.len(), "{flags}");
+        for (s, (data, key)) in samples.iter().zip(&aus) {
+            // ffmpeg drops the parameter sets and SEI the access units carry in-band,
+            // so compare the tails: the slices.
+            let got = &file[s.offset as usize..(s.offset + u64::from(s.size)) as usize];
+            assert!(data.ends_with(got), "{flags}: sample bytes differ");
+            assert_eq!(s.is_sync, *key, "{flags}");
+        }
+        let times: Vec<u64> = samples.iter().map(|s| s.decode_time).collect();
+        assert!(times.windows(2).all(|w| w[1] > w[0]), "{flags}: {times:?}");
+    }
+}
+
+/// A High-profile stream (whose avcC carries chroma format and bit depths,
+/// ISO/IEC 14496-15 §5.3.3.1.2) encoded by ffmpeg's libx264 right now.
+#[test]
+fn high_profile_stream_round_trips() {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args([
+            "-frames:v",
+            "20",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "0",
+        ])
+        .args(["-g", "10", "-pix_fmt", "yuv420p", "-f", "h264", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut splitter = AccessUnitSplitter::new();
+    let mut aus = splitter.push_annexb(&out.stdout);
+    aus.extend(splitter.flush());
+    let nals: Vec<&Bytes> = aus.iter().flat_map(|a| &a.nals).collect();
+    let sps = nals
+        .iter()
+        .find(|n| h264::nal_type(n) == Some(NAL_SPS))
+        .unwrap();
+    let pps = nals
+        .iter()
+        .find(|n| h264::nal_type(n) == Some(NAL_PPS))
+        .unwrap();
+    let params = Arc::new(h264::stream_params(sps, pps).unwrap());
+    let track = Track::Video(VideoTrack {
+        track_id: 1,
+        timescale: 90_000,
+        params,
+    });
+    let mut file = Vec::new();
+    write_init_segment(&mut file, std::slice::from_ref(&track));
+    let pics: Vec<Au> = aus
+        .iter()
+        .filter(|a| a.has_picture())
+        .map(|a| (a.to_avcc(), a.is_idr))
+        .collect();
+    assert_eq!(pics.len(), 20);
+    for (i, gop) in pics.chunks(10).enumerate() {
+        let t = i as u64 * 10 * u64::from(FRAME_TICKS);
+        append_fragment(&mut file, i as u32 + 1, &[(1, t, video_samples(gop))]);
+    }
+    let f = TempFile::new("high.mp4", &file);
+    let probe = ffprobe(&f.0, "v:0");
+    assert_probe(
+        &probe,
+        &[
+            "profile=High",
+            "width=320",
+            "height=240",
+            "nb_read_frames=20",
+        ],
+    );
+    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(scan(&file).unwrap().init.unwrap().tracks, vec![track]);
+    let avcc = file.windows(4).position(|w| w == b"avcC").unwrap() + 4;
+    let len = u32::from_be_bytes(file[avcc - 8..avcc - 4].try_into().unwrap()) as usize - 8;
+    // chroma_format_idc 1, 8-bit luma and chroma, no SPS extensions.
+    assert_eq!(file[avcc + len - 4..avcc + len], [0xfd, 0xf8, 0xf8, 0]);
+}
