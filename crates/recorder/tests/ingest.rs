@@ -69,13 +69,20 @@ async fn wait_state(
         .map(|r| r.map(|s| s.clone()));
     match r {
         Ok(Ok(s)) => s,
-        _ => panic!("state not reached within {within:?}; now {:?}", status.borrow().state),
+        _ => panic!(
+            "state not reached within {within:?}; now {:?}",
+            status.borrow().state
+        ),
     }
 }
 
 fn check_avcc(au: &AccessUnit) {
     let total: usize = au.nal_units().map(|n| n.len() + 4).sum();
-    assert_eq!(total, au.data.len(), "AU data is not 4-byte length-prefixed NAL units");
+    assert_eq!(
+        total,
+        au.data.len(),
+        "AU data is not 4-byte length-prefixed NAL units"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,16 +99,26 @@ async fn gstreamer_x264_camera_over_tcp_and_udp() {
 
         let n = aus.len() as i64;
         let want = i64::from(FPS) * 5;
-        assert!((want - 8..=want + 3).contains(&n), "{transport:?}: {n} AUs in 5 s, want ~{want}");
+        assert!(
+            (want - 8..=want + 3).contains(&n),
+            "{transport:?}: {n} AUs in 5 s, want ~{want}"
+        );
         assert!(aus[0].key, "first AU must be a key frame");
         assert_eq!((aus[0].params.width, aus[0].params.height), (320, 240));
-        assert!(aus.iter().all(|a| std::sync::Arc::ptr_eq(&a.params, &aus[0].params)), "params Arc reused");
+        assert!(
+            aus.iter()
+                .all(|a| std::sync::Arc::ptr_eq(&a.params, &aus[0].params)),
+            "params Arc reused"
+        );
         for w in aus.windows(2) {
             assert_eq!(w[1].pts - w[0].pts, STEP, "{transport:?}: pts step");
             assert!(w[1].capture_us >= w[0].capture_us);
         }
         aus.iter().for_each(check_avcc);
-        assert!(aus.iter().filter(|a| a.key).count() >= 2, "x264 key-int-max is 2 s");
+        assert!(
+            aus.iter().filter(|a| a.key).count() >= 2,
+            "x264 key-int-max is 2 s"
+        );
 
         let st = ingest.status().borrow().clone();
         assert_eq!(st.state, IngestState::Streaming);
@@ -137,9 +154,18 @@ async fn vigil_camera_with_digest_auth_loses_no_frame() {
             counters.push(code.counter);
         }
     }
-    assert!(counters.len() + 1 >= aus.len(), "decoded {} of {}", counters.len(), aus.len());
+    assert!(
+        counters.len() + 1 >= aus.len(),
+        "decoded {} of {}",
+        counters.len(),
+        aus.len()
+    );
     for w in counters.windows(2) {
-        assert_eq!(w[1], w[0].wrapping_add(1), "counter jumped: lost or repeated frame");
+        assert_eq!(
+            w[1],
+            w[0].wrapping_add(1),
+            "counter jumped: lost or repeated frame"
+        );
     }
     for w in aus.windows(2) {
         assert_eq!(w[1].pts - w[0].pts, STEP);
@@ -151,8 +177,13 @@ async fn vigil_camera_with_digest_auth_loses_no_frame() {
     let cfg = IngestConfig::new("bad", url(cam.addr)).with_credentials(USER, "not-the-password");
     let ingest = Ingest::spawn(cfg, hub.clone());
     let mut status = ingest.status();
-    let st = wait_state(&mut status, Duration::from_secs(10), |s| matches!(s, IngestState::Failed(_))).await;
-    let IngestState::Failed(msg) = &st.state else { unreachable!() };
+    let st = wait_state(&mut status, Duration::from_secs(10), |s| {
+        matches!(s, IngestState::Failed(_))
+    })
+    .await;
+    let IngestState::Failed(msg) = &st.state else {
+        unreachable!()
+    };
     assert!(msg.contains("credentials"), "{msg}");
     assert!(!msg.contains("not-the-password"), "{msg}");
     assert_eq!(hub.published(), 0);
@@ -175,24 +206,36 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     let port = cam.addr.port();
     let hub = Hub::new("flaky", 512);
     let mut sub = hub.subscribe();
-    let cfg = IngestConfig::new("flaky", url(cam.addr)).with_credentials(USER, PASSWORD);
+    let mut cfg = IngestConfig::new("flaky", url(cam.addr)).with_credentials(USER, PASSWORD);
+    // The few seconds of streaming between the outages below count as healthy, so the
+    // hang is followed by the initial back-off (the default asks for 10 s).
+    cfg.backoff.healthy_after = Duration::from_secs(2);
     let mut ingest = Ingest::spawn(cfg, hub.clone());
     let mut events = ingest.take_events().unwrap();
     let mut status = ingest.status();
-    let before = collect(&mut sub, Duration::from_secs(2)).await;
-    let last_before = before.last().unwrap().clone();
+    let mut last_before = collect(&mut sub, Duration::from_secs(2))
+        .await
+        .pop()
+        .unwrap();
 
     // Kill: noticed within 5 s.
     let killed = Instant::now();
     cam.kill();
-    let st = wait_state(&mut status, Duration::from_secs(5), |s| matches!(s, IngestState::Backoff { .. })).await;
+    let st = wait_state(&mut status, Duration::from_secs(5), |s| {
+        matches!(s, IngestState::Backoff { .. })
+    })
+    .await;
     println!("backoff after {:?}: {:?}", killed.elapsed(), st.state);
+    // What arrived between the collection and the kill.
+    while let Ok(Ok(au)) = tokio::time::timeout(Duration::from_millis(50), sub.recv()).await {
+        last_before = au;
+    }
 
-    // Down for 3 s, then back on the same port.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for 6 s (the back-off grows to seconds), then back on the same port.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let cam = vigil_camera(data.path(), (320, 240), FPS, port);
     let back = Instant::now();
-    // The next attempt is due at the Backoff's `until` (at most the back-off in force).
+    // Without the port probe, the next attempt would only be at the Backoff's `until`.
     let pending_backoff = match &status.borrow().state {
         IngestState::Backoff { until_wall_us, .. } => {
             let now = vigil_recorder_wall_us();
@@ -202,10 +245,12 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     };
     let resumed = next_au(&mut sub, Duration::from_secs(20)).await;
     let took = back.elapsed();
-    println!("resumed {took:?} after the camera was back (back-off pending then: {pending_backoff:?})");
+    println!(
+        "resumed {took:?} after the camera was back (back-off pending then: {pending_backoff:?})"
+    );
     assert!(
-        took <= pending_backoff + Duration::from_secs(1) + GOP,
-        "resumed after {took:?}; promise: back-off {pending_backoff:?} + 1 s + GOP"
+        took <= Duration::from_secs(1) + GOP,
+        "resumed after {took:?}; promise: 1 s + GOP whatever the back-off"
     );
     assert!(resumed.key);
 
@@ -214,26 +259,40 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     assert_eq!(gap.end_wall_us, resumed.capture_us);
     assert_eq!(gap.resume_pts, Some(resumed.pts));
     let outage_us = resumed.capture_us - last_before.capture_us;
-    assert!(outage_us > 3_000_000, "{outage_us}");
+    assert!(outage_us > 6_000_000, "{outage_us}");
     // pts keep counting through the outage, on the host's monotonic clock.
     let pts_gap_us = (resumed.pts - last_before.pts) * 1_000_000 / 90_000;
-    assert!((pts_gap_us - outage_us).abs() < 200_000, "pts gap {pts_gap_us} µs vs wall {outage_us} µs");
-    let st = wait_state(&mut status, Duration::from_secs(2), |s| *s == IngestState::Streaming).await;
+    assert!(
+        (pts_gap_us - outage_us).abs() < 200_000,
+        "pts gap {pts_gap_us} µs vs wall {outage_us} µs"
+    );
+    let st = wait_state(&mut status, Duration::from_secs(2), |s| {
+        *s == IngestState::Streaming
+    })
+    .await;
     assert!(st.reconnects >= 1, "{st:?}");
 
     // A camera that hangs with its connection open: noticed by the stall timeout.
-    let _ = collect(&mut sub, Duration::from_secs(1)).await;
+    let _ = collect(&mut sub, Duration::from_secs(3)).await;
     let frozen = Instant::now();
     cam.freeze(true);
-    wait_state(&mut status, Duration::from_secs(5) + Duration::from_millis(300), |s| {
-        matches!(s, IngestState::Backoff { .. })
-    })
+    wait_state(
+        &mut status,
+        Duration::from_secs(5) + Duration::from_millis(300),
+        |s| matches!(s, IngestState::Backoff { .. }),
+    )
     .await;
     println!("hang noticed after {:?}", frozen.elapsed());
     assert!(frozen.elapsed() <= Duration::from_secs(5));
     cam.freeze(false);
+    let thawed = Instant::now();
     let resumed = next_au(&mut sub, Duration::from_secs(15)).await;
+    println!("resumed {:?} after the hang ended", thawed.elapsed());
     assert!(resumed.key);
+    assert!(
+        thawed.elapsed() <= Duration::from_millis(500) + Duration::from_secs(1) + GOP,
+        "initial back-off + 1 s + GOP"
+    );
     let gap = next_gap(&mut events, Duration::from_secs(2)).await;
     assert!(gap.reason.contains("no video frame"), "{gap:?}");
     ingest.stop().await;

@@ -71,8 +71,14 @@ mod tests {
             AudioCodec::from_encoding_name("mpeg4-generic"),
             Some(AudioCodec::Aac { .. })
         ));
-        assert_eq!(AudioCodec::from_encoding_name("pcmu"), Some(AudioCodec::Pcmu));
-        assert_eq!(AudioCodec::from_encoding_name("pcma"), Some(AudioCodec::Pcma));
+        assert_eq!(
+            AudioCodec::from_encoding_name("pcmu"),
+            Some(AudioCodec::Pcmu)
+        );
+        assert_eq!(
+            AudioCodec::from_encoding_name("pcma"),
+            Some(AudioCodec::Pcma)
+        );
         assert_eq!(AudioCodec::from_encoding_name("g726-32"), None);
         assert_eq!(AudioCodec::from_encoding_name("opus"), None);
     }

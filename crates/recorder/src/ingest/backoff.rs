@@ -115,7 +115,11 @@ mod tests {
         for i in 0..12u32 {
             let d = p.on_failure(Failure::Transient, Duration::ZERO);
             let base = (Duration::from_millis(500) * 2u32.pow(i)).min(Duration::from_secs(30));
-            assert!(d <= base && d >= base / 2, "failure {i}: {d:?} not in [{:?}, {base:?}]", base / 2);
+            assert!(
+                d <= base && d >= base / 2,
+                "failure {i}: {d:?} not in [{:?}, {base:?}]",
+                base / 2
+            );
             assert!(base >= prev_base);
             prev_base = base;
         }
@@ -125,7 +129,10 @@ mod tests {
     #[test]
     fn first_delay_is_about_half_a_second() {
         let d = policy().on_failure(Failure::Transient, Duration::ZERO);
-        assert!(d >= Duration::from_millis(250) && d <= Duration::from_millis(500), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(250) && d <= Duration::from_millis(500),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -152,7 +159,10 @@ mod tests {
     #[test]
     fn permanent_failures_retry_at_the_cap() {
         let mut p = policy();
-        assert_eq!(p.on_failure(Failure::Permanent, Duration::ZERO), Duration::from_secs(30));
+        assert_eq!(
+            p.on_failure(Failure::Permanent, Duration::ZERO),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ impl std::str::FromStr for Transport {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Transport::Tcp),
             "udp" => Ok(Transport::Udp),
-            other => Err(format!("unknown RTSP transport {other:?}; expected tcp or udp")),
+            other => Err(format!(
+                "unknown RTSP transport {other:?}; expected tcp or udp"
+            )),
         }
     }
 }
@@ -57,6 +59,11 @@ pub struct IngestConfig {
     pub request_timeout: Duration,
     /// Reconnection back-off.
     pub backoff: BackoffConfig,
+    /// While backing off from a camera whose RTSP port was closed, check the port this
+    /// often with a bare TCP connect (no RTSP, no credentials) and reconnect as soon as it
+    /// accepts: a camera that comes back is recorded again within this interval plus one
+    /// GOP, whatever the back-off had grown to. `None` disables the probe.
+    pub port_probe: Option<Duration>,
     /// Seed of the back-off jitter; `None` seeds from the OS. Tests fix it.
     pub jitter_seed: Option<u64>,
 }
@@ -78,12 +85,17 @@ impl IngestConfig {
             stall_timeout: Duration::from_secs(4),
             request_timeout: Duration::from_secs(5),
             backoff: BackoffConfig::default(),
+            port_probe: Some(Duration::from_millis(500)),
             jitter_seed: None,
         }
     }
 
     /// Sets the credentials.
-    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.username = Some(username.into());
         self.password = Some(password.into());
         self
@@ -113,13 +125,16 @@ impl fmt::Debug for IngestConfig {
             .field("stall_timeout", &self.stall_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("backoff", &self.backoff)
+            .field("port_probe", &self.port_probe)
             .finish()
     }
 }
 
 /// Removes user information from `url`, returning it percent-decoded (RFC 3986 §3.2.1).
 fn take_userinfo(url: &mut Url) -> (Option<String>, Option<String>) {
-    let user = Some(url.username()).filter(|u| !u.is_empty()).map(percent_decode);
+    let user = Some(url.username())
+        .filter(|u| !u.is_empty())
+        .map(percent_decode);
     let pass = url.password().map(percent_decode);
     let _ = url.set_username("");
     let _ = url.set_password(None);

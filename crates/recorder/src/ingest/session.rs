@@ -82,7 +82,10 @@ pub(crate) struct Picked {
 
 /// Chooses the first H.264 video stream and (if `want_audio`) the first AAC/G.711 audio
 /// stream from `(media, encoding name)` pairs as the SDP lists them (RFC 4566 §5.14).
-pub(crate) fn pick_streams(streams: &[(&str, &str)], want_audio: bool) -> Result<Picked, IngestError> {
+pub(crate) fn pick_streams(
+    streams: &[(&str, &str)],
+    want_audio: bool,
+) -> Result<Picked, IngestError> {
     let video = streams
         .iter()
         .position(|(m, e)| *m == "video" && *e == "h264");
@@ -133,7 +136,10 @@ async fn bounded<T>(
 }
 
 /// DESCRIBE, SETUP (video, then audio), PLAY.
-pub(crate) async fn connect(cfg: &IngestConfig, group: &Arc<SessionGroup>) -> Result<Connected, IngestError> {
+pub(crate) async fn connect(
+    cfg: &IngestConfig,
+    group: &Arc<SessionGroup>,
+) -> Result<Connected, IngestError> {
     let creds = cfg.username.as_ref().map(|u| Credentials {
         username: u.clone(),
         password: cfg.password.clone().unwrap_or_default(),
@@ -149,7 +155,10 @@ pub(crate) async fn connect(cfg: &IngestConfig, group: &Arc<SessionGroup>) -> Re
         .iter()
         .map(|s| (s.media().to_owned(), s.encoding_name().to_owned()))
         .collect();
-    let refs: Vec<(&str, &str)> = names.iter().map(|(m, e)| (m.as_str(), e.as_str())).collect();
+    let refs: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(m, e)| (m.as_str(), e.as_str()))
+        .collect();
     let picked = pick_streams(&refs, cfg.audio)?;
 
     // Access units as MP4 stores them: 4-byte lengths, raw AAC. Parameter sets are
@@ -164,7 +173,9 @@ pub(crate) async fn connect(cfg: &IngestConfig, group: &Arc<SessionGroup>) -> Re
             Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
             Transport::Udp => retina::client::Transport::Udp(Default::default()),
         };
-        SetupOptions::default().transport(transport).frame_format(format)
+        SetupOptions::default()
+            .transport(transport)
+            .frame_format(format)
     };
     bounded("SETUP (video)", t, session.setup(picked.video, setup())).await?;
     let mut audio = None;
@@ -172,8 +183,15 @@ pub(crate) async fn connect(cfg: &IngestConfig, group: &Arc<SessionGroup>) -> Re
         match tokio::time::timeout(t, session.setup(*i, setup())).await {
             Ok(Ok(())) => audio = Some(*i),
             // Video alone is still worth recording.
-            Ok(Err(e)) => tracing::warn!(stream = %cfg.name, error = %e, ?codec, "audio SETUP failed; recording video only"),
-            Err(_) => return Err(IngestError::Timeout { what: "SETUP (audio)", after: t }),
+            Ok(Err(e)) => {
+                tracing::warn!(stream = %cfg.name, error = %e, ?codec, "audio SETUP failed; recording video only")
+            }
+            Err(_) => {
+                return Err(IngestError::Timeout {
+                    what: "SETUP (audio)",
+                    after: t,
+                })
+            }
         }
     }
     // Permissive: some cameras omit or botch RTP-Info's rtptime with two streams; we only
@@ -253,7 +271,10 @@ mod tests {
 
     #[test]
     fn network_trouble_is_transient() {
-        assert_eq!(IngestError::Stalled(Duration::from_secs(4)).failure(), Failure::Transient);
+        assert_eq!(
+            IngestError::Stalled(Duration::from_secs(4)).failure(),
+            Failure::Transient
+        );
         assert_eq!(IngestError::Closed.failure(), Failure::Transient);
         assert_eq!(IngestError::Unauthorized(401).failure(), Failure::Permanent);
     }

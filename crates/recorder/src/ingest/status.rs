@@ -114,7 +114,13 @@ impl Meter {
 
     /// Counts a frame of `bytes` at `now` into `status`. Returns true when a window closed
     /// and the status is worth publishing.
-    pub(crate) fn on_frame(&mut self, status: &mut IngestStatus, now: Instant, bytes: usize, wall_us: i64) -> bool {
+    pub(crate) fn on_frame(
+        &mut self,
+        status: &mut IngestStatus,
+        now: Instant,
+        bytes: usize,
+        wall_us: i64,
+    ) -> bool {
         let bytes = bytes as u64;
         status.frames += 1;
         status.bytes += bytes;
@@ -151,7 +157,12 @@ mod tests {
         let mut published = 0;
         // 3 s at 10 fps of 12_500-byte frames = 1 Mbit/s.
         for i in 0..=30u32 {
-            if m.on_frame(&mut s, t0 + Duration::from_millis(100) * i, 12_500, i64::from(i)) {
+            if m.on_frame(
+                &mut s,
+                t0 + Duration::from_millis(100) * i,
+                12_500,
+                i64::from(i),
+            ) {
                 published += 1;
             }
         }
@@ -160,7 +171,11 @@ mod tests {
         assert_eq!(s.bytes, 31 * 12_500);
         assert_eq!(s.last_frame_wall_us, Some(30));
         // Each window holds 10 full frames plus the one closing it, over exactly 1 s.
-        assert!((1_000_000..=1_100_000).contains(&s.bitrate_bps), "{}", s.bitrate_bps);
+        assert!(
+            (1_000_000..=1_100_000).contains(&s.bitrate_bps),
+            "{}",
+            s.bitrate_bps
+        );
         m.reset_window(&mut s);
         assert_eq!(s.bitrate_bps, 0);
         assert_eq!(s.frames, 31, "totals survive a reconnect");

@@ -51,7 +51,10 @@ pub(crate) struct Supervisor {
 /// How a session ended.
 enum End {
     Stopped,
-    Failed { error: IngestError, streamed: Duration },
+    Failed {
+        error: IngestError,
+        streamed: Duration,
+    },
 }
 
 /// Per-session state.
@@ -65,7 +68,12 @@ struct Live {
 }
 
 impl Supervisor {
-    pub(crate) fn new(cfg: IngestConfig, hub: Hub, out: Outputs, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        cfg: IngestConfig,
+        hub: Hub,
+        out: Outputs,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let policy = ReconnectPolicy::new(cfg.backoff, cfg.jitter_seed);
         let group = Arc::new(SessionGroup::default().named(cfg.name.clone()));
         Supervisor {
@@ -136,12 +144,19 @@ impl Supervisor {
                 self.set_state(IngestState::Failed(reason));
             } else {
                 tracing::warn!(stream = %name, error = %reason, retry_in = ?delay, "ingest session ended; backing off");
-                let until_wall_us = wall_us(SystemTime::now()).saturating_add(delay.as_micros() as i64);
-                self.set_state(IngestState::Backoff { until_wall_us, reason });
+                let until_wall_us =
+                    wall_us(SystemTime::now()).saturating_add(delay.as_micros() as i64);
+                self.set_state(IngestState::Backoff {
+                    until_wall_us,
+                    reason,
+                });
             }
-            tokio::select! {
-                _ = self.stop.changed() => break,
-                _ = tokio::time::sleep(delay) => {}
+            let probe = match failure {
+                Failure::Transient => self.cfg.port_probe,
+                Failure::Permanent => None,
+            };
+            if self.back_off(delay, probe).await {
+                break;
             }
         }
         if let Some((start_wall_us, reason)) = self.open_gap.take() {
@@ -154,6 +169,43 @@ impl Supervisor {
         }
         self.set_state(IngestState::Stopped);
         tracing::info!(stream = %name, "ingest stopped");
+    }
+
+    /// Waits `delay`, or less if the camera's RTSP port was closed and opens again (checked
+    /// every `probe`). Returns true if the ingest was stopped meanwhile.
+    async fn back_off(&mut self, delay: Duration, probe: Option<Duration>) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        let target = self.cfg.url.host_str().map(|h| {
+            (
+                h.trim_matches(['[', ']']).to_owned(),
+                self.cfg.url.port().unwrap_or(554),
+            )
+        });
+        let probe = match (probe, target) {
+            (Some(p), Some(t)) if !port_open(&t).await => Some((p, t)),
+            // The port accepts connections: the trouble is elsewhere, so the back-off
+            // decides alone (and a struggling camera is not hammered).
+            _ => None,
+        };
+        loop {
+            let next = match &probe {
+                Some((p, _)) => until.min(tokio::time::Instant::now() + *p),
+                None => until,
+            };
+            tokio::select! {
+                _ = self.stop.changed() => return true,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            if let Some((_, t)) = &probe {
+                if port_open(t).await {
+                    tracing::info!(stream = %self.cfg.name, "camera's RTSP port is open again; reconnecting now");
+                    return false;
+                }
+            }
+        }
     }
 
     /// Runs one playing session until it fails or the ingest is stopped.
@@ -201,7 +253,8 @@ impl Supervisor {
                     }
                 }
                 Ok(Some(Ok(CodecItem::AudioFrame(f)))) => {
-                    let Some((i, codec)) = live.audio.as_ref().filter(|(i, _)| *i == f.stream_id()) else {
+                    let Some((i, codec)) = live.audio.as_ref().filter(|(i, _)| *i == f.stream_id())
+                    else {
                         continue;
                     };
                     let params = demuxed.streams().get(*i).and_then(|s| s.parameters());
@@ -254,7 +307,9 @@ impl Supervisor {
         let mono_us = received.saturating_duration_since(self.epoch).as_micros() as i64;
         let capture_us = wall_us(SystemTime::from(f.end_ctx().received_wall()));
         let ts = f.timestamp();
-        let (pts, jump) = self.video_tl.map(ts.elapsed(), ts.clock_rate().get(), mono_us);
+        let (pts, jump) = self
+            .video_tl
+            .map(ts.elapsed(), ts.clock_rate().get(), mono_us);
         if let Some(jump) = jump {
             let reason = describe_jump(jump, 90_000);
             tracing::warn!(stream = %self.cfg.name, %reason, pts, "camera timestamps jumped; continuing after the previous frame");
@@ -278,7 +333,9 @@ impl Supervisor {
         let now = Instant::now();
         live.first_frame.get_or_insert(now);
         live.last_frame = Some(now);
-        let publish = self.meter.on_frame(&mut self.status, now, data.len(), capture_us);
+        let publish = self
+            .meter
+            .on_frame(&mut self.status, now, data.len(), capture_us);
         self.hub.publish(AccessUnit {
             params,
             pts,
@@ -318,7 +375,12 @@ impl Supervisor {
         }
     }
 
-    fn on_audio(&mut self, codec: &AudioCodec, f: retina::codec::AudioFrame, params: Option<ParametersRef<'_>>) {
+    fn on_audio(
+        &mut self,
+        codec: &AudioCodec,
+        f: retina::codec::AudioFrame,
+        params: Option<ParametersRef<'_>>,
+    ) {
         let fresh = params.and_then(|p| session::audio_params(codec, p));
         if let Some(fresh) = fresh {
             let changed = self.audio_params.as_deref() != Some(&fresh);
@@ -334,7 +396,10 @@ impl Supervisor {
             return;
         };
         let ctx = f.ctx();
-        let mono_us = ctx.received().saturating_duration_since(self.epoch).as_micros() as i64;
+        let mono_us = ctx
+            .received()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as i64;
         let capture_us = wall_us(SystemTime::from(ctx.received_wall()));
         let ts = f.timestamp();
         let (pts, jump) = tl.map(ts.elapsed(), ts.clock_rate().get(), mono_us);
@@ -351,6 +416,15 @@ impl Supervisor {
         // No receiver is fine: audio is optional for every consumer.
         let _ = self.out.audio.send(frame);
     }
+}
+
+/// Whether a TCP connection to `host:port` succeeds within 500 ms (closed at once).
+async fn port_open((host, port): &(String, u16)) -> bool {
+    let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 fn describe_jump(jump: Jump, rate: u32) -> String {

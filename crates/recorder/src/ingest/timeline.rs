@@ -89,7 +89,11 @@ impl Timeline {
             });
             return (0, None);
         };
-        let mono_ticks = rescale(mono_us.saturating_sub(last.mono_us), 1_000_000, self.out_rate);
+        let mono_ticks = rescale(
+            mono_us.saturating_sub(last.mono_us),
+            1_000_000,
+            self.out_rate,
+        );
         let (pts, jump) = match self.offset {
             None => {
                 // First frame of a new session: after the previous by the monotonic gap.
@@ -100,7 +104,12 @@ impl Timeline {
                 let delta = pts.saturating_sub(last.pts);
                 if delta <= 0 {
                     let step = last.step.unwrap_or(mono_ticks).max(1);
-                    (last.pts.saturating_add(step), Some(Jump::Backwards { by: delta.saturating_neg() }))
+                    (
+                        last.pts.saturating_add(step),
+                        Some(Jump::Backwards {
+                            by: delta.saturating_neg(),
+                        }),
+                    )
                 } else if delta.saturating_sub(mono_ticks) > self.max_forward {
                     let step = last.step.unwrap_or(mono_ticks).max(1);
                     let by = delta.saturating_sub(mono_ticks);
@@ -168,7 +177,10 @@ mod tests {
         assert_eq!(jump, None);
         assert_eq!(pts, 3000 + 7 * 90_000);
         // And then follows its new clock.
-        assert_eq!(t.map(-123_456 + FRAME, 90_000, FRAME_US + 7_033_333).0, pts + 3000);
+        assert_eq!(
+            t.map(-123_456 + FRAME, 90_000, FRAME_US + 7_033_333).0,
+            pts + 3000
+        );
     }
 
     #[test]

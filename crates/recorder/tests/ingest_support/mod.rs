@@ -42,6 +42,8 @@ pub fn vigil_bin() -> PathBuf {
 /// A child process killed on drop, whose stdout announces `listening rtsp ADDR`.
 pub struct Peer {
     child: Child,
+    /// Set once the child is reaped, so its pid (maybe reused) is never signalled again.
+    reaped: bool,
     /// The bound RTSP address.
     pub addr: SocketAddr,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
@@ -80,12 +82,16 @@ impl Peer {
         });
         let mut peer = Peer {
             child,
+            reaped: false,
             addr: "0.0.0.0:0".parse().unwrap(),
             stderr,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(a) => peer.addr = a.parse().unwrap(),
-            Err(_) => panic!("{what} did not announce its port; stderr:\n{}", peer.stderr()),
+            Err(_) => panic!(
+                "{what} did not announce its port; stderr:\n{}",
+                peer.stderr()
+            ),
         }
         peer
     }
@@ -117,6 +123,11 @@ impl Peer {
     }
 
     fn kill_now(&mut self) {
+        if self.reaped {
+            return;
+        }
+        self.reaped = true;
+        // A frozen (SIGSTOP) child is woken first, so that it can die and be reaped.
         let _ = Command::new("kill")
             .args(["-CONT", &self.child.id().to_string()])
             .status();
@@ -135,7 +146,12 @@ impl Drop for Peer {
 pub fn gst_server(size: (u32, u32), fps: u32) -> Peer {
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(workspace_root().join("scripts/gst-rtsp-server.py"))
-        .args(["--port", "0", "--testsrc", &format!("{}x{}@{fps}", size.0, size.1)])
+        .args([
+            "--port",
+            "0",
+            "--testsrc",
+            &format!("{}x{}@{fps}", size.0, size.1),
+        ])
         .args(["--bitrate", "500"]);
     Peer::spawn(cmd, "gst-rtsp-server.py")
 }
