@@ -6,7 +6,10 @@
 use clap::{Parser, Subcommand};
 
 mod camera_cmd;
+mod config;
+mod export_cmd;
 mod http;
+mod serve_cmd;
 mod tls;
 mod user_cmd;
 
@@ -24,6 +27,12 @@ enum Command {
     Camera(camera_cmd::CameraArgs),
     /// Manage users (who may watch the camera).
     User(user_cmd::UserArgs),
+    /// Record the cameras of a configuration file (see vigil.example.toml).
+    Serve(serve_cmd::ServeArgs),
+    /// Write a time range of a recorded camera stream as an MP4 file.
+    Export(export_cmd::ExportArgs),
+    /// Rebuild the recordings index from the recording files.
+    Reindex(serve_cmd::ReindexArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +52,14 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(camera_cmd::run(args))),
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-rec")
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(serve_cmd::run(args))),
+        Command::Export(args) => export_cmd::run(args),
+        Command::Reindex(args) => serve_cmd::run_reindex(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,560 @@
+//! The recorder's configuration file (`vigil serve --config vigil.toml`), documented for
+//! users in `docs/config.md` and `vigil.example.toml`.
+//!
+//! Parsing is strict: unknown keys are errors (a typo such as `max_byte` must not silently
+//! disable retention), camera and stream names are checked before they become directory
+//! names, and camera passwords are held in [`Secret`], whose `Debug` never shows them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+use vigil_recorder::ingest::{IngestConfig, Transport};
+use vigil_recorder::retention::RetentionConfig;
+use vigil_recorder::RecorderConfig;
+
+/// Errors of loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key, wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml/serde reported (with line and column).
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// A password: `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The password itself, for the RTSP client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A byte count: an integer, or a string with a unit (`"500MB"`, `"10 GiB"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => parse_bytes(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as `"30d"`, `"12h"`, `"1h30m"`, `"90s"`, `"500ms"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[retention]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Total size of all recordings; the oldest files are deleted above it.
+    pub max_bytes: Option<ByteSize>,
+    /// Free space to keep on the recordings' filesystem.
+    pub min_free_bytes: Option<ByteSize>,
+    /// How often retention runs (default 1 minute).
+    pub interval: Option<HumanDuration>,
+}
+
+/// One `[[camera]]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSection {
+    /// Camera name: 1-64 of `A-Z a-z 0-9 _ -` (it names a directory).
+    pub name: String,
+    /// RTSP URL of the main stream.
+    pub url: String,
+    /// RTSP URL of the sub stream, recorded as stream `sub` when set.
+    pub sub_url: Option<String>,
+    /// Camera user name.
+    pub username: Option<String>,
+    /// Camera password.
+    pub password: Option<Secret>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub transport: TransportName,
+    /// Recordings older than this are deleted.
+    pub max_age: Option<HumanDuration>,
+}
+
+impl fmt::Debug for CameraSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CameraSection")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("sub_url", &self.sub_url.as_deref().map(redact_url))
+            .field("username", &self.username.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password)
+            .field("transport", &self.transport)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+/// `transport = "tcp" | "udp"`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportName {
+    /// RTP interleaved in the RTSP connection.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where recordings and the index live (relative paths are relative to the file).
+    pub data_dir: PathBuf,
+    /// Media time per segment file (default 5 minutes).
+    pub file_duration: Option<HumanDuration>,
+    /// Retention limits.
+    #[serde(default)]
+    pub retention: RetentionSection,
+    /// The cameras.
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraSection>,
+}
+
+/// One camera stream to record, ready for the ingest.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    /// Camera name.
+    pub camera: String,
+    /// `main` or `sub`.
+    pub stream: String,
+    /// What the ingest needs (URL without credentials, credentials, transport).
+    pub ingest: IngestConfig,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Absolute or relative-to-cwd data directory.
+    pub data_dir: PathBuf,
+    /// Recorder settings (file duration, retention).
+    pub recorder: RecorderConfig,
+    /// Every stream to record, in file order.
+    pub streams: Vec<StreamSpec>,
+    /// Whether any camera has a password (the file should then be private).
+    pub has_secrets: bool,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text` (read from `path`, used for messages and relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let data_dir = if raw.data_dir.is_relative() {
+            path.parent().unwrap_or(Path::new(".")).join(&raw.data_dir)
+        } else {
+            raw.data_dir.clone()
+        };
+        let mut recorder = RecorderConfig::default();
+        if let Some(d) = raw.file_duration {
+            if d.0 < Duration::from_secs(1) {
+                return Err(invalid("file_duration must be at least 1s".into()));
+            }
+            recorder.file_duration = d.0;
+        }
+        if let Some(i) = raw.retention.interval {
+            if i.0 < Duration::from_secs(1) {
+                return Err(invalid("retention.interval must be at least 1s".into()));
+            }
+            recorder.retention_interval = i.0;
+        }
+        let mut retention = RetentionConfig {
+            max_bytes: raw.retention.max_bytes.map(|b| b.0),
+            max_age: BTreeMap::new(),
+            min_free_bytes: raw.retention.min_free_bytes.map_or(0, |b| b.0),
+        };
+        let mut streams = Vec::new();
+        let mut has_secrets = false;
+        for cam in &raw.cameras {
+            vigil_recorder::check_name(&cam.name)
+                .map_err(|e| invalid(format!("camera name: {e}")))?;
+            if raw.cameras.iter().filter(|c| c.name == cam.name).count() > 1 {
+                return Err(invalid(format!(
+                    "camera {:?} is configured twice",
+                    cam.name
+                )));
+            }
+            if let Some(age) = cam.max_age {
+                retention.max_age.insert(cam.name.clone(), age.0);
+            }
+            let mut urls = vec![("main", cam.url.as_str())];
+            if let Some(sub) = &cam.sub_url {
+                urls.push(("sub", sub.as_str()));
+            }
+            for (stream, url) in urls {
+                let ingest = ingest_config(cam, stream, url).map_err(invalid)?;
+                has_secrets |= ingest.password.is_some();
+                streams.push(StreamSpec {
+                    camera: cam.name.clone(),
+                    stream: stream.to_owned(),
+                    ingest,
+                });
+            }
+        }
+        recorder.retention = retention;
+        Ok(Config {
+            data_dir,
+            recorder,
+            streams,
+            has_secrets,
+        })
+    }
+}
+
+/// The ingest settings of one stream. Credentials written into the URL are accepted but
+/// moved out of it (so the URL can be logged); `username`/`password` keys win over them.
+fn ingest_config(cam: &CameraSection, stream: &str, url: &str) -> Result<IngestConfig, String> {
+    let parsed = Url::parse(url).map_err(|e| {
+        format!(
+            "camera {:?}: {stream} URL {:?} is not a URL: {e}",
+            cam.name,
+            redact_url(url)
+        )
+    })?;
+    if parsed.scheme() != "rtsp" {
+        return Err(format!(
+            "camera {:?}: {stream} URL must start with rtsp:// (got {}://)",
+            cam.name,
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("camera {:?}: {stream} URL has no host", cam.name));
+    }
+    let mut cfg = IngestConfig::new(format!("{}/{stream}", cam.name), parsed);
+    if let Some(u) = &cam.username {
+        cfg.username = Some(u.clone());
+    }
+    if let Some(p) = &cam.password {
+        cfg.password = Some(p.expose().to_owned());
+    }
+    if cfg.password.is_some() && cfg.username.is_none() {
+        return Err(format!("camera {:?}: password without username", cam.name));
+    }
+    cfg.transport = match cam.transport {
+        TransportName::Tcp => Transport::Tcp,
+        TransportName::Udp => Transport::Udp,
+    };
+    // The recording files hold one video track; setting up audio would only cost bandwidth.
+    cfg.audio = false;
+    Ok(cfg)
+}
+
+/// `url` without user information, for messages. Unparseable input is not echoed at all,
+/// since it may hold a password in a shape the URL parser does not recognise.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+/// `--config FILE` or `--data DIR`: where `vigil export` and `vigil reindex` find the data.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DataSource {
+    /// The configuration file `vigil serve` runs with (its `data_dir` is used).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "VIGIL_CONFIG",
+        conflicts_with = "data"
+    )]
+    pub config: Option<PathBuf>,
+    /// The data directory itself, instead of `--config`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataSource {
+    /// The data directory, and the configuration if one was given.
+    pub fn resolve(&self) -> Result<(PathBuf, Option<Config>), ConfigError> {
+        match (&self.data, &self.config) {
+            (Some(d), _) => Ok((d.clone(), None)),
+            (None, Some(c)) => {
+                let cfg = Config::load(c)?;
+                Ok((cfg.data_dir.clone(), Some(cfg)))
+            }
+            (None, None) => Err(ConfigError::Invalid {
+                path: PathBuf::from("(command line)"),
+                message: "give --config FILE or --data DIR".into(),
+            }),
+        }
+    }
+}
+
+/// Parses `"30d"`, `"12h"`, `"1h30m"`, `"90s"`, `"250ms"` (units: ms s m h d w).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("expected a duration such as \"30d\", \"12h\", \"1h30m\" or \"90s\", got {s:?}");
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest
+            .get(..digits)
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        rest = rest.get(digits..).ok_or_else(bad)?;
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_len).ok_or_else(bad)?.trim();
+        rest = rest.get(unit_len..).ok_or_else(bad)?.trim_start();
+        let secs_per: u64 = match unit {
+            "ms" => {
+                total = total.saturating_add(Duration::from_millis(n));
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(Duration::from_secs(n.saturating_mul(secs_per)));
+    }
+    Ok(total)
+}
+
+/// Parses `"500MB"`, `"10 GiB"`, `"2000000"` (units B, kB/KB, MB, GB, TB powers of 1000;
+/// KiB, MiB, GiB, TiB powers of 1024; decimals allowed: `"1.5GB"`).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected a size such as \"500MB\", \"10GiB\" or 2000000, got {s:?}");
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = (
+        s.get(..split).ok_or_else(bad)?,
+        s.get(split..).ok_or_else(bad)?,
+    );
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = v * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Whether a file's permission bits let group or others read it (a config file holding
+/// camera passwords should be mode 0600).
+pub fn readable_by_others(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+data_dir = "rec"
+file_duration = "2m"
+[retention]
+max_bytes = "1.5GB"
+min_free_bytes = 1000000
+interval = "30s"
+[[camera]]
+name = "porch"
+url = "rtsp://192.0.2.10:554/stream1"
+sub_url = "rtsp://192.0.2.10:554/stream2"
+username = "viewer"
+password = "hunter2-secret"
+transport = "udp"
+max_age = "30d"
+[[camera]]
+name = "garage"
+url = "rtsp://cam:pa%40ss@192.0.2.11/live"
+"#;
+
+    #[test]
+    fn a_full_file_becomes_recorder_and_ingest_settings() {
+        let c = Config::parse(FULL, Path::new("/etc/vigil/vigil.toml")).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/vigil/rec"));
+        assert_eq!(c.recorder.file_duration, Duration::from_secs(120));
+        assert_eq!(c.recorder.retention_interval, Duration::from_secs(30));
+        assert_eq!(c.recorder.retention.max_bytes, Some(1_500_000_000));
+        assert_eq!(c.recorder.retention.min_free_bytes, 1_000_000);
+        assert_eq!(
+            c.recorder.retention.max_age.get("porch"),
+            Some(&Duration::from_secs(30 * 86_400))
+        );
+        assert!(!c.recorder.retention.max_age.contains_key("garage"));
+        let names: Vec<_> = c
+            .streams
+            .iter()
+            .map(|s| format!("{}/{}", s.camera, s.stream))
+            .collect();
+        assert_eq!(names, ["porch/main", "porch/sub", "garage/main"]);
+        let porch = &c.streams[0].ingest;
+        assert_eq!(porch.transport, Transport::Udp);
+        assert_eq!(porch.password.as_deref(), Some("hunter2-secret"));
+        assert_eq!(c.streams[1].ingest.url.path(), "/stream2");
+        // Credentials in the URL move out of it, percent-decoded.
+        let garage = &c.streams[2].ingest;
+        assert_eq!(garage.url.as_str(), "rtsp://192.0.2.11/live");
+        assert_eq!(garage.username.as_deref(), Some("cam"));
+        assert_eq!(garage.password.as_deref(), Some("pa@ss"));
+        assert_eq!(garage.transport, Transport::Tcp);
+        assert!(c.has_secrets);
+    }
+
+    #[test]
+    fn debug_output_never_contains_a_password() {
+        let c = Config::parse(FULL, Path::new("vigil.toml")).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("pa@ss") && !dbg.contains("pa%40ss"), "{dbg}");
+        let raw: RawConfig = toml::from_str(FULL).unwrap();
+        let dbg = format!("{raw:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("pa%40ss"), "{dbg}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected_with_the_reason() {
+        let p = Path::new("v.toml");
+        let err = |t: &str| Config::parse(t, p).unwrap_err().to_string();
+        assert!(err("data_dir = \"d\"\nmax_byte = 3\n").contains("max_byte"));
+        assert!(err("data_dir = \"d\"\n[retention]\nmax_byte = 3\n").contains("max_byte"));
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"../x\"\nurl = \"rtsp://h/\"\n");
+        assert!(e.contains("invalid name"), "{e}");
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"http://h/\"\n");
+        assert!(e.contains("rtsp://"), "{e}");
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntransport = \"sctp\"\n");
+        assert!(e.contains("sctp"), "{e}");
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nmax_age = \"3 fortnights\"\n");
+        assert!(e.contains("duration"), "{e}");
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n");
+        assert!(e.contains("twice"), "{e}");
+        // A password that cannot be parsed as part of a URL is never echoed back.
+        let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://u:sekrit@[bad\"\n");
+        assert!(!e.contains("sekrit"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_like_people_write_them() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["", "d", "30", "5x", "-3s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_bytes("500MB"), Ok(500_000_000));
+        assert_eq!(parse_bytes("10 GiB"), Ok(10 << 30));
+        assert_eq!(parse_bytes("1.5gb"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("123"), Ok(123));
+        for bad in ["", "MB", "5 parsecs", "1e9"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_in_the_repository_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(!c.streams.is_empty());
+    }
+}

@@ -1,0 +1,324 @@
+//! `vigil serve --config vigil.toml`: records every configured camera stream until SIGINT or
+//! SIGTERM; `vigil reindex`: rebuilds the index from the recording files.
+//!
+//! Wiring per stream: `Ingest` (RTSP via retina, supervised) → `Hub` → `Recorder::record`
+//! (segment files + index). Ingest gap events go into the index (see [`write_gap`]), a
+//! retention task runs on the recorder's interval, and shutdown stops the ingests first so
+//! that each writer flushes its pending fragment and closes its file.
+//!
+//! Stdout carries one machine-readable line per state change, flushed (tests and scripts
+//! wait for them): `recording CAMERA/STREAM` when frames start flowing into the recorder
+//! (again after each reconnect), `offline CAMERA/STREAM` when the camera is lost.
+//! Everything else is logged to stderr.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+use vigil_hub::Hub;
+use vigil_recorder::ingest::{Gap, Ingest, IngestEvent, IngestState, IngestStatus};
+use vigil_recorder::segment::SegmenterConfig;
+use vigil_recorder::Recorder;
+
+use crate::config::{self, Config, DataSource};
+
+/// Access units a stream's hub holds for its subscribers (~4 s at 30 fps). The recorder's
+/// own queue behind it is larger (see `RecorderConfig::queue_len`).
+const HUB_CAPACITY: usize = 128;
+
+/// Name of the lock file in the data directory: one recorder per directory, and no
+/// `vigil reindex` under a running recorder.
+const LOCK_FILE: &str = "vigil.lock";
+
+/// Options of `vigil serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The configuration file (see vigil.example.toml and docs/config.md).
+    #[arg(long, value_name = "FILE", env = "VIGIL_CONFIG")]
+    config: PathBuf,
+}
+
+/// Options of `vigil reindex`.
+#[derive(Args, Debug)]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    source: DataSource,
+}
+
+/// An exclusive `flock` on `<data>/vigil.lock`, released when dropped or when the process
+/// dies (even by `kill -9`), so a crash never leaves a stale lock behind.
+pub struct DataLock {
+    _file: std::fs::File,
+}
+
+impl DataLock {
+    /// Takes the lock, failing at once if another process holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<DataLock> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(DataLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+                "{} is in use by another vigil process (a running `vigil serve`?); stop it first",
+                data_dir.display()
+            ),
+            Err(e) => {
+                Err(std::io::Error::from(e)).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+}
+
+/// Creates the data directory (mode 0700 when new: it holds footage).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Prints a machine-readable line on stdout, flushed.
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// One recorded stream's running parts.
+struct Running {
+    name: String,
+    ingest: Ingest,
+    recording: vigil_recorder::recorder::RecordingHandle,
+}
+
+/// Runs the recorder until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    check_permissions(&args.config, &cfg);
+    if cfg.streams.is_empty() {
+        warn!(
+            "{} has no [[camera]]: nothing to record",
+            args.config.display()
+        );
+    }
+    let _lock = DataLock::acquire(&cfg.data_dir)?;
+    let recorder = {
+        let (dir, rc) = (cfg.data_dir.clone(), cfg.recorder.clone());
+        tokio::task::spawn_blocking(move || Recorder::open(&dir, rc))
+            .await
+            .context("recorder start task")?
+            .with_context(|| format!("opening the recordings in {}", cfg.data_dir.display()))?
+    };
+    let recorder = Arc::new(recorder);
+    info!(data_dir = %cfg.data_dir.display(), streams = cfg.streams.len(), "recorder started");
+    let retention = recorder.spawn_retention();
+
+    let mut running = Vec::new();
+    let mut watchers = JoinSet::new();
+    for spec in &cfg.streams {
+        let name = format!("{}/{}", spec.camera, spec.stream);
+        let hub = Hub::new(name.clone(), HUB_CAPACITY);
+        let recording = recorder
+            .record(&spec.camera, &spec.stream, hub.clone())
+            .with_context(|| format!("starting to record {name}"))?;
+        let mut ingest = Ingest::spawn(spec.ingest.clone(), hub);
+        if let Some(events) = ingest.take_events() {
+            watchers.spawn(write_events(
+                recorder.clone(),
+                spec.camera.clone(),
+                spec.stream.clone(),
+                events,
+            ));
+        }
+        watchers.spawn(announce_status(name.clone(), ingest.status()));
+        running.push(Running {
+            name,
+            ingest,
+            recording,
+        });
+    }
+
+    let stopped_by = shutdown_signal().await;
+    info!("shutting down ({stopped_by}): closing the open files");
+    // Ingests first, so that nothing new arrives; then each writer drains its queue, writes
+    // its pending fragment and closes its file.
+    let mut stops = JoinSet::new();
+    let mut handles = Vec::new();
+    for r in running {
+        stops.spawn(r.ingest.stop());
+        handles.push((r.name, r.recording));
+    }
+    while stops.join_next().await.is_some() {}
+    // Let the hub-to-writer tasks forward what the ingests published last.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (name, h) in handles {
+        h.stop().await;
+        info!(stream = %name, "recording stopped");
+    }
+    retention.abort();
+    // The event writers end once their ingest's channel closes.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while watchers.join_next().await.is_some() {}
+    })
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Warns when a configuration file holding camera passwords is readable by group or others.
+fn check_permissions(path: &Path, cfg: &Config) {
+    if !cfg.has_secrets {
+        return;
+    }
+    match config::readable_by_others(path) {
+        Ok(true) => warn!(
+            "{} holds camera passwords but other users can read it; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ),
+        Ok(false) => {}
+        Err(e) => warn!("cannot check the permissions of {}: {e}", path.display()),
+    }
+}
+
+/// Prints `recording NAME` each time the stream starts flowing and `offline NAME` when it
+/// is lost; logs why.
+async fn announce_status(name: String, mut status: tokio::sync::watch::Receiver<IngestStatus>) {
+    let mut flowing = false;
+    loop {
+        let state = status.borrow_and_update().state.clone();
+        match state {
+            IngestState::Streaming if !flowing => {
+                flowing = true;
+                announce(&format!("recording {name}"));
+            }
+            IngestState::Backoff { reason, .. } if flowing => {
+                flowing = false;
+                warn!(stream = %name, %reason, "camera lost; reconnecting");
+                announce(&format!("offline {name}"));
+            }
+            IngestState::Failed(reason) => {
+                if flowing {
+                    announce(&format!("offline {name}"));
+                }
+                flowing = false;
+                error!(stream = %name, %reason, "cannot record this stream; will retry slowly");
+            }
+            IngestState::Stopped => return,
+            _ => {}
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes the ingest's gap events into the index; logs discontinuities.
+async fn write_events(
+    recorder: Arc<Recorder>,
+    camera: String,
+    stream: String,
+    mut events: tokio::sync::mpsc::Receiver<IngestEvent>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            IngestEvent::Gap(gap) => {
+                let (rec, c, s) = (recorder.clone(), camera.clone(), stream.clone());
+                let r = tokio::task::spawn_blocking(move || write_gap(&rec, &c, &s, &gap)).await;
+                if let Ok(Err(e)) = r {
+                    warn!(camera = %camera, stream = %stream, "cannot record a gap in the index: {e}");
+                }
+            }
+            IngestEvent::Discontinuity(d) => {
+                warn!(camera = %camera, stream = %stream, reason = %d.reason,
+                      "camera timestamps jumped; the recording continues after the previous frame");
+            }
+        }
+    }
+}
+
+/// Records an outage the ingest reported, unless the recorder records it itself.
+///
+/// The ingest keeps pts monotonic across reconnects, advancing them by the outage's length,
+/// so the segmenter sees any outage longer than its `max_jump` (5 s) as a forward jump and
+/// inserts a gap row of its own when it starts the next file. Shorter outages stay inside
+/// the file (the last picture is held), and only this row tells that the camera was gone.
+/// The half-second margin prefers a duplicate row near the threshold to a missing one.
+fn write_gap(
+    rec: &Recorder,
+    camera: &str,
+    stream: &str,
+    gap: &Gap,
+) -> Result<(), vigil_recorder::Error> {
+    let len_us = gap.end_wall_us.saturating_sub(gap.start_wall_us);
+    let max_jump_us =
+        i64::try_from(SegmenterConfig::default().max_jump_90k * 100 / 9).unwrap_or(i64::MAX);
+    info!(camera = %camera, stream = %stream, reason = %gap.reason, gap_ms = len_us / 1000, "camera outage");
+    if len_us <= 0 || gap.resume_pts.is_none() || len_us > max_jump_us + 500_000 {
+        // Nothing to record, the recording stopped with the ingest (its end is the end of
+        // the last file), or the writer records this gap when it starts the next file.
+        return Ok(());
+    }
+    let store = rec.store();
+    let mut db = store.db();
+    let Some(id) = db.find_stream(camera, stream)? else {
+        return Ok(());
+    };
+    db.insert_gap(
+        id,
+        gap.start_wall_us,
+        gap.end_wall_us,
+        &format!("camera: {}", gap.reason),
+    )
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// `vigil reindex`: deletes the index and rebuilds it from the recording files.
+pub fn run_reindex(args: ReindexArgs) -> anyhow::Result<()> {
+    let (data_dir, _) = args.source.resolve()?;
+    if !data_dir
+        .join(vigil_recorder::recorder::RECORDINGS_DIR)
+        .is_dir()
+    {
+        bail!(
+            "{} has no {}/ directory: is it a Vigil data directory?",
+            data_dir.display(),
+            vigil_recorder::recorder::RECORDINGS_DIR
+        );
+    }
+    let _lock = DataLock::acquire(&data_dir)?;
+    let report = Recorder::reindex(&data_dir)
+        .with_context(|| format!("rebuilding the index of {}", data_dir.display()))?;
+    println!(
+        "reindexed {} files, {} fragments ({} bytes of partial fragments truncated, {} unusable files deleted)",
+        report.files, report.fragments_added, report.bytes_truncated, report.files_dropped
+    );
+    Ok(())
+}
