@@ -179,7 +179,12 @@ impl BackgroundModel {
         let threshold = usual.max((nf * mad as f32).ceil() as u32);
         let t = threshold as i32;
         let mut count = 0u32;
-        for (((&f, &b), &a), c) in frame.iter().zip(&self.bg).zip(active).zip(changed.iter_mut()) {
+        for (((&f, &b), &a), c) in frame
+            .iter()
+            .zip(&self.bg)
+            .zip(active)
+            .zip(changed.iter_mut())
+        {
             let r = i32::from(f) - ((i32::from(b) + 128) >> 8) - offset;
             let hit = a && r.abs() > t;
             *c = u8::from(hit);
@@ -255,7 +260,10 @@ mod tests {
         let mut m = BackgroundModel::new(1000, params());
         assert!(m.update(&f, &active, &mut ch).initialised);
         let s = m.update(&f, &active, &mut ch);
-        assert_eq!((s.offset, s.noise, s.changed, s.relearned), (0, 0, 0, false));
+        assert_eq!(
+            (s.offset, s.noise, s.changed, s.relearned),
+            (0, 0, 0, false)
+        );
         assert_eq!(s.threshold, 20);
     }
 
@@ -310,7 +318,10 @@ mod tests {
         let mut ch = vec![0; 1000];
         let mut m = BackgroundModel::new(1000, p);
         let noisy = |k: usize, shift: u8| -> Vec<u8> {
-            bg.iter().enumerate().map(|(i, &v)| [v + 2, v, v - 2][(i * 7 + k) % 3] + shift).collect()
+            bg.iter()
+                .enumerate()
+                .map(|(i, &v)| [v + 2, v, v - 2][(i * 7 + k) % 3] + shift)
+                .collect()
         };
         for k in 0..60 {
             m.update(&noisy(k, 0), &active, &mut ch);
@@ -329,7 +340,10 @@ mod tests {
         let mut m = BackgroundModel::new(1000, params());
         m.update(&bg, &active, &mut ch);
         // Gain 1.6: dark cells move little, bright ones a lot; the median cannot absorb it.
-        let f: Vec<u8> = bg.iter().map(|&v| (f32::from(v) * 1.6).min(255.0) as u8).collect();
+        let f: Vec<u8> = bg
+            .iter()
+            .map(|&v| (f32::from(v) * 1.6).min(255.0) as u8)
+            .collect();
         let s = m.update(&f, &active, &mut ch);
         assert!(s.relearned, "{s:?}");
         assert!(ch.iter().all(|&c| c == 0));
@@ -362,7 +376,10 @@ mod tests {
         // reach 30, above the base threshold of 20. The first frames are a noise jump
         // (re-learned) until the running average catches up.
         let noisy = |k: usize| -> Vec<u8> {
-            bg.iter().enumerate().map(|(i, &v)| [v + 15, v, v - 15][(i * 7 + k) % 3]).collect()
+            bg.iter()
+                .enumerate()
+                .map(|(i, &v)| [v + 15, v, v - 15][(i * 7 + k) % 3])
+                .collect()
         };
         let mut relearned = 0;
         for k in 0..30 {

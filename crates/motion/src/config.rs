@@ -101,7 +101,14 @@ impl MotionConfig {
         }
         range("sensitivity", self.sensitivity, 0.0, 1.0, false, "0..=1")?;
         range("min_area", self.min_area, 0.0, 1.0, false, "0..=1")?;
-        range("learning_rate", self.learning_rate, 0.0, 1.0, true, "0 < r <= 1")?;
+        range(
+            "learning_rate",
+            self.learning_rate,
+            0.0,
+            1.0,
+            true,
+            "0 < r <= 1",
+        )?;
         range(
             "foreground_learning_rate",
             self.foreground_learning_rate,
@@ -110,8 +117,22 @@ impl MotionConfig {
             true,
             "0 < r <= 1",
         )?;
-        range("noise_factor", self.noise_factor, 1.0, 100.0, false, "1..=100")?;
-        range("relearn_fraction", self.relearn_fraction, 0.0, 1.0, true, "0 < f <= 1")?;
+        range(
+            "noise_factor",
+            self.noise_factor,
+            1.0,
+            100.0,
+            false,
+            "1..=100",
+        )?;
+        range(
+            "relearn_fraction",
+            self.relearn_fraction,
+            0.0,
+            1.0,
+            true,
+            "0 < f <= 1",
+        )?;
         for z in &self.zones {
             if let Some(a) = z.min_area {
                 range("zones.min_area", a, 0.0, 1.0, false, "0..=1")?;
@@ -130,7 +151,11 @@ fn range(
     open_low: bool,
     text: &'static str,
 ) -> Result<(), ConfigError> {
-    let ok = if open_low { v > lo && v <= hi } else { v >= lo && v <= hi };
+    let ok = if open_low {
+        v > lo && v <= hi
+    } else {
+        v >= lo && v <= hi
+    };
     if ok {
         Ok(())
     } else {
@@ -185,10 +210,22 @@ mod tests {
         assert_eq!(c.validate(), Err(ConfigError::GridWidth));
         let mut c = base.clone();
         c.sensitivity = f32::NAN;
-        assert!(matches!(c.validate(), Err(ConfigError::OutOfRange { field: "sensitivity", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::OutOfRange {
+                field: "sensitivity",
+                ..
+            })
+        ));
         let mut c = base.clone();
         c.learning_rate = 0.0;
-        assert!(matches!(c.validate(), Err(ConfigError::OutOfRange { field: "learning_rate", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::OutOfRange {
+                field: "learning_rate",
+                ..
+            })
+        ));
         let mut c = base.clone();
         c.min_area = 1.5;
         let e = c.validate().unwrap_err();
@@ -198,7 +235,13 @@ mod tests {
             min_area: Some(-1.0),
             ..Zone::new("z", Polygon::rect(0.0, 0.0, 1.0, 1.0))
         });
-        assert!(matches!(c.validate(), Err(ConfigError::OutOfRange { field: "zones.min_area", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::OutOfRange {
+                field: "zones.min_area",
+                ..
+            })
+        ));
     }
 
     #[test]

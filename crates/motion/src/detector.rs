@@ -255,7 +255,7 @@ impl MotionDetector {
             }
             regions.push((comp.cells, bbox, zone_bits));
         }
-        regions.sort_by(|a, b| b.0.cmp(&a.0));
+        regions.sort_by_key(|r| std::cmp::Reverse(r.0));
         regions.truncate(self.config.max_regions);
         let regions: Vec<Region> = regions
             .into_iter()
@@ -350,7 +350,10 @@ impl MotionDetector {
 /// Turns a track transition into a public event, assigning or closing the scope's event id.
 fn emit(scoped: &mut Scoped, next_id: &mut u64, zones: &ZoneMap, tr: Transition) -> MotionEvent {
     match tr {
-        Transition::Started { start_us, zones: bits } => {
+        Transition::Started {
+            start_us,
+            zones: bits,
+        } => {
             let id = *next_id;
             *next_id += 1;
             scoped.open_id = Some(id);

@@ -40,7 +40,7 @@ impl Downscaler {
         let gh = grid_height.clamp(1, src_height);
         let cols: Vec<usize> = (0..=gw).map(|i| i * src_width / gw).collect();
         let rows: Vec<usize> = (0..=gh).map(|i| i * src_height / gh).collect();
-        let uniform_fx = (src_width % gw == 0).then_some(src_width / gw);
+        let uniform_fx = src_width.is_multiple_of(gw).then_some(src_width / gw);
         Self {
             src_width,
             src_height,
@@ -157,7 +157,12 @@ mod tests {
 
     #[test]
     fn uniform_plane_stays_uniform_for_any_ratio() {
-        for (w, h, gw, gh) in [(640, 360, 160, 90), (641, 359, 160, 90), (1920, 1080, 160, 90), (7, 5, 3, 2)] {
+        for (w, h, gw, gh) in [
+            (640, 360, 160, 90),
+            (641, 359, 160, 90),
+            (1920, 1080, 160, 90),
+            (7, 5, 3, 2),
+        ] {
             let p = plane(w, h, w + 13, |_, _| 77);
             let mut d = Downscaler::new(w, h, gw, gh);
             let mut out = vec![0u8; gw * gh];
@@ -192,7 +197,11 @@ mod tests {
         d.run(&p, 640, &mut out).unwrap();
         for cy in 0..90 {
             for cx in 0..160 {
-                let want = if (10..12).contains(&cx) && (5..7).contains(&cy) { 200 } else { 10 };
+                let want = if (10..12).contains(&cx) && (5..7).contains(&cy) {
+                    200
+                } else {
+                    10
+                };
                 assert_eq!(out[cy * 160 + cx], want, "cell {cx},{cy}");
             }
         }
@@ -214,11 +223,17 @@ mod tests {
         let mut out = vec![0u8; 160 * 90];
         assert_eq!(
             d.run(&[0; 100], 640, &mut out),
-            Err(FrameError::TooShort { got: 100, needed: 640 * 360 })
+            Err(FrameError::TooShort {
+                got: 100,
+                needed: 640 * 360
+            })
         );
         assert_eq!(
             d.run(&vec![0; 640 * 360], 639, &mut out),
-            Err(FrameError::Stride { stride: 639, width: 640 })
+            Err(FrameError::Stride {
+                stride: 639,
+                width: 640
+            })
         );
         assert!(d.run(&vec![0; 640 * 360], usize::MAX, &mut out).is_err());
         // The last row need not be padded.

@@ -79,7 +79,9 @@ pub enum ConfigError {
         source: PolygonError,
     },
     /// A zone covers no cell of the working grid once masks are removed (too small, or fully masked).
-    #[error("zone {0:?} covers no unmasked cell of the working grid; make it larger or remove a mask")]
+    #[error(
+        "zone {0:?} covers no unmasked cell of the working grid; make it larger or remove a mask"
+    )]
     EmptyZone(String),
     /// The masks cover the whole frame, so nothing could ever be detected.
     #[error("masks cover the whole frame")]

@@ -259,7 +259,9 @@ mod tests {
         let out = run(&mut t, "##...#..");
         assert_eq!(out.len(), 4);
         match &out[3].1 {
-            Transition::Ended { start_us, zones, .. } => {
+            Transition::Ended {
+                start_us, zones, ..
+            } => {
                 assert_eq!(*start_us, 5 * FRAME);
                 assert_eq!(*zones, 0b10);
             }
@@ -273,8 +275,18 @@ mod tests {
         assert!(t.step(obs(10, true)).is_some());
         assert!(t.step(obs(11, false)).is_none());
         assert!(t.step(obs(-1000, false)).is_none());
-        assert!(t.step(Observation { ts_us: i64::MIN, ..obs(0, false) }).is_none());
-        assert!(t.step(Observation { ts_us: i64::MAX, ..obs(0, false) }).is_some());
+        assert!(t
+            .step(Observation {
+                ts_us: i64::MIN,
+                ..obs(0, false)
+            })
+            .is_none());
+        assert!(t
+            .step(Observation {
+                ts_us: i64::MAX,
+                ..obs(0, false)
+            })
+            .is_some());
     }
 
     #[test]

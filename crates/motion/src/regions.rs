@@ -227,12 +227,36 @@ mod tests {
         let mut l = Labeler::new(w, h);
         let comps = l.label(&g, &[]).to_vec();
         assert_eq!(comps.len(), 3);
-        assert_eq!((comps[0].cells, comps[0].x0, comps[0].y0, comps[0].x1, comps[0].y1), (4, 0, 0, 1, 1));
-        assert_eq!((comps[1].cells, comps[1].x0, comps[1].x1, comps[1].y1), (2, 5, 6, 1));
-        assert_eq!((comps[2].cells, comps[2].x0, comps[2].y0, comps[2].x1, comps[2].y1), (4, 1, 3, 3, 4));
+        assert_eq!(
+            (
+                comps[0].cells,
+                comps[0].x0,
+                comps[0].y0,
+                comps[0].x1,
+                comps[0].y1
+            ),
+            (4, 0, 0, 1, 1)
+        );
+        assert_eq!(
+            (comps[1].cells, comps[1].x0, comps[1].x1, comps[1].y1),
+            (2, 5, 6, 1)
+        );
+        assert_eq!(
+            (
+                comps[2].cells,
+                comps[2].x0,
+                comps[2].y0,
+                comps[2].x1,
+                comps[2].y1
+            ),
+            (4, 1, 3, 3, 4)
+        );
         assert_eq!(l.component_of(4 * w + 3).map(|c| c.cells), Some(4));
         let b = l.bbox(&comps[2]);
-        assert_eq!((b.x, b.y, b.width, b.height), (1.0 / 7.0, 0.6, 3.0 / 7.0, 0.4));
+        assert_eq!(
+            (b.x, b.y, b.width, b.height),
+            (1.0 / 7.0, 0.6, 3.0 / 7.0, 0.4)
+        );
     }
 
     #[test]
@@ -251,7 +275,10 @@ mod tests {
         let zones: Vec<u32> = (0..12).map(|i| if i < 4 { 0b01 } else { 0b10 }).collect();
         let mut l = Labeler::new(w, h);
         let comps = l.label(&g, &zones).to_vec();
-        assert_eq!(comps.iter().map(|c| c.zones).collect::<Vec<_>>(), [0b01, 0b10]);
+        assert_eq!(
+            comps.iter().map(|c| c.zones).collect::<Vec<_>>(),
+            [0b01, 0b10]
+        );
         let (g2, _, _) = grid(&["....", "....", "...#"]);
         let comps = l.label(&g2, &zones);
         assert_eq!(comps.len(), 1);
@@ -269,7 +296,9 @@ mod tests {
 
     #[test]
     fn checkerboard_is_one_component_by_diagonals() {
-        let g: Vec<u8> = (0..64).map(|i| u8::from((i % 8 + i / 8) % 2 == 0)).collect();
+        let g: Vec<u8> = (0..64)
+            .map(|i| u8::from((i % 8 + i / 8) % 2 == 0))
+            .collect();
         let mut l = Labeler::new(8, 8);
         assert_eq!(l.label(&g, &[]).len(), 1);
     }

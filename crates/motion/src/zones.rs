@@ -179,10 +179,12 @@ impl ZoneMap {
             if names.iter().any(|n| **n == *zone.name) {
                 return Err(ConfigError::DuplicateZone(zone.name.clone()));
             }
-            zone.polygon.validate().map_err(|source| ConfigError::Polygon {
-                what: format!("zone {:?}", zone.name),
-                source,
-            })?;
+            zone.polygon
+                .validate()
+                .map_err(|source| ConfigError::Polygon {
+                    what: format!("zone {:?}", zone.name),
+                    source,
+                })?;
             let mut count = 0u32;
             let raster = zone.polygon.rasterize(width, height);
             for ((bits, inside), &a) in cell_zones.iter_mut().zip(raster).zip(&active) {
@@ -346,7 +348,10 @@ mod tests {
             ZoneMap::build(&[z("a"), z("a")], &[], 8, 8).unwrap_err(),
             ConfigError::DuplicateZone("a".into())
         );
-        assert_eq!(ZoneMap::build(&[z(" ")], &[], 8, 8).unwrap_err(), ConfigError::EmptyName(0));
+        assert_eq!(
+            ZoneMap::build(&[z(" ")], &[], 8, 8).unwrap_err(),
+            ConfigError::EmptyName(0)
+        );
         assert_eq!(
             ZoneMap::build(&[], &[Polygon::rect(0.0, 0.0, 1.0, 1.0)], 8, 8).unwrap_err(),
             ConfigError::AllMasked
