@@ -7,6 +7,8 @@ use crate::zones::{Polygon, Zone};
 
 /// Largest accepted width or height of the input plane (8K is 7680).
 pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest working grid width: bounds the detector's memory and per-frame cost.
+pub const MAX_GRID_WIDTH: u32 = 1024;
 
 /// Everything a [`crate::MotionDetector`] needs; [`MotionConfig::new`] gives sensible defaults for
 /// a sub stream decoded at about 5 fps.
@@ -96,7 +98,7 @@ impl MotionConfig {
                 max: MAX_DIMENSION,
             });
         }
-        if self.grid_width == 0 {
+        if self.grid_width == 0 || self.grid_width > MAX_GRID_WIDTH {
             return Err(ConfigError::GridWidth);
         }
         range("sensitivity", self.sensitivity, 0.0, 1.0, false, "0..=1")?;
@@ -207,6 +209,8 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::Dimensions { .. })));
         let mut c = base.clone();
         c.grid_width = 0;
+        assert_eq!(c.validate(), Err(ConfigError::GridWidth));
+        c.grid_width = MAX_GRID_WIDTH + 1;
         assert_eq!(c.validate(), Err(ConfigError::GridWidth));
         let mut c = base.clone();
         c.sensitivity = f32::NAN;

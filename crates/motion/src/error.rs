@@ -42,8 +42,8 @@ pub enum ConfigError {
         /// Largest accepted side.
         max: u32,
     },
-    /// The working grid width is zero.
-    #[error("grid_width must be at least 1")]
+    /// The working grid width is zero or above [`crate::config::MAX_GRID_WIDTH`].
+    #[error("grid_width must be within 1..=1024")]
     GridWidth,
     /// A numeric setting is NaN or outside its range.
     #[error("{field} = {value} is outside {range}")]

@@ -369,3 +369,78 @@ fn a_bad_plane_is_an_error_and_changes_nothing() {
             .initialised
     );
 }
+
+#[test]
+fn hostile_planes_never_panic_and_results_stay_in_range() {
+    // Random bytes, random (often wrong) lengths and strides, random time jumps.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut cfg = MotionConfig::new(97, 61);
+    cfg.grid_width = 40;
+    cfg.min_area = 0.0;
+    cfg.zones = vec![Zone::new(
+        "z",
+        Polygon::new([(0.0, 0.0), (1.0, 0.2), (0.3, 1.0)]),
+    )];
+    let mut d = MotionDetector::new(cfg).unwrap();
+    for _ in 0..2000 {
+        let stride = 90 + (next() % 20) as usize;
+        let len = if next() % 2 == 0 {
+            stride * 61
+        } else {
+            (next() % (stride as u64 * 62)) as usize
+        };
+        let plane: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let ts = next() as i64 >> (next() % 64);
+        if let Ok(r) = d.process(&plane, stride, ts) {
+            assert!((0.0..=1.0).contains(&r.score));
+            for z in &r.zone_scores {
+                assert!((0.0..=1.0).contains(&z.score));
+            }
+            for g in &r.regions {
+                let b = g.bbox;
+                assert!(
+                    b.x >= 0.0
+                        && b.y >= 0.0
+                        && b.x + b.width <= 1.0 + 1e-6
+                        && b.y + b.height <= 1.0 + 1e-6
+                );
+            }
+        }
+    }
+    d.finish(i64::MAX);
+}
+
+#[test]
+fn small_brightness_changes_during_an_event_are_compensated_not_relearned() {
+    // Clouds while someone walks by: shifts under the threshold are subtracted, so the
+    // background is not re-learned (which would absorb the walker) and the event is one.
+    let mut s = scene();
+    s.objects.push(walker(2 * S, 8 * S, 0.1, 0.08));
+    let step = |at, offset| BrightnessStep {
+        at_us: at,
+        gain: 1.0,
+        offset,
+    };
+    s.brightness = vec![step(4 * S, -3.0), step(5 * S, 0.0), step(6 * S, 3.0)];
+    let mut cfg = MotionConfig::new(W as u32, H as u32);
+    // Most sensitive: threshold 4 levels, so a 3-level shift plus noise would cross it in many
+    // cells without compensation.
+    cfg.sensitivity = 1.0;
+    let mut d = MotionDetector::new(cfg.clone()).unwrap();
+    let mut buf = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..(12 * S / FRAME_US) {
+        let ts = i * FRAME_US;
+        s.render(ts, &mut buf);
+        let r = d.process(&buf, s.stride, ts).unwrap();
+        assert!(!r.stats.relearned, "at {ts}: {:?}", r.stats);
+        events.extend(r.events.into_iter().map(|e| (ts, e)));
+    }
+    assert_pair(&camera_events(&events), 2 * S, 8 * S, &cfg);
+}
