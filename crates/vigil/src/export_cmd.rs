@@ -110,6 +110,13 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(vigil_recorder::Error::NothingRecorded) => {
             let ranges = store.db().ranges(stream_id, i64::MIN, i64::MAX)?;
+            if ranges.is_empty() {
+                bail!(
+                    "no recordings of {}/{} yet (is the camera reachable? see the log of `vigil serve`)",
+                    args.camera,
+                    args.stream
+                );
+            }
             let near: Vec<String> = ranges
                 .iter()
                 .rev()
@@ -129,11 +136,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
                 args.stream,
                 format_time(args.start),
                 format_time(args.end),
-                if near.is_empty() {
-                    "  (none)".to_owned()
-                } else {
-                    near.join("\n")
-                }
+                near.join("\n")
             );
         }
         Err(e) => return Err(e).context("planning the export"),

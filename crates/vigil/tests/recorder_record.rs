@@ -220,3 +220,64 @@ fn vigil_camera_counter_is_gapless_across_fragments_and_files() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn serve_guards_its_secrets_and_its_data_directory() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // A camera that is not there: nothing listens on this port once the socket is dropped.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = "Sup3r-secret-camera-pw";
+    let config = write_config(
+        dir.path(),
+        "",
+        "",
+        &[CameraEntry {
+            name: "gone".into(),
+            url: format!("rtsp://127.0.0.1:{port}/main"),
+            login: Some(("admin".into(), secret.into())),
+        }],
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut serve = vigil_serve(&config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !serve.stderr_text().contains("backing off") {
+        assert!(Instant::now() < deadline, "{}", serve.stderr_tail(30));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let log = serve.stderr_text();
+    assert!(
+        log.contains("chmod 600"),
+        "no warning about a readable config:\n{log}"
+    );
+    assert!(
+        !log.contains(secret),
+        "the camera password was logged:\n{log}"
+    );
+
+    // One process per data directory: reindex refuses to run under a live recorder.
+    let o = common::run_peer(
+        std::process::Command::new(common::vigil_bin())
+            .args(["reindex", "--config"])
+            .arg(&config),
+        Duration::from_secs(20),
+    );
+    assert!(!o.success());
+    assert!(o.stderr.contains("in use"), "{}", o.stderr);
+    let o = run_export(
+        &config,
+        "gone",
+        now_us() - 10_000_000,
+        now_us(),
+        &dir.path().join("x.mp4"),
+    );
+    assert!(!o.success());
+    assert!(o.stderr.contains("no recordings"), "{}", o.stderr);
+
+    serve.stop_gracefully(Duration::from_secs(15));
+    assert!(!serve.stderr_text().contains(secret));
+}
