@@ -258,10 +258,6 @@ impl ConnState {
             }
             return r;
         }
-        if let Some(required) = req.headers.get("Require") {
-            // RFC 2326 §12.32: we implement no option extensions.
-            return Reply::new(Response::new(551).with("Unsupported", required));
-        }
         // Credentials are checked on every request; a session id alone is never trusted.
         let user = match env.authorize(method, &req.uri, req.headers.get("Authorization")) {
             AuthVerdict::Allowed { user } => user,
@@ -281,6 +277,10 @@ impl ConnState {
         };
         // Only after authentication: without credentials every method but OPTIONS is a 401,
         // so an unauthenticated walk of the methods learns nothing (docs/security.md).
+        if let Some(required) = req.headers.get("Require") {
+            // RFC 2326 §12.32: we implement no option extensions.
+            return Reply::new(Response::new(551).with("Unsupported", required));
+        }
         if !matches!(
             method,
             "DESCRIBE" | "SETUP" | "PLAY" | "PAUSE" | "TEARDOWN" | "GET_PARAMETER"

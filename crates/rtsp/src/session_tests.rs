@@ -146,6 +146,34 @@ fn every_other_method_without_credentials_is_401_with_delay() {
 }
 
 #[test]
+fn unknown_methods_and_require_headers_are_401_before_anything_else() {
+    let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
+    for text in [
+        "SET_PARAMETER rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+        "ANNOUNCE rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+        "RECORD rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+        "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 2\r\nRequire: funky-feature\r\n\r\n",
+    ] {
+        let r = send(&mut c, &mut env, text);
+        assert_eq!(r.response.status, 401, "{text}");
+    }
+    // With credentials, the same requests get their real answers.
+    let r = send(
+        &mut c,
+        &mut env,
+        "DESCRIBE rtsp://cam/main RTSP/1.0\r\nCSeq: 3\r\nAuthorization: ok:ann\r\nRequire: funky-feature\r\n\r\n",
+    );
+    assert_eq!(r.response.status, 551);
+    assert_eq!(header(&r, "Unsupported"), "funky-feature");
+    let r = send(
+        &mut c,
+        &mut env,
+        "RECORD rtsp://cam/main RTSP/1.0\r\nCSeq: 4\r\nAuthorization: ok:ann\r\n\r\n",
+    );
+    assert_eq!(r.response.status, 501);
+}
+
+#[test]
 fn session_id_alone_is_not_trusted() {
     let (mut c, mut env) = (ConnState::new(false), FakeEnv::new());
     let id = setup_tcp(&mut c, &mut env);

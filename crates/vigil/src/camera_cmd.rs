@@ -199,7 +199,10 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         Some(tls::load_files(c, k)?)
     } else {
         let host = hostname();
-        Some(tls::load_or_create(&args.data, &host.into_iter().collect::<Vec<_>>())?)
+        Some(tls::load_or_create(
+            &args.data,
+            &host.into_iter().collect::<Vec<_>>(),
+        )?)
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -227,7 +230,9 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         announce(&format!("listening https {}", listener.local_addr()?));
         let hubs: HashMap<String, Hub> = mounts.clone();
         let snapshot: http::SnapshotFn = Arc::new(move |stream: &str| {
-            let hub = hubs.get(stream).ok_or_else(|| format!("no stream {stream:?}"))?;
+            let hub = hubs
+                .get(stream)
+                .ok_or_else(|| format!("no stream {stream:?}"))?;
             let gop = hub.gop();
             if gop.is_empty() {
                 return Err("no picture yet".to_owned());
@@ -238,11 +243,20 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        let fut = http::serve_snapshots(listener, tls.server_config.clone(), auth.clone(), snapshot, shutdown);
+        let fut = http::serve_snapshots(
+            listener,
+            tls.server_config.clone(),
+            auth.clone(),
+            snapshot,
+            shutdown,
+        );
         tasks.spawn(async move { fut.await.map_err(std::io::Error::other) });
     }
     if let Some(tls) = &tls {
-        announce(&format!("tls-fingerprint sha256 {}", tls.fingerprint_sha256));
+        announce(&format!(
+            "tls-fingerprint sha256 {}",
+            tls.fingerprint_sha256
+        ));
         if tls.created {
             eprintln!("vigil: made a self-signed TLS certificate; check its fingerprint when your client asks");
         }
@@ -261,7 +275,9 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down ({stopped_by})");
     let _ = shutdown_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    tokio::task::spawn_blocking(move || camera.stop()).await.ok();
+    tokio::task::spawn_blocking(move || camera.stop())
+        .await
+        .ok();
     Ok(())
 }
 
@@ -269,7 +285,12 @@ async fn shutdown_signal() -> String {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
-        Err(_) => return tokio::signal::ctrl_c().await.map(|_| "SIGINT".to_owned()).unwrap_or_default(),
+        Err(_) => {
+            return tokio::signal::ctrl_c()
+                .await
+                .map(|_| "SIGINT".to_owned())
+                .unwrap_or_default()
+        }
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT".to_owned(),
