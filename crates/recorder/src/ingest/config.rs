@@ -59,10 +59,12 @@ pub struct IngestConfig {
     pub request_timeout: Duration,
     /// Reconnection back-off.
     pub backoff: BackoffConfig,
-    /// While backing off from a camera whose RTSP port was closed, check the port this
-    /// often with a bare TCP connect (no RTSP, no credentials) and reconnect as soon as it
-    /// accepts: a camera that comes back is recorded again within this interval plus one
-    /// GOP, whatever the back-off had grown to. `None` disables the probe.
+    /// While backing off from a camera that did not answer RTSP when the back-off started
+    /// (port closed, or a hung camera that accepts connections but says nothing), probe it
+    /// this often with an `OPTIONS` request (no credentials; any RTSP status counts) and
+    /// reconnect as soon as it answers: a camera that comes back is recorded again within
+    /// this interval plus one GOP, whatever the back-off had grown to. A camera that
+    /// answers while its sessions fail is left to the back-off. `None` disables the probe.
     pub port_probe: Option<Duration>,
     /// Seed of the back-off jitter; `None` seeds from the OS. Tests fix it.
     pub jitter_seed: Option<u64>,

@@ -9,8 +9,11 @@
 //!   ([`timeline`]), and the wall-clock time of reception as `capture_us`.
 //! - Audio (AAC, G.711) frames go out on a separate broadcast ([`Ingest::subscribe_audio`]).
 //! - A session with no video frame for `stall_timeout` (4 s) is dropped; reconnects use
-//!   jittered exponential back-off from 0.5 s to 30 s, reset after a healthy session
-//!   ([`backoff`]). After a reconnect nothing is published before a key frame.
+//!   jittered exponential back-off from 0.5 s to 30 s, reset to its initial step by any
+//!   session that published frames ([`backoff`]). While backing off from a camera that
+//!   does not answer RTSP (port closed, or hung), an `OPTIONS` probe every 0.5 s notices
+//!   when it answers again and reconnects at once. After a reconnect nothing is published
+//!   before a key frame.
 //! - The state is a [`watch`] value ([`IngestStatus`]); outages and timestamp jumps are
 //!   [`IngestEvent`]s for the recorder's index, each naming the pts where it takes effect.
 //!
@@ -32,6 +35,7 @@
 pub mod audio;
 pub mod backoff;
 pub mod config;
+mod probe;
 mod session;
 pub mod status;
 mod supervisor;
@@ -44,7 +48,7 @@ use tokio::task::JoinHandle;
 use vigil_hub::Hub;
 
 pub use audio::{AudioCodec, AudioFrame, AudioParams};
-pub use backoff::BackoffConfig;
+pub use backoff::{BackoffConfig, Liveness};
 pub use config::{IngestConfig, Transport};
 pub use session::IngestError;
 pub use status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus};

@@ -16,11 +16,16 @@ use vigil_hub::Hub;
 use vigil_media::{AccessUnit, StreamParams};
 
 use super::audio::{AudioCodec, AudioFrame, AudioParams};
-use super::backoff::{Failure, ReconnectPolicy};
+use super::backoff::{ComeBack, Failure, ReconnectPolicy};
 use super::config::IngestConfig;
+use super::probe;
 use super::session::{self, Connected, IngestError};
 use super::status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus, Meter};
 use super::timeline::{Jump, Timeline};
+
+/// Upper bound of one liveness probe (connect, `OPTIONS`, status line). Generous for a
+/// camera on the LAN; one that answers slower is simply left to the back-off.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The channels a supervisor reports on.
 pub(crate) struct Outputs {
@@ -53,7 +58,8 @@ enum End {
     Stopped,
     Failed {
         error: IngestError,
-        streamed: Duration,
+        /// How long the session published frames; `None` if it published none.
+        streamed: Option<Duration>,
     },
 }
 
@@ -128,7 +134,7 @@ impl Supervisor {
                     End::Stopped => break,
                     End::Failed { error, streamed } => (error, streamed),
                 },
-                Err(error) => (error, Duration::ZERO),
+                Err(error) => (error, None),
             };
             let reason = error.to_string();
             if self.open_gap.is_none() {
@@ -171,8 +177,11 @@ impl Supervisor {
         tracing::info!(stream = %name, "ingest stopped");
     }
 
-    /// Waits `delay`, or less if the camera's RTSP port was closed and opens again (checked
-    /// every `probe`). Returns true if the ingest was stopped meanwhile.
+    /// Waits `delay`, or less if the camera was not answering RTSP when the back-off
+    /// started (port closed, or a hung camera that accepts connections but says nothing)
+    /// and answers an `OPTIONS` probe (sent every `probe`) before it ends: a camera that is
+    /// back is recorded again within one probe interval plus one GOP, whatever the back-off
+    /// had grown to. Returns true if the ingest was stopped meanwhile.
     async fn back_off(&mut self, delay: Duration, probe: Option<Duration>) -> bool {
         let until = tokio::time::Instant::now() + delay;
         let target = self.cfg.url.host_str().map(|h| {
@@ -181,15 +190,27 @@ impl Supervisor {
                 self.cfg.url.port().unwrap_or(554),
             )
         });
+        let url = self.cfg.redacted_url();
+        let probe_until = |until: tokio::time::Instant| {
+            // A probe never delays the attempt the back-off has planned.
+            PROBE_TIMEOUT.min(until.saturating_duration_since(tokio::time::Instant::now()))
+        };
         let probe = match (probe, target) {
-            (Some(p), Some(t)) if !port_open(&t).await => Some((p, t)),
-            // The port accepts connections: the trouble is elsewhere, so the back-off
-            // decides alone (and a struggling camera is not hammered).
+            (Some(every), Some((host, port))) => {
+                let at_start = probe::probe(&host, port, &url, probe_until(until)).await;
+                let come_back = ComeBack::new(at_start);
+                tracing::debug!(stream = %self.cfg.name, ?at_start, "camera liveness at the start of the back-off");
+                // A camera that answers while its sessions fail is left to the back-off.
+                come_back
+                    .probing()
+                    .then_some((every, host, port, come_back))
+            }
             _ => None,
         };
+        let mut probe = probe;
         loop {
             let next = match &probe {
-                Some((p, _)) => until.min(tokio::time::Instant::now() + *p),
+                Some((p, ..)) => until.min(tokio::time::Instant::now() + *p),
                 None => until,
             };
             tokio::select! {
@@ -199,9 +220,13 @@ impl Supervisor {
             if tokio::time::Instant::now() >= until {
                 return false;
             }
-            if let Some((_, t)) = &probe {
-                if port_open(t).await {
-                    tracing::info!(stream = %self.cfg.name, "camera's RTSP port is open again; reconnecting now");
+            if let Some((_, host, port, come_back)) = &mut probe {
+                let seen = tokio::select! {
+                    _ = self.stop.changed() => return true,
+                    seen = probe::probe(host, *port, &url, probe_until(until)) => seen,
+                };
+                if come_back.on_probe(seen) {
+                    tracing::info!(stream = %self.cfg.name, "camera answers RTSP again; reconnecting now");
                     return false;
                 }
             }
@@ -264,10 +289,10 @@ impl Supervisor {
                 Ok(Some(Ok(_))) => {}
             }
         };
-        let streamed = match (live.first_frame, live.last_frame) {
-            (Some(a), Some(b)) => b.saturating_duration_since(a),
-            _ => Duration::ZERO,
-        };
+        let streamed = live
+            .first_frame
+            .zip(live.last_frame)
+            .map(|(a, b)| b.saturating_duration_since(a));
         End::Failed { error, streamed }
     }
 
@@ -416,15 +441,6 @@ impl Supervisor {
         // No receiver is fine: audio is optional for every consumer.
         let _ = self.out.audio.send(frame);
     }
-}
-
-/// Whether a TCP connection to `host:port` succeeds within 500 ms (closed at once).
-async fn port_open((host, port): &(String, u16)) -> bool {
-    let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), connect).await,
-        Ok(Ok(_))
-    )
 }
 
 fn describe_jump(jump: Jump, rate: u32) -> String {
