@@ -269,6 +269,26 @@ impl Db {
         Self::init(conn)
     }
 
+    /// Opens an existing index for reading only: no schema change, no pragma that writes,
+    /// so it is safe beside a live recorder (SQLite WAL readers never block the writer).
+    pub fn open_read_only(path: &Path) -> Result<Self, Error> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            SCHEMA_VERSION => Ok(Self { conn }),
+            0 => Err(Error::Corrupt(format!(
+                "{} is not a Vigil index (empty); `vigil reindex` rebuilds it",
+                path.display()
+            ))),
+            v => Err(Error::SchemaVersion(v)),
+        }
+    }
+
     /// An in-memory index (tests).
     pub fn open_in_memory() -> Result<Self, Error> {
         Self::init(Connection::open_in_memory()?)
@@ -506,17 +526,26 @@ impl Db {
         })
     }
 
-    /// Records a gap in a stream's recording.
+    /// Records a gap in a stream's recording; returns the row's id.
     pub fn insert_gap(
         &mut self,
         stream_id: i64,
         start: i64,
         end: i64,
         reason: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<i64, Error> {
         self.conn.execute(
             "INSERT INTO gap (stream_id, start_wall_us, end_wall_us, reason) VALUES (?1, ?2, ?3, ?4)",
             params![stream_id, start, end, reason],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Changes the range and reason of the gap row `id` (from [`insert_gap`](Self::insert_gap)).
+    pub fn update_gap(&mut self, id: i64, start: i64, end: i64, reason: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE gap SET start_wall_us = ?2, end_wall_us = ?3, reason = ?4 WHERE rowid = ?1",
+            params![id, start, end, reason],
         )?;
         Ok(())
     }

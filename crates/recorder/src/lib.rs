@@ -39,7 +39,7 @@ pub mod storage;
 pub mod writer;
 
 pub use export::ExportPlan;
-pub use recorder::{Recorder, RecorderConfig};
+pub use recorder::{Recorder, RecorderConfig, RecordingEvents, RecordingHandle};
 
 #[cfg(test)]
 mod testutil;
@@ -84,6 +84,12 @@ pub enum Error {
     /// The recorder is shutting down.
     #[error("recorder stopped")]
     Stopped,
+    /// The recorder was opened read-only ([`Recorder::open_read_only`]).
+    #[error("the recordings were opened read-only")]
+    ReadOnly,
+    /// The data directory has no index.
+    #[error("no recordings index at {} (is the data directory right? `vigil reindex` rebuilds a lost index)", .0.display())]
+    NoIndex(std::path::PathBuf),
 }
 
 impl Error {

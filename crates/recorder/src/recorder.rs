@@ -1,6 +1,8 @@
 //! The [`Recorder`] facade: one per data directory. Opens and repairs the index, records
-//! hubs (one writer thread per stream behind a bounded queue), runs retention, plans
-//! exports.
+//! hubs (one writer thread per stream behind a bounded queue), takes the ingest's gap and
+//! discontinuity reports into the same queue (so they are ordered with the frames), runs
+//! retention, plans exports. [`Recorder::open_read_only`] serves exports beside a live
+//! recorder.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,20 +63,79 @@ impl RecorderConfig {
     }
 }
 
+/// What a stream's writer thread takes from its queue.
+enum Input {
+    Au(AccessUnit),
+    Gap {
+        start_wall_us: i64,
+        end_wall_us: i64,
+        reason: String,
+    },
+    Discontinuity {
+        pts: i64,
+        reason: String,
+    },
+    Stop,
+}
+
 /// A running recording of one stream; dropping it does not stop it, [`stop`](Self::stop) does.
 pub struct RecordingHandle {
     task: tokio::task::JoinHandle<()>,
     thread: Option<std::thread::JoinHandle<()>>,
+    events: RecordingEvents,
 }
 
 impl RecordingHandle {
-    /// Stops recording: the pending fragment is written and the file closed.
+    /// Where the ingest's reports for this stream go (cloneable, for an event task).
+    pub fn events(&self) -> RecordingEvents {
+        self.events.clone()
+    }
+
+    /// Stops recording: what is queued is written, the pending fragment too, and the file
+    /// is closed. Reports sent afterwards fail with [`Error::Stopped`].
     pub async fn stop(mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;
+        let _ = self.events.tx.send(Input::Stop).await;
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+    }
+}
+
+/// Sends the ingest's reports about one stream to its writer, through the same queue as
+/// the frames: gaps into the index, discontinuities as a new file.
+#[derive(Clone)]
+pub struct RecordingEvents {
+    tx: mpsc::Sender<Input>,
+}
+
+impl RecordingEvents {
+    /// Records an outage: no footage from `start_wall_us` (the last access unit before it)
+    /// to `end_wall_us` (the first after), µs since the epoch, because of `reason`. One
+    /// gap row per outage whatever its length (see [`StreamWriter::record_gap`]).
+    pub async fn gap(
+        &self,
+        start_wall_us: i64,
+        end_wall_us: i64,
+        reason: impl Into<String>,
+    ) -> Result<(), Error> {
+        let input = Input::Gap {
+            start_wall_us,
+            end_wall_us,
+            reason: reason.into(),
+        };
+        self.tx.send(input).await.map_err(|_| Error::Stopped)
+    }
+
+    /// The camera's timestamps jumped at `pts` (re-based by the ingest): the recording
+    /// starts a new file at the first key frame at or after it, logged with `reason`.
+    pub async fn discontinuity(&self, pts: i64, reason: impl Into<String>) -> Result<(), Error> {
+        let input = Input::Discontinuity {
+            pts,
+            reason: reason.into(),
+        };
+        self.tx.send(input).await.map_err(|_| Error::Stopped)
     }
 }
 
@@ -84,6 +145,7 @@ pub struct Recorder {
     config: RecorderConfig,
     data_dir: PathBuf,
     recording: Mutex<Vec<(String, String)>>,
+    read_only: bool,
 }
 
 impl Recorder {
@@ -129,7 +191,43 @@ impl Recorder {
             config,
             data_dir: data_dir.to_path_buf(),
             recording: Mutex::new(Vec::new()),
+            read_only: false,
         })
+    }
+
+    /// Opens the data directory for reading only (`vigil export`, a second process beside
+    /// a live `vigil serve`): no lock, no recovery, no garbage collection, nothing created
+    /// or written. [`export`](Self::export), [`ranges`](Self::ranges), [`gaps`](Self::gaps)
+    /// and [`totals`](Self::totals) work; recording and retention fail with
+    /// [`Error::ReadOnly`]. Fragments a live recorder has fsynced but not yet indexed are
+    /// simply not seen yet.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, Error> {
+        let index = data_dir.join(INDEX_FILE);
+        if !index.is_file() {
+            return Err(Error::NoIndex(index));
+        }
+        let db = Db::open_read_only(&index)?;
+        let storage = DirStorage::existing(data_dir.join(RECORDINGS_DIR))
+            .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
+        Ok(Self {
+            store: Arc::new(Store {
+                storage: Arc::new(storage),
+                db: Mutex::new(db),
+                clock: Arc::new(RealClock::new()),
+                retention: RetentionConfig::default(),
+            }),
+            config: RecorderConfig::default(),
+            data_dir: data_dir.to_path_buf(),
+            recording: Mutex::new(Vec::new()),
+            read_only: true,
+        })
+    }
+
+    fn writable(&self) -> Result<(), Error> {
+        match self.read_only {
+            true => Err(Error::ReadOnly),
+            false => Ok(()),
+        }
     }
 
     /// Deletes the index of `data_dir` and rebuilds it from the files (`vigil reindex`).
@@ -167,6 +265,7 @@ impl Recorder {
 
     /// A blocking writer for one stream (what [`record`](Self::record) runs on its thread).
     pub fn writer(&self, camera: &str, stream: &str) -> Result<StreamWriter, Error> {
+        self.writable()?;
         StreamWriter::new(self.store.clone(), camera, stream, self.config.segmenter())
     }
 
@@ -177,6 +276,7 @@ impl Recorder {
     /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
     /// hub), so a slow disk costs frames, never memory.
     pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
+        self.writable()?;
         check_name(camera)?;
         check_name(stream)?;
         {
@@ -189,13 +289,26 @@ impl Recorder {
             rec.push((camera.to_owned(), stream.to_owned()));
         }
         let mut writer = self.writer(camera, stream)?;
-        let (tx, mut rx) = mpsc::channel::<AccessUnit>(self.config.queue_len.max(1));
+        let (tx, mut rx) = mpsc::channel::<Input>(self.config.queue_len.max(1));
         let name = format!("{camera}/{stream}");
         let thread = std::thread::Builder::new()
             .name(format!("rec-{name}"))
             .spawn(move || {
-                while let Some(au) = rx.blocking_recv() {
-                    if let Err(e) = writer.push(au) {
+                while let Some(input) = rx.blocking_recv() {
+                    let r = match input {
+                        Input::Au(au) => writer.push(au),
+                        Input::Gap {
+                            start_wall_us,
+                            end_wall_us,
+                            reason,
+                        } => writer.record_gap(start_wall_us, end_wall_us, &reason),
+                        Input::Discontinuity { pts, reason } => {
+                            writer.discontinuity(pts, &reason);
+                            Ok(())
+                        }
+                        Input::Stop => break,
+                    };
+                    if let Err(e) = r {
                         warn!("recording {name}: {e}");
                     }
                 }
@@ -204,10 +317,11 @@ impl Recorder {
                 }
             })
             .map_err(|e| Error::io("spawning a writer thread", e))?;
+        let events = RecordingEvents { tx: tx.clone() };
         let task = tokio::spawn(async move {
             let mut sub = hub.subscribe();
             while let Ok(au) = sub.recv().await {
-                if tx.send(au).await.is_err() {
+                if tx.send(Input::Au(au)).await.is_err() {
                     break;
                 }
             }
@@ -215,6 +329,7 @@ impl Recorder {
         Ok(RecordingHandle {
             task,
             thread: Some(thread),
+            events,
         })
     }
 
@@ -271,12 +386,16 @@ impl Recorder {
 
     /// One retention pass now.
     pub fn run_retention(&self) -> Result<RetentionReport, Error> {
+        self.writable()?;
         retention::run(&self.store)
     }
 
     /// Runs retention every `retention_interval` on the blocking pool until the returned
-    /// task is aborted.
+    /// task is aborted. A read-only recorder's task does nothing.
     pub fn spawn_retention(&self) -> tokio::task::JoinHandle<()> {
+        if self.read_only {
+            return tokio::spawn(async {});
+        }
         let store = self.store.clone();
         let every = self.config.retention_interval.max(Duration::from_secs(1));
         tokio::spawn(async move {
@@ -334,5 +453,62 @@ mod tests {
             Err(Error::UnknownStream { .. })
         ));
         assert_eq!(rec.totals().unwrap().files, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_go_through_the_queue_and_read_only_opens_beside_a_live_recorder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Recorder::open_read_only(dir.path()),
+            Err(Error::NoIndex(_))
+        ));
+        let rec = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+        let hub = Hub::new("door/main", 64);
+        let handle = rec.record("door", "main", hub.clone()).unwrap();
+        let events = handle.events();
+        let t0 = 1_704_067_200_000_000;
+        let mut g = AuGen::new(t0);
+        let mut last = 0;
+        for _ in 0..30 {
+            let au = g.next_au();
+            last = au.capture_us;
+            hub.publish(au);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // A 1.5 s outage: inside the file, recorded from the report alone.
+        g.pts += 135_000;
+        g.capture_us += 1_500_000;
+        g.align_to_key();
+        events
+            .gap(last, g.capture_us, "camera: camera closed the stream")
+            .await
+            .unwrap();
+        events
+            .discontinuity(g.pts, "timestamp went back 1 s")
+            .await
+            .unwrap();
+        for _ in 0..30 {
+            hub.publish(g.next_au());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The read-only view sees what is indexed so far, and cannot write.
+        let ro = Recorder::open_read_only(dir.path()).unwrap();
+        assert!(matches!(
+            ro.record("door", "main", hub.clone()),
+            Err(Error::ReadOnly)
+        ));
+        assert!(matches!(ro.run_retention(), Err(Error::ReadOnly)));
+        handle.stop().await;
+        assert!(matches!(
+            events.gap(0, 1, "late").await,
+            Err(Error::Stopped)
+        ));
+        let gaps = ro.gaps("door", "main", 0, i64::MAX).unwrap();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].reason, "camera: camera closed the stream");
+        let ranges = ro.ranges("door", "main", 0, i64::MAX).unwrap();
+        assert_eq!(ro.totals().unwrap().files, 2, "{ranges:?}");
+        let plan = ro.export("door", "main", t0, t0 + 1_000_000).unwrap();
+        assert_eq!(plan.frames, 30);
     }
 }

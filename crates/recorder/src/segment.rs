@@ -15,6 +15,9 @@
 //! - A file ends at the first key frame after `file_duration_90k`, when the codec
 //!   parameters change, and when the timestamp goes backwards or jumps forward by more
 //!   than `max_jump_90k` (its last sample then gets the previous sample's duration).
+//! - A file also ends at the first key frame at or after a discontinuity the ingest
+//!   reported ([`Segmenter::mark_discontinuity`]): the camera's clock jumped and the ingest
+//!   re-based it, so the timeline stays contiguous and no decodable frame is dropped.
 
 use std::sync::Arc;
 
@@ -59,6 +62,8 @@ pub enum EndReason {
     TimeBackwards,
     /// The timestamp jumped forward by more than the limit.
     TimeJump,
+    /// The ingest reported that the camera's timestamps jumped (and re-based them).
+    Discontinuity,
     /// The stream ended (or the recorder is stopping).
     StreamEnd,
 }
@@ -66,7 +71,10 @@ pub enum EndReason {
 impl EndReason {
     /// Whether the next file continues this one's timeline without a gap.
     pub fn is_continuous(self) -> bool {
-        matches!(self, EndReason::Rotation | EndReason::ParamsChanged)
+        matches!(
+            self,
+            EndReason::Rotation | EndReason::ParamsChanged | EndReason::Discontinuity
+        )
     }
 
     /// A short label for logs and the `gap` table.
@@ -76,6 +84,7 @@ impl EndReason {
             EndReason::ParamsChanged => "codec parameters changed",
             EndReason::TimeBackwards => "timestamp went backwards",
             EndReason::TimeJump => "timestamp jumped forward",
+            EndReason::Discontinuity => "camera timestamps jumped",
             EndReason::StreamEnd => "stream ended",
         }
     }
@@ -148,6 +157,8 @@ pub struct Segmenter {
     /// Duration of the last sample whose duration is known (for a file's final sample).
     last_delta: u32,
     dropped: u64,
+    /// pts of a reported discontinuity: the first key frame at or after it starts a file.
+    cut_at: Option<i64>,
 }
 
 impl Segmenter {
@@ -159,6 +170,17 @@ impl Segmenter {
             pending: Vec::new(),
             last_delta: 3000,
             dropped: 0,
+            cut_at: None,
+        }
+    }
+
+    /// The ingest reports a discontinuity at `pts` (the camera's timestamps jumped there and
+    /// were re-based to follow the previous frame). The open file ends before the first key
+    /// frame at or after `pts` — including one already received, if the report comes late —
+    /// and that key frame starts a new file continuing the timeline.
+    pub fn mark_discontinuity(&mut self, pts: i64) {
+        if self.file.is_some() {
+            self.cut_at = Some(pts);
         }
     }
 
@@ -202,9 +224,12 @@ impl Segmenter {
         let params_changed = !Arc::ptr_eq(&file.params, &au.params) && file.params != au.params;
         let rotate = au.key
             && au.pts.saturating_sub(file.base_pts).unsigned_abs() >= self.config.file_duration_90k;
-        if params_changed || rotate {
+        let jumped = au.key && self.cut_at.is_some_and(|p| au.pts >= p);
+        if params_changed || rotate || jumped {
             let reason = if params_changed {
                 EndReason::ParamsChanged
+            } else if jumped {
+                EndReason::Discontinuity
             } else {
                 EndReason::Rotation
             };
@@ -238,6 +263,7 @@ impl Segmenter {
         }
         self.file = None;
         self.pending.clear();
+        self.cut_at = None;
     }
 
     /// Forgets the open file without writing (after a write error the file was closed by
@@ -245,12 +271,17 @@ impl Segmenter {
     pub fn reset(&mut self) {
         self.file = None;
         self.pending.clear();
+        self.cut_at = None;
     }
 
     fn start(&mut self, au: AccessUnit, continues: Option<EndReason>, out: &mut Vec<Event>) {
         if !au.key {
             self.dropped += 1;
             return;
+        }
+        // A file starting at or after a reported discontinuity already separates it.
+        if self.cut_at.is_some_and(|p| au.pts >= p) {
+            self.cut_at = None;
         }
         let mut init = Vec::new();
         fmp4::write_init_segment(&mut init, &[video_track(&au.params)]);

@@ -190,3 +190,102 @@ fn file_paths_round_trip() {
         None
     );
 }
+
+/// Events of `aus` with a discontinuity reported just before access unit `mark_before`
+/// (at pts `mark_pts`).
+fn run_marked(aus: Vec<AccessUnit>, mark_before: usize, mark_pts: i64) -> Vec<Event> {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = Vec::new();
+    for (i, au) in aus.into_iter().enumerate() {
+        if i == mark_before {
+            s.mark_discontinuity(mark_pts);
+        }
+        s.push(au, &mut out);
+    }
+    s.finish(&mut out);
+    out
+}
+
+fn end_reasons(events: &[Event]) -> Vec<EndReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::EndFile(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reported_discontinuity_starts_a_new_continuous_file_at_its_key_frame() {
+    let mut g = AuGen::new(0);
+    let aus: Vec<AccessUnit> = (0..60).map(|_| g.next_au()).collect();
+    let key = aus
+        .iter()
+        .position(|a| a.key && a.pts >= 30 * FRAME_90K)
+        .unwrap();
+    let pts = aus[key].pts;
+    let events = run_marked(aus, key, pts);
+    assert_eq!(
+        end_reasons(&events),
+        [EndReason::Discontinuity, EndReason::StreamEnd]
+    );
+    let starts: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StartFile { continues, .. } => Some(*continues),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, [None, Some(EndReason::Discontinuity)]);
+    let fs = files(&events);
+    // Nothing dropped, the first file's last sample ends where the second file begins.
+    let samples = |f: &Vec<FragmentOut>| f.iter().map(|x| x.samples.len()).sum::<usize>();
+    assert_eq!(samples(&fs[0]) + samples(&fs[1]), 60);
+    assert_eq!(samples(&fs[0]), key);
+    let first_len: u64 = fs[0].iter().map(FragmentOut::duration_90k).sum();
+    assert_eq!(first_len, pts as u64);
+    assert!(EndReason::Discontinuity.is_continuous());
+}
+
+#[test]
+fn a_discontinuity_mid_gop_cuts_at_the_next_key_frame_dropping_nothing() {
+    let mut g = AuGen::new(0);
+    let mut aus: Vec<AccessUnit> = (0..90).map(|_| g.next_au()).collect();
+    // Key frames every 30 pictures (1 s GOPs).
+    for (i, au) in aus.iter_mut().enumerate() {
+        au.key = i % 30 == 0;
+    }
+    let pts = aus[40].pts;
+    let events = run_marked(aus, 40, pts);
+    let fs = files(&events);
+    assert_eq!(fs.len(), 2);
+    let samples = |f: &Vec<FragmentOut>| f.iter().map(|x| x.samples.len()).sum::<usize>();
+    assert_eq!((samples(&fs[0]), samples(&fs[1])), (60, 30));
+}
+
+#[test]
+fn a_late_report_cuts_at_the_next_key_frame_and_a_report_without_a_file_is_ignored() {
+    let mut g = AuGen::new(0);
+    let mut aus: Vec<AccessUnit> = (0..90).map(|_| g.next_au()).collect();
+    for (i, au) in aus.iter_mut().enumerate() {
+        au.key = i % 30 == 0;
+    }
+    // The report for pts of picture 10 arrives after picture 20 was recorded.
+    let pts = aus[10].pts;
+    let events = run_marked(aus.clone(), 21, pts);
+    assert_eq!(files(&events).len(), 2);
+    assert_eq!(
+        end_reasons(&events),
+        [EndReason::Discontinuity, EndReason::StreamEnd]
+    );
+
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    s.mark_discontinuity(0);
+    let mut out = Vec::new();
+    for au in aus {
+        s.push(au, &mut out);
+    }
+    s.finish(&mut out);
+    assert_eq!(files(&out).len(), 1);
+}

@@ -79,6 +79,18 @@ impl DirStorage {
         Ok(Self { root })
     }
 
+    /// Storage rooted at an existing directory, created by nobody (read-only use).
+    pub fn existing(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(Self { root })
+    }
+
     fn full(&self, path: &Path) -> io::Result<PathBuf> {
         check_relative(path)?;
         Ok(self.root.join(path))

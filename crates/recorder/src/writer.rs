@@ -46,6 +46,18 @@ impl Store {
     }
 }
 
+/// The stream's latest gap row, so that one outage seen from both sides (the ingest's
+/// report and the writer's own timestamp jump) becomes one row.
+#[derive(Clone, Debug)]
+struct LastGap {
+    id: i64,
+    start: i64,
+    end: i64,
+    reason: String,
+    /// The ingest reported it (its reason is the row's).
+    from_ingest: bool,
+}
+
 struct OpenFile {
     id: i64,
     path: String,
@@ -67,6 +79,9 @@ pub struct StreamWriter {
     /// Where the stream's recordings end, so that new files never start earlier.
     last_end_wall: Option<i64>,
     last_end_reason: Option<EndReason>,
+    last_gap: Option<LastGap>,
+    /// What the ingest said about the latest discontinuity, for the log line of the cut.
+    discontinuity_reason: Option<String>,
     events: Vec<Event>,
     buf: Vec<u8>,
 }
@@ -95,6 +110,8 @@ impl StreamWriter {
             open: None,
             last_end_wall,
             last_end_reason: None,
+            last_gap: None,
+            discontinuity_reason: None,
             events: Vec::new(),
             buf: Vec::new(),
         })
@@ -122,6 +139,75 @@ impl StreamWriter {
         r
     }
 
+    /// Records an outage the ingest reported: no footage from `start_wall_us` (its last
+    /// access unit before) to `end_wall_us` (its first after), because of `reason`.
+    ///
+    /// Whatever the outage's length, the index gets one row with this reason: a long
+    /// outage also ends the file (the ingest advances pts by the outage, which the
+    /// segmenter sees as a forward jump); that gap and this report, in either order, are
+    /// merged into one row with the file boundaries' range (exact against the recordings)
+    /// and the ingest's reason. A short one stays inside the file (its last picture is
+    /// held) and only this row tells that the camera was gone.
+    pub fn record_gap(
+        &mut self,
+        start_wall_us: i64,
+        end_wall_us: i64,
+        reason: &str,
+    ) -> Result<(), Error> {
+        if end_wall_us <= start_wall_us {
+            return Ok(());
+        }
+        self.note_gap(start_wall_us, end_wall_us, reason, true)
+    }
+
+    /// The ingest reports that the camera's timestamps jumped at `pts` (and were re-based):
+    /// the file ends before the first key frame at or after it and a new one starts there,
+    /// logged with `reason`.
+    pub fn discontinuity(&mut self, pts: i64, reason: &str) {
+        self.discontinuity_reason = Some(reason.to_owned());
+        self.seg.mark_discontinuity(pts);
+    }
+
+    /// Inserts a gap row, or merges it with the latest one when both describe the same
+    /// outage from the two sides (ingest report, writer's own file break).
+    fn note_gap(
+        &mut self,
+        start: i64,
+        end: i64,
+        reason: &str,
+        from_ingest: bool,
+    ) -> Result<(), Error> {
+        let same = self
+            .last_gap
+            .take()
+            .filter(|g| g.from_ingest != from_ingest && start <= g.end && g.start <= end);
+        let mut db = self.store.db();
+        match same {
+            Some(g) => {
+                // The writer's range matches the files; the ingest's reason is the real one.
+                let (s, e, why) = if from_ingest {
+                    (g.start, g.end, reason)
+                } else {
+                    (start, end, g.reason.as_str())
+                };
+                db.update_gap(g.id, s, e, why)?;
+                // Both sides seen: a later row is about another outage, so last_gap
+                // stays empty.
+            }
+            None => {
+                let id = db.insert_gap(self.stream_id, start, end, reason)?;
+                self.last_gap = Some(LastGap {
+                    id,
+                    start,
+                    end,
+                    reason: reason.to_owned(),
+                    from_ingest,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Writes what is pending and closes the open file.
     pub fn finish(&mut self) -> Result<(), Error> {
         let mut events = Vec::new();
@@ -139,14 +225,18 @@ impl StreamWriter {
                     continues,
                     params,
                 } => {
-                    if let Some(reason) = continues {
-                        if reason == EndReason::ParamsChanged {
-                            info!(
-                                camera = %self.camera, stream = %self.stream,
-                                "codec parameters changed ({}x{}): starting a new file",
-                                params.width, params.height
-                            );
-                        }
+                    match continues {
+                        Some(EndReason::ParamsChanged) => info!(
+                            camera = %self.camera, stream = %self.stream,
+                            "codec parameters changed ({}x{}): starting a new file",
+                            params.width, params.height
+                        ),
+                        Some(EndReason::Discontinuity) => warn!(
+                            camera = %self.camera, stream = %self.stream,
+                            "camera timestamps jumped ({}): starting a new file",
+                            self.discontinuity_reason.take().as_deref().unwrap_or("reported by the ingest")
+                        ),
+                        _ => {}
                     }
                     self.start_file(&init, capture_us, continues)
                 }
@@ -182,9 +272,7 @@ impl StreamWriter {
                 let reason = self
                     .last_end_reason
                     .map_or("not recording", EndReason::as_str);
-                self.store
-                    .db()
-                    .insert_gap(self.stream_id, prev, start, reason)?;
+                self.note_gap(prev, start, reason, false)?;
                 if self.last_end_reason.is_some() {
                     info!(camera = %self.camera, stream = %self.stream,
                           "{reason}: new file, gap of {} ms recorded", (start - prev) / 1000);

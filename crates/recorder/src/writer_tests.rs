@@ -293,3 +293,113 @@ fn reindex_rebuilds_the_same_index() {
     let store = store_with(dir.path(), storage, RetentionConfig::default());
     assert_eq!(dump(&store), before);
 }
+
+/// A writer on simulated storage, and its store.
+fn gap_writer(dir: &Path) -> (Arc<Store>, StreamWriter) {
+    let store = store_with(
+        dir,
+        Arc::new(FaultStorage::new()),
+        RetentionConfig::default(),
+    );
+    let w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
+    (store, w)
+}
+
+/// Pushes `n` access units; returns the capture time of the last one.
+fn push_n(w: &mut StreamWriter, g: &mut AuGen, n: usize) -> i64 {
+    let mut last = 0;
+    for _ in 0..n {
+        let au = g.next_au();
+        last = au.capture_us;
+        w.push(au).unwrap();
+    }
+    last
+}
+
+/// An outage as the ingest makes it: pts and capture time advance by `us`, the stream
+/// resumes on a key frame. Returns the capture time of the first access unit after it.
+fn outage(g: &mut AuGen, us: i64) -> i64 {
+    g.pts += us * 9 / 100;
+    g.capture_us += us;
+    g.align_to_key();
+    g.capture_us
+}
+
+#[test]
+fn a_long_outage_is_one_gap_row_with_the_ingest_reason_whichever_arrives_first() {
+    for report_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut w) = gap_writer(dir.path());
+        let mut g = AuGen::new(T0);
+        let last = push_n(&mut w, &mut g, 45);
+        let back = outage(&mut g, 8_000_000);
+        let reason = "camera: no video frame for 4s (camera stalled or unreachable)";
+        if report_first {
+            w.record_gap(last, back, reason).unwrap();
+        }
+        push_n(&mut w, &mut g, 45);
+        if !report_first {
+            w.record_gap(last, back, reason).unwrap();
+        }
+        w.finish().unwrap();
+        let files = store.db().all_files().unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+        assert_eq!(gaps.len(), 1, "report first: {report_first}: {gaps:?}");
+        // The range is exactly the hole between the files; the reason is the ingest's.
+        assert_eq!(gaps[0].start_wall_us, files[0].end_wall_us);
+        assert_eq!(gaps[0].end_wall_us, files[1].start_wall_us);
+        assert_eq!(gaps[0].reason, reason);
+    }
+}
+
+#[test]
+fn a_short_outage_inside_a_file_is_a_gap_row_too_and_two_outages_are_two_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = gap_writer(dir.path());
+    let mut g = AuGen::new(T0);
+    let last = push_n(&mut w, &mut g, 30);
+    let back = outage(&mut g, 1_500_000);
+    w.record_gap(last, back, "camera: camera closed the stream")
+        .unwrap();
+    let last2 = push_n(&mut w, &mut g, 30);
+    let back2 = outage(&mut g, 9_000_000);
+    push_n(&mut w, &mut g, 30);
+    w.record_gap(last2, back2, "camera: RTSP: connection refused")
+        .unwrap();
+    // Nothing to record for an empty or inverted range.
+    w.record_gap(back2, back2, "camera: nothing").unwrap();
+    w.finish().unwrap();
+    let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(
+        (gaps[0].start_wall_us, gaps[0].end_wall_us),
+        (last, back),
+        "{gaps:?}"
+    );
+    assert_eq!(gaps[0].reason, "camera: camera closed the stream");
+    assert_eq!(gaps[1].reason, "camera: RTSP: connection refused");
+    assert!(gaps[1].start_wall_us > gaps[0].end_wall_us);
+}
+
+#[test]
+fn a_reported_discontinuity_starts_a_new_file_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = gap_writer(dir.path());
+    let mut g = AuGen::new(T0);
+    push_n(&mut w, &mut g, 40);
+    g.align_to_key();
+    w.discontinuity(g.pts, "timestamp went back 3.000 s");
+    push_n(&mut w, &mut g, 40);
+    w.finish().unwrap();
+    let files = store.db().all_files().unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[1].start_wall_us, files[0].end_wall_us);
+    assert!(store
+        .db()
+        .gaps(w.stream_id(), i64::MIN, i64::MAX)
+        .unwrap()
+        .is_empty());
+    no_overlap(&files);
+    index_agrees_with_files(&store);
+}
