@@ -1,27 +1,20 @@
 //! `vigil export`: one camera stream's time range as a standard MP4 file.
 //!
 //! The export is planned from the index alone (`vigil_recorder::export`) and its media bytes
-//! are copied from the segment files: no decode, no scan. It reads the index without taking
-//! the data directory's lock and without the recorder's start-up repairs, so it runs beside
+//! are copied from the segment files: no decode, no scan. It opens the data directory with
+//! `Recorder::open_read_only` — no lock, no start-up repairs, no writes — so it runs beside
 //! a live `vigil serve` (SQLite WAL readers never block the writer). The output is written
 //! to a temporary file next to the destination, fsynced and renamed into place, so an
 //! interrupted export never leaves a truncated `FILE.mp4`.
 
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use vigil_recorder::clock::RealClock;
-use vigil_recorder::db::Db;
-use vigil_recorder::export;
-use vigil_recorder::recorder::{INDEX_FILE, RECORDINGS_DIR};
-use vigil_recorder::retention::RetentionConfig;
-use vigil_recorder::storage::DirStorage;
-use vigil_recorder::writer::Store;
+use vigil_recorder::Recorder;
 
 use crate::config::DataSource;
 
@@ -72,44 +65,30 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (data_dir, config) = args.source.resolve()?;
     vigil_recorder::check_name(&args.camera).context("--camera")?;
     vigil_recorder::check_name(&args.stream).context("--stream")?;
-    let index = data_dir.join(INDEX_FILE);
-    if !index.is_file() {
-        bail!(
-            "no recordings index at {} (is data_dir right? `vigil reindex` rebuilds a lost index)",
-            index.display()
-        );
-    }
-    let db = Db::open(&index).with_context(|| format!("opening {}", index.display()))?;
-    let Some(stream_id) = db.find_stream(&args.camera, &args.stream)? else {
-        if let Some(cfg) = &config {
-            if !cfg.streams.iter().any(|s| s.camera == args.camera) {
-                let names: Vec<&str> = cfg.streams.iter().map(|s| s.camera.as_str()).collect();
-                bail!(
-                    "unknown camera {:?}; the configuration has: {}",
-                    args.camera,
-                    names.join(", ")
-                );
-            }
-        }
-        bail!(
-            "no recordings of camera {:?} stream {:?} in {}",
-            args.camera,
-            args.stream,
-            data_dir.display()
-        );
-    };
-    let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
-        .with_context(|| format!("opening {}", data_dir.display()))?;
-    let store = Store {
-        storage: Arc::new(storage),
-        db: Mutex::new(db),
-        clock: Arc::new(RealClock::new()),
-        retention: RetentionConfig::default(),
-    };
-    let plan = match export::plan(&store, stream_id, args.start, args.end) {
+    let recorder = Recorder::open_read_only(&data_dir)
+        .with_context(|| format!("opening the recordings in {}", data_dir.display()))?;
+    let plan = match recorder.export(&args.camera, &args.stream, args.start, args.end) {
         Ok(p) => p,
+        Err(vigil_recorder::Error::UnknownStream { .. }) => {
+            if let Some(cfg) = &config {
+                if !cfg.streams.iter().any(|s| s.camera == args.camera) {
+                    let names: Vec<&str> = cfg.streams.iter().map(|s| s.camera.as_str()).collect();
+                    bail!(
+                        "unknown camera {:?}; the configuration has: {}",
+                        args.camera,
+                        names.join(", ")
+                    );
+                }
+            }
+            bail!(
+                "no recordings of camera {:?} stream {:?} in {}",
+                args.camera,
+                args.stream,
+                data_dir.display()
+            );
+        }
         Err(vigil_recorder::Error::NothingRecorded) => {
-            let ranges = store.db().ranges(stream_id, i64::MIN, i64::MAX)?;
+            let ranges = recorder.ranges(&args.camera, &args.stream, i64::MIN, i64::MAX)?;
             if ranges.is_empty() {
                 bail!(
                     "no recordings of {}/{} yet (is the camera reachable? see the log of `vigil serve`)",

@@ -2,9 +2,11 @@
 //! SIGTERM; `vigil reindex`: rebuilds the index from the recording files.
 //!
 //! Wiring per stream: `Ingest` (RTSP via retina, supervised) → `Hub` → `Recorder::record`
-//! (segment files + index). Ingest gap events go into the index (see [`write_gap`]), a
-//! retention task runs on the recorder's interval, and shutdown stops the ingests first so
-//! that each writer flushes its pending fragment and closes its file.
+//! (segment files + index). Ingest gap and discontinuity events go to the stream's writer
+//! through the same queue as the frames ([`write_events`]): one gap row per outage with
+//! the ingest's reason, a new file at a timestamp jump. A retention task runs on the
+//! recorder's interval, and shutdown stops the ingests first so that each writer flushes
+//! its pending fragment and closes its file.
 //!
 //! Stdout carries one machine-readable line per state change, flushed (tests and scripts
 //! wait for them): `recording CAMERA/STREAM` when frames start flowing into the recorder
@@ -21,9 +23,8 @@ use clap::Args;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 use vigil_hub::Hub;
-use vigil_recorder::ingest::{Gap, Ingest, IngestEvent, IngestState, IngestStatus};
-use vigil_recorder::segment::SegmenterConfig;
-use vigil_recorder::Recorder;
+use vigil_recorder::ingest::{Ingest, IngestEvent, IngestState, IngestStatus};
+use vigil_recorder::{Recorder, RecordingEvents};
 
 use crate::config::{self, Config, DataSource};
 
@@ -139,12 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("starting to record {name}"))?;
         let mut ingest = Ingest::spawn(spec.ingest.clone(), hub);
         if let Some(events) = ingest.take_events() {
-            watchers.spawn(write_events(
-                recorder.clone(),
-                spec.camera.clone(),
-                spec.stream.clone(),
-                events,
-            ));
+            watchers.spawn(write_events(name.clone(), recording.events(), events));
         }
         watchers.spawn(announce_status(name.clone(), ingest.status()));
         running.push(Running {
@@ -229,63 +225,39 @@ async fn announce_status(name: String, mut status: tokio::sync::watch::Receiver<
     }
 }
 
-/// Writes the ingest's gap events into the index; logs discontinuities.
+/// Passes the ingest's events to the stream's writer: every outage becomes one gap row
+/// with the ingest's reason (the writer merges it with the file break a long outage
+/// causes), every timestamp jump a new file. An outage still open when the ingest stops
+/// is not written: the recording stops with it, and the next start records the time
+/// between as "not recording".
 async fn write_events(
-    recorder: Arc<Recorder>,
-    camera: String,
-    stream: String,
+    name: String,
+    recording: RecordingEvents,
     mut events: tokio::sync::mpsc::Receiver<IngestEvent>,
 ) {
     while let Some(ev) = events.recv().await {
-        match ev {
+        let r = match ev {
             IngestEvent::Gap(gap) => {
-                let (rec, c, s) = (recorder.clone(), camera.clone(), stream.clone());
-                let r = tokio::task::spawn_blocking(move || write_gap(&rec, &c, &s, &gap)).await;
-                if let Ok(Err(e)) = r {
-                    warn!(camera = %camera, stream = %stream, "cannot record a gap in the index: {e}");
+                let len_ms = gap.end_wall_us.saturating_sub(gap.start_wall_us) / 1000;
+                info!(stream = %name, reason = %gap.reason, gap_ms = len_ms, "camera outage");
+                if gap.resume_pts.is_none() {
+                    continue;
                 }
+                let reason = format!("camera: {}", gap.reason);
+                recording
+                    .gap(gap.start_wall_us, gap.end_wall_us, reason)
+                    .await
             }
             IngestEvent::Discontinuity(d) => {
-                warn!(camera = %camera, stream = %stream, reason = %d.reason,
-                      "camera timestamps jumped; the recording continues after the previous frame");
+                warn!(stream = %name, reason = %d.reason,
+                      "camera timestamps jumped; a new file starts at the next key frame");
+                recording.discontinuity(d.pts, d.reason).await
             }
+        };
+        if let Err(e) = r {
+            warn!(stream = %name, "cannot pass an ingest event to the recording: {e}");
         }
     }
-}
-
-/// Records an outage the ingest reported, unless the recorder records it itself.
-///
-/// The ingest keeps pts monotonic across reconnects, advancing them by the outage's length,
-/// so the segmenter sees any outage longer than its `max_jump` (5 s) as a forward jump and
-/// inserts a gap row of its own when it starts the next file. Shorter outages stay inside
-/// the file (the last picture is held), and only this row tells that the camera was gone.
-/// The half-second margin prefers a duplicate row near the threshold to a missing one.
-fn write_gap(
-    rec: &Recorder,
-    camera: &str,
-    stream: &str,
-    gap: &Gap,
-) -> Result<(), vigil_recorder::Error> {
-    let len_us = gap.end_wall_us.saturating_sub(gap.start_wall_us);
-    let max_jump_us =
-        i64::try_from(SegmenterConfig::default().max_jump_90k * 100 / 9).unwrap_or(i64::MAX);
-    info!(camera = %camera, stream = %stream, reason = %gap.reason, gap_ms = len_us / 1000, "camera outage");
-    if len_us <= 0 || gap.resume_pts.is_none() || len_us > max_jump_us + 500_000 {
-        // Nothing to record, the recording stopped with the ingest (its end is the end of
-        // the last file), or the writer records this gap when it starts the next file.
-        return Ok(());
-    }
-    let store = rec.store();
-    let mut db = store.db();
-    let Some(id) = db.find_stream(camera, stream)? else {
-        return Ok(());
-    };
-    db.insert_gap(
-        id,
-        gap.start_wall_us,
-        gap.end_wall_us,
-        &format!("camera: {}", gap.reason),
-    )
 }
 
 async fn shutdown_signal() -> &'static str {
