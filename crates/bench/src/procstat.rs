@@ -1,19 +1,92 @@
 //! CPU time and resident memory of a server process, from `/proc` (Linux only).
 //!
 //! `/proc/PID/stat` sums utime and stime over all threads of the process, so GStreamer's streaming
-//! threads and Vigil's tokio workers are counted alike.
+//! threads and Vigil's tokio workers are counted alike. Those times tick at 100 Hz (10 ms), too
+//! coarse for a server using a few percent of a core over 10 s, so [`sample`] also reads each
+//! thread's scheduler runtime (`se.sum_exec_runtime` in `/proc/PID/task/TID/sched`, nanosecond
+//! accounting shown in ms with 6 decimals) and [`cpu_between`] sums the per-thread differences.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use crate::BenchError;
 
 /// One sample of a process's resource use.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcSample {
     /// User + system CPU time consumed so far, in seconds.
     pub cpu_s: f64,
     /// Resident set size (VmRSS), in bytes.
     pub rss_bytes: u64,
+    /// Scheduler runtime so far of each live thread (tid → seconds), when the kernel exposes
+    /// `/proc/PID/task/TID/sched` (`CONFIG_SCHED_DEBUG`); empty otherwise.
+    pub threads: BTreeMap<u32, f64>,
+}
+
+/// CPU time used between two samples of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuDelta {
+    /// Seconds of CPU, from per-thread runtimes when both samples have them, else from ticks.
+    pub cpu_s: f64,
+    /// Whether `cpu_s` comes from the precise per-thread runtimes.
+    pub precise: bool,
+    /// Threads present in the first sample but gone in the second: their CPU time between
+    /// their last sample and their exit is missing from `cpu_s`.
+    pub vanished_threads: usize,
+}
+
+/// CPU used by the process between `before` and `after` (both of the same pid).
+///
+/// Threads born in between count with their whole runtime; threads that died in between are
+/// counted as reported in [`CpuDelta::vanished_threads`] (the tick-based total would include
+/// them, so it is the fallback when no per-thread figure exists).
+pub fn cpu_between(before: &ProcSample, after: &ProcSample) -> CpuDelta {
+    if before.threads.is_empty() || after.threads.is_empty() {
+        return CpuDelta {
+            cpu_s: after.cpu_s - before.cpu_s,
+            precise: false,
+            vanished_threads: 0,
+        };
+    }
+    let cpu_s = after
+        .threads
+        .iter()
+        .map(|(tid, t)| t - before.threads.get(tid).copied().unwrap_or(0.0))
+        .sum();
+    let vanished_threads = before
+        .threads
+        .keys()
+        .filter(|tid| !after.threads.contains_key(tid))
+        .count();
+    CpuDelta {
+        cpu_s,
+        precise: true,
+        vanished_threads,
+    }
+}
+
+/// Parses `se.sum_exec_runtime` (milliseconds, printed with 6 decimals) from the text of
+/// `/proc/PID/task/TID/sched` into seconds.
+pub fn parse_sched_runtime(sched: &str) -> Option<f64> {
+    let line = sched
+        .lines()
+        .find(|l| l.starts_with("se.sum_exec_runtime"))?;
+    let ms: f64 = line.rsplit(':').next()?.trim().parse().ok()?;
+    Some(ms / 1000.0)
+}
+
+/// Every live thread's runtime; threads that exit while we read are skipped.
+fn thread_runtimes(pid: u32) -> BTreeMap<u32, f64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeMap::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let text = std::fs::read_to_string(e.path().join("sched")).ok()?;
+        Some((tid, parse_sched_runtime(&text)?))
+    })
+    .collect()
 }
 
 /// Clock ticks per second for `/proc/PID/stat` times (`getconf CLK_TCK`, 100 on every common Linux).
@@ -64,6 +137,7 @@ pub fn sample(pid: u32) -> Result<ProcSample, BenchError> {
     Ok(ProcSample {
         cpu_s: ticks as f64 / clk_tck(),
         rss_bytes,
+        threads: thread_runtimes(pid),
     })
 }
 
@@ -87,6 +161,36 @@ mod tests {
         let status = "Name:\tvigil\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
         assert_eq!(parse_status_rss(status), Some(12345 * 1024));
         assert_eq!(parse_status_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn sched_runtime() {
+        let sched = "vigil-io (4242, #threads: 3)\n----\nse.exec_start    :   3480667.870386\n\
+                     se.vruntime      :     20297.151\nse.sum_exec_runtime   :   1234.567891\n";
+        let s = parse_sched_runtime(sched).unwrap();
+        assert!((s - 1.234567891).abs() < 1e-12);
+        assert_eq!(parse_sched_runtime("se.vruntime : 1.0\n"), None);
+    }
+
+    #[test]
+    fn cpu_between_threads() {
+        let s = |cpu_s: f64, threads: &[(u32, f64)]| ProcSample {
+            cpu_s,
+            rss_bytes: 1,
+            threads: threads.iter().copied().collect(),
+        };
+        // Thread 1 ran 0.5 s, thread 3 was born and ran 0.25 s, thread 2 died.
+        let d = cpu_between(
+            &s(1.0, &[(1, 1.0), (2, 2.0)]),
+            &s(2.0, &[(1, 1.5), (3, 0.25)]),
+        );
+        assert!((d.cpu_s - 0.75).abs() < 1e-12);
+        assert!(d.precise);
+        assert_eq!(d.vanished_threads, 1);
+        // Without per-thread figures: ticks.
+        let d = cpu_between(&s(1.0, &[]), &s(1.5, &[]));
+        assert!((d.cpu_s - 0.5).abs() < 1e-12);
+        assert!(!d.precise);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Both servers serve the same H.264 file (looped in real time, no re-encode) at /main with Digest
 //! auth. For each client count N the servers are measured one after the other (never at the same
 //! time, so they do not compete for the cores): N clients in this process play over TCP, then after
-//! a warm-up the server's CPU time (utime+stime of all threads) and RSS are sampled around a fixed
-//! window, along with the RTP bytes every client received.
+//! a warm-up the server's CPU time (of all threads) and RSS are sampled around a fixed
+//! window, along with the RTP bytes every client received. CPU time is each server thread's
+//! scheduler runtime (nanosecond accounting), not the 100 Hz utime/stime ticks.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -162,12 +163,22 @@ async fn measure(
     // The clients' own cost, to show they were not the bottleneck.
     eprintln!(
         "  ({n} clients in the bench process used {:.1}% CPU)",
-        (me_after.cpu_s - me_before.cpu_s) / window_s * 100.0
+        procstat::cpu_between(&me_before, &me_after).cpu_s / window_s * 100.0
     );
+    let cpu = procstat::cpu_between(&before, &after);
+    if !cpu.precise {
+        eprintln!("  (no per-thread runtimes in /proc: CPU from 100 Hz ticks, +-0.1% of a core)");
+    }
+    if cpu.vanished_threads > 0 {
+        eprintln!(
+            "  ({} server threads exited during the window; their last moments are not counted)",
+            cpu.vanished_threads
+        );
+    }
     Ok(Round {
         clients: n,
         playing,
-        cpu_s: after.cpu_s - before.cpu_s,
+        cpu_s: cpu.cpu_s,
         window_s,
         rss_mb: after.rss_bytes as f64 / (1024.0 * 1024.0),
         min_mbps: mbps.iter().copied().fold(f64::INFINITY, f64::min),
@@ -189,17 +200,17 @@ async fn run_rounds(
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = procstat::sample(server.pid())?;
     eprintln!(
-        "{}: pid {}, listening {}, no clients: CPU {:.1}%, RSS {:.1} MB",
+        "{}: pid {}, listening {}, no clients: CPU {:.2}%, RSS {:.1} MB",
         server.name,
         server.pid(),
         server.rtsp_addr,
-        (idle.cpu_s - idle0.cpu_s) / t0.elapsed().as_secs_f64() * 100.0,
+        procstat::cpu_between(&idle0, &idle).cpu_s / t0.elapsed().as_secs_f64() * 100.0,
         idle.rss_bytes as f64 / 1048576.0
     );
     for &n in &args.clients {
         let r = measure(server, n, creds, args).await?;
         eprintln!(
-            "  {} N={n}: {}/{n} playing, CPU {:.1}% ({:.2} ms per client-second), RSS {:.1} MB, per-client Mbit/s min {:.2} mean {:.2}",
+            "  {} N={n}: {}/{n} playing, CPU {:.2}% ({:.2} ms per client-second), RSS {:.1} MB, per-client Mbit/s min {:.2} mean {:.2}",
             server.name, r.playing, r.cpu_pct(), r.ms_per_client_s(), r.rss_mb, r.min_mbps, r.mean_mbps
         );
         rounds.push(r);
@@ -216,7 +227,7 @@ fn print_table(file: &std::path::Path, args: &Args, v: &[Round], g: &[Round]) {
         file.display()
     );
     println!(
-        "window {:.0} s after {:.0} s warm-up; CPU = utime+stime of the server process (all threads), 100% = one core",
+        "window {:.0} s after {:.0} s warm-up; CPU = scheduler runtime of the server's threads (/proc/PID/task/*/sched), 100% = one core",
         args.window, args.warmup
     );
     println!(
@@ -237,7 +248,7 @@ fn print_table(file: &std::path::Path, args: &Args, v: &[Round], g: &[Round]) {
         let n = vr.or(gr).map(|r| r.clients).unwrap_or_default();
         let cell = |r: Option<&Round>| match r {
             Some(r) => format!(
-                "{:>8.1} {:>10.3} {:>8.1} {:>6.2}{:>5}",
+                "{:>8.2} {:>10.3} {:>8.1} {:>6.2}{:>5}",
                 r.cpu_pct(),
                 r.ms_per_client_s(),
                 r.rss_mb,
