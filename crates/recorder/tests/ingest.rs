@@ -207,8 +207,9 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     let hub = Hub::new("flaky", 512);
     let mut sub = hub.subscribe();
     let mut cfg = IngestConfig::new("flaky", url(cam.addr)).with_credentials(USER, PASSWORD);
-    // The few seconds of streaming between the outages below count as healthy, so the
-    // hang is followed by the initial back-off (the default asks for 10 s).
+    // The few seconds of streaming between the outages below must count as healthy, so
+    // the hang is followed by the initial back-off (the default counts any session that
+    // recorded a frame; 2 s checks that a non-zero threshold is honoured too).
     cfg.backoff.healthy_after = Duration::from_secs(2);
     let mut ingest = Ingest::spawn(cfg, hub.clone());
     let mut events = ingest.take_events().unwrap();
