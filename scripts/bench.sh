@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Whole-system benchmarks: builds release binaries, then runs the fan-out (Vigil vs GStreamer's RTSP
-# server) and latency benchmarks, printing to the terminal and to target/bench-results.txt.
+# server), latency and recorder (vigil serve vs one ffmpeg -f segment per camera) benchmarks,
+# printing to the terminal and to target/bench-results.txt.
 # Needs: ffmpeg, /usr/bin/python3 with python3-gi and gir1.2-gst-rtsp-server-1.0, GStreamer
-# plugins good/bad (h264parse, rtph264pay, qtdemux). Takes about 2-3 minutes. Not part of CI.
+# plugins good/bad (h264parse, rtph264pay, qtdemux). Takes about 8-10 minutes. Not part of CI.
 # Extra arguments are passed to the fanout binary (e.g. --clients 1,10 --window 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,7 @@ out=target/bench-results.txt
   ./target/release/fanout "$@"
   echo
   ./target/release/latency
+  echo
+  ./target/release/record
 } 2>&1 | tee "$out"
 echo "results written to $out"
