@@ -114,7 +114,14 @@ class LoopingFileFactory(GstRtspServer.RTSPMediaFactory):
             i += 1
 
 
-def testsrc_factory(spec, bitrate_kbps):
+# A sine tone as the camera's microphone (--audio), payloaded as a second stream.
+AUDIO = {
+    "aac": "audio/x-raw,rate=48000,channels=1 ! audioconvert ! voaacenc ! rtpmp4gpay name=pay1 pt=97",
+    "pcmu": "audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1",
+}
+
+
+def testsrc_factory(spec, bitrate_kbps, audio=None):
     size, _, fps = spec.partition("@")
     w, _, h = size.partition("x")
     fps = int(fps or 30)
@@ -122,7 +129,9 @@ def testsrc_factory(spec, bitrate_kbps):
     f.set_launch(
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={int(w)},height={int(h)},"
         f"framerate={fps}/1,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast "
-        f"bitrate={bitrate_kbps} key-int-max={2 * fps} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"bitrate={bitrate_kbps} key-int-max={2 * fps} ! rtph264pay name=pay0 pt=96 config-interval=1"
+        + (f" audiotestsrc is-live=true wave=sine ! {AUDIO[audio]}" if audio else "")
+        + " )"
     )
     return f
 
@@ -134,6 +143,7 @@ def main():
     src.add_argument("--file", help="MP4 or Annex B file with H.264, served looping, no re-encode")
     src.add_argument("--testsrc", metavar="WxH@FPS", help="live test pattern encoded with x264enc")
     p.add_argument("--bitrate", type=int, default=2000, help="x264enc bitrate in kbit/s (--testsrc)")
+    p.add_argument("--audio", choices=sorted(AUDIO), help="add an audio stream to --testsrc")
     p.add_argument("--user", help="require RTSP Digest auth with this user name")
     p.add_argument("--password", help="password for --user")
     args = p.parse_args()
@@ -150,7 +160,7 @@ def main():
         units, fps = load_access_units(args.file)
         factory = LoopingFileFactory(units, fps)
     else:
-        factory = testsrc_factory(args.testsrc, args.bitrate)
+        factory = testsrc_factory(args.testsrc, args.bitrate, args.audio)
     factory.set_shared(True)
 
     if args.user:

@@ -11,10 +11,14 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use vigil_media::fmp4::Sample;
 
+pub use crate::segment_audio::AudioRun;
 use crate::Error;
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 → 2: fragments got an audio run (`NULL` where there is no audio).
+const MIGRATE_1_TO_2: &str = "ALTER TABLE fragment ADD COLUMN audio BLOB;";
 
 const SCHEMA: &str = "
 CREATE TABLE camera (
@@ -57,6 +61,7 @@ CREATE TABLE fragment (
     frames INTEGER NOT NULL,
     key_count INTEGER NOT NULL,
     samples BLOB NOT NULL,          -- per sample: duration u32, size u32, flags u8 (1 = sync)
+    audio BLOB,                     -- audio run: tfdt u64, then samples as above; NULL = none
     PRIMARY KEY (file_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE gap (
@@ -138,9 +143,16 @@ pub struct FragmentRow {
     pub end_wall_us: i64,
     /// The sample table.
     pub samples: Vec<Sample>,
+    /// The audio samples of the fragment, if the file has an audio track.
+    pub audio: Option<AudioRun>,
 }
 
 impl FragmentRow {
+    /// Offset of the first audio sample's bytes: after every video sample.
+    pub fn audio_data_offset(&self) -> u64 {
+        self.data_offset + self.samples.iter().map(|s| u64::from(s.size)).sum::<u64>()
+    }
+
     /// Number of key frames.
     pub fn key_count(&self) -> usize {
         self.samples.iter().filter(|s| s.is_sync).count()
@@ -244,6 +256,7 @@ const FILE_COLS: &str = "id, stream_id, path, start_90k, end_90k, start_wall_us,
 fn fragment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FragmentRow> {
     let u = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     let blob: Vec<u8> = r.get(9)?;
+    let audio: Option<Vec<u8>> = r.get(10)?;
     Ok(FragmentRow {
         file_id: r.get(0)?,
         seq: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
@@ -255,11 +268,13 @@ fn fragment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FragmentRow> {
         start_wall_us: r.get(7)?,
         end_wall_us: r.get(8)?,
         samples: decode_samples(&blob),
+        audio: audio.as_deref().and_then(AudioRun::decode),
     })
 }
 
 const FRAGMENT_COLS: &str = "f.file_id, f.seq, f.byte_offset, f.byte_len, f.data_offset, \
-                             f.start_90k, f.duration_90k, f.start_wall_us, f.end_wall_us, f.samples";
+                             f.start_90k, f.duration_90k, f.start_wall_us, f.end_wall_us, f.samples, \
+                             f.audio";
 
 impl Db {
     /// Opens (creating if needed) the index at `path`: WAL journal, `synchronous=FULL` so a
@@ -281,6 +296,10 @@ impl Db {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => Ok(Self { conn }),
+            1 => Err(Error::Corrupt(format!(
+                "{} was written by an older Vigil; start `vigil serve` once to upgrade it",
+                path.display()
+            ))),
             0 => Err(Error::Corrupt(format!(
                 "{} is not a Vigil index (empty); `vigil reindex` rebuilds it",
                 path.display()
@@ -306,6 +325,9 @@ impl Db {
                     "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
             }
+            1 => conn.execute_batch(&format!(
+                "BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?,
             SCHEMA_VERSION => {}
             v => return Err(Error::SchemaVersion(v)),
         }
@@ -644,8 +666,8 @@ impl Db {
 fn insert_fragment_tx(tx: &Transaction<'_>, f: &FragmentRow) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO fragment (file_id, seq, byte_offset, byte_len, data_offset, start_90k, \
-         duration_90k, start_wall_us, end_wall_us, frames, key_count, samples) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         duration_90k, start_wall_us, end_wall_us, frames, key_count, samples, audio) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             f.file_id,
             f.seq,
@@ -659,6 +681,7 @@ fn insert_fragment_tx(tx: &Transaction<'_>, f: &FragmentRow) -> Result<(), Error
             f.samples.len() as i64,
             f.key_count() as i64,
             encode_samples(&f.samples),
+            f.audio.as_ref().map(AudioRun::encode),
         ],
     )?;
     // The file's row grows with its last fragment; max() keeps it right when recovery
@@ -704,6 +727,14 @@ mod tests {
             start_wall_us: wall_at(file_wall, start_90k),
             end_wall_us: wall_at(file_wall, start_90k + 90_000),
             samples,
+            audio: (seq == 2).then(|| AudioRun {
+                base_decode_time: 8000,
+                samples: vec![Sample {
+                    duration: 1024,
+                    size: 7,
+                    is_sync: true,
+                }],
+            }),
         }
     }
 
@@ -729,6 +760,11 @@ mod tests {
         assert_eq!(keys, vec![(f1, 2), (f1, 3), (f2, 1)]);
         assert_eq!(got[0].samples.len(), 2);
         assert!(got[0].samples[0].is_sync);
+        // The audio run round-trips; fragments without audio read back as None.
+        assert_eq!(got[0], frag(f1, 2, 90_000, 0));
+        assert_eq!(got[0].audio.as_ref().unwrap().samples[0].size, 7);
+        assert_eq!(got[0].audio_data_offset(), got[0].data_offset + 150);
+        assert!(got[1].audio.is_none());
 
         let ranges = db.ranges(s, 0, i64::MAX).unwrap();
         assert_eq!(
@@ -767,6 +803,17 @@ mod tests {
         }
         let db = Db::open(&p).unwrap();
         assert!(db.find_stream("a", "main").unwrap().is_some());
+        // A version 1 index (no audio column) is upgraded in place.
+        db.conn
+            .execute_batch("ALTER TABLE fragment DROP COLUMN audio; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(db);
+        assert!(Db::open_read_only(&p).is_err());
+        let mut db = Db::open(&p).unwrap();
+        let s = db.stream_id("a", "main").unwrap();
+        let f = db.insert_file(s, "a/main/x.mp4", 0, 10).unwrap();
+        db.insert_fragment(&frag(f, 2, 0, 0)).unwrap();
+        assert!(db.fragments_of_file(f).unwrap()[0].audio.is_some());
         db.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(db);
         assert!(matches!(Db::open(&p), Err(Error::SchemaVersion(99))));

@@ -30,6 +30,7 @@ use vigil_media::fmp4::{self, ExportBuilder, Track};
 
 use crate::db::{wall_at, FileRow, FragmentRow};
 use crate::segment::VIDEO_TRACK_ID;
+use crate::segment_audio::AUDIO_TRACK_ID;
 use crate::writer::Store;
 use crate::Error;
 
@@ -47,8 +48,10 @@ pub struct ExportPlan {
     pub start_wall_us: i64,
     /// Wall-clock time after the last sample.
     pub end_wall_us: i64,
-    /// Number of samples.
+    /// Number of video samples.
     pub frames: u64,
+    /// Number of audio samples (0 without audio).
+    pub audio_frames: u64,
 }
 
 impl ExportPlan {
@@ -110,6 +113,8 @@ impl ExportPlan {
 
 /// One sample, located.
 struct Located {
+    /// Index of its fragment in the plan's fragment list.
+    frag: usize,
     file_id: i64,
     wall_us: i64,
     decode_in_file: u64,
@@ -119,17 +124,62 @@ struct Located {
     offset: u64,
 }
 
-fn locate(frag: &FragmentRow, file: &FileRow, out: &mut Vec<Located>) {
+fn locate(index: usize, frag: &FragmentRow, file: &FileRow, out: &mut Vec<Located>) {
     let mut t = frag.start_90k;
     let mut offset = frag.data_offset;
     for s in &frag.samples {
         out.push(Located {
+            frag: index,
             file_id: frag.file_id,
             wall_us: wall_at(file.start_wall_us, t),
             decode_in_file: t,
             duration: s.duration,
             size: s.size,
             is_sync: s.is_sync,
+            offset,
+        });
+        t += u64::from(s.duration);
+        offset += u64::from(s.size);
+    }
+}
+
+/// One audio sample, located.
+struct AudioLocated {
+    frag: usize,
+    file_id: i64,
+    wall_us: i64,
+    end_wall_us: i64,
+    /// Decode time in the file, in the audio track's timescale.
+    decode_in_file: u64,
+    duration: u32,
+    size: u32,
+    offset: u64,
+}
+
+fn locate_audio(
+    index: usize,
+    frag: &FragmentRow,
+    file: &FileRow,
+    rate: u32,
+    out: &mut Vec<AudioLocated>,
+) {
+    let Some(run) = &frag.audio else { return };
+    let wall = |t: u64| {
+        let us = i128::from(t) * 1_000_000 / i128::from(rate.max(1));
+        file.start_wall_us
+            .saturating_add(i64::try_from(us).unwrap_or(i64::MAX))
+    };
+    let mut t = run.base_decode_time;
+    let mut offset = frag.audio_data_offset();
+    for s in &run.samples {
+        out.push(AudioLocated {
+            frag: index,
+            file_id: frag.file_id,
+            wall_us: wall(t),
+            end_wall_us: wall(t + u64::from(s.duration)),
+            decode_in_file: t,
+            duration: s.duration,
+            size: s.size,
             offset,
         });
         t += u64::from(s.duration);
@@ -163,8 +213,8 @@ pub fn plan(
     // Walk back to a key frame at or before the start, within the first file.
     let samples = loop {
         let mut samples = Vec::new();
-        for f in &frags {
-            locate(f, &file_of(f.file_id)?, &mut samples);
+        for (i, f) in frags.iter().enumerate() {
+            locate(i, f, &file_of(f.file_id)?, &mut samples);
         }
         let key_before = samples
             .iter()
@@ -194,6 +244,7 @@ pub fn plan(
 
     // Codec parameters from each touched file's init segment.
     let mut tracks: HashMap<i64, Track> = HashMap::new();
+    let mut audio_tracks: HashMap<i64, Track> = HashMap::new();
     for s in &chosen {
         if tracks.contains_key(&s.file_id) {
             continue;
@@ -204,13 +255,13 @@ pub fn plan(
             .read_range(Path::new(&f.path), 0, f.init_len.max(0) as u64)
             .map_err(|e| Error::io(format!("reading {}", f.path), e))?;
         let scanned = fmp4::scan(&init)?;
-        let track = scanned
-            .init
-            .and_then(|i| {
-                i.tracks
-                    .into_iter()
-                    .find(|t| t.track_id() == VIDEO_TRACK_ID)
-            })
+        let file_tracks = scanned.init.map(|i| i.tracks).unwrap_or_default();
+        if let Some(a) = file_tracks.iter().find(|t| t.track_id() == AUDIO_TRACK_ID) {
+            audio_tracks.insert(s.file_id, a.clone());
+        }
+        let track = file_tracks
+            .into_iter()
+            .find(|t| t.track_id() == VIDEO_TRACK_ID)
             .ok_or_else(|| {
                 Error::Corrupt(format!("{}: no video track in its init segment", f.path))
             })?;
@@ -224,32 +275,79 @@ pub fn plan(
     let origin_90k =
         i128::from(first_file.start_wall_us) * 9 / 100 + i128::from(first.decode_in_file);
 
-    let mut builder = ExportBuilder::new(std::slice::from_ref(&track0));
+    // Video samples up to a codec parameter change.
+    let included = chosen
+        .iter()
+        .take_while(|s| tracks.get(&s.file_id) == Some(&track0))
+        .count();
+    if included < chosen.len() {
+        info!("export stops at a codec parameter change");
+    }
+    let video = chosen.get(..included).unwrap_or_default();
+    let end_wall = video.last().map_or(first.wall_us, |s| {
+        s.wall_us + i64::from(s.duration) * 100 / 9
+    });
+    // Audio of the files whose audio track is the first file's, from the frame playing at
+    // the first picture to the last one starting before the last picture ends.
+    let audio0 = audio_tracks.get(&first.file_id).cloned();
+    let mut audio: Vec<AudioLocated> = Vec::new();
+    if let Some(a0) = &audio0 {
+        for (i, f) in frags.iter().enumerate() {
+            let file = file_of(f.file_id)?;
+            if tracks.get(&f.file_id) != Some(&track0) || audio_tracks.get(&f.file_id) != Some(a0) {
+                continue;
+            }
+            locate_audio(i, f, &file, a0.timescale(), &mut audio);
+        }
+        audio.retain(|a| a.end_wall_us > first.wall_us && a.wall_us < end_wall);
+    }
+
+    let mut all_tracks = vec![track0.clone()];
+    all_tracks.extend(audio0.clone().filter(|_| !audio.is_empty()));
+    let mut builder = ExportBuilder::new(&all_tracks);
     let mut ranges: Vec<(PathBuf, u64, u64)> = Vec::new();
     let mut last_decode = 0u64;
-    let mut end_wall = first.wall_us;
-    let mut frames = 0u64;
-    for s in &chosen {
-        if tracks.get(&s.file_id) != Some(&track0) {
-            info!("export stops at a codec parameter change");
-            break;
-        }
-        let f = file_of(s.file_id)?;
-        let t = i128::from(f.start_wall_us) * 9 / 100 + i128::from(s.decode_in_file) - origin_90k;
-        let decode = u64::try_from(t).unwrap_or(0).max(last_decode);
-        builder.push_sample(VIDEO_TRACK_ID, decode, s.duration, s.size, s.is_sync)?;
-        last_decode = decode;
-        end_wall = s.wall_us + i64::from(s.duration) * 100 / 9;
-        frames += 1;
+    let mut last_audio_decode = 0u64;
+    let rate = i128::from(audio0.as_ref().map_or(1, Track::timescale).max(1));
+    let origin_audio = origin_90k * rate / 90_000;
+    let (mut v, mut a) = (video.iter().peekable(), audio.iter().peekable());
+    // mdat order = file order: per fragment, its video samples, then its audio samples.
+    loop {
+        let next_v = v.peek().map(|s| s.frag);
+        let next_a = a.peek().map(|s| s.frag);
+        let take_video = match (next_v, next_a) {
+            (None, None) => break,
+            (Some(fv), Some(fa)) => fv <= fa,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let (file_id, offset, size) = if take_video {
+            let Some(s) = v.next() else { break };
+            let f = file_of(s.file_id)?;
+            let t =
+                i128::from(f.start_wall_us) * 9 / 100 + i128::from(s.decode_in_file) - origin_90k;
+            let decode = u64::try_from(t).unwrap_or(0).max(last_decode);
+            builder.push_sample(VIDEO_TRACK_ID, decode, s.duration, s.size, s.is_sync)?;
+            last_decode = decode;
+            (s.file_id, s.offset, s.size)
+        } else {
+            let Some(s) = a.next() else { break };
+            let f = file_of(s.file_id)?;
+            let t = i128::from(f.start_wall_us) * rate / 1_000_000 + i128::from(s.decode_in_file)
+                - origin_audio;
+            let decode = u64::try_from(t).unwrap_or(0).max(last_audio_decode);
+            builder.push_sample(AUDIO_TRACK_ID, decode, s.duration, s.size, true)?;
+            last_audio_decode = decode;
+            (s.file_id, s.offset, s.size)
+        };
+        let f = file_of(file_id)?;
         let host = store
             .storage
             .host_path(Path::new(&f.path))
             .unwrap_or_else(|| PathBuf::from(&f.path));
         match ranges.last_mut() {
-            Some((p, off, len)) if *p == host && *off + *len == s.offset => {
-                *len += u64::from(s.size)
-            }
-            _ => ranges.push((host, s.offset, u64::from(s.size))),
+            Some((p, off, len)) if *p == host && *off + *len == offset => *len += u64::from(size),
+            _ => ranges.push((host, offset, u64::from(size))),
         }
     }
     let layout = builder.finish();
@@ -263,7 +361,8 @@ pub fn plan(
         total_len: layout.total_len,
         start_wall_us: first.wall_us,
         end_wall_us: end_wall,
-        frames,
+        frames: video.len() as u64,
+        audio_frames: audio.len() as u64,
     })
 }
 

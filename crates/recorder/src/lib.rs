@@ -35,6 +35,7 @@ pub mod recorder;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod segment_audio;
 pub mod storage;
 pub mod writer;
 

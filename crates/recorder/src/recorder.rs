@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 use vigil_hub::Hub;
 use vigil_media::AccessUnit;
@@ -16,6 +16,7 @@ use vigil_media::AccessUnit;
 use crate::clock::{Clock, RealClock};
 use crate::db::{Db, GapRow, RecordedRange, Totals};
 use crate::export::{self, ExportPlan};
+use crate::ingest::AudioFrame;
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, RetentionConfig, RetentionReport};
 use crate::segment::SegmenterConfig;
@@ -66,6 +67,7 @@ impl RecorderConfig {
 /// What a stream's writer thread takes from its queue.
 enum Input {
     Au(AccessUnit),
+    Audio(AudioFrame),
     Gap {
         start_wall_us: i64,
         end_wall_us: i64,
@@ -276,6 +278,30 @@ impl Recorder {
     /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
     /// hub), so a slow disk costs frames, never memory.
     pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
+        self.record_inner(camera, stream, hub, None)
+    }
+
+    /// [`record`](Self::record) with the stream's audio (the ingest's
+    /// [`subscribe_audio`](crate::ingest::Ingest::subscribe_audio)) in the same files: an
+    /// audio track beside the video, its frames in the same queue as the access units. A
+    /// lagging audio receiver skips frames (the track then has a hole), never blocks video.
+    pub fn record_with_audio(
+        &self,
+        camera: &str,
+        stream: &str,
+        hub: Hub,
+        audio: broadcast::Receiver<AudioFrame>,
+    ) -> Result<RecordingHandle, Error> {
+        self.record_inner(camera, stream, hub, Some(audio))
+    }
+
+    fn record_inner(
+        &self,
+        camera: &str,
+        stream: &str,
+        hub: Hub,
+        audio: Option<broadcast::Receiver<AudioFrame>>,
+    ) -> Result<RecordingHandle, Error> {
         self.writable()?;
         check_name(camera)?;
         check_name(stream)?;
@@ -289,6 +315,7 @@ impl Recorder {
             rec.push((camera.to_owned(), stream.to_owned()));
         }
         let mut writer = self.writer(camera, stream)?;
+        writer.expect_audio(audio.is_some());
         let (tx, mut rx) = mpsc::channel::<Input>(self.config.queue_len.max(1));
         let name = format!("{camera}/{stream}");
         let thread = std::thread::Builder::new()
@@ -297,6 +324,7 @@ impl Recorder {
                 while let Some(input) = rx.blocking_recv() {
                     let r = match input {
                         Input::Au(au) => writer.push(au),
+                        Input::Audio(frame) => writer.push_audio(frame),
                         Input::Gap {
                             start_wall_us,
                             end_wall_us,
@@ -318,10 +346,18 @@ impl Recorder {
             })
             .map_err(|e| Error::io("spawning a writer thread", e))?;
         let events = RecordingEvents { tx: tx.clone() };
+        let mut sub = hub.subscribe();
         let task = tokio::spawn(async move {
-            let mut sub = hub.subscribe();
-            while let Ok(au) = sub.recv().await {
-                if tx.send(Input::Au(au)).await.is_err() {
+            let mut audio = audio;
+            loop {
+                let input = tokio::select! {
+                    au = sub.recv() => match au {
+                        Ok(au) => Input::Au(au),
+                        Err(_) => break,
+                    },
+                    frame = recv_audio(&mut audio) => Input::Audio(frame),
+                };
+                if tx.send(input).await.is_err() {
                     break;
                 }
             }
@@ -412,6 +448,23 @@ impl Recorder {
                 }
             }
         })
+    }
+}
+
+/// The next audio frame; pends forever without audio or once the sender is gone (video
+/// goes on). Lagging skips what was lost.
+async fn recv_audio(rx: &mut Option<broadcast::Receiver<AudioFrame>>) -> AudioFrame {
+    loop {
+        let Some(r) = rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match r.recv().await {
+            Ok(f) => return f,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!("recording audio: {n} frames skipped (the writer fell behind)");
+            }
+            Err(broadcast::error::RecvError::Closed) => *rx = None,
+        }
     }
 }
 

@@ -14,9 +14,10 @@ use std::path::Path;
 use tracing::{info, warn};
 use vigil_media::fmp4::{self, Sample, ScanResult, ScannedFragment};
 
-use crate::db::{wall_at, FileState, FragmentRow};
+use crate::db::{wall_at, AudioRun, FileState, FragmentRow};
 use crate::retention::collect_garbage;
 use crate::segment::{parse_file_path, VIDEO_TRACK_ID};
+use crate::segment_audio::AUDIO_TRACK_ID;
 use crate::writer::Store;
 use crate::Error;
 
@@ -47,6 +48,22 @@ pub fn fragment_row(file_id: i64, start_wall_us: i64, f: &ScannedFragment) -> Op
         })
         .collect();
     let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+    let audio = f
+        .runs
+        .iter()
+        .find(|r| r.track_id == AUDIO_TRACK_ID && !r.samples.is_empty())
+        .map(|r| AudioRun {
+            base_decode_time: r.base_decode_time,
+            samples: r
+                .samples
+                .iter()
+                .map(|s| Sample {
+                    duration: s.duration,
+                    size: s.size,
+                    is_sync: s.is_sync,
+                })
+                .collect(),
+        });
     Some(FragmentRow {
         file_id,
         seq: f.sequence_number,
@@ -58,6 +75,7 @@ pub fn fragment_row(file_id: i64, start_wall_us: i64, f: &ScannedFragment) -> Op
         start_wall_us: wall_at(start_wall_us, run.base_decode_time),
         end_wall_us: wall_at(start_wall_us, run.base_decode_time + duration),
         samples,
+        audio,
     })
 }
 

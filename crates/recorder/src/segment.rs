@@ -25,6 +25,10 @@ use bytes::Bytes;
 use vigil_media::fmp4::{self, Sample, Track, TrackRun, VideoTrack};
 use vigil_media::{AccessUnit, StreamParams};
 
+use crate::db::AudioRun;
+use crate::ingest::AudioFrame;
+use crate::segment_audio::{AudioMux, VideoRef};
+
 /// The track id of video in recording files.
 pub const VIDEO_TRACK_ID: u32 = 1;
 /// The media timescale of video: RTP's 90 kHz.
@@ -101,7 +105,9 @@ pub struct FragmentOut {
     pub samples: Vec<Sample>,
     /// `moof` + `mdat` header.
     pub header: Vec<u8>,
-    /// The samples' bytes, to append after `header` in order.
+    /// The audio samples (track 2), if the file has audio and some fall in this fragment.
+    pub audio: Option<AudioRun>,
+    /// The samples' bytes, to append after `header` in order: video, then audio.
     pub data: Vec<Bytes>,
 }
 
@@ -159,6 +165,10 @@ pub struct Segmenter {
     dropped: u64,
     /// pts of a reported discontinuity: the first key frame at or after it starts a file.
     cut_at: Option<i64>,
+    /// Audio of the stream (see `segment_audio.rs`).
+    audio: AudioMux,
+    /// Access units held while a fresh recording waits for the audio parameters.
+    held: Vec<AccessUnit>,
 }
 
 impl Segmenter {
@@ -171,6 +181,78 @@ impl Segmenter {
             last_delta: 3000,
             dropped: 0,
             cut_at: None,
+            audio: AudioMux::default(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Records the stream's audio too: a fresh recording waits up to one fragment for the
+    /// first audio frame, so that its first file has an audio track.
+    pub fn expect_audio(&mut self, expect: bool) {
+        self.audio.expect = expect;
+    }
+
+    /// Audio frames dropped (before the first key frame, outside the file, going back in
+    /// time, or with parameters other than the open file's).
+    pub fn audio_dropped(&self) -> u64 {
+        self.audio.dropped
+    }
+
+    /// Feeds the next audio frame of the stream; appends what to do to `out` (a recording
+    /// that waited for audio starts now).
+    pub fn push_audio(&mut self, frame: AudioFrame, out: &mut Vec<Event>) {
+        self.audio.observe(&frame);
+        if self.file.is_none() && !self.held.is_empty() {
+            self.release(out);
+        }
+        self.place_audio(frame);
+    }
+
+    fn place_audio(&mut self, frame: AudioFrame) {
+        let (Some(file), Some(last)) = (&self.file, self.pending.last()) else {
+            self.audio.dropped += 1;
+            return;
+        };
+        let video = VideoRef {
+            t90k: last.pts.saturating_sub(file.base_pts),
+            capture_us: last.capture_us,
+        };
+        self.audio.place(frame, video);
+    }
+
+    /// Starts a file now, or holds `au` while a fresh recording waits for audio.
+    fn start_or_hold(
+        &mut self,
+        au: AccessUnit,
+        continues: Option<EndReason>,
+        out: &mut Vec<Event>,
+    ) {
+        if continues.is_some() || !self.audio.waiting() {
+            self.start(au, continues, out);
+            return;
+        }
+        let Some(first) = self.held.first() else {
+            match au.key {
+                true => self.held.push(au),
+                false => self.dropped += 1,
+            }
+            return;
+        };
+        let span = au.pts.saturating_sub(first.pts);
+        if span < 0 || span.unsigned_abs() >= self.config.max_fragment_90k {
+            // No audio within a fragment's time: the camera sends none.
+            self.audio.gave_up = true;
+            self.release(out);
+            self.push(au, out);
+        } else {
+            self.held.push(au);
+        }
+    }
+
+    /// Records the held access units.
+    fn release(&mut self, out: &mut Vec<Event>) {
+        for au in std::mem::take(&mut self.held) {
+            self.push(au, out);
         }
     }
 
@@ -197,7 +279,7 @@ impl Segmenter {
     /// Feeds the next access unit; appends what to do to `out`.
     pub fn push(&mut self, au: AccessUnit, out: &mut Vec<Event>) {
         let Some(file) = &self.file else {
-            self.start(au, None, out);
+            self.start_or_hold(au, None, out);
             return;
         };
         let Some(last_pts) = self.pending.last().map(|l| l.pts) else {
@@ -225,8 +307,11 @@ impl Segmenter {
         let rotate = au.key
             && au.pts.saturating_sub(file.base_pts).unsigned_abs() >= self.config.file_duration_90k;
         let jumped = au.key && self.cut_at.is_some_and(|p| au.pts >= p);
-        if params_changed || rotate || jumped {
-            let reason = if params_changed {
+        // The camera's audio changed (or appeared): like a video parameter change, but the
+        // video can only be cut at a key frame.
+        let audio_changed = au.key && self.audio.changed;
+        if params_changed || rotate || jumped || audio_changed {
+            let reason = if params_changed || audio_changed {
                 EndReason::ParamsChanged
             } else if jumped {
                 EndReason::Discontinuity
@@ -256,6 +341,10 @@ impl Segmenter {
     /// Ends the stream: writes what is pending (its last sample gets the previous
     /// sample's duration) and closes the file.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        // What was held waiting for audio is recorded without it.
+        let expect = std::mem::replace(&mut self.audio.expect, false);
+        self.release(out);
+        self.audio.expect = expect;
         if self.file.is_some() {
             let last = self.last_delta;
             self.flush(last, out);
@@ -264,6 +353,7 @@ impl Segmenter {
         self.file = None;
         self.pending.clear();
         self.cut_at = None;
+        self.audio.reset();
     }
 
     /// Forgets the open file without writing (after a write error the file was closed by
@@ -271,7 +361,9 @@ impl Segmenter {
     pub fn reset(&mut self) {
         self.file = None;
         self.pending.clear();
+        self.held.clear();
         self.cut_at = None;
+        self.audio.reset();
     }
 
     fn start(&mut self, au: AccessUnit, continues: Option<EndReason>, out: &mut Vec<Event>) {
@@ -283,8 +375,11 @@ impl Segmenter {
         if self.cut_at.is_some_and(|p| au.pts >= p) {
             self.cut_at = None;
         }
+        let (audio_track, left) = self.audio.start_file();
+        let mut tracks = vec![video_track(&au.params)];
+        tracks.extend(audio_track);
         let mut init = Vec::new();
-        fmp4::write_init_segment(&mut init, &[video_track(&au.params)]);
+        fmp4::write_init_segment(&mut init, &tracks);
         out.push(Event::StartFile {
             params: au.params.clone(),
             init,
@@ -303,6 +398,10 @@ impl Segmenter {
         });
         self.pending.clear();
         self.pending.push(au);
+        // Audio received after the previous file's last fragment belongs to this one.
+        for f in left {
+            self.place_audio(f);
+        }
     }
 
     /// Emits every pending sample as one fragment; the last lasts `last_duration`.
@@ -327,24 +426,36 @@ impl Segmenter {
         let base_decode_time = pending
             .first()
             .map_or(0, |f| (f.pts - file.base_pts).unsigned_abs());
+        let end_90k = base_decode_time + samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+        let audio = self.audio.take_run(end_90k);
         let mut header = Vec::new();
         let seq = file.next_seq;
         file.next_seq += 1;
-        fmp4::write_fragment_header(
-            &mut header,
-            seq,
-            &[TrackRun {
-                track_id: VIDEO_TRACK_ID,
-                base_decode_time,
-                samples: &samples,
-            }],
-        );
+        let mut runs = vec![TrackRun {
+            track_id: VIDEO_TRACK_ID,
+            base_decode_time,
+            samples: &samples,
+        }];
+        if let Some((run, _)) = &audio {
+            runs.push(TrackRun {
+                track_id: crate::segment_audio::AUDIO_TRACK_ID,
+                base_decode_time: run.base_decode_time,
+                samples: &run.samples,
+            });
+        }
+        fmp4::write_fragment_header(&mut header, seq, &runs);
+        let mut data: Vec<Bytes> = pending.into_iter().map(|au| au.data).collect();
+        let audio = audio.map(|(run, bytes)| {
+            data.extend(bytes);
+            run
+        });
         out.push(Event::Fragment(FragmentOut {
             seq,
             base_decode_time,
             samples,
+            audio,
             header,
-            data: pending.into_iter().map(|au| au.data).collect(),
+            data,
         }));
     }
 }

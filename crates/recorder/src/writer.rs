@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
 
+use crate::ingest::AudioFrame;
+
 use crate::clock::Clock;
 use crate::db::{wall_at, Db, FragmentRow};
 use crate::retention::{self, RetentionConfig};
@@ -137,6 +139,22 @@ impl StreamWriter {
         events.clear();
         self.events = events;
         r
+    }
+
+    /// Records one audio frame of the stream (see `segment_audio.rs` for how it is placed).
+    pub fn push_audio(&mut self, frame: AudioFrame) -> Result<(), Error> {
+        let mut events = std::mem::take(&mut self.events);
+        self.seg.push_audio(frame, &mut events);
+        let r = self.apply(&mut events);
+        events.clear();
+        self.events = events;
+        r
+    }
+
+    /// Records the stream's audio: a fresh recording waits up to one fragment for the
+    /// first audio frame so that its file has an audio track.
+    pub fn expect_audio(&mut self, expect: bool) {
+        self.seg.expect_audio(expect);
     }
 
     /// Records an outage the ingest reported: no footage from `start_wall_us` (its last
@@ -356,6 +374,7 @@ impl StreamWriter {
             start_wall_us: wall_at(open.start_wall_us, f.base_decode_time),
             end_wall_us: wall_at(open.start_wall_us, f.base_decode_time + f.duration_90k()),
             samples: f.samples.clone(),
+            audio: f.audio.clone(),
         };
         let mut result = open.handle.append(&self.buf);
         if let Err(e) = &result {

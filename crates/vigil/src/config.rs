@@ -128,6 +128,13 @@ pub struct CameraSection {
     pub transport: TransportName,
     /// Recordings older than this are deleted.
     pub max_age: Option<HumanDuration>,
+    /// Record the camera's audio (AAC, G.711) beside the video (default true).
+    #[serde(default = "default_true")]
+    pub audio: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl fmt::Debug for CameraSection {
@@ -140,6 +147,7 @@ impl fmt::Debug for CameraSection {
             .field("password", &self.password)
             .field("transport", &self.transport)
             .field("max_age", &self.max_age)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -310,8 +318,8 @@ fn ingest_config(cam: &CameraSection, stream: &str, url: &str) -> Result<IngestC
         TransportName::Tcp => Transport::Tcp,
         TransportName::Udp => Transport::Udp,
     };
-    // The recording files hold one video track; setting up audio would only cost bandwidth.
-    cfg.audio = false;
+    // The recording files get an audio track when the camera has one.
+    cfg.audio = cam.audio;
     Ok(cfg)
 }
 
@@ -462,6 +470,7 @@ username = "viewer"
 password = "hunter2-secret"
 transport = "udp"
 max_age = "30d"
+audio = false
 [[camera]]
 name = "garage"
 url = "rtsp://cam:pa%40ss@192.0.2.11/live"
@@ -488,6 +497,9 @@ url = "rtsp://cam:pa%40ss@192.0.2.11/live"
         assert_eq!(names, ["porch/main", "porch/sub", "garage/main"]);
         let porch = &c.streams[0].ingest;
         assert_eq!(porch.transport, Transport::Udp);
+        // Audio is recorded unless switched off, for each stream of the camera.
+        assert!(!porch.audio && !c.streams[1].ingest.audio);
+        assert!(c.streams[2].ingest.audio);
         assert_eq!(porch.password.as_deref(), Some("hunter2-secret"));
         assert_eq!(c.streams[1].ingest.url.path(), "/stream2");
         // Credentials in the URL move out of it, percent-decoded.

@@ -135,10 +135,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for spec in &cfg.streams {
         let name = format!("{}/{}", spec.camera, spec.stream);
         let hub = Hub::new(name.clone(), HUB_CAPACITY);
-        let recording = recorder
-            .record(&spec.camera, &spec.stream, hub.clone())
-            .with_context(|| format!("starting to record {name}"))?;
-        let mut ingest = Ingest::spawn(spec.ingest.clone(), hub);
+        // The ingest only connects once this loop yields, so subscribing to its audio
+        // right after spawning it misses no frame.
+        let mut ingest = Ingest::spawn(spec.ingest.clone(), hub.clone());
+        let recording = match spec.ingest.audio {
+            true => {
+                let audio = ingest.subscribe_audio();
+                recorder.record_with_audio(&spec.camera, &spec.stream, hub, audio)
+            }
+            false => recorder.record(&spec.camera, &spec.stream, hub),
+        }
+        .with_context(|| format!("starting to record {name}"))?;
         if let Some(events) = ingest.take_events() {
             watchers.spawn(write_events(name.clone(), recording.events(), events));
         }
