@@ -5,7 +5,8 @@ Serves one H.264 stream at rtsp://127.0.0.1:PORT/main, shared between all client
 TCP-interleaved RTP. Two sources:
 
   --file PATH              an MP4 (or Annex B .h264) with H.264, looped in real time, no re-encode
-  --testsrc WxH@FPS        a live videotestsrc encoded with x264enc (--bitrate KBPS)
+  --testsrc WxH@FPS        a live videotestsrc encoded with x264enc (--bitrate KBPS), or with
+                           x265enc and RFC 7798 payloading given --codec h265
 
 Why an appsrc for files: gst-rtsp-server has no looping file source, and seeking a shared media back to
 the start (EOS / segment seeks) resets payloader state under the clients' feet. So the file's access
@@ -121,15 +122,24 @@ AUDIO = {
 }
 
 
-def testsrc_factory(spec, bitrate_kbps, audio=None):
+def testsrc_factory(spec, bitrate_kbps, codec="h264", audio=None):
     size, _, fps = spec.partition("@")
     w, _, h = size.partition("x")
     fps = int(fps or 30)
+    if codec == "h265":
+        enc = (
+            f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} "
+            f"key-int-max={2 * fps} ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=1"
+        )
+    else:
+        enc = (
+            f"x264enc tune=zerolatency speed-preset=veryfast bitrate={bitrate_kbps} "
+            f"key-int-max={2 * fps} ! rtph264pay name=pay0 pt=96 config-interval=1"
+        )
     f = GstRtspServer.RTSPMediaFactory()
     f.set_launch(
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={int(w)},height={int(h)},"
-        f"framerate={fps}/1,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast "
-        f"bitrate={bitrate_kbps} key-int-max={2 * fps} ! rtph264pay name=pay0 pt=96 config-interval=1"
+        f"framerate={fps}/1,format=I420 ! {enc}"
         + (f" audiotestsrc is-live=true wave=sine ! {AUDIO[audio]}" if audio else "")
         + " )"
     )
@@ -142,7 +152,8 @@ def main():
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", help="MP4 or Annex B file with H.264, served looping, no re-encode")
     src.add_argument("--testsrc", metavar="WxH@FPS", help="live test pattern encoded with x264enc")
-    p.add_argument("--bitrate", type=int, default=2000, help="x264enc bitrate in kbit/s (--testsrc)")
+    p.add_argument("--bitrate", type=int, default=2000, help="encoder bitrate in kbit/s (--testsrc)")
+    p.add_argument("--codec", choices=["h264", "h265"], default="h264", help="encoder of --testsrc")
     p.add_argument("--audio", choices=sorted(AUDIO), help="add an audio stream to --testsrc")
     p.add_argument("--user", help="require RTSP Digest auth with this user name")
     p.add_argument("--password", help="password for --user")
@@ -160,7 +171,7 @@ def main():
         units, fps = load_access_units(args.file)
         factory = LoopingFileFactory(units, fps)
     else:
-        factory = testsrc_factory(args.testsrc, args.bitrate, args.audio)
+        factory = testsrc_factory(args.testsrc, args.bitrate, args.codec, args.audio)
     factory.set_shared(True)
 
     if args.user:

@@ -217,6 +217,7 @@ impl H264Encoder {
         }
         self.params = Some(Arc::new(StreamParams {
             codec: Codec::H264,
+            vps: None,
             sps: Bytes::copy_from_slice(sps),
             pps: Bytes::copy_from_slice(pps),
             width: self.cfg.width,

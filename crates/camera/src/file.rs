@@ -111,6 +111,7 @@ impl FileSource {
                 fps = fps.or(info.fps);
                 params = Some(Arc::new(StreamParams {
                     codec: Codec::H264,
+                    vps: None,
                     sps: Bytes::copy_from_slice(s),
                     pps: Bytes::copy_from_slice(p),
                     width: info.width,
@@ -288,6 +289,7 @@ fn parse_mp4(data: &[u8]) -> Result<(Vec<Unit>, i64), String> {
     let to_90k = |t: u64| (u128::from(t) * 90_000 / u128::from(timescale)) as i64;
     let params = Arc::new(StreamParams {
         codec: Codec::H264,
+        vps: None,
         sps: Bytes::from(sps),
         pps: Bytes::from(pps),
         width: info.width,

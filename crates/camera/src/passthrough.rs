@@ -69,6 +69,7 @@ impl AnnexbToAu {
                     .map_err(|e| CameraError::Device(format!("H.264 from device: {e}")))?;
                 self.params = Some(Arc::new(StreamParams {
                     codec: Codec::H264,
+                    vps: None,
                     sps: sps.clone(),
                     pps: pps.clone(),
                     width: info.width,

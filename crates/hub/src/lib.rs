@@ -209,6 +209,7 @@ mod tests {
     fn params() -> Arc<StreamParams> {
         Arc::new(StreamParams {
             codec: Codec::H264,
+            vps: None,
             sps: Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f]),
             pps: Bytes::from_static(&[0x68, 0xce]),
             width: 64,

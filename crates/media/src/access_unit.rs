@@ -9,19 +9,23 @@ use bytes::Bytes;
 pub enum Codec {
     /// ITU-T H.264 / MPEG-4 AVC.
     H264,
+    /// ITU-T H.265 / HEVC.
+    H265,
 }
 
 /// Codec parameters of a stream, shared (`Arc`) by every access unit until they change.
 ///
-/// For H.264 these are the sequence and parameter sets (raw NAL units, without start
-/// codes or length prefixes) and what is derived from them.
+/// These are the parameter sets (raw NAL units, without start codes or length prefixes)
+/// and what is derived from them: SPS and PPS for H.264, VPS, SPS and PPS for H.265.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamParams {
     /// The codec.
     pub codec: Codec,
-    /// Sequence parameter set NAL unit (header byte included).
+    /// H.265 video parameter set NAL unit (2-byte header included); `None` for H.264.
+    pub vps: Option<Bytes>,
+    /// Sequence parameter set NAL unit (NAL unit header included).
     pub sps: Bytes,
-    /// Picture parameter set NAL unit (header byte included).
+    /// Picture parameter set NAL unit (NAL unit header included).
     pub pps: Bytes,
     /// Coded picture width in pixels (after cropping).
     pub width: u32,
@@ -32,7 +36,7 @@ pub struct StreamParams {
 }
 
 impl StreamParams {
-    /// RFC 6184 §8.1 `profile-level-id`: profile_idc, constraint flags and level_idc,
+    /// H.264 only: RFC 6184 §8.1 `profile-level-id`: profile_idc, constraint flags and level_idc,
     /// i.e. bytes 1..4 of the SPS NAL unit.
     pub fn profile_level_id(&self) -> [u8; 3] {
         let mut out = [0x42, 0xc0, 0x1f];
@@ -57,7 +61,8 @@ pub struct AccessUnit {
     pub pts: i64,
     /// Wall-clock time of capture, microseconds since the Unix epoch.
     pub capture_us: i64,
-    /// Whether this picture is an IDR picture a decoder can start from.
+    /// Whether a decoder can start from this picture: an H.264 IDR picture, an H.265
+    /// IRAP picture (IDR, CRA or BLA).
     pub key: bool,
     /// Length-prefixed NAL units (4-byte big-endian lengths).
     pub data: Bytes,

@@ -272,6 +272,7 @@ pub fn stream_params(sps: &[u8], pps: &[u8]) -> Result<StreamParams, H264Error> 
     }
     Ok(StreamParams {
         codec: Codec::H264,
+        vps: None,
         sps: Bytes::copy_from_slice(sps),
         pps: Bytes::copy_from_slice(pps),
         width: info.width,

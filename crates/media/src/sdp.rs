@@ -92,6 +92,7 @@ mod tests {
     fn params(fps: Option<f64>) -> StreamParams {
         StreamParams {
             codec: Codec::H264,
+            vps: None,
             sps: Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01]),
             pps: Bytes::from_static(&[0x68, 0xce, 0x0f, 0xc8]),
             width: 1280,

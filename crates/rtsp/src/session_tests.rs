@@ -19,6 +19,7 @@ impl FakeEnv {
             now: Instant::now(),
             params: Some(Arc::new(StreamParams {
                 codec: vigil_media::Codec::H264,
+                vps: None,
                 sps: Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80]),
                 pps: Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
                 width: 640,

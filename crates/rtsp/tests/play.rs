@@ -25,6 +25,7 @@ const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
 fn params() -> Arc<StreamParams> {
     Arc::new(StreamParams {
         codec: Codec::H264,
+        vps: None,
         sps: Bytes::from_static(SPS),
         pps: Bytes::from_static(PPS),
         width: 320,

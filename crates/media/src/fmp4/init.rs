@@ -6,7 +6,7 @@ use h264_reader::rbsp::{decode_nal, BitReader};
 
 use super::boxes::{write_box, write_full_box, write_unity_matrix, Put};
 use super::{AudioCodec, AudioTrack, Track, VideoTrack};
-use crate::StreamParams;
+use crate::{Codec, StreamParams};
 
 /// Timescale of `mvhd` and `tkhd` durations: milliseconds, as ffmpeg writes.
 pub(super) const MOVIE_TIMESCALE: u32 = 1000;
@@ -212,7 +212,14 @@ fn write_stsd(out: &mut Vec<u8>, track: &Track) {
     write_full_box(out, b"stsd", 0, 0, |out| {
         out.u32(1); // entry_count
         match track {
-            Track::Video(v) => write_avc1(out, v),
+            Track::Video(v) => match v.params.codec {
+                Codec::H264 => {
+                    write_visual_entry(out, b"avc1", v, |out| write_avcc(out, &v.params))
+                }
+                Codec::H265 => write_visual_entry(out, b"hvc1", v, |out| {
+                    super::hevc::write_hvcc(out, &v.params)
+                }),
+            },
             Track::Audio(a) => write_audio_entry(out, a),
         }
     });
@@ -224,9 +231,15 @@ fn write_sample_entry_start(out: &mut Vec<u8>) {
     out.u16(1);
 }
 
-/// §12.1.3 VisualSampleEntry `avc1` (ISO/IEC 14496-15 §5.4.2.1) with its `avcC`.
-fn write_avc1(out: &mut Vec<u8>, v: &VideoTrack) {
-    write_box(out, b"avc1", |out| {
+/// §12.1.3 VisualSampleEntry `avc1` (ISO/IEC 14496-15 §5.4.2.1) or `hvc1` (§8.4.1.1),
+/// with its decoder configuration box, which `config` writes.
+fn write_visual_entry(
+    out: &mut Vec<u8>,
+    fourcc: &[u8; 4],
+    v: &VideoTrack,
+    config: impl FnOnce(&mut Vec<u8>),
+) {
+    write_box(out, fourcc, |out| {
         write_sample_entry_start(out);
         out.zeros(16); // pre_defined, reserved, pre_defined[3]
         out.u16(v.params.width.min(0xffff) as u16);
@@ -238,7 +251,7 @@ fn write_avc1(out: &mut Vec<u8>, v: &VideoTrack) {
         out.zeros(32); // compressorname (empty Pascal string)
         out.u16(0x0018); // depth
         out.u16(0xffff); // pre_defined = -1
-        write_avcc(out, &v.params);
+        config(out);
     });
 }
 

@@ -14,8 +14,9 @@
 //!   full sample tables, `mdat` header — for samples whose bytes the caller copies after
 //!   it. Its total length is known before a byte of media is read (HTTP Range serving).
 //!
-//! Video samples are H.264 access units in AVC form (4-byte length prefixes,
-//! ISO/IEC 14496-15 §5.3.3, `lengthSizeMinusOne = 3`), exactly
+//! Video samples are H.264 or H.265 access units in length-prefixed form (4-byte lengths,
+//! ISO/IEC 14496-15 §5.3.3 and §8.3.3, `lengthSizeMinusOne = 3`; `avc1`+`avcC` or
+//! `hvc1`+`hvcC` sample entries), exactly
 //! [`AccessUnit::data`](crate::AccessUnit::data). Samples carry no composition offset:
 //! streams with B-frames are out of scope until [`AccessUnit`](crate::AccessUnit) carries
 //! a decode time.
@@ -29,10 +30,13 @@ use crate::StreamParams;
 mod boxes;
 mod export;
 mod fragment;
+mod hevc;
 mod init;
 mod parse_init;
 mod scan;
 
+#[cfg(test)]
+mod hevc_tests;
 #[cfg(test)]
 mod tests;
 
@@ -44,14 +48,14 @@ pub use scan::{
     ScannedSample,
 };
 
-/// An H.264 video track.
+/// An H.264 or H.265 video track.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VideoTrack {
     /// `track_ID` (non-zero, unique within the file).
     pub track_id: u32,
     /// Ticks per second of the track's timestamps; 90 000 for RTP video.
     pub timescale: u32,
-    /// SPS, PPS and picture size; the `avcC` box is built from them.
+    /// Parameter sets and picture size; the `avcC` or `hvcC` box is built from them.
     pub params: Arc<StreamParams>,
 }
 

@@ -160,6 +160,20 @@ fn sample_entry(
                 params: Arc::new(params),
             })))
         }
+        b"hvc1" | b"hev1" => {
+            c.skip(70)?; // as for avc1
+            let Some(hvcc) = find_child(c.rest(), b"hvcC")? else {
+                return Ok(None);
+            };
+            let Some(params) = super::hevc::parse_hvcc(hvcc)? else {
+                return Ok(None);
+            };
+            Ok(Some(Track::Video(VideoTrack {
+                track_id,
+                timescale,
+                params: Arc::new(params),
+            })))
+        }
         b"mp4a" | b"ulaw" | b"alaw" => {
             // §12.2.3 AudioSampleEntry; QuickTime's version 1 and 2 sound descriptions
             // (first reserved field) append 16 and 36 bytes before the child boxes.

@@ -15,9 +15,9 @@ const FRAME_TICKS: u32 = 3000; // 30 fps at 90 kHz
 /// An access unit's AVC-form data and whether it is an IDR picture.
 type Au = (Vec<u8>, bool);
 /// A sample's bytes and its description.
-type SampleData = (Vec<u8>, Sample);
+pub(super) type SampleData = (Vec<u8>, Sample);
 /// `(track_id, base decode time, samples)` of one run.
-type Run = (u32, u64, Vec<SampleData>);
+pub(super) type Run = (u32, u64, Vec<SampleData>);
 
 /// Parameters and `(avcc data, is_idr)` access units of a real x264 clip.
 fn clip() -> (Arc<StreamParams>, Vec<Au>) {
@@ -61,7 +61,7 @@ fn video_track(params: Arc<StreamParams>) -> Track {
 }
 
 /// Appends one fragment of `(track_id, base time, samples and their data)` runs.
-fn append_fragment(out: &mut Vec<u8>, seq: u32, runs: &[Run]) {
+pub(super) fn append_fragment(out: &mut Vec<u8>, seq: u32, runs: &[Run]) {
     let samples: Vec<Vec<Sample>> = runs
         .iter()
         .map(|r| r.2.iter().map(|s| s.1).collect())
@@ -115,10 +115,10 @@ fn fragmented_h264() -> (Vec<u8>, Track, Vec<Au>) {
     (out, track, all)
 }
 
-struct TempFile(PathBuf);
+pub(super) struct TempFile(pub(super) PathBuf);
 
 impl TempFile {
-    fn new(name: &str, data: &[u8]) -> Self {
+    pub(super) fn new(name: &str, data: &[u8]) -> Self {
         let path = std::env::temp_dir().join(format!("vigil-fmp4-{}-{name}", std::process::id()));
         std::fs::write(&path, data).unwrap();
         TempFile(path)
@@ -137,7 +137,7 @@ impl Drop for TempFile {
 }
 
 /// `key=value` lines of ffprobe for one stream (`v:0`, `a:0`), frames counted.
-fn ffprobe(path: &Path, stream: &str) -> String {
+pub(super) fn ffprobe(path: &Path, stream: &str) -> String {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -159,7 +159,7 @@ fn ffprobe(path: &Path, stream: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn assert_probe(probe: &str, expected: &[&str]) {
+pub(super) fn assert_probe(probe: &str, expected: &[&str]) {
     for e in expected {
         assert!(
             probe.lines().any(|l| l == *e),
@@ -169,7 +169,7 @@ fn assert_probe(probe: &str, expected: &[&str]) {
 }
 
 /// Decodes every stream with ffmpeg; returns what it complained about.
-fn ffmpeg_decode_errors(path: &Path) -> String {
+pub(super) fn ffmpeg_decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -467,7 +467,7 @@ fn aac_track_plays_in_ffmpeg() {
 
 /// Builds an export of every sample of a scanned fragmented file, as the recorder would
 /// from its index, and copies the bytes.
-fn export(file: &[u8]) -> Vec<u8> {
+pub(super) fn export(file: &[u8]) -> Vec<u8> {
     let r = scan(file).unwrap();
     let mut b = ExportBuilder::new(&r.init.unwrap().tracks);
     let mut order = Vec::new();

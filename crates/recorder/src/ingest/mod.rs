@@ -3,8 +3,9 @@
 //! The RTSP/RTP client is [`retina`]'s. What this module adds is supervision, so that a
 //! recorder never has to care about the network:
 //!
-//! - H.264 access units go into the hub untouched (AVC 4-byte length-prefixed NAL units,
-//!   SPS/PPS repeated in key frames), with [`vigil_media::StreamParams`] shared by `Arc`
+//! - H.264 and H.265 access units go into the hub untouched (4-byte length-prefixed NAL
+//!   units, SPS/PPS (and VPS) repeated in IDR pictures; an H.265 key frame is any IRAP
+//!   picture, CRA and BLA included), with [`vigil_media::StreamParams`] shared by `Arc`
 //!   while unchanged, pts on one monotonic 90 kHz timeline across reconnects
 //!   ([`timeline`]), and the wall-clock time of reception as `capture_us`.
 //! - Audio (AAC, G.711) frames go out on a separate broadcast ([`Ingest::subscribe_audio`]).

@@ -35,13 +35,13 @@ pub enum IngestError {
     #[error("camera rejected the credentials (RTSP status {0}); check the user name and password")]
     Unauthorized(u16),
     /// The SDP offers no video stream Vigil can record.
-    #[error("no H.264 video stream in the camera's SDP (it offers: {0})")]
+    #[error("no H.264 or H.265 video stream in the camera's SDP (it offers: {0})")]
     NoVideo(String),
-    /// The camera's video codec is not H.264.
-    #[error("unsupported video codec {0}: Vigil records H.264 only for now; set the camera's stream to H.264")]
+    /// The camera's video codec is neither H.264 nor H.265.
+    #[error("unsupported video codec {0}: Vigil records H.264 and H.265; set the camera's stream to one of them")]
     UnsupportedCodec(String),
-    /// The camera's SPS/PPS could not be parsed.
-    #[error("unusable H.264 parameters from the camera: {0}")]
+    /// The camera's parameter sets (VPS/SPS/PPS) could not be parsed.
+    #[error("unusable video parameters from the camera: {0}")]
     BadParams(String),
     /// No video frame arrived for the stall timeout.
     #[error("no video frame for {0:?} (camera stalled or unreachable)")]
@@ -74,21 +74,21 @@ fn rtsp_error(e: retina::Error) -> IngestError {
 /// The streams of a presentation Vigil records.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Picked {
-    /// Index of the H.264 video stream.
+    /// Index of the H.264 or H.265 video stream.
     pub video: usize,
     /// Index and codec of the audio stream, if any is recordable.
     pub audio: Option<(usize, AudioCodec)>,
 }
 
-/// Chooses the first H.264 video stream and (if `want_audio`) the first AAC/G.711 audio
-/// stream from `(media, encoding name)` pairs as the SDP lists them (RFC 4566 §5.14).
+/// Chooses the first H.264 or H.265 video stream and (if `want_audio`) the first AAC/G.711
+/// audio stream from `(media, encoding name)` pairs as the SDP lists them (RFC 4566 §5.14).
 pub(crate) fn pick_streams(
     streams: &[(&str, &str)],
     want_audio: bool,
 ) -> Result<Picked, IngestError> {
     let video = streams
         .iter()
-        .position(|(m, e)| *m == "video" && *e == "h264");
+        .position(|(m, e)| *m == "video" && matches!(*e, "h264" | "h265"));
     let Some(video) = video else {
         if let Some((_, enc)) = streams.iter().find(|(m, _)| *m == "video") {
             return Err(IngestError::UnsupportedCodec((*enc).to_owned()));
@@ -206,11 +206,15 @@ pub(crate) async fn connect(
     })
 }
 
-/// Our parameters from retina's, for H.264 only.
+/// Our parameters from retina's, for H.264 and H.265.
 pub(crate) fn video_params(p: &VideoParameters) -> Result<StreamParams, IngestError> {
     match p.codec_params() {
         VideoParametersCodec::H264 { sps, pps } => vigil_media::h264::stream_params(sps, pps)
             .map_err(|e| IngestError::BadParams(e.to_string())),
+        VideoParametersCodec::H265 { vps, sps, pps } => {
+            vigil_media::h265::stream_params(vps, sps, pps)
+                .map_err(|e| IngestError::BadParams(e.to_string()))
+        }
         _ => Err(IngestError::UnsupportedCodec(p.rfc6381_codec().to_owned())),
     }
 }
@@ -253,12 +257,19 @@ mod tests {
     }
 
     #[test]
-    fn h265_is_refused_with_a_clear_permanent_error() {
-        let err = pick_streams(&[("video", "h265"), ("audio", "pcmu")], true).unwrap_err();
-        assert!(matches!(&err, IngestError::UnsupportedCodec(c) if c == "h265"));
+    fn h265_is_picked_like_h264() {
+        let p = pick_streams(&[("audio", "pcmu"), ("video", "h265")], true).unwrap();
+        assert_eq!(p.video, 1);
+        assert_eq!(p.audio, Some((0, AudioCodec::Pcmu)));
+    }
+
+    #[test]
+    fn other_video_codecs_are_refused_with_a_clear_permanent_error() {
+        let err = pick_streams(&[("video", "jpeg"), ("audio", "pcmu")], true).unwrap_err();
+        assert!(matches!(&err, IngestError::UnsupportedCodec(c) if c == "jpeg"));
         assert_eq!(err.failure(), Failure::Permanent);
         let msg = err.to_string();
-        assert!(msg.contains("h265") && msg.contains("H.264"), "{msg}");
+        assert!(msg.contains("jpeg") && msg.contains("H.265"), "{msg}");
     }
 
     #[test]

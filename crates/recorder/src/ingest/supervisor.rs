@@ -13,7 +13,7 @@ use retina::client::SessionGroup;
 use retina::codec::{CodecItem, ParametersRef, VideoFrame};
 use tokio::sync::{broadcast, mpsc, watch};
 use vigil_hub::Hub;
-use vigil_media::{AccessUnit, StreamParams};
+use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use super::audio::{AudioCodec, AudioFrame, AudioParams};
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
@@ -316,8 +316,13 @@ impl Supervisor {
             live.skipped += 1;
             return Ok(());
         };
+        // retina flags only IDR pictures; an H.265 CRA or BLA picture is a key frame too.
+        let key = match params.codec {
+            Codec::H264 => f.is_random_access_point(),
+            Codec::H265 => vigil_media::h265::access_unit_is_irap(f.data()),
+        };
         if live.waiting_for_key {
-            if !f.is_random_access_point() {
+            if !key {
                 // After a (re)connect a subscriber must not get frames that reference
                 // pictures of the previous session.
                 live.skipped += 1;
@@ -353,7 +358,6 @@ impl Supervisor {
                 reason,
             }));
         }
-        let key = f.is_random_access_point();
         let data = Bytes::from(f.into_data());
         let now = Instant::now();
         live.first_frame.get_or_insert(now);

@@ -242,10 +242,16 @@ pub fn vigil_camera(
 /// GStreamer's RTSP server (`scripts/gst-rtsp-server.py`) with x264, a stand-in third-party
 /// camera, serving `rtsp://ADDR/main` without authentication.
 pub fn gst_camera(spec: &str) -> (Proc, SocketAddr) {
+    gst_camera_codec(spec, "h264")
+}
+
+/// [`gst_camera`] with the encoder `codec`: `h264` (x264enc) or `h265` (x265enc).
+pub fn gst_camera_codec(spec: &str, codec: &str) -> (Proc, SocketAddr) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gst-rtsp-server.py");
     let mut cmd = Command::new("/usr/bin/python3");
     cmd.arg(script)
-        .args(["--port", "0", "--testsrc", spec, "--bitrate", "1000"]);
+        .args(["--port", "0", "--testsrc", spec, "--bitrate", "1000"])
+        .args(["--codec", codec]);
     let mut p = Proc::spawn("gst-rtsp-server", &mut cmd);
     let addr = listening_addr(&mut p);
     (p, addr)
