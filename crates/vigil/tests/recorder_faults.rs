@@ -85,7 +85,9 @@ fn camera_outage_of_10_s_is_a_gap_and_recording_resumes_promptly() {
         g.iter().any(|(s, e, reason)| reason.starts_with("camera:")
             && *s <= killed2_at
             && *s >= killed2_at - 1_000_000
-            && *e >= back2_at),
+            // Inside a file, wall time comes from media time, which may sit a few ms off
+            // the host clock the test reads: the same 200 ms slack as the checks below.
+            && *e >= back2_at - 200_000),
         "no camera gap row covering the short outage {killed2_at}..{back2_at}: {g:?}"
     );
     let fs = files(&data);
