@@ -1,17 +1,19 @@
 //! The [`Recorder`] facade: one per data directory. Opens and repairs the index, records
-//! hubs (one writer thread per stream behind a bounded queue), takes the ingest's gap and
-//! discontinuity reports into the same queue (so they are ordered with the frames), runs
+//! hubs (the sans-IO segmenter in each stream's async task, its output — about one batch
+//! per fragment — through a bounded queue to the stream's writer thread), takes the
+//! ingest's gap and discontinuity reports through the same task (so they are ordered
+//! with the frames), runs
 //! retention, plans exports. [`Recorder::open_read_only`] serves exports beside a live
 //! recorder.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 use vigil_hub::Hub;
-use vigil_media::AccessUnit;
 
 use crate::clock::{Clock, RealClock};
 use crate::db::{Db, GapRow, RecordedRange, Totals};
@@ -19,7 +21,7 @@ use crate::export::{self, ExportPlan};
 use crate::ingest::AudioFrame;
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, RetentionConfig, RetentionReport};
-use crate::segment::SegmenterConfig;
+use crate::segment::{Event, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::{Store, StreamWriter};
 use crate::{check_name, Error};
@@ -38,8 +40,10 @@ pub struct RecorderConfig {
     pub retention: RetentionConfig,
     /// How often the retention task runs (default 1 minute).
     pub retention_interval: Duration,
-    /// Access units queued per stream between the hub and its writer thread (default 512,
-    /// about 17 s at 30 fps: rides out a slow fsync without dropping).
+    /// How much is queued per stream between the hub and its writer thread, in access
+    /// units at 30 fps (default 512, about 17 s: rides out a slow fsync without
+    /// dropping). The queue holds the segmenter's output, about one fragment (≤ 1 s) per
+    /// entry, so its capacity is `queue_len / 30` entries (at least 2).
     pub queue_len: usize,
 }
 
@@ -64,10 +68,8 @@ impl RecorderConfig {
     }
 }
 
-/// What a stream's writer thread takes from its queue.
-enum Input {
-    Au(AccessUnit),
-    Audio(AudioFrame),
+/// The ingest's reports and the stop request, to a stream's task.
+enum Report {
     Gap {
         start_wall_us: i64,
         end_wall_us: i64,
@@ -78,6 +80,21 @@ enum Input {
         reason: String,
     },
     Stop,
+}
+
+/// What a stream's writer thread takes from its queue, in the order the task saw it.
+enum Input {
+    /// The segmenter's output for one input (files, fragments).
+    Events(Vec<Event>),
+    Gap {
+        start_wall_us: i64,
+        end_wall_us: i64,
+        reason: String,
+    },
+    Discontinuity {
+        pts: i64,
+        reason: String,
+    },
 }
 
 /// A running recording of one stream; dropping it does not stop it, [`stop`](Self::stop) does.
@@ -96,9 +113,9 @@ impl RecordingHandle {
     /// Stops recording: what is queued is written, the pending fragment too, and the file
     /// is closed. Reports sent afterwards fail with [`Error::Stopped`].
     pub async fn stop(mut self) {
-        self.task.abort();
+        // The task flushes its segmenter, then closes the queue: the writer ends after it.
+        let _ = self.events.tx.send(Report::Stop).await;
         let _ = (&mut self.task).await;
-        let _ = self.events.tx.send(Input::Stop).await;
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
@@ -109,7 +126,7 @@ impl RecordingHandle {
 /// the frames: gaps into the index, discontinuities as a new file.
 #[derive(Clone)]
 pub struct RecordingEvents {
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Report>,
 }
 
 impl RecordingEvents {
@@ -122,7 +139,7 @@ impl RecordingEvents {
         end_wall_us: i64,
         reason: impl Into<String>,
     ) -> Result<(), Error> {
-        let input = Input::Gap {
+        let input = Report::Gap {
             start_wall_us,
             end_wall_us,
             reason: reason.into(),
@@ -133,7 +150,7 @@ impl RecordingEvents {
     /// The camera's timestamps jumped at `pts` (re-based by the ingest): the recording
     /// starts a new file at the first key frame at or after it, logged with `reason`.
     pub async fn discontinuity(&self, pts: i64, reason: impl Into<String>) -> Result<(), Error> {
-        let input = Input::Discontinuity {
+        let input = Report::Discontinuity {
             pts,
             reason: reason.into(),
         };
@@ -315,26 +332,36 @@ impl Recorder {
             rec.push((camera.to_owned(), stream.to_owned()));
         }
         let mut writer = self.writer(camera, stream)?;
-        writer.expect_audio(audio.is_some());
-        let (tx, mut rx) = mpsc::channel::<Input>(self.config.queue_len.max(1));
+        let mut seg = Segmenter::new(self.config.segmenter());
+        seg.expect_audio(audio.is_some());
+        // Set by the writer after a write error closed the file: the task's segmenter
+        // forgets it, so that the next key frame starts a new one.
+        let reset = Arc::new(AtomicBool::new(false));
+        let reset_w = reset.clone();
+        let (tx, mut rx) = mpsc::channel::<Input>((self.config.queue_len / 30).max(2));
         let name = format!("{camera}/{stream}");
         let thread = std::thread::Builder::new()
             .name(format!("rec-{name}"))
             .spawn(move || {
                 while let Some(input) = rx.blocking_recv() {
                     let r = match input {
-                        Input::Au(au) => writer.push(au),
-                        Input::Audio(frame) => writer.push_audio(frame),
+                        Input::Events(mut events) => {
+                            let r = writer.apply_events(&mut events);
+                            if r.is_err() {
+                                reset_w.store(true, Ordering::Release);
+                            }
+                            r
+                        }
                         Input::Gap {
                             start_wall_us,
                             end_wall_us,
                             reason,
                         } => writer.record_gap(start_wall_us, end_wall_us, &reason),
                         Input::Discontinuity { pts, reason } => {
+                            // For the log line of the cut (the task's segmenter cuts).
                             writer.discontinuity(pts, &reason);
                             Ok(())
                         }
-                        Input::Stop => break,
                     };
                     if let Err(e) = r {
                         warn!("recording {name}: {e}");
@@ -345,21 +372,60 @@ impl Recorder {
                 }
             })
             .map_err(|e| Error::io("spawning a writer thread", e))?;
-        let events = RecordingEvents { tx: tx.clone() };
+        // Reports are few; a small queue is enough.
+        let (report_tx, mut reports) = mpsc::channel::<Report>(16);
+        let events = RecordingEvents {
+            tx: report_tx.clone(),
+        };
         let mut sub = hub.subscribe();
         let task = tokio::spawn(async move {
+            // Dropping every handle does not stop the recording: keep the queue open.
+            let _keep = report_tx;
             let mut audio = audio;
+            let mut hub_open = true;
             loop {
-                let input = tokio::select! {
-                    au = sub.recv() => match au {
-                        Ok(au) => Input::Au(au),
-                        Err(_) => break,
+                let mut out = Vec::new();
+                tokio::select! {
+                    au = sub.recv(), if hub_open => match au {
+                        Ok(au) => {
+                            take_reset(&reset, &mut seg);
+                            seg.push(au, &mut out);
+                        }
+                        // The hub is gone: wait for stop (reports still go through).
+                        Err(_) => hub_open = false,
                     },
-                    frame = recv_audio(&mut audio) => Input::Audio(frame),
-                };
-                if tx.send(input).await.is_err() {
+                    frame = recv_audio(&mut audio) => {
+                        take_reset(&reset, &mut seg);
+                        seg.push_audio(frame, &mut out);
+                    }
+                    report = reports.recv() => {
+                        let input = match report {
+                            Some(Report::Gap { start_wall_us, end_wall_us, reason }) => Input::Gap {
+                                start_wall_us,
+                                end_wall_us,
+                                reason,
+                            },
+                            Some(Report::Discontinuity { pts, reason }) => {
+                                seg.mark_discontinuity(pts);
+                                Input::Discontinuity { pts, reason }
+                            }
+                            Some(Report::Stop) | None => break,
+                        };
+                        if tx.send(input).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if !out.is_empty() && tx.send(Input::Events(out)).await.is_err() {
                     break;
                 }
+            }
+            // Stopping: the pending fragment is written and the file closed.
+            take_reset(&reset, &mut seg);
+            let mut out = Vec::new();
+            seg.finish(&mut out);
+            if !out.is_empty() {
+                let _ = tx.send(Input::Events(out)).await;
             }
         });
         Ok(RecordingHandle {
@@ -448,6 +514,13 @@ impl Recorder {
                 }
             }
         })
+    }
+}
+
+/// Forgets the segmenter's open file if the writer closed it after an error.
+fn take_reset(reset: &AtomicBool, seg: &mut Segmenter) {
+    if reset.swap(false, Ordering::Acquire) {
+        seg.reset();
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +15,12 @@ use std::sync::{Arc, Mutex};
 pub trait WriteFile: Send {
     /// Appends all of `buf` at the end of the file.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Appends `bufs` in order, as one [`append`](Self::append) of their concatenation
+    /// (a fragment: its header, then its samples' bytes). The default copies them into
+    /// one buffer; files that can write them in place (`writev`) override it.
+    fn append_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        self.append(&bufs.concat())
+    }
     /// Makes every appended byte durable (`fsync`).
     fn sync(&mut self) -> io::Result<()>;
 }
@@ -102,6 +108,24 @@ struct StdFile(File);
 impl WriteFile for StdFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         self.0.write_all(buf)
+    }
+    fn append_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        // writev from the samples' own buffers: no copy, no per-stream staging buffer.
+        // Linux rejects more than IOV_MAX (1024) slices per call.
+        const MAX_SLICES: usize = 512;
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        IoSlice::advance_slices(&mut rest, 0);
+        while !rest.is_empty() {
+            let n = rest.len().min(MAX_SLICES);
+            match self.0.write_vectored(rest.get(..n).unwrap_or_default()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => IoSlice::advance_slices(&mut rest, written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_data()

@@ -1,6 +1,7 @@
 //! The stream writer: carries out the [`Segmenter`]'s events on storage and index, in
 //! crash-safe order. Blocking; the [`Recorder`](crate::Recorder) runs one per stream on a
-//! dedicated thread.
+//! dedicated thread, fed the output of a segmenter that runs in the stream's async task
+//! (about one batch of events per fragment, not one wake-up per access unit).
 //!
 //! Per fragment: append `moof`+`mdat` → fsync the file → insert the fragment row (one
 //! transaction, `synchronous=FULL`). A crash between any two steps leaves either bytes
@@ -85,7 +86,6 @@ pub struct StreamWriter {
     /// What the ingest said about the latest discontinuity, for the log line of the cut.
     discontinuity_reason: Option<String>,
     events: Vec<Event>,
-    buf: Vec<u8>,
 }
 
 impl StreamWriter {
@@ -115,7 +115,6 @@ impl StreamWriter {
             last_gap: None,
             discontinuity_reason: None,
             events: Vec::new(),
-            buf: Vec::new(),
         })
     }
 
@@ -226,6 +225,16 @@ impl StreamWriter {
         Ok(())
     }
 
+    /// Carries out the events of a [`Segmenter`] the caller runs itself (the
+    /// [`Recorder`](crate::Recorder) runs it in the stream's async task and sends only its
+    /// output here). After an error the open file was closed at its last complete
+    /// fragment and the caller must [`reset`](Segmenter::reset) its segmenter so that the
+    /// next key frame starts a new file; fragments of the closed file that arrive before
+    /// that are dropped.
+    pub fn apply_events(&mut self, events: &mut Vec<Event>) -> Result<(), Error> {
+        self.apply(events)
+    }
+
     /// Writes what is pending and closes the open file.
     pub fn finish(&mut self) -> Result<(), Error> {
         let mut events = Vec::new();
@@ -256,7 +265,14 @@ impl StreamWriter {
                         ),
                         _ => {}
                     }
-                    self.start_file(&init, capture_us, continues)
+                    // Only a caller's segmenter reset after an error, racing a new file
+                    // already queued, starts a file while one is open: close it first.
+                    match self.open.is_some() {
+                        true => self
+                            .end_file(EndReason::StreamEnd)
+                            .and_then(|()| self.start_file(&init, capture_us, continues)),
+                        false => self.start_file(&init, capture_us, continues),
+                    }
                 }
                 Event::Fragment(f) => match self.open.is_some() {
                     true => self.write_fragment(&f),
@@ -357,17 +373,16 @@ impl StreamWriter {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
-        self.buf.clear();
-        self.buf.extend_from_slice(&f.header);
-        for d in &f.data {
-            self.buf.extend_from_slice(d);
-        }
+        // The header and the samples' own buffers, written in place (no copy).
+        let bufs: Vec<&[u8]> = std::iter::once(f.header.as_slice())
+            .chain(f.data.iter().map(|d| d.as_ref()))
+            .collect();
         let offset = open.len;
         let row = FragmentRow {
             file_id: open.id,
             seq: f.seq,
             byte_offset: offset,
-            byte_len: self.buf.len() as u64,
+            byte_len: f.len(),
             data_offset: offset + f.header.len() as u64,
             start_90k: f.base_decode_time,
             duration_90k: f.duration_90k(),
@@ -376,7 +391,7 @@ impl StreamWriter {
             samples: f.samples.clone(),
             audio: f.audio.clone(),
         };
-        let mut result = open.handle.append(&self.buf);
+        let mut result = open.handle.append_vectored(&bufs);
         if let Err(e) = &result {
             // Undo a partial append, so the file stays a sequence of whole fragments.
             let _ = self.store.storage.truncate(Path::new(&open.path), offset);
@@ -384,13 +399,13 @@ impl StreamWriter {
                 warn!(camera = %self.camera, stream = %self.stream,
                       "disk full while writing {}: deleting the oldest recordings to make room",
                       open.path);
-                let need = self.buf.len() as u64;
+                let need = row.byte_len;
                 match retention::free_space_for(&self.store, need) {
                     Ok(freed) => info!("freed {freed} bytes; retrying the write"),
                     Err(e) => warn!("could not free space: {e}"),
                 }
                 let open = self.open.as_mut().ok_or(Error::Stopped)?;
-                result = open.handle.append(&self.buf);
+                result = open.handle.append_vectored(&bufs);
                 if result.is_err() {
                     let _ = self.store.storage.truncate(Path::new(&open.path), offset);
                 }
