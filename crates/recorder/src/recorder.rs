@@ -1,9 +1,8 @@
 //! The [`Recorder`] facade: one per data directory. Opens and repairs the index, records
 //! hubs (the sans-IO segmenter in each stream's async task, its output — about one batch
-//! per fragment — through a bounded queue to the stream's writer thread), takes the
-//! ingest's gap and discontinuity reports through the same task (so they are ordered
-//! with the frames), runs
-//! retention, plans exports. [`Recorder::open_read_only`] serves exports beside a live
+//! per fragment — through a bounded queue to the stream's writer on the blocking pool),
+//! takes the ingest's gap and discontinuity reports through the same task (so they are
+//! ordered with the frames), runs retention, plans exports. [`Recorder::open_read_only`] serves exports beside a live
 //! recorder.
 
 use std::path::{Path, PathBuf};
@@ -40,7 +39,7 @@ pub struct RecorderConfig {
     pub retention: RetentionConfig,
     /// How often the retention task runs (default 1 minute).
     pub retention_interval: Duration,
-    /// How much is queued per stream between the hub and its writer thread, in access
+    /// How much is queued per stream between the hub and its writer, in access
     /// units at 30 fps (default 512, about 17 s: rides out a slow fsync without
     /// dropping). The queue holds the segmenter's output, about one fragment (≤ 1 s) per
     /// entry, so its capacity is `queue_len / 30` entries (at least 2).
@@ -82,7 +81,7 @@ enum Report {
     Stop,
 }
 
-/// What a stream's writer thread takes from its queue, in the order the task saw it.
+/// What a stream's writer takes from its queue, in the order the task saw it.
 enum Input {
     /// The segmenter's output for one input (files, fragments).
     Events(Vec<Event>),
@@ -100,7 +99,7 @@ enum Input {
 /// A running recording of one stream; dropping it does not stop it, [`stop`](Self::stop) does.
 pub struct RecordingHandle {
     task: tokio::task::JoinHandle<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    writer: tokio::task::JoinHandle<()>,
     events: RecordingEvents,
 }
 
@@ -116,9 +115,7 @@ impl RecordingHandle {
         // The task flushes its segmenter, then closes the queue: the writer ends after it.
         let _ = self.events.tx.send(Report::Stop).await;
         let _ = (&mut self.task).await;
-        if let Some(t) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        let _ = (&mut self.writer).await;
     }
 }
 
@@ -165,7 +162,13 @@ pub struct Recorder {
     data_dir: PathBuf,
     recording: Mutex<Vec<(String, String)>>,
     read_only: bool,
+    /// Writer batches running at once across all streams (bounds the blocking threads).
+    write_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many streams' writers run at once on the blocking pool: each batch is mostly one
+/// fsync, so a few threads keep up with many streams (64 at 4 Mbit/s in the bench).
+const WRITE_SLOTS: usize = 4;
 
 impl Recorder {
     /// Opens the data directory (creating it), finishes pending deletions and repairs files
@@ -210,6 +213,7 @@ impl Recorder {
             config,
             data_dir: data_dir.to_path_buf(),
             recording: Mutex::new(Vec::new()),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
             read_only: false,
         })
     }
@@ -238,6 +242,7 @@ impl Recorder {
             config: RecorderConfig::default(),
             data_dir: data_dir.to_path_buf(),
             recording: Mutex::new(Vec::new()),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
             read_only: true,
         })
     }
@@ -282,7 +287,7 @@ impl Recorder {
         &self.data_dir
     }
 
-    /// A blocking writer for one stream (what [`record`](Self::record) runs on its thread).
+    /// A blocking writer for one stream (what [`record`](Self::record) runs on the blocking pool).
     pub fn writer(&self, camera: &str, stream: &str) -> Result<StreamWriter, Error> {
         self.writable()?;
         StreamWriter::new(self.store.clone(), camera, stream, self.config.segmenter())
@@ -290,8 +295,10 @@ impl Recorder {
 
     /// Starts recording `hub` as `camera`/`stream`. Must be called inside a tokio runtime.
     ///
-    /// A task subscribes to the hub and forwards access units through a bounded queue to a
-    /// dedicated writer thread (file I/O and fsync block). If the writer falls behind, the
+    /// A task subscribes to the hub, runs the segmenter and sends its output (about one
+    /// fragment a second) through a bounded queue to the stream's writer, which runs on
+    /// tokio's blocking pool (file I/O and fsync block; at most a few streams' writers at
+    /// once, see `WRITE_SLOTS`). If the writer falls behind, the
     /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
     /// hub), so a slow disk costs frames, never memory.
     pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
@@ -331,7 +338,7 @@ impl Recorder {
             }
             rec.push((camera.to_owned(), stream.to_owned()));
         }
-        let mut writer = self.writer(camera, stream)?;
+        let writer = self.writer(camera, stream)?;
         let mut seg = Segmenter::new(self.config.segmenter());
         seg.expect_audio(audio.is_some());
         // Set by the writer after a write error closed the file: the task's segmenter
@@ -340,38 +347,42 @@ impl Recorder {
         let reset_w = reset.clone();
         let (tx, mut rx) = mpsc::channel::<Input>((self.config.queue_len / 30).max(2));
         let name = format!("{camera}/{stream}");
-        let thread = std::thread::Builder::new()
-            .name(format!("rec-{name}"))
-            .spawn(move || {
-                while let Some(input) = rx.blocking_recv() {
-                    let r = match input {
-                        Input::Events(mut events) => {
-                            let r = writer.apply_events(&mut events);
-                            if r.is_err() {
-                                reset_w.store(true, Ordering::Release);
-                            }
-                            r
-                        }
-                        Input::Gap {
-                            start_wall_us,
-                            end_wall_us,
-                            reason,
-                        } => writer.record_gap(start_wall_us, end_wall_us, &reason),
-                        Input::Discontinuity { pts, reason } => {
-                            // For the log line of the cut (the task's segmenter cuts).
-                            writer.discontinuity(pts, &reason);
-                            Ok(())
-                        }
-                    };
-                    if let Err(e) = r {
-                        warn!("recording {name}: {e}");
+        // The writer runs on tokio's shared blocking pool, one batch of what is queued at a
+        // time (about one fragment a second), instead of a thread per stream.
+        let slots = self.write_slots.clone();
+        let writer_task = tokio::spawn(async move {
+            let mut writer = writer;
+            let mut batch = Vec::new();
+            while let Some(input) = rx.recv().await {
+                batch.push(input);
+                while let Ok(input) = rx.try_recv() {
+                    batch.push(input);
+                }
+                let (n, reset_w) = (name.clone(), reset_w.clone());
+                // Never closed, so acquiring cannot fail; without a permit, write anyway.
+                let permit = slots.clone().acquire_owned().await.ok();
+                let done = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    for input in batch.drain(..) {
+                        write_input(&mut writer, input, &reset_w, &n);
+                    }
+                    (writer, batch)
+                });
+                match done.await {
+                    Ok(back) => (writer, batch) = back,
+                    Err(e) => {
+                        warn!("recording {name}: writer failed: {e}");
+                        return;
                     }
                 }
+            }
+            let _ = tokio::task::spawn_blocking(move || {
                 if let Err(e) = writer.finish() {
                     warn!("recording {name}: {e}");
                 }
             })
-            .map_err(|e| Error::io("spawning a writer thread", e))?;
+            .await;
+        });
         // Reports are few; a small queue is enough.
         let (report_tx, mut reports) = mpsc::channel::<Report>(16);
         let events = RecordingEvents {
@@ -430,7 +441,7 @@ impl Recorder {
         });
         Ok(RecordingHandle {
             task,
-            thread: Some(thread),
+            writer: writer_task,
             events,
         })
     }
@@ -514,6 +525,32 @@ impl Recorder {
                 }
             }
         })
+    }
+}
+
+/// Carries out one queued input on the stream's writer (blocking).
+fn write_input(writer: &mut StreamWriter, input: Input, reset: &AtomicBool, name: &str) {
+    let r = match input {
+        Input::Events(mut events) => {
+            let r = writer.apply_events(&mut events);
+            if r.is_err() {
+                reset.store(true, Ordering::Release);
+            }
+            r
+        }
+        Input::Gap {
+            start_wall_us,
+            end_wall_us,
+            reason,
+        } => writer.record_gap(start_wall_us, end_wall_us, &reason),
+        Input::Discontinuity { pts, reason } => {
+            // For the log line of the cut (the task's segmenter cuts).
+            writer.discontinuity(pts, &reason);
+            Ok(())
+        }
+    };
+    if let Err(e) = r {
+        warn!("recording {name}: {e}");
     }
 }
 

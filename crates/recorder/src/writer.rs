@@ -1,6 +1,6 @@
 //! The stream writer: carries out the [`Segmenter`]'s events on storage and index, in
-//! crash-safe order. Blocking; the [`Recorder`](crate::Recorder) runs one per stream on a
-//! dedicated thread, fed the output of a segmenter that runs in the stream's async task
+//! crash-safe order. Blocking; the [`Recorder`](crate::Recorder) runs one per stream on tokio's
+//! blocking pool, fed the output of a segmenter that runs in the stream's async task
 //! (about one batch of events per fragment, not one wake-up per access unit).
 //!
 //! Per fragment: append `moof`+`mdat` → fsync the file → insert the fragment row (one
