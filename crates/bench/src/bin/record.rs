@@ -293,8 +293,9 @@ fn vigil_round(
     Ok(round)
 }
 
-/// Vigil's CPU in the window by kind of thread: per-stream writer threads (`rec-…`), tokio
-/// workers, the rest. Thread names with their numbers stripped form the groups.
+/// Vigil's CPU in the window by kind of thread. Thread names with their numbers stripped form
+/// the groups; `vigil serve` names its tokio workers and blocking-pool writers `vigil-rec`, and
+/// recorders from before the shared writer pool had one `rec-CAM/STREAM` thread per stream.
 fn print_thread_groups(pid: u32, before: &ProcSample, after: &ProcSample, window_s: f64) {
     let names = children::thread_names(pid);
     let mut groups: BTreeMap<String, (usize, f64)> = BTreeMap::new();
