@@ -1,0 +1,72 @@
+//! Shared state of the handlers and the authenticated-user extractor's result.
+
+use std::sync::Arc;
+
+use vigil_auth::Role;
+use vigil_nvr::Nvr;
+
+/// Extra status for the system page (the alerts' state), as JSON.
+pub type StatusProvider = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    /// The NVR (cameras, hubs, recorder, events).
+    pub nvr: Arc<Nvr>,
+    /// Extra status for `/api/system` (e.g. `{"alerts": {...}}`), merged into its answer.
+    pub status_extra: StatusProvider,
+    // The web core adds its own fields (accounts, sessions, throttles, audit) here.
+}
+
+/// The user behind a request: from a session cookie or an API token. Extracted with
+/// `CurrentUser` as a handler argument (rejects with 401 when there is none).
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    /// User name.
+    pub name: String,
+    /// Admin or viewer.
+    pub role: Role,
+    /// Cameras a viewer may see (`None`: all).
+    pub cameras: Option<Vec<String>>,
+}
+
+impl CurrentUser {
+    /// Whether the user may watch this camera (live, recordings, events).
+    pub fn can_view(&self, camera: &str) -> bool {
+        matches!(self.role, Role::Admin)
+            || self
+                .cameras
+                .as_ref()
+                .is_none_or(|c| c.iter().any(|n| n == camera))
+    }
+
+    /// Whether the user is an admin.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, Role::Admin)
+    }
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (login, setup, static assets).
+    Public,
+    /// Any logged-in user (session or API token).
+    User,
+    /// Admins only.
+    Admin,
+}
+
+/// One route, as listed in the route table that the router, the OpenAPI document and the
+/// "every route answers 401" test are all checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    /// `GET`, `POST`, `PUT`, `DELETE`.
+    pub method: &'static str,
+    /// Axum path syntax, e.g. `/api/cameras/{name}/live`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+}
