@@ -32,6 +32,8 @@ packages=(
     g++
     make
     pkg-config
+    chromium
+    chromium-driver
 )
 
 missing=()
