@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -198,7 +198,7 @@ impl Recorder {
             storage,
             db: Mutex::new(db),
             clock,
-            retention: config.retention.clone(),
+            retention: RwLock::new(config.retention.clone()),
         });
         let report = recovery::recover(&store)?;
         if report.files > 0 {
@@ -237,7 +237,7 @@ impl Recorder {
                 storage: Arc::new(storage),
                 db: Mutex::new(db),
                 clock: Arc::new(RealClock::new()),
-                retention: RetentionConfig::default(),
+                retention: RwLock::new(RetentionConfig::default()),
             }),
             config: RecorderConfig::default(),
             data_dir: data_dir.to_path_buf(),
@@ -272,7 +272,7 @@ impl Recorder {
             storage: Arc::new(storage),
             db: Mutex::new(Db::open(&data_dir.join(INDEX_FILE))?),
             clock: Arc::new(RealClock::new()),
-            retention: RetentionConfig::default(),
+            retention: RwLock::new(RetentionConfig::default()),
         };
         recovery::reindex(&store)
     }
@@ -495,6 +495,18 @@ impl Recorder {
     /// Storage totals.
     pub fn totals(&self) -> Result<Totals, Error> {
         self.store.db().totals()
+    }
+
+    /// Changes the retention limits at runtime (the NVR, when a camera's maximum age or
+    /// the storage limit is edited) without reopening: the next pass, and the next
+    /// full-disk cleanup, use them. A pass already running finishes with the old ones.
+    pub fn set_retention(&self, retention: RetentionConfig) {
+        self.store.set_retention(retention);
+    }
+
+    /// The current retention limits.
+    pub fn retention(&self) -> RetentionConfig {
+        self.store.retention()
     }
 
     /// One retention pass now.

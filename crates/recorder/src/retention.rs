@@ -68,7 +68,9 @@ fn delete_files(store: &Store, files: &[crate::db::FileRow]) -> Result<Retention
 pub fn run(store: &Store) -> Result<RetentionReport, Error> {
     let mut report = RetentionReport::default();
     let now = store.clock.wall_us();
-    for (camera, age) in &store.retention.max_age {
+    // One consistent setting for the whole pass, even if the NVR changes it meanwhile.
+    let retention = store.retention();
+    for (camera, age) in &retention.max_age {
         let cutoff = now.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
         let old = store.db().closed_files_of_camera_before(camera, cutoff)?;
         let r = delete_files(store, &old)?;
@@ -78,7 +80,7 @@ pub fn run(store: &Store) -> Result<RetentionReport, Error> {
         report.files += r.files;
         report.bytes += r.bytes;
     }
-    if let Some(max) = store.retention.max_bytes {
+    if let Some(max) = retention.max_bytes {
         loop {
             let total = store.db().totals()?.bytes;
             if total <= max {
@@ -103,7 +105,7 @@ pub fn run(store: &Store) -> Result<RetentionReport, Error> {
             report.bytes += r.bytes;
         }
     }
-    if store.retention.min_free_bytes > 0 {
+    if retention.min_free_bytes > 0 {
         let r = free_space_for(store, 0)?;
         report.files += r;
     }
@@ -113,7 +115,7 @@ pub fn run(store: &Store) -> Result<RetentionReport, Error> {
 /// Deletes the oldest closed files until `need` bytes plus the configured free margin are
 /// available (at least one file when called for a failed write). Returns bytes freed.
 pub fn free_space_for(store: &Store, need: u64) -> Result<u64, Error> {
-    let target = need.saturating_add(store.retention.min_free_bytes);
+    let target = need.saturating_add(store.retention().min_free_bytes);
     let mut freed = 0;
     let mut first = need > 0;
     loop {

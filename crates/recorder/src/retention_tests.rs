@@ -30,10 +30,10 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
         storage: store.storage.clone(),
         db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
         clock: Arc::new(SimClock::new(T0)),
-        retention: RetentionConfig {
+        retention: std::sync::RwLock::new(RetentionConfig {
             max_bytes: Some(keep),
             ..Default::default()
-        },
+        }),
     };
     let report = run(&store2).unwrap();
     assert_eq!(report.files, 3);
@@ -54,10 +54,10 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
 
     // Even a limit of 0 never deletes the file being written.
     let store3 = Store {
-        retention: RetentionConfig {
+        retention: std::sync::RwLock::new(RetentionConfig {
             max_bytes: Some(0),
             ..Default::default()
-        },
+        }),
         ..store2
     };
     run(&store3).unwrap();
@@ -67,7 +67,7 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
 }
 
 #[test]
-fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
+fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
     let store = store_with(
@@ -88,12 +88,8 @@ fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
         storage: store.storage.clone(),
         db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
         clock: Arc::new(clock),
-        retention: RetentionConfig {
-            max_age: [("door".to_string(), Duration::from_secs(20))]
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        },
+        // No limit at first: the NVR sets one at runtime below.
+        retention: std::sync::RwLock::new(RetentionConfig::default()),
     };
     // A deletion interrupted after step 1 (rows gone, file still there).
     let yard = store
@@ -108,6 +104,13 @@ fn deletes_by_age_per_camera_and_finishes_pending_garbage() {
     assert_eq!(collect_garbage(&store).unwrap(), 1);
     assert!(disk.read(std::path::Path::new(&yard.path)).is_err());
 
+    assert_eq!(run(&store).unwrap().files, 0, "no limit, nothing deleted");
+    store.set_retention(RetentionConfig {
+        max_age: [("door".to_string(), Duration::from_secs(20))]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    });
     let r = run(&store).unwrap();
     // door: files ending before T0+10 s are older than 20 s at T0+30 s: the first two.
     assert_eq!(r.files, 2);

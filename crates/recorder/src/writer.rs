@@ -15,7 +15,7 @@
 //! time is derived from decode time ([`wall_at`]), never from the host clock.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
@@ -37,8 +37,10 @@ pub struct Store {
     pub db: Mutex<Db>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Retention limits (also used to free space on ENOSPC).
-    pub retention: RetentionConfig,
+    /// Retention limits (also used to free space on ENOSPC); changed at runtime through
+    /// [`Recorder::set_retention`](crate::Recorder::set_retention), read as a clone by
+    /// each pass (see [`Store::retention`]).
+    pub retention: RwLock<RetentionConfig>,
 }
 
 impl Store {
@@ -46,6 +48,20 @@ impl Store {
     /// transactions roll back), so a poisoned lock is taken over.
     pub fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current retention limits (a clone: a pass works on one consistent setting
+    /// while the NVR may change it).
+    pub fn retention(&self) -> RetentionConfig {
+        self.retention
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the retention limits; the next pass (and the next ENOSPC) uses them.
+    pub fn set_retention(&self, retention: RetentionConfig) {
+        *self.retention.write().unwrap_or_else(|e| e.into_inner()) = retention;
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn store_with(
         storage,
         db: Mutex::new(Db::open(&dir.join("index.sqlite3")).unwrap()),
         clock: Arc::new(SimClock::new(T0)),
-        retention,
+        retention: std::sync::RwLock::new(retention),
     })
 }
 
