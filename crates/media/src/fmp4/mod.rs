@@ -32,6 +32,7 @@ mod export;
 mod fragment;
 mod hevc;
 mod init;
+pub mod live;
 mod parse_init;
 mod scan;
 
