@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use authenticator::{AuthDecision, AuthRequest, Authenticator};
-pub use store::{validate_name, validate_password, UserStore};
+pub use store::{validate_cameras, validate_name, validate_password, UserStore};
 pub use throttle::LoginThrottle;
 
 /// The fixed authentication realm of every Vigil endpoint.
@@ -79,6 +79,19 @@ pub struct User {
     pub name: String,
     /// What the user may do.
     pub role: Role,
+    /// Cameras a viewer may see (`None`: all). Admins see every camera regardless.
+    pub cameras: Option<Vec<String>>,
+}
+
+impl User {
+    /// Whether this user may watch `camera` (live, recordings, events, snapshots).
+    pub fn can_view(&self, camera: &str) -> bool {
+        self.role == Role::Admin
+            || self
+                .cameras
+                .as_ref()
+                .is_none_or(|c| c.iter().any(|n| n == camera))
+    }
 }
 
 /// Errors of the user store and authentication.
@@ -115,6 +128,12 @@ pub enum AuthError {
     /// The password is refused.
     #[error("password refused: {0}")]
     WeakPassword(String),
+    /// A viewer's camera list is not acceptable.
+    #[error("invalid camera list: {0}")]
+    InvalidCameras(String),
+    /// The change would leave no admin.
+    #[error("the last admin cannot be removed or demoted")]
+    LastAdmin,
     /// Hashing failed (should not happen with valid parameters).
     #[error("password hashing failed: {0}")]
     Hash(String),

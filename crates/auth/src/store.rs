@@ -76,6 +76,9 @@ struct Record {
     digest_ha1_sha256: String,
     /// RFC 2617 HA1 for realm [`REALM`], MD5, hex.
     digest_ha1_md5: String,
+    /// Cameras a viewer may see; absent (older files too) means all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cameras: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -161,6 +164,27 @@ pub fn validate_name(name: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Longest camera list of a viewer.
+const MAX_CAMERAS: usize = 1024;
+
+/// Checks a viewer's camera list: at most 1024 names of 1-64 characters without control
+/// characters (the NVR validates the names themselves).
+pub fn validate_cameras(cameras: Option<&[String]>) -> Result<(), AuthError> {
+    let Some(list) = cameras else { return Ok(()) };
+    if list.len() > MAX_CAMERAS {
+        return Err(AuthError::InvalidCameras("too many cameras".to_owned()));
+    }
+    for c in list {
+        if c.is_empty() || c.chars().count() > MAX_NAME_CHARS || c.chars().any(char::is_control) {
+            return Err(AuthError::InvalidCameras(format!(
+                "bad camera name {:?}",
+                c.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a new password: at least 8 characters, at most 1024 bytes, no control characters,
 /// not a well-known default and not the user name.
 pub fn validate_password(name: &str, password: &str) -> Result<(), AuthError> {
@@ -201,6 +225,7 @@ impl Record {
             password_hash,
             digest_ha1_sha256: digest::ha1(Algorithm::Sha256, name, REALM, password),
             digest_ha1_md5: digest::ha1(Algorithm::Md5, name, REALM, password),
+            cameras: None,
         })
     }
 
@@ -208,6 +233,7 @@ impl Record {
         User {
             name: self.name.clone(),
             role: self.role,
+            cameras: self.cameras.clone(),
         }
     }
 }
@@ -331,12 +357,27 @@ impl UserStore {
         Ok(())
     }
 
-    /// Adds a user. Refuses duplicates, invalid names and weak passwords.
+    /// Adds a user who may see every camera. Refuses duplicates, invalid names and weak
+    /// passwords.
     pub fn add(&self, name: &str, password: &str, role: Role) -> Result<(), AuthError> {
+        self.add_with_cameras(name, password, role, None)
+    }
+
+    /// Adds a user; `cameras` limits what a viewer may see (`None`: every camera; ignored for
+    /// admins, who see everything).
+    pub fn add_with_cameras(
+        &self,
+        name: &str,
+        password: &str,
+        role: Role,
+        cameras: Option<Vec<String>>,
+    ) -> Result<(), AuthError> {
         validate_name(name)?;
         validate_password(name, password)?;
+        validate_cameras(cameras.as_deref())?;
         // Hash before taking the lock: argon2 takes tens of milliseconds.
-        let record = Record::new(name, password, role)?;
+        let mut record = Record::new(name, password, role)?;
+        record.cameras = cameras;
         let mut cache = self.lock();
         self.refresh(&mut cache)?;
         if cache.users.iter().any(|r| r.name == name) {
@@ -360,6 +401,67 @@ impl UserStore {
         self.write(&mut cache, users)
     }
 
+    /// Removes a user unless that leaves no admin (the web app's rule; the CLI may remove
+    /// the last admin and then create a new one).
+    pub fn remove_keep_admin(&self, name: &str) -> Result<(), AuthError> {
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        let mut users = cache.users.clone();
+        let before = users.len();
+        users.retain(|r| r.name != name);
+        if users.len() == before {
+            return Err(AuthError::NoSuchUser(name.to_owned()));
+        }
+        if !users.iter().any(|r| r.role == Role::Admin) {
+            return Err(AuthError::LastAdmin);
+        }
+        self.write(&mut cache, users)
+    }
+
+    /// Changes a user's role and/or camera access (`Some(None)`: every camera). Refuses to
+    /// leave the store without an admin.
+    pub fn update(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        cameras: Option<Option<Vec<String>>>,
+    ) -> Result<User, AuthError> {
+        if let Some(c) = &cameras {
+            validate_cameras(c.as_deref())?;
+        }
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        let mut users = cache.users.clone();
+        let had_admin = users.iter().any(|r| r.role == Role::Admin);
+        let slot = users
+            .iter_mut()
+            .find(|r| r.name == name)
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
+        if let Some(role) = role {
+            slot.role = role;
+        }
+        if let Some(c) = cameras {
+            slot.cameras = c;
+        }
+        let user = slot.user();
+        if had_admin && !users.iter().any(|r| r.role == Role::Admin) {
+            return Err(AuthError::LastAdmin);
+        }
+        self.write(&mut cache, users)?;
+        Ok(user)
+    }
+
+    /// One user by name.
+    pub fn get(&self, name: &str) -> Result<Option<User>, AuthError> {
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        Ok(cache
+            .users
+            .iter()
+            .find(|r| r.name == name)
+            .map(Record::user))
+    }
+
     /// Changes a user's password (and with it the Digest HA1 values).
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), AuthError> {
         validate_password(name, password)?;
@@ -377,9 +479,10 @@ impl UserStore {
             .iter_mut()
             .find(|r| r.name == name)
             .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
-        // Keep the role as it is now, in case it changed while we were hashing.
+        // Keep the role and cameras as they are now, in case they changed while we were hashing.
         *slot = Record {
             role: slot.role,
+            cameras: slot.cameras.take(),
             ..record
         };
         self.write(&mut cache, users)
@@ -558,6 +661,62 @@ mod tests {
             );
         }
         assert!(s.is_empty().unwrap());
+    }
+
+    #[test]
+    fn camera_access_round_trips_and_old_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        // A users.json written before per-camera access existed.
+        let old = Record::new("olduser", PW, Role::Viewer).unwrap();
+        let mut v = serde_json::to_value(&old).unwrap();
+        v.as_object_mut().unwrap().remove("cameras");
+        let file = serde_json::json!({"version": 1, "users": [v]});
+        fs::write(dir.path().join(FILE_NAME), file.to_string()).unwrap();
+        let s = UserStore::open(dir.path()).unwrap();
+        let u = s.get("olduser").unwrap().unwrap();
+        assert_eq!(u.cameras, None);
+        assert!(u.can_view("anything"));
+
+        s.add_with_cameras("vi", PW, Role::Viewer, Some(vec!["front".into()]))
+            .unwrap();
+        let vi = UserStore::open(dir.path())
+            .unwrap()
+            .get("vi")
+            .unwrap()
+            .unwrap();
+        assert!(vi.can_view("front"));
+        assert!(!vi.can_view("yard"));
+        // A password change keeps the camera list.
+        s.set_password("vi", "another secret pw").unwrap();
+        assert_eq!(
+            s.get("vi").unwrap().unwrap().cameras,
+            Some(vec!["front".into()])
+        );
+        let u = s.update("vi", None, Some(None)).unwrap();
+        assert!(u.can_view("yard"));
+        assert!(matches!(
+            s.update("vi", None, Some(Some(vec!["a\nb".into(), "x\u{7}".into()]))),
+            Err(AuthError::InvalidCameras(_))
+        ));
+    }
+
+    #[test]
+    fn the_last_admin_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(dir.path()).unwrap();
+        s.add("root1", PW, Role::Admin).unwrap();
+        s.add("bob", PW, Role::Viewer).unwrap();
+        assert!(matches!(
+            s.update("root1", Some(Role::Viewer), None),
+            Err(AuthError::LastAdmin)
+        ));
+        assert!(matches!(
+            s.remove_keep_admin("root1"),
+            Err(AuthError::LastAdmin)
+        ));
+        s.update("bob", Some(Role::Admin), None).unwrap();
+        s.remove_keep_admin("root1").unwrap();
+        assert_eq!(s.list().unwrap().len(), 1);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! which further attempts from that source are refused without checking the password. There is
 //! no permanent lock-out: a legitimate user gets in after at most a few seconds, while an
 //! attacker is held to about one guess per 5 s per source. A success resets the source.
+//!
+//! The web login also throttles per user name ([`LoginThrottle::check`],
+//! [`LoginThrottle::record_failure_for`]), so guesses at one account spread over many source
+//! addresses are slowed down the same way.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +28,13 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
     entries: HashMap<IpAddr, Entry>,
+    names: HashMap<String, Entry>,
+}
+
+/// The unit a user name is throttled by: case-folded and bounded, so `Admin` and `admin` share
+/// one bucket and a huge name cannot bloat the table.
+fn name_key(name: &str) -> String {
+    name.chars().take(64).collect::<String>().to_lowercase()
 }
 
 /// Normalizes a peer address into the unit we throttle: IPv4 as is (also when IPv4-mapped),
@@ -83,13 +94,58 @@ impl LoginThrottle {
         }
     }
 
-    /// If the source is inside a penalty window, the time it still has to wait.
-    pub fn blocked(&mut self, ip: IpAddr, now: SystemTime) -> Option<Duration> {
-        let e = self.entries.get(&source_key(ip))?;
+    fn wait_of(e: &Entry, now: SystemTime) -> Option<Duration> {
         e.blocked_until
             .duration_since(now)
             .ok()
             .filter(|d| !d.is_zero())
+    }
+
+    /// If the source is inside a penalty window, the time it still has to wait.
+    pub fn blocked(&mut self, ip: IpAddr, now: SystemTime) -> Option<Duration> {
+        Self::wait_of(self.entries.get(&source_key(ip))?, now)
+    }
+
+    /// If the source or the user name is inside a penalty window, the longer remaining wait.
+    pub fn check(&mut self, ip: IpAddr, name: &str, now: SystemTime) -> Option<Duration> {
+        let by_ip = self.blocked(ip, now);
+        let by_name = self
+            .names
+            .get(&name_key(name))
+            .and_then(|e| Self::wait_of(e, now));
+        by_ip.max(by_name)
+    }
+
+    /// Records a failed login of `name` from `ip`; returns the longer of the two penalties.
+    pub fn record_failure_for(&mut self, ip: IpAddr, name: &str, now: SystemTime) -> Duration {
+        let by_ip = self.record_failure(ip, now);
+        let key = name_key(name);
+        if !self.names.contains_key(&key) && self.names.len() >= Self::MAX_ENTRIES {
+            Self::evict_map(&mut self.names, now);
+        }
+        let by_name = Self::bump(
+            self.names.entry(key).or_insert(Entry {
+                failures: 0,
+                last: now,
+                blocked_until: now,
+            }),
+            now,
+        );
+        by_ip.max(by_name)
+    }
+
+    /// Records a successful login of `name` from `ip`: both start over.
+    pub fn record_success_for(&mut self, ip: IpAddr, name: &str) {
+        self.record_success(ip);
+        self.names.remove(&name_key(name));
+    }
+
+    fn bump(e: &mut Entry, now: SystemTime) -> Duration {
+        Self::decay(e, now);
+        e.failures = e.failures.saturating_add(1);
+        let d = Self::delay_for(e.failures);
+        e.blocked_until = now + d;
+        d
     }
 
     /// Current (decayed) failure count of a source.
@@ -114,11 +170,7 @@ impl LoginThrottle {
             last: now,
             blocked_until: now,
         });
-        Self::decay(e, now);
-        e.failures = e.failures.saturating_add(1);
-        let d = Self::delay_for(e.failures);
-        e.blocked_until = now + d;
-        d
+        Self::bump(e, now)
     }
 
     /// Records a success: the source starts over.
@@ -127,18 +179,21 @@ impl LoginThrottle {
     }
 
     fn evict(&mut self, now: SystemTime) {
-        for e in self.entries.values_mut() {
+        Self::evict_map(&mut self.entries, now);
+    }
+
+    fn evict_map<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Entry>, now: SystemTime) {
+        for e in map.values_mut() {
             Self::decay(e, now);
         }
-        self.entries.retain(|_, e| e.failures > 0);
-        if self.entries.len() >= Self::MAX_ENTRIES {
-            let victim = self
-                .entries
+        map.retain(|_, e| e.failures > 0);
+        if map.len() >= Self::MAX_ENTRIES {
+            let victim = map
                 .iter()
                 .min_by_key(|(_, e)| e.failures)
-                .map(|(k, _)| *k);
+                .map(|(k, _)| k.clone());
             if let Some(k) = victim {
-                self.entries.remove(&k);
+                map.remove(&k);
             }
         }
     }
@@ -186,6 +241,29 @@ mod tests {
         t.record_success(a);
         assert_eq!(t.failures(a, later), 0);
         assert_eq!(t.record_failure(a, later), Duration::ZERO);
+    }
+
+    #[test]
+    fn per_name_throttle_spans_addresses() {
+        let mut t = LoginThrottle::new();
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        // Four different addresses guessing one account: the 4th failure delays the name.
+        let mut last = Duration::ZERO;
+        for i in 1..=4u8 {
+            last = t.record_failure_for(IpAddr::from([198, 51, 100, i]), "Alice", now);
+        }
+        assert_eq!(last, Duration::from_millis(250));
+        // A fifth address is refused for this name, case-insensitively, but not for another.
+        let fresh = ip("198.51.100.9");
+        assert_eq!(
+            t.check(fresh, "alice", now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(t.check(fresh, "bob", now), None);
+        // No permanent lock-out: after the penalty the name may try again, and a success resets.
+        assert_eq!(t.check(fresh, "alice", now + Duration::from_secs(1)), None);
+        t.record_success_for(fresh, "alice");
+        assert_eq!(t.record_failure_for(fresh, "alice", now), Duration::ZERO);
     }
 
     #[test]
