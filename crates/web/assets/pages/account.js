@@ -1,0 +1,126 @@
+// #/account : change the password; sessions (admin: everyone's) with revoke; for admins,
+// API tokens (the token is shown once, at creation).
+
+import * as api from '../api.js';
+import { confirmAction, field, h, replace, toast } from '../dom.js';
+import { fmtAgo, fmtTime } from '../format.js';
+import { go } from '../router.js';
+
+export async function render(view, params, ctx) {
+  const s = ctx.session;
+  view.classList.add('stack');
+  view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Account'), h('span', { class: 'muted' }, `${s.username} · ${s.role}`)));
+
+  // Password.
+  const cur = h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true });
+  const pw = h('input', { name: 'new', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const pw2 = h('input', { name: 'new2', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const err = h('p', { class: 'form-error', role: 'alert' });
+  const form = h('form', { id: 'password-form', class: 'card page narrow', novalidate: true },
+    h('h2', null, 'Change password'), field('Current password', cur), field('New password', pw, 'At least 8 characters.'),
+    field('Repeat new password', pw2), err, h('button', { type: 'submit' }, 'Change password'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    if (pw.value.length < 8) {
+      err.textContent = 'The new password needs at least 8 characters.';
+      return;
+    }
+    if (pw.value !== pw2.value) {
+      err.textContent = 'The new passwords differ.';
+      return;
+    }
+    try {
+      await api.post('/api/account/password', { current: cur.value, new: pw.value });
+      form.reset();
+      toast('Password changed.', 'ok');
+      loadSessions();
+    } catch (e2) {
+      err.textContent = e2.status === 401 || e2.status === 403 ? 'The current password is wrong.' : e2.message;
+    }
+  });
+  view.append(form);
+
+  // Sessions.
+  const body = h('tbody');
+  view.append(h('h2', null, s.role === 'admin' ? 'Sessions (all users)' : 'Your sessions'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'sessions' },
+      h('thead', null, h('tr', null, ...['User', 'Started', 'Last seen', 'Address', 'Browser', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      body)));
+  const loadSessions = async () => {
+    const rows = await api.get('/api/sessions', { signal: ctx.signal });
+    if (!ctx.alive()) return;
+    replace(body, rows.map((r) => {
+      const revoke = h('button', { type: 'button', class: 'btn btn-small btn-danger' }, r.current ? 'Log out here' : 'Revoke');
+      revoke.addEventListener('click', async () => {
+        if (!r.current && !confirmAction(`End this session of ${r.username}?`)) return;
+        try {
+          await api.del(`/api/sessions/${encodeURIComponent(r.id)}`, r.current ? { quiet401: true } : undefined);
+          if (r.current) {
+            api.clearSession();
+            go('#/login');
+            return;
+          }
+          toast('Session ended.', 'ok');
+          loadSessions();
+        } catch (e) {
+          toast(`Could not end the session: ${e.message}`, 'error');
+        }
+      });
+      return h('tr', { class: r.current ? 'current' : '' },
+        h('td', null, r.username, r.current ? h('span', { class: 'badge live' }, 'this browser') : null),
+        h('td', null, fmtTime(r.created_us)), h('td', null, fmtAgo(r.last_seen_us)),
+        h('td', { class: 'mono' }, r.address), h('td', { class: 'hint' }, r.user_agent),
+        h('td', { class: 'actions' }, revoke));
+    }));
+  };
+  await loadSessions();
+
+  if (s.role === 'admin') tokensSection(view, ctx);
+}
+
+function tokensSection(view, ctx) {
+  const body = h('tbody');
+  const name = h('input', { name: 'token-name', required: true, maxlength: 64, placeholder: 'e.g. home-assistant' });
+  const owner = h('input', { name: 'token-user', placeholder: 'me', autocapitalize: 'none' });
+  const out = h('div', { role: 'status' });
+  const form = h('form', { class: 'toolbar' }, field('Name', name), field('Acts as user', owner), h('button', { type: 'submit' }, 'Create token'));
+  view.append(h('h2', null, 'API tokens'),
+    h('p', { class: 'hint' }, 'For scripts and integrations: send "Authorization: Bearer TOKEN".'),
+    form, out,
+    h('div', { class: 'table-wrap' }, h('table', null,
+      h('thead', null, h('tr', null, ...['Name', 'User', 'Created', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      body)));
+  const load = async () => {
+    const rows = await api.get('/api/tokens', { signal: ctx.signal });
+    if (!ctx.alive()) return;
+    replace(body, rows.length ? rows.map((t) => {
+      const del = h('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Delete');
+      del.addEventListener('click', async () => {
+        if (!confirmAction(`Delete token ${t.name}? Whatever uses it stops working.`)) return;
+        try {
+          await api.del(`/api/tokens/${encodeURIComponent(t.id)}`);
+          load();
+        } catch (e) {
+          toast(e.message, 'error');
+        }
+      });
+      return h('tr', null, h('td', null, t.name), h('td', null, t.username), h('td', null, fmtTime(t.created_us)),
+        h('td', null, t.last_used_us ? fmtAgo(t.last_used_us) : 'never'), h('td', { class: 'actions' }, del));
+    }) : h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No tokens.')));
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const body2 = { name: name.value.trim() };
+      if (owner.value.trim()) body2.username = owner.value.trim();
+      const t = await api.post('/api/tokens', body2);
+      replace(out, h('p', null, 'Copy this token now; it is not shown again:'), h('p', { class: 'secret mono' }, t.token));
+      form.reset();
+      load();
+    } catch (e2) {
+      replace(out, h('p', { class: 'error' }, e2.message));
+    }
+  });
+  load().catch(() => {});
+}
