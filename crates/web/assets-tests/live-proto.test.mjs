@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ClockOffset, HEADER_LEN, KIND_MEDIA, PtsMap, backoffMs, encodeBinary, liveEdgeAction, mimeOf,
+  ClockOffset, HEADER_LEN, KIND_MEDIA, PtsMap, backoffMs, encodeBinary, findBox, fragmentDecodeTime,
+  initTimescale, liveEdgeAction, mimeOf,
   parseBinary, parseText, percentile,
 } from '../assets/live-proto.js';
 
@@ -113,4 +114,48 @@ test('reconnect back-off grows to 10 s with jitter', () => {
   assert.equal(backoffMs(1, () => 0.5), 1000);
   assert.equal(backoffMs(20, () => 0.5), 10000);
   assert.ok(backoffMs(0, () => 0) >= 400 && backoffMs(0, () => 1) <= 600);
+});
+
+// ISO BMFF helpers: box(type, ...bodies) with a 32-bit size.
+function box(type, ...bodies) {
+  const len = 8 + bodies.reduce((a, b) => a + b.length, 0);
+  const out = new Uint8Array(len);
+  new DataView(out.buffer).setUint32(0, len);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  let p = 8;
+  for (const b of bodies) {
+    out.set(b, p);
+    p += b.length;
+  }
+  return out;
+}
+const bytes = (...xs) => new Uint8Array(xs);
+const u32 = (v) => bytes(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
+
+test('init segment timescale from moov/trak/mdia/mdhd (versions 0 and 1)', () => {
+  const mdhd0 = box('mdhd', bytes(0, 0, 0, 0), u32(1), u32(2), u32(90000), u32(0), bytes(0, 0, 0, 0));
+  const init = new Uint8Array([...box('ftyp', bytes(105, 115, 111, 109)), ...box('moov', box('mvhd', new Uint8Array(20)), box('trak', box('tkhd', new Uint8Array(8)), box('mdia', mdhd0)))]);
+  assert.equal(initTimescale(init), 90000);
+  const mdhd1 = box('mdhd', bytes(1, 0, 0, 0), new Uint8Array(16), u32(15360), new Uint8Array(8));
+  assert.equal(initTimescale(box('moov', box('trak', box('mdia', mdhd1)))), 15360);
+  assert.equal(initTimescale(box('moov', box('trak'))), null);
+});
+
+test('fragment decode time from moof/traf/tfdt (32 and 64 bit)', () => {
+  const frag = new Uint8Array([...box('moof', box('mfhd', new Uint8Array(8)), box('traf', box('tfhd', new Uint8Array(8)), box('tfdt', bytes(1, 0, 0, 0), u32(1), u32(5)))), ...box('mdat', bytes(1, 2, 3))]);
+  assert.equal(fragmentDecodeTime(frag), 2 ** 32 + 5);
+  assert.equal(fragmentDecodeTime(box('moof', box('traf', box('tfdt', bytes(0, 0, 0, 0), u32(900000))))), 900000);
+  assert.equal(findBox(frag, ['mdat'])[1] - findBox(frag, ['mdat'])[0], 3);
+});
+
+test('hostile box sizes never read out of bounds', () => {
+  const bad = box('moof', box('traf'));
+  new DataView(bad.buffer).setUint32(8, 0xffffff); // inner size far too big
+  assert.equal(fragmentDecodeTime(bad), null);
+  const tiny = box('moof');
+  new DataView(tiny.buffer).setUint32(0, 3); // size below the header
+  assert.equal(fragmentDecodeTime(tiny), null);
+  assert.equal(fragmentDecodeTime(new Uint8Array(5)), null);
+  const truncated = box('moof', box('traf', box('tfdt', bytes(1, 0, 0, 0))));
+  assert.equal(fragmentDecodeTime(truncated), null);
 });

@@ -66,6 +66,60 @@ export function parseText(text) {
   return null;
 }
 
+/**
+ * Finds the first box of `type` inside `bytes[start, end)` following `path` (ISO/IEC 14496-12
+ * §4.2: 32-bit size, 4-byte type, 64-bit largesize when size = 1). Returns the box's body
+ * range or null; never reads out of bounds.
+ */
+export function findBox(bytes, path, start = 0, end = bytes.byteLength) {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let lo = start;
+  let hi = end;
+  for (const want of path) {
+    let found = null;
+    let p = lo;
+    while (p + 8 <= hi) {
+      let size = dv.getUint32(p);
+      let head = 8;
+      if (size === 1) {
+        if (p + 16 > hi) return null;
+        size = Number(dv.getBigUint64(p + 8));
+        head = 16;
+      } else if (size === 0) {
+        size = hi - p;
+      }
+      if (size < head || p + size > hi) return null;
+      const type = String.fromCharCode(bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]);
+      if (type === want) {
+        found = [p + head, p + size];
+        break;
+      }
+      p += size;
+    }
+    if (!found) return null;
+    [lo, hi] = found;
+  }
+  return [lo, hi];
+}
+
+/** Timescale of the first track of an init segment (moov/trak/mdia/mdhd, §8.4.2), or null. */
+export function initTimescale(bytes) {
+  const r = findBox(bytes, ['moov', 'trak', 'mdia', 'mdhd']);
+  if (!r) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const off = r[0] + (bytes[r[0]] === 1 ? 20 : 12);
+  return off + 4 <= r[1] ? dv.getUint32(off) || null : null;
+}
+
+/** baseMediaDecodeTime of a media fragment (moof/traf/tfdt, §8.8.12), or null. */
+export function fragmentDecodeTime(bytes) {
+  const r = findBox(bytes, ['moof', 'traf', 'tfdt']);
+  if (!r) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes[r[0]] === 1) return r[0] + 12 <= r[1] ? Number(dv.getBigUint64(r[0] + 4)) : null;
+  return r[0] + 8 <= r[1] ? dv.getUint32(r[0] + 4) : null;
+}
+
 /** The MSE type string of a codec from the init message. */
 export function mimeOf(codec) {
   return `video/mp4; codecs="${codec}"`;
@@ -101,13 +155,18 @@ export class ClockOffset {
  * dropped beyond `max`.
  */
 export class PtsMap {
-  constructor(max = 600) {
+  constructor(max = 1200) {
     this.max = max;
     this.map = new Map();
   }
 
   set(pts, captureUs) {
-    this.map.set(Math.round(pts / 90), captureUs);
+    this.setMediaTime(pts / 90000, captureUs);
+  }
+
+  /** Same, keyed by the media time (s) the browser will report for the frame. */
+  setMediaTime(seconds, captureUs) {
+    this.map.set(Math.round(seconds * 1000), captureUs);
     if (this.map.size > this.max) {
       const first = this.map.keys().next().value;
       this.map.delete(first);

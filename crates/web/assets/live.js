@@ -8,15 +8,15 @@
 // frame with requestVideoFrameCallback and reconnects by itself with back-off.
 
 import {
-  ClockOffset, KIND_INIT, KIND_MEDIA, PtsMap, backoffMs, liveEdgeAction, mimeOf, parseBinary,
-  parseText, percentile,
+  ClockOffset, KIND_INIT, KIND_MEDIA, PtsMap, backoffMs, fragmentDecodeTime, initTimescale,
+  liveEdgeAction, mimeOf, parseBinary, parseText, percentile,
 } from './live-proto.js';
 
 const MS = window.MediaSource || window.ManagedMediaSource;
 const KEEP_BEHIND_S = 10; // media older than this behind currentTime is removed
 const MAX_QUEUE = 300; // appends waiting: far behind (e.g. a throttled tab) → reconnect
 const WATCHDOG_MS = 6000; // no message (pings every 2 s) for this long → reconnect
-const EDGE_TARGET_S = 0.12; // where a jump lands, before the buffered end
+const EDGE_TARGET_S = 0.05; // where a jump lands, before the buffered end
 
 /** Global stats the E2E tests read: window.__vigil.stats[camera]. */
 function statsFor(camera) {
@@ -60,6 +60,7 @@ export class LivePlayer {
     this.firstMediaAt = null;
     this.gotInitThisSocket = false;
     this.rvfcHandle = null;
+    this.timescale = null;
 
     video.muted = true;
     video.defaultMuted = true;
@@ -201,9 +202,15 @@ export class LivePlayer {
     const msg = parseBinary(ev.data);
     if (!msg) return;
     if (msg.kind === KIND_INIT) {
+      this.timescale = initTimescale(msg.payload);
       this.enqueue({ op: 'append', data: msg.payload, init: true });
     } else if (msg.kind === KIND_MEDIA) {
+      // The browser reports a frame's media time from the fragment's tfdt and the track's
+      // timescale; the header's 90 kHz pts is the same instant when the server follows the
+      // protocol. Both keys are kept so either way the capture time is found.
       this.ptsMap.set(msg.pts, msg.captureUs);
+      const dt = this.timescale ? fragmentDecodeTime(msg.payload) : null;
+      if (dt !== null) this.ptsMap.setMediaTime(dt / this.timescale, msg.captureUs);
       this.enqueue({ op: 'append', data: msg.payload });
       if (this.queue.length > MAX_QUEUE) this.reconnect('too far behind');
     }
