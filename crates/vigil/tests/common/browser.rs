@@ -1,0 +1,771 @@
+//! Harness of the browser end-to-end tests: the real `vigil demo` ([`Demo`]), Debian's
+//! chromedriver driving headless Chromium through fantoccini ([`Browser`]), and a small HTTPS
+//! client pinned to the demo's certificate fingerprint ([`Api`]) for what a test does beside the
+//! browser (API calls, downloading a clip with the browser's session cookie).
+//!
+//! Everything is bounded: each wait has a timeout and panics with what it saw, and every process
+//! (the demo, chromedriver, and the Chromium processes it started) is killed on drop, so a failing
+//! test never leaves a browser behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::{Client, ClientBuilder, Locator};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use super::vigil_bin;
+
+/// How long `vigil demo` may take to print its lines (certificate generation, two encoders).
+const DEMO_START: Duration = Duration::from_secs(60);
+/// How long chromedriver + Chromium may take to open a session.
+const BROWSER_START: Duration = Duration::from_secs(45);
+
+/// `target/test-artifacts/` (next to the binary under test's profile directory), created.
+pub fn artifacts_dir() -> PathBuf {
+    let bin = Path::new(vigil_bin());
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .expect("binary under target/PROFILE/");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
+    dir
+}
+
+/// A running `vigil demo` with its own data directory.
+pub struct Demo {
+    child: Child,
+    /// `--data`, removed on drop.
+    pub data: tempfile::TempDir,
+    /// From `listening https ADDR`.
+    pub https: SocketAddr,
+    /// From `listening rtsp ADDR`, if printed.
+    pub rtsp: Option<SocketAddr>,
+    /// From `tls-fingerprint sha256 HEX`.
+    pub fingerprint: String,
+    /// From `setup-url URL`, as printed.
+    pub setup_url: String,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Demo {
+    /// Spawns `vigil demo --data TMP --listen 127.0.0.1:0 --rtsp 127.0.0.1:0` and waits for its
+    /// `listening https`, `tls-fingerprint` and `setup-url` lines.
+    pub fn start() -> Demo {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(vigil_bin())
+            .arg("demo")
+            .arg("--data")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0", "--rtsp", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigil demo");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let stderr = Arc::clone(&stderr);
+            let pipe = child.stderr.take().expect("stderr pipe");
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut s = stderr.lock().unwrap();
+                    if s.len() < 4 << 20 {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
+                }
+            });
+        }
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let stdout = Arc::clone(&stdout);
+            let pipe = child.stdout.take().expect("stdout pipe");
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    stdout.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut demo = Demo {
+            child,
+            data,
+            https: "0.0.0.0:0".parse().unwrap(),
+            rtsp: None,
+            fingerprint: String::new(),
+            setup_url: String::new(),
+            stderr,
+            stdout,
+        };
+        let (mut https, mut fingerprint, mut setup) = (None, None, None);
+        let deadline = Instant::now() + DEMO_START;
+        while https.is_none() || fingerprint.is_none() || setup.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let status = demo.child.try_wait().ok().flatten();
+                panic!(
+                    "vigil demo did not print listening https / tls-fingerprint / setup-url \
+                     within {DEMO_START:?} (exit status {status:?}); stdout: {:?}",
+                    demo.stdout.lock().unwrap()
+                );
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["listening", "https", addr] => {
+                    let addr: SocketAddr = addr.parse().expect("https address");
+                    assert_ne!(addr.port(), 0, "port 0 printed: {line:?}");
+                    https = Some(addr);
+                }
+                ["listening", "rtsp", addr] => demo.rtsp = addr.parse().ok(),
+                ["tls-fingerprint", "sha256", fp] => fingerprint = Some((*fp).to_owned()),
+                ["setup-url", url] => setup = Some((*url).to_owned()),
+                _ => {}
+            }
+        }
+        demo.https = https.unwrap();
+        demo.fingerprint = fingerprint.unwrap();
+        demo.setup_url = setup.unwrap();
+        demo
+    }
+
+    /// `https://127.0.0.1:PORT` (the address the demo really listens on).
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https.port())
+    }
+
+    /// The setup URL with its host replaced by `127.0.0.1:PORT` (the demo prints `localhost`
+    /// or the machine's name for humans).
+    pub fn local_setup_url(&self) -> String {
+        let mut url = url::Url::parse(&self.setup_url).expect("setup-url parses");
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.https.port())).unwrap();
+        url.to_string()
+    }
+
+    /// The token of the setup URL (after `#/setup/`).
+    pub fn setup_token(&self) -> String {
+        self.setup_url
+            .split_once("#/setup/")
+            .map(|(_, t)| t.to_owned())
+            .expect("setup-url has #/setup/TOKEN")
+    }
+
+    /// A client of the demo's API, pinned to its certificate.
+    pub fn api(&self) -> Api {
+        Api {
+            addr: SocketAddr::from(([127, 0, 0, 1], self.https.port())),
+            fingerprint: self.fingerprint.clone(),
+            cookie: None,
+            csrf: None,
+            user_agent: "vigil-e2e".to_owned(),
+        }
+    }
+
+    /// Everything the demo wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// True while the demo has not exited.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            let text = self.stderr_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("---- vigil demo stderr (last 60 lines) ----\n{tail}\n---- end ----");
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: chromedriver takes a port number only).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().unwrap().port()
+}
+
+/// Headless Chromium driven through chromedriver.
+pub struct Browser {
+    /// The WebDriver session.
+    pub client: Client,
+    driver: Child,
+    driver_port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session with a temporary
+    /// profile. Panics (never skips) when chromium or chromedriver is missing.
+    pub async fn start() -> Browser {
+        // Both ring (ours) and aws-lc-rs (fantoccini's hyper-rustls) are compiled in: choose.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let profile = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot spawn chromedriver: {e} (scripts/test.sh installs chromium-driver)")
+            });
+        // chromedriver prints "... started successfully on port N." once it listens.
+        let pipe = driver.stdout.take().expect("stdout pipe");
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + BROWSER_START;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("started successfully") => break,
+                Ok(_) => {}
+                Err(_) => panic!("chromedriver did not start within {BROWSER_START:?}"),
+            }
+        }
+        let caps = json!({
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--ignore-certificate-errors",
+                    "--no-sandbox",
+                    "--autoplay-policy=no-user-gesture-required",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    "--window-size=1280,900",
+                    "--disable-dev-shm-usage",
+                    "--mute-audio",
+                    "--no-first-run",
+                    "--disable-breakpad",
+                    "--disable-crash-reporter",
+                ],
+            },
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let connect = async {
+            ClientBuilder::rustls()
+                .expect("rustls connector")
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+        };
+        let client = match tokio::time::timeout(BROWSER_START, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => panic!("WebDriver session with /usr/bin/chromium: {e}"),
+            Err(_) => panic!("WebDriver session not opened within {BROWSER_START:?}"),
+        };
+        Browser {
+            client,
+            driver,
+            driver_port: port,
+            profile,
+        }
+    }
+
+    /// Closes the session (Chromium exits) and stops chromedriver.
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
+        // Drop kills chromedriver and anything left of this profile's Chromium.
+    }
+
+    /// Navigates to `url` (bounded).
+    pub async fn goto(&self, url: &str) {
+        tokio::time::timeout(Duration::from_secs(30), self.client.goto(url))
+            .await
+            .unwrap_or_else(|_| panic!("goto {url}: timeout"))
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
+    /// Runs `script` (a function body; `arguments[i]` are `args`) and returns its value.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        tokio::time::timeout(Duration::from_secs(20), self.client.execute(script, args))
+            .await
+            .unwrap_or_else(|_| panic!("script timed out: {script}"))
+            .unwrap_or_else(|e| panic!("script failed: {e}: {script}"))
+    }
+
+    /// Polls `script` every 200 ms until it returns something other than `null`/`false`/`undefined`
+    /// and returns that; panics after `timeout` with `what` and the last value and page state.
+    pub async fn wait_js(&self, what: &str, script: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.js(script, vec![]).await;
+            if !(v.is_null() || v == Value::Bool(false)) {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                let page = self.page_summary().await;
+                let logs = self.console_log().await;
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\npage: {page}\nconsole: {logs}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits for an element matching `css` to exist.
+    pub async fn wait_css(&self, css: &str, timeout: Duration) -> fantoccini::elements::Element {
+        let script = "return document.querySelector(arguments[0]) !== null;";
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.js(script, vec![json!(css)]).await == Value::Bool(true) {
+                return self.client.find(Locator::Css(css)).await.unwrap();
+            }
+            if Instant::now() >= deadline {
+                let page = self.page_summary().await;
+                let logs = self.console_log().await;
+                panic!("no element {css} after {timeout:?}\npage: {page}\nconsole: {logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// URL, hash and the start of the body's text: context for a failure message.
+    pub async fn page_summary(&self) -> String {
+        let script = "return location.href + ' | ' + \
+                      (document.body ? document.body.innerText.slice(0, 600) : '<no body>');";
+        match self.client.execute(script, vec![]).await {
+            Ok(v) => v.as_str().unwrap_or_default().replace('\n', " / "),
+            Err(e) => format!("<cannot read page: {e}>"),
+        }
+    }
+
+    /// Saves a PNG screenshot as `target/test-artifacts/NAME.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
+        let path = artifacts_dir().join(format!("{name}.png"));
+        std::fs::write(&path, &png).expect("write screenshot");
+        path
+    }
+
+    /// The value of the browser's cookie `name` (HttpOnly cookies included: WebDriver sees them).
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.client.get_all_cookies().await.expect("get cookies");
+        all.iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// Clicks at viewport point (`x`, `y`) with a real pointer (down + up = click).
+    pub async fn click_at(&self, x: f64, y: f64) {
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: x.round(),
+                y: y.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .expect("pointer actions");
+        let _ = self.client.release_actions().await;
+    }
+
+    /// True if a JavaScript dialog (alert, confirm, prompt) is open.
+    pub async fn alert_open(&self) -> Option<String> {
+        self.client.get_alert_text().await.ok()
+    }
+
+    /// The browser's console messages since the last call (chromedriver's `se/log`), one a line.
+    pub async fn console_log(&self) -> String {
+        let Ok(Some(session)) = self.client.session_id().await else {
+            return "<no session>".to_owned();
+        };
+        let body = json!({"type": "browser"}).to_string();
+        let req = format!(
+            "POST /session/{session}/se/log HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.driver_port,
+            body.len()
+        );
+        let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.driver_port)).await
+        else {
+            return "<chromedriver gone>".to_owned();
+        };
+        let Ok(resp) = exchange(stream, req.as_bytes()).await else {
+            return "<no log>".to_owned();
+        };
+        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        v["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| format!("{} {}", e["level"], e["message"].as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // Chromium processes outlive a killed chromedriver: end those of our own profile only
+        // (their command lines carry its unique --user-data-dir), each by its process id.
+        let marker = format!("--user-data-dir={}", self.profile.path().display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let name = p.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// An HTTP/1.1 response, body complete.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header fields in order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body (chunked transfer coding removed).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body, lossily, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Writes `request` and reads one response (RFC 9112 §6: Content-Length or chunked, else to EOF).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    request: &[u8],
+) -> std::io::Result<HttpResponse> {
+    s.write_all(request).await?;
+    s.flush().await?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("connection closed before the head"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut rest = buf.split_off(head_end);
+    let chunked = find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: Option<usize> = find("content-length").and_then(|v| v.parse().ok());
+    // Reads until `done(rest)` or EOF (a server may close without TLS close_notify).
+    loop {
+        let complete = if chunked {
+            decode_chunked(&rest).is_some()
+        } else if let Some(len) = length {
+            rest.len() >= len
+        } else {
+            false
+        };
+        if complete || status == 204 || status == 304 {
+            break;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let body = if chunked {
+        decode_chunked(&rest).ok_or_else(|| std::io::Error::other("truncated chunked body"))?
+    } else if let Some(len) = length {
+        if rest.len() < len {
+            return Err(std::io::Error::other(format!(
+                "body truncated: {} of {len} bytes",
+                rest.len()
+            )));
+        }
+        rest.truncate(len);
+        rest
+    } else {
+        rest
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// RFC 9112 §7.1: the body of a complete chunked message, `None` while incomplete.
+pub fn decode_chunked(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        b = &b[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if b.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// Accepts exactly the certificate the demo printed the fingerprint of.
+#[derive(Debug)]
+struct Pinned(String, Arc<rustls::crypto::CryptoProvider>);
+
+/// `AA:BB:…` → `aabb…`, to compare fingerprints written either way.
+fn normalize_fp(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if hex::encode(Sha256::digest(end_entity.as_ref())) == normalize_fp(&self.0) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("fingerprint mismatch".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client of the demo's JSON API over HTTPS (one connection per request), pinned to the demo's
+/// certificate; sends the session cookie and CSRF token it holds like the web app does.
+#[derive(Clone)]
+pub struct Api {
+    addr: SocketAddr,
+    fingerprint: String,
+    /// `vigil_session` value sent as a cookie.
+    pub cookie: Option<String>,
+    /// Sent as `X-CSRF-Token` on state changes.
+    pub csrf: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Api {
+    /// `https://127.0.0.1:PORT`, the Origin the server expects on state changes.
+    pub fn origin(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// One request; `body` is sent as JSON. Non-GET requests carry `Origin` and the CSRF token.
+    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned(self.fingerprint.clone(), provider)))
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let body = body.map(Value::to_string);
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\n\
+             Connection: close\r\n",
+            self.addr, self.user_agent
+        );
+        if let Some(c) = &self.cookie {
+            req.push_str(&format!("Cookie: vigil_session={c}\r\n"));
+        }
+        if method != "GET" && method != "HEAD" {
+            req.push_str(&format!("Origin: {}\r\n", self.origin()));
+            if let Some(t) = &self.csrf {
+                req.push_str(&format!("X-CSRF-Token: {t}\r\n"));
+            }
+        }
+        match &body {
+            Some(b) => req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )),
+            None if method == "GET" || method == "HEAD" => req.push_str("\r\n"),
+            None => req.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        let what = format!("{method} {path}");
+        let io = async {
+            let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+            let name = ServerName::try_from("localhost").unwrap();
+            let tls = connector.connect(name, tcp).await?;
+            exchange(tls, req.as_bytes()).await
+        };
+        tokio::time::timeout(Duration::from_secs(60), io)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: timeout"))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Takes the `vigil_session` cookie from a response's `Set-Cookie` and the CSRF token from
+    /// `GET /api/session`.
+    pub async fn adopt_session(&mut self, resp: &HttpResponse) {
+        let cookie = resp
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| v.strip_prefix("vigil_session="))
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_else(|| panic!("no vigil_session cookie in {:?}", resp.headers));
+        self.cookie = Some(cookie.to_owned());
+        self.refresh_csrf().await;
+    }
+
+    /// Reads the CSRF token of the current session (`GET /api/session`).
+    pub async fn refresh_csrf(&mut self) {
+        let s = self.request("GET", "/api/session", None).await;
+        assert_eq!(s.status, 200, "GET /api/session: {}", s.text());
+        self.csrf = s.json()["csrf_token"].as_str().map(str::to_owned);
+        assert!(self.csrf.is_some(), "no csrf_token in {}", s.text());
+    }
+
+    /// `POST /api/setup` with the demo's token: creates the admin and holds its session.
+    pub async fn setup(&mut self, token: &str, username: &str, password: &str) {
+        let body = json!({"token": token, "username": username, "password": password});
+        let r = self.request("POST", "/api/setup", Some(&body)).await;
+        assert_eq!(r.status, 200, "POST /api/setup: {}", r.text());
+        self.adopt_session(&r).await;
+    }
+
+    /// `POST /api/login`; holds the new session.
+    pub async fn login(&mut self, username: &str, password: &str) {
+        let body = json!({"username": username, "password": password});
+        let r = self.request("POST", "/api/login", Some(&body)).await;
+        assert_eq!(r.status, 200, "POST /api/login: {}", r.text());
+        self.adopt_session(&r).await;
+    }
+}
+
+/// Nearest-rank percentile of `v` (any order); NaN when empty.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let rank = (p / 100.0 * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
