@@ -19,6 +19,7 @@ packages=(
     ffmpeg
     curl
     ca-certificates
+    mosquitto
     gstreamer1.0-tools
     gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good
