@@ -111,6 +111,20 @@ try {
   const msgAfter = await js(`return document.querySelector('.tile[data-camera="front"] .player-msg').textContent`);
   check('reconnect after drop', after > before + 20 && msgAfter === '', { before, after, msgDuring, msgAfter });
 
+  // Pictures stop with the socket open: "waiting for the camera…", then a new init resumes.
+  await fetch(`${BASE}/mock/pause?on=1`, { method: 'POST' });
+  await sleep(4500);
+  const waiting = await js(`return document.querySelector('.tile[data-camera="front"] .player-msg').textContent`);
+  await fetch(`${BASE}/mock/pause?on=0`, { method: 'POST' });
+  const f0 = await js('return window.__vigil.stats.front.frames');
+  await sleep(3000);
+  const f1 = await js('return window.__vigil.stats.front.frames');
+  const resumed = await js(`return document.querySelector('.tile[data-camera="front"] .player-msg').textContent`);
+  check('stall shown, then resumes after a new init', /waiting/.test(waiting) && f1 > f0 + 20 && resumed === '', { waiting, f0, f1, resumed });
+  const st2 = await js('return window.__vigil.stats.front.latencies.slice(-30)');
+  const s2 = [...st2].sort((a, b) => a - b);
+  check('latency after resume', s2.length > 20 && s2[Math.floor(s2.length * 0.95)] < 500, s2[Math.floor(s2.length * 0.95)]);
+
   // Camera page.
   await go('#/camera/front');
   await find('.player video[data-camera="front"]');

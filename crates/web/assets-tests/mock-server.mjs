@@ -5,7 +5,8 @@
 // timescale 90 kHz). Not embedded, not shipped.
 //
 //   node crates/web/assets-tests/mock-server.mjs [port]     (needs ffmpeg)
-//   POST /mock/drop closes every live socket (reconnect test).
+//   POST /mock/drop closes every live socket (reconnect test); POST /mock/pause?on=1|0 stops
+//   and resumes the pictures with the socket open (camera offline, then a new init).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -116,6 +117,7 @@ function wsFrame(opcode, payload) {
   return Buffer.concat([head, payload]);
 }
 const liveSockets = new Set();
+const mock = { paused: false };
 
 function serveLive(req, socket, camera) {
   const key = req.headers['sec-websocket-key'];
@@ -133,8 +135,20 @@ function serveLive(req, socket, camera) {
     const f = fragment(n);
     send(2, header(1, f.captureUs, f.pts, f.data));
   }
+  let wasPaused = false;
   const timer = setInterval(() => {
     const upto = Math.floor(((Date.now() * 1000 - T0_US) * FPS) / 1e6);
+    if (mock.paused) {
+      wasPaused = true;
+      return;
+    }
+    if (wasPaused) {
+      // Like a camera reconnect: the timeline jumped, so a new init, from a key frame.
+      wasPaused = false;
+      send(1, Buffer.from(JSON.stringify({ type: 'init', codec, width: 320, height: 180, server_time_us: Date.now() * 1000 })));
+      send(2, header(0, Date.now() * 1000, PTS0, initSeg));
+      n = upto - (upto % FPS);
+    }
     for (; n <= upto; n++) {
       const f = fragment(n);
       send(2, header(1, f.captureUs, f.pts, f.data));
@@ -350,6 +364,10 @@ const server = createServer(async (req, res) => {
   res.setHeader('Referrer-Policy', 'no-referrer');
   const url = new URL(req.url, 'http://localhost');
   try {
+    if (url.pathname === '/mock/pause' && req.method === 'POST') {
+      mock.paused = url.searchParams.get('on') === '1';
+      return send(res, 200, mock);
+    }
     if (url.pathname === '/mock/drop' && req.method === 'POST') {
       for (const s of liveSockets) s.destroy();
       return send(res, 200, { dropped: true });

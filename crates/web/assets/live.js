@@ -16,7 +16,8 @@ const MS = window.MediaSource || window.ManagedMediaSource;
 const KEEP_BEHIND_S = 10; // media older than this behind currentTime is removed
 const MAX_QUEUE = 300; // appends waiting: far behind (e.g. a throttled tab) → reconnect
 const WATCHDOG_MS = 6000; // no message (pings every 2 s) for this long → reconnect
-const EDGE_TARGET_S = 0.05; // where a jump lands, before the buffered end
+const EDGE_TARGET_S = 0.1; // where a jump lands, before the buffered end
+const STALL_MS = 3000; // no new picture for this long while connected → "waiting for the camera…"
 
 /** Global stats the E2E tests read: window.__vigil.stats[camera]. */
 function statsFor(camera) {
@@ -61,6 +62,7 @@ export class LivePlayer {
     this.gotInitThisSocket = false;
     this.rvfcHandle = null;
     this.timescale = null;
+    this.lastFrameAt = 0;
 
     video.muted = true;
     video.defaultMuted = true;
@@ -95,6 +97,9 @@ export class LivePlayer {
       return;
     }
     this.connectNow();
+    // For debugging from the console: window.__vigil.players.NAME.
+    window.__vigil.players = window.__vigil.players || {};
+    window.__vigil.players[this.camera] = this;
   }
 
   /** Stops streaming and releases the socket and the media source. */
@@ -149,6 +154,11 @@ export class LivePlayer {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (ev.code === 4404) {
+        // The camera was removed.
+        this.setState('error', 'camera removed');
+        return;
+      }
       this.reconnect(ev.reason || 'connection closed');
     };
     ws.onerror = () => {
@@ -218,12 +228,11 @@ export class LivePlayer {
 
   onInit(m) {
     this.size = m.width && m.height ? `${m.width}×${m.height}` : '';
-    // A new connection starts a new media source (the stream may have restarted with other
-    // timestamps); within a connection only a codec change needs one.
-    if (!this.gotInitThisSocket || m.codec !== this.codec || !this.ms) {
-      this.gotInitThisSocket = true;
-      this.resetMedia(m.codec);
-    }
+    // The server sends an init message at the start and whenever the codec, the size or the
+    // timeline changed (a camera reconnect: pts going back or jumping): a fresh media source
+    // each time, so old timestamps never collide with new ones.
+    this.gotInitThisSocket = true;
+    this.resetMedia(m.codec);
   }
 
   // --- media source -------------------------------------------------------------------
@@ -361,6 +370,10 @@ export class LivePlayer {
       this.keepLive(this.sb.buffered);
       this.trim();
     }
+    // The socket stays open while the camera is offline (pings continue): say so.
+    if (this.state === 'live' && performance.now() - this.lastFrameAt > STALL_MS) {
+      this.setState('waiting', 'waiting for the camera…');
+    }
   }
 
   // --- measurement --------------------------------------------------------------------
@@ -404,6 +417,7 @@ export class LivePlayer {
     if (s.firstFrameMs === null) s.firstFrameMs = performance.now();
     s.frames += n;
     const now = performance.now();
+    this.lastFrameAt = now;
     this.frameTimes.push(now);
     while (this.frameTimes.length && now - this.frameTimes[0] > 2000) this.frameTimes.shift();
     if (this.state !== 'live') {
