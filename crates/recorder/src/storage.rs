@@ -103,11 +103,47 @@ impl DirStorage {
     }
 }
 
-struct StdFile(File);
+struct StdFile {
+    file: File,
+    /// Bytes before this offset were already dropped from the page cache.
+    uncached_to: u64,
+}
+
+impl StdFile {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            uncached_to: 0,
+        }
+    }
+
+    /// After an fsync: tells the kernel the durable bytes will not be read soon, so their
+    /// page-cache pages are freed and reused by the next appends. Recordings are written
+    /// once and read rarely; keeping them cached only pushes out pages that are read (the
+    /// index, other programs), and writing into recycled pages costs about half the CPU
+    /// of writing into fresh ones (record bench, `docs/benchmarks.md`). Advisory: failure
+    /// is ignored.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn drop_cached(&mut self) {
+        let Ok(len) = self.file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        let start = self.uncached_to.min(len);
+        // The kernel keeps the partial page at the end (it only drops whole pages of the
+        // range), so the next append does not have to read it back from disk.
+        if let Some(n) = std::num::NonZeroU64::new(len - start) {
+            let _ = rustix::fs::fadvise(&self.file, start, Some(n), rustix::fs::Advice::DontNeed);
+        }
+        self.uncached_to = len & !4095;
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn drop_cached(&mut self) {}
+}
 
 impl WriteFile for StdFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        self.file.write_all(buf)
     }
     fn append_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
         // writev from the samples' own buffers: no copy, no per-stream staging buffer.
@@ -118,7 +154,7 @@ impl WriteFile for StdFile {
         IoSlice::advance_slices(&mut rest, 0);
         while !rest.is_empty() {
             let n = rest.len().min(MAX_SLICES);
-            match self.0.write_vectored(rest.get(..n).unwrap_or_default()) {
+            match self.file.write_vectored(rest.get(..n).unwrap_or_default()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => IoSlice::advance_slices(&mut rest, written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -128,7 +164,9 @@ impl WriteFile for StdFile {
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()?;
+        self.drop_cached();
+        Ok(())
     }
 }
 
@@ -149,12 +187,12 @@ impl Storage for DirStorage {
             .create_new(true)
             .open(&full)?;
         sync_dir(&parent)?;
-        Ok(Box::new(StdFile(f)))
+        Ok(Box::new(StdFile::new(f)))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let f = OpenOptions::new().append(true).open(self.full(path)?)?;
-        Ok(Box::new(StdFile(f)))
+        Ok(Box::new(StdFile::new(f)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -472,5 +510,28 @@ mod tests {
         s.remove(p).unwrap();
         s.remove(p).unwrap();
         assert!(s.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn appends_after_synced_pages_left_the_cache_read_back_intact() {
+        // Each sync drops the durable pages from the page cache; appends (partial pages
+        // included) and a truncation in between must still leave exactly what was written.
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStorage::new(dir.path()).unwrap();
+        let p = Path::new("cam/main/20240101/000000-000000.mp4");
+        let mut f = s.create(p).unwrap();
+        let mut expect = Vec::new();
+        for i in 0..20u32 {
+            let chunk: Vec<u8> = (0..5000 + i * 37).map(|b| (b ^ i) as u8).collect();
+            f.append_vectored(&[&chunk[..100], &chunk[100..]]).unwrap();
+            f.sync().unwrap();
+            expect.extend_from_slice(&chunk);
+            if i == 10 {
+                // A failed write undone: the file goes back below what was dropped.
+                s.truncate(p, 3000).unwrap();
+                expect.truncate(3000);
+            }
+        }
+        assert_eq!(s.read(p).unwrap(), expect);
     }
 }
