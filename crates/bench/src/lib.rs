@@ -15,6 +15,7 @@
 //! from the recorder's index ([`recindex`]). None of this runs in `cargo test` except unit tests
 //! of the pure parts.
 
+pub mod browser;
 pub mod children;
 pub mod depacketize;
 pub mod procstat;

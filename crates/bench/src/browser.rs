@@ -1,0 +1,328 @@
+//! Driving the web app in headless Chromium for the `browser` bench: `vigil demo` started with
+//! its own data directory, Debian's chromedriver on a free port, the setup form filled, and the
+//! live player's own measurements (`window.__vigil.stats`, see the DOM contract) read back.
+//!
+//! The player measures latency from the capture time each fragment carries (the test pattern's
+//! clock) to the frame's display time reported by `requestVideoFrameCallback`, so the figures
+//! are what a person in front of the browser would see, not a server-side estimate.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::children::ChildGuard;
+use crate::BenchError;
+
+fn err(msg: impl Into<String>) -> BenchError {
+    BenchError::Server(msg.into())
+}
+
+/// A running `vigil demo`.
+pub struct Demo {
+    guard: ChildGuard,
+    /// The HTTPS port it listens on (127.0.0.1).
+    pub https_port: u16,
+    /// `setup-url` as printed (host replaced by 127.0.0.1:PORT).
+    pub setup_url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Spawns `vigil demo --data TMP --listen 127.0.0.1:0 --rtsp 127.0.0.1:0` (stderr to `log`)
+    /// and waits up to 60 s for its `listening https` and `setup-url` lines.
+    pub fn start(vigil: &Path, log: &Path) -> Result<Demo, BenchError> {
+        let data = tempfile::tempdir().map_err(BenchError::io("tempdir"))?;
+        let mut cmd = Command::new(vigil);
+        cmd.arg("demo").arg("--data").arg(data.path()).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--rtsp",
+            "127.0.0.1:0",
+        ]);
+        let (guard, lines) = ChildGuard::spawn_with_lines(cmd, log, Duration::from_secs(5))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut port, mut setup) = (None, None);
+        while port.is_none() || setup.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).map_err(|_| {
+                err(format!(
+                    "vigil demo printed no listening https / setup-url within 60 s (see {})",
+                    log.display()
+                ))
+            })?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["listening", "https", addr] => {
+                    port = addr
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| p.parse::<u16>().ok());
+                }
+                ["setup-url", url] => setup = Some((*url).to_owned()),
+                _ => {}
+            }
+        }
+        let (Some(port), Some(setup)) = (port, setup) else {
+            return Err(err("unreachable: loop ends with both lines"));
+        };
+        let mut url = url::Url::parse(&setup).map_err(|e| err(format!("setup-url: {e}")))?;
+        url.set_host(Some("127.0.0.1"))
+            .map_err(|e| err(format!("setup-url: {e}")))?;
+        url.set_port(Some(port))
+            .map_err(|()| err("setup-url: cannot set port"))?;
+        Ok(Demo {
+            guard,
+            https_port: port,
+            setup_url: url.to_string(),
+            _data: data,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// The demo's process id (for CPU sampling).
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+}
+
+/// Headless Chromium driven through chromedriver; everything is stopped on drop.
+pub struct Chromium {
+    /// The WebDriver session.
+    pub client: Client,
+    driver: Option<ChildGuard>,
+    profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// Starts chromedriver (stderr to `log`) on a free port and opens a headless session with a
+    /// temporary profile.
+    pub async fn start(log: &Path) -> Result<Chromium, BenchError> {
+        // ring (ours) and aws-lc-rs (fantoccini's hyper-rustls) are both compiled in: choose.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let profile = tempfile::tempdir().map_err(BenchError::io("tempdir"))?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(BenchError::io("free port"))?
+            .port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let (driver, lines) = ChildGuard::spawn_with_lines(cmd, log, Duration::from_secs(3))
+            .map_err(|e| err(format!("{e} (apt-get install chromium chromium-driver)")))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) if l.contains("started successfully") => break,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(err("chromedriver did not start within 30 s"))
+                }
+            }
+        }
+        let caps = json!({
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--ignore-certificate-errors",
+                    "--no-sandbox",
+                    "--autoplay-policy=no-user-gesture-required",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    "--window-size=1280,900",
+                    "--disable-dev-shm-usage",
+                    "--mute-audio",
+                    "--no-first-run",
+                    "--disable-breakpad",
+                    "--disable-crash-reporter",
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            return Err(err("capabilities are an object"));
+        };
+        let client = ClientBuilder::rustls()
+            .map_err(BenchError::io("rustls connector"))?
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| err(format!("WebDriver session with /usr/bin/chromium: {e}")))?;
+        Ok(Chromium {
+            client,
+            driver: Some(driver),
+            profile,
+        })
+    }
+
+    /// Ends the session (Chromium exits), then chromedriver.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
+        self.driver.take();
+    }
+
+    /// Runs `script` (a function body) and returns its value.
+    pub async fn js(&self, script: &str) -> Result<Value, BenchError> {
+        self.client
+            .execute(script, vec![])
+            .await
+            .map_err(|e| err(format!("script failed: {e}")))
+    }
+
+    /// Polls `script` every 100 ms until it returns something other than null/false.
+    pub async fn wait_js(
+        &self,
+        what: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Value, BenchError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.js(script).await?;
+            if !(v.is_null() || v == Value::Bool(false)) {
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                return Err(err(format!(
+                    "timed out after {timeout:?} waiting for {what}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Opens the setup link and creates the admin through `form#setup-form`; waits for the grid.
+    pub async fn setup_admin(
+        &self,
+        setup_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), BenchError> {
+        self.client
+            .goto(setup_url)
+            .await
+            .map_err(|e| err(format!("goto {setup_url}: {e}")))?;
+        let form_ready = "return document.querySelector('form#setup-form') !== null;";
+        self.wait_js("form#setup-form", form_ready, Duration::from_secs(20))
+            .await?;
+        for (name, value) in [
+            ("username", username),
+            ("password", password),
+            ("password2", password),
+        ] {
+            let css = format!("form#setup-form [name={name}]");
+            let el = self
+                .client
+                .find(Locator::Css(&css))
+                .await
+                .map_err(|e| err(format!("{css}: {e}")))?;
+            el.send_keys(value)
+                .await
+                .map_err(|e| err(format!("{css}: {e}")))?;
+        }
+        self.client
+            .find(Locator::Css("form#setup-form button[type=submit]"))
+            .await
+            .map_err(|e| err(format!("setup submit: {e}")))?
+            .click()
+            .await
+            .map_err(|e| err(format!("setup submit: {e}")))?;
+        self.wait_js(
+            "the grid",
+            "return document.querySelector('#grid .tile video') !== null;",
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A copy of `window.__vigil.stats` (null before the player made it).
+    pub async fn stats(&self) -> Result<Value, BenchError> {
+        self.js("return (window.__vigil && window.__vigil.stats) \
+             ? JSON.parse(JSON.stringify(window.__vigil.stats)) : null;")
+            .await
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        self.driver.take();
+        // Chromium processes can outlive chromedriver: end those of this profile only, each by
+        // its process id (their command lines carry the unique --user-data-dir).
+        let marker = format!("--user-data-dir={}", self.profile.path().display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Latencies (ms) of `cam` reported between two [`Chromium::stats`] snapshots. The player keeps
+/// only its newest samples, so the count comes from its `frames` counter.
+pub fn latencies_between(before: &Value, after: &Value, cam: &str) -> Vec<f64> {
+    let all: Vec<f64> = after[cam]["latencies"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let old_len = before[cam]["latencies"].as_array().map_or(0, Vec::len);
+    let new = match (
+        before[cam]["frames"].as_u64(),
+        after[cam]["frames"].as_u64(),
+    ) {
+        (Some(f0), Some(f1)) => usize::try_from(f1.saturating_sub(f0)).unwrap_or(usize::MAX),
+        _ => all.len().saturating_sub(old_len),
+    };
+    all.get(all.len().saturating_sub(new)..)
+        .map(<[f64]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let Ok(f) = std::fs::File::open(log) else {
+        return String::new();
+    };
+    let all: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_between_counts_frames_not_lengths() {
+        let before = json!({"a": {"latencies": [1.0, 2.0], "frames": 2}});
+        let after = json!({"a": {"latencies": [1.0, 2.0, 3.0, 4.0, 5.0], "frames": 5}});
+        assert_eq!(latencies_between(&before, &after, "a"), vec![3.0, 4.0, 5.0]);
+        // The player dropped its oldest samples: the frame counter still says how many are new.
+        let trimmed = json!({"a": {"latencies": [4.0, 5.0, 6.0], "frames": 6}});
+        assert_eq!(
+            latencies_between(&before, &trimmed, "a"),
+            vec![4.0, 5.0, 6.0]
+        );
+        assert!(latencies_between(&before, &json!(null), "a").is_empty());
+    }
+}
