@@ -31,7 +31,7 @@ const s = await wd('POST', '/session', {
   capabilities: {
     alwaysMatch: {
       browserName: 'chrome',
-      'goog:chromeOptions': { args: ['--headless=new', '--no-sandbox', '--window-size=1280,900', '--autoplay-policy=no-user-gesture-required'] },
+      'goog:chromeOptions': { args: ['--headless=new', '--no-sandbox', `--window-size=${process.env.WINDOW || '1280,900'}`, '--autoplay-policy=no-user-gesture-required'] },
       'goog:loggingPrefs': { browser: 'ALL' },
     },
   },
@@ -165,6 +165,9 @@ try {
   await click('tr[data-camera="yard"] td.actions button');
   await sleep(800);
   await shot('camera-edit');
+  await js(`document.querySelector('.zones-editor').scrollIntoView()`);
+  await sleep(500);
+  await shot('zones');
   await click('#camera-form button[type=submit]');
   await sleep(800);
 

@@ -13,7 +13,7 @@ export async function render(view, params, ctx) {
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'add-camera' }, 'Add camera');
   const body = h('tbody');
   const table = h('div', { class: 'table-wrap' }, h('table', null,
-    h('thead', null, h('tr', null, ...['Name', 'Main URL', 'State', 'Recording', 'Motion', ''].map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', null, h('tr', null, ...['Name', 'Main URL', 'State', 'Recording', 'Motion', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 ? 'col-url' : null }, t)))),
     body));
   view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Cameras'), h('span', { class: 'spacer' }), addBtn), table);
 
@@ -45,7 +45,7 @@ export async function render(view, params, ctx) {
       return h('tr', { dataset: { camera: cam.name } },
         h('th', { scope: 'row' }, h('a', { href: `#/camera/${encodeURIComponent(cam.name)}` }, cam.name),
           readOnly ? h('div', { class: 'hint' }, 'configuration file') : null),
-        h('td', { class: 'mono' }, cam.url),
+        h('td', { class: 'mono col-url' }, cam.url),
         h('td', null, h('span', { class: `badge ${state}` }, state),
           main && main.state === 'streaming' ? h('div', { class: 'hint' }, `${main.fps.toFixed(1)} fps · ${fmtBitrate(main.bitrate_bps)}`) : null,
           main && main.reason ? h('div', { class: 'hint' }, main.reason) : null),

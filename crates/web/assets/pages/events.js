@@ -43,6 +43,7 @@ export async function render(view, params, ctx) {
   fillZones();
 
   let oldest = null;
+  const shown = new Set();
   const load = async (append) => {
     list.setAttribute('aria-busy', 'true');
     const range = dayRange(day.value);
@@ -60,8 +61,16 @@ export async function render(view, params, ctx) {
       list.setAttribute('aria-busy', 'false');
     }
     if (!ctx.alive()) return;
-    if (!append) list.replaceChildren();
-    for (const ev of events) list.append(card(ev));
+    if (!append) {
+      list.replaceChildren();
+      shown.clear();
+    }
+    for (const ev of events) {
+      // Paging by end time can return an event overlapping the boundary twice.
+      if (shown.has(ev.id)) continue;
+      shown.add(ev.id);
+      list.append(card(ev));
+    }
     if (events.length) oldest = Math.min(...events.map((e) => e.start_us));
     more.hidden = events.length < PAGE;
     if (!list.children.length) list.append(h('p', { class: 'empty' }, 'No motion events match.'));

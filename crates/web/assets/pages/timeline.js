@@ -112,11 +112,27 @@ export async function render(view, params, ctx) {
     }
   }
   for (const inp of [rangeStart, rangeEnd]) {
-    inp.addEventListener('input', () => {
-      rangeTouched = true;
-      updateDownload();
-    });
+    for (const type of ['input', 'change']) {
+      inp.addEventListener(type, () => {
+        rangeTouched = true;
+        updateDownload();
+      });
+    }
   }
+  // Values set by a script without an event (automation, autofill) still count: the link is
+  // rebuilt before it is followed and whenever the inputs differ from what it was built from.
+  download.addEventListener('click', (e) => {
+    updateDownload();
+    if (!download.hasAttribute('href')) e.preventDefault();
+  });
+  let seen = '';
+  ctx.every(500, () => {
+    const now = `${rangeStart.value}|${rangeEnd.value}`;
+    if (now !== seen) {
+      seen = now;
+      updateDownload();
+    }
+  });
 
   // --- data ---
   function scheduleFetch() {
