@@ -6,16 +6,29 @@
 //! [`Nvr`]: they never touch an ingest or a writer directly.
 
 pub mod events;
+mod fleet;
+pub mod motion;
+mod probe;
+mod snapshot;
 mod spec;
+mod status;
+mod store;
 
 pub use spec::{CameraSource, CameraSpec, MotionSettings, RecordMode, Secret, ZoneKind, ZoneSpec};
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 use vigil_hub::Hub;
+use vigil_recorder::retention::RetentionConfig;
 use vigil_recorder::{Recorder, RecorderConfig};
+
+use fleet::{CameraRun, Ctx};
+
+pub use store::{validate as validate_camera, CAMERAS_FILE};
 
 /// Errors of the NVR core.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +51,10 @@ pub enum NvrError {
     /// The recorder failed.
     #[error(transparent)]
     Recorder(#[from] vigil_recorder::Error),
+    /// The camera has no picture to give right now (not connected yet, or an H.265
+    /// stream for a snapshot); the message says why.
+    #[error("{0}")]
+    Unavailable(String),
     /// The event store failed.
     #[error("event store: {0}")]
     Events(String),
@@ -141,77 +158,313 @@ pub struct ProbeReport {
 
 /// The NVR: owns the recorder and every camera's pipeline.
 pub struct Nvr {
-    _private: (),
+    data_dir: PathBuf,
+    ctx: Arc<Ctx>,
+    /// Retention of the configuration file; per-camera ages of `Ui` cameras are added.
+    base_retention: RetentionConfig,
+    /// Every camera by name, running or failed to start. Held only briefly (never across
+    /// an await), so status queries never wait for a camera to start or stop.
+    running: Mutex<BTreeMap<String, CameraRun>>,
+    /// The `Ui` cameras as stored in cameras.json; its lock also serializes changes.
+    stored: tokio::sync::Mutex<Vec<CameraSpec>>,
+    retention_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Capacity of the event broadcast: a subscriber this far behind skips events.
+const BUS_CAPACITY: usize = 256;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A spec as others may see it: without the password.
+fn public(spec: &CameraSpec) -> CameraSpec {
+    CameraSpec {
+        password: None,
+        ..spec.clone()
+    }
 }
 
 impl Nvr {
     /// Opens the data directory, loads `cameras.json`, starts every camera.
-    pub async fn start(_config: NvrConfig) -> Result<Arc<Nvr>, NvrError> {
-        unimplemented!("skeleton: vigil-nvr owner implements")
+    pub async fn start(config: NvrConfig) -> Result<Arc<Nvr>, NvrError> {
+        let data_dir = config.data_dir.clone();
+        let mut config_cams = Vec::new();
+        for mut spec in config.cameras {
+            spec.source = CameraSource::Config;
+            store::validate(&mut spec)?;
+            if config_cams.iter().any(|c: &CameraSpec| c.name == spec.name) {
+                return Err(NvrError::Exists(spec.name));
+            }
+            config_cams.push(spec);
+        }
+        let stored = {
+            let d = data_dir.clone();
+            tokio::task::spawn_blocking(move || store::load(&d))
+                .await
+                .map_err(|e| NvrError::Invalid(format!("loading cameras: {e}")))??
+        };
+        let base_retention = config.recorder.retention.clone();
+        let mut rc = config.recorder.clone();
+        rc.retention = retention_for(&base_retention, config_cams.iter().chain(&stored));
+        let recorder = {
+            let d = data_dir.clone();
+            tokio::task::spawn_blocking(move || Recorder::open(&d, rc))
+                .await
+                .map_err(|e| NvrError::Invalid(format!("opening the recorder: {e}")))??
+        };
+        let events = {
+            let d = data_dir.clone();
+            tokio::task::spawn_blocking(move || events::EventStore::open(&d))
+                .await
+                .map_err(|e| NvrError::Events(e.to_string()))??
+        };
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let ctx = Arc::new(Ctx {
+            recorder: Arc::new(recorder),
+            bus,
+            announce: config.announce,
+            events: Arc::new(events),
+        });
+        let retention = ctx.recorder.spawn_retention();
+        let mut running = BTreeMap::new();
+        for spec in config_cams.iter().chain(stored.iter()) {
+            if running.contains_key(&spec.name) {
+                tracing::warn!(camera = %spec.name,
+                    "a camera of the configuration file has the name of one added in the web app; \
+                     the web app's is not started (rename or remove it there)");
+                continue;
+            }
+            let run = CameraRun::start(&ctx, spec.clone()).await;
+            running.insert(spec.name.clone(), run);
+        }
+        tracing::info!(data_dir = %data_dir.display(), cameras = running.len(), "NVR started");
+        Ok(Arc::new(Nvr {
+            data_dir,
+            ctx,
+            base_retention,
+            running: Mutex::new(running),
+            stored: tokio::sync::Mutex::new(stored),
+            retention_task: Mutex::new(Some(retention)),
+        }))
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        unimplemented!()
+        &self.data_dir
     }
 
     /// The recorder (ranges, gaps, export, totals).
     pub fn recorder(&self) -> &Arc<Recorder> {
-        unimplemented!()
+        &self.ctx.recorder
     }
 
     /// The motion event store.
     pub fn event_store(&self) -> &Arc<events::EventStore> {
-        unimplemented!()
+        &self.ctx.events
     }
 
     /// Every camera (passwords removed: `password` is always `None`) with its status, by name.
     pub fn cameras(&self) -> Vec<(CameraSpec, CameraStatus)> {
-        unimplemented!()
+        lock(&self.running)
+            .values()
+            .map(|r| (public(&r.spec), r.status()))
+            .collect()
     }
 
     /// One camera (password removed) with its status.
-    pub fn camera(&self, _name: &str) -> Option<(CameraSpec, CameraStatus)> {
-        unimplemented!()
+    pub fn camera(&self, name: &str) -> Option<(CameraSpec, CameraStatus)> {
+        lock(&self.running)
+            .get(name)
+            .map(|r| (public(&r.spec), r.status()))
+    }
+
+    /// Whether the camera has a password set (the API reports `has_password`).
+    pub fn has_password(&self, name: &str) -> bool {
+        lock(&self.running)
+            .get(name)
+            .is_some_and(|r| r.spec.password.is_some())
     }
 
     /// The hub of a running stream (`main` or `sub`), for live view and snapshots.
-    pub fn hub(&self, _camera: &str, _stream: &str) -> Option<Hub> {
-        unimplemented!()
+    pub fn hub(&self, camera: &str, stream: &str) -> Option<Hub> {
+        lock(&self.running).get(camera).and_then(|r| r.hub(stream))
     }
 
     /// Adds a camera (source `Ui`), persists it in cameras.json and starts it.
-    pub async fn add_camera(&self, _spec: CameraSpec) -> Result<(), NvrError> {
-        unimplemented!()
+    pub async fn add_camera(&self, mut spec: CameraSpec) -> Result<(), NvrError> {
+        spec.source = CameraSource::Ui;
+        store::validate(&mut spec)?;
+        let mut stored = self.stored.lock().await;
+        if lock(&self.running).contains_key(&spec.name)
+            || stored.iter().any(|c| c.name == spec.name)
+        {
+            return Err(NvrError::Exists(spec.name));
+        }
+        let mut next = stored.clone();
+        next.push(spec.clone());
+        self.save(&next).await?;
+        *stored = next;
+        self.apply_retention(&stored);
+        tracing::info!(camera = %spec.name, url = %spec.url, "camera added");
+        let run = CameraRun::start(&self.ctx, spec.clone()).await;
+        lock(&self.running).insert(spec.name, run);
+        Ok(())
     }
 
     /// Replaces a `Ui` camera's spec (a `None` password keeps the stored one) and restarts it.
-    pub async fn update_camera(&self, _name: &str, _spec: CameraSpec) -> Result<(), NvrError> {
-        unimplemented!()
+    pub async fn update_camera(&self, name: &str, mut spec: CameraSpec) -> Result<(), NvrError> {
+        let mut stored = self.stored.lock().await;
+        self.check_editable(name, &stored)?;
+        if spec.name != name {
+            return Err(NvrError::Invalid(format!(
+                "renaming camera {name:?} to {:?} is not supported; add a new camera instead",
+                spec.name
+            )));
+        }
+        spec.source = CameraSource::Ui;
+        let old = stored.iter().find(|c| c.name == name).cloned();
+        if spec.password.is_none() {
+            spec.password = old.as_ref().and_then(|o| o.password.clone());
+        }
+        store::validate(&mut spec)?;
+        let next: Vec<CameraSpec> = stored
+            .iter()
+            .map(|c| {
+                if c.name == name {
+                    spec.clone()
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        self.save(&next).await?;
+        *stored = next;
+        self.apply_retention(&stored);
+        let old_run = lock(&self.running).remove(name);
+        if let Some(r) = old_run {
+            r.stop().await;
+        }
+        tracing::info!(camera = %name, url = %spec.url, "camera updated; restarting it");
+        let run = CameraRun::start(&self.ctx, spec).await;
+        lock(&self.running).insert(name.to_owned(), run);
+        Ok(())
     }
 
     /// Stops and forgets a `Ui` camera; its recordings stay until retention removes them.
-    pub async fn remove_camera(&self, _name: &str) -> Result<(), NvrError> {
-        unimplemented!()
+    pub async fn remove_camera(&self, name: &str) -> Result<(), NvrError> {
+        let mut stored = self.stored.lock().await;
+        self.check_editable(name, &stored)?;
+        let next: Vec<CameraSpec> = stored.iter().filter(|c| c.name != name).cloned().collect();
+        self.save(&next).await?;
+        *stored = next;
+        let old_run = lock(&self.running).remove(name);
+        if let Some(r) = old_run {
+            r.stop().await;
+        }
+        // Its recordings keep the storage-wide limits; the camera's own age limit goes.
+        self.apply_retention(&stored);
+        tracing::info!(camera = %name, "camera removed; its recordings stay until retention deletes them");
+        Ok(())
     }
 
     /// Connects to a camera spec without adding it: codec, size, audio (10 s timeout).
-    pub async fn probe_camera(&self, _spec: &CameraSpec) -> Result<ProbeReport, NvrError> {
-        unimplemented!()
+    /// A spec without a password takes the stored camera's of the same name, so that an
+    /// edited camera can be tested without typing the password again.
+    pub async fn probe_camera(&self, spec: &CameraSpec) -> Result<ProbeReport, NvrError> {
+        let mut spec = spec.clone();
+        if spec.password.is_none() {
+            if let Some(r) = lock(&self.running).get(&spec.name) {
+                spec.password = r.spec.password.clone();
+            }
+        }
+        store::validate(&mut spec)?;
+        probe::probe(&spec).await
     }
 
     /// A JPEG of the camera's newest key frame (sub stream if any, else main).
-    pub async fn snapshot_jpeg(&self, _camera: &str) -> Result<Vec<u8>, NvrError> {
-        unimplemented!()
+    pub async fn snapshot_jpeg(&self, camera: &str) -> Result<Vec<u8>, NvrError> {
+        let hub = {
+            let running = lock(&self.running);
+            let run = running
+                .get(camera)
+                .ok_or_else(|| NvrError::NoSuchCamera(camera.to_owned()))?;
+            run.hub("sub").or_else(|| run.hub("main"))
+        };
+        let hub =
+            hub.ok_or_else(|| NvrError::Unavailable(format!("camera {camera:?} is not running")))?;
+        snapshot::jpeg(camera, &hub).await
     }
 
     /// Subscribes to camera and motion events.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NvrEvent> {
-        unimplemented!()
+        self.ctx.bus.subscribe()
     }
 
     /// Stops every camera (ingest first, then the writers flush and close their files).
     pub async fn shutdown(&self) {
-        unimplemented!()
+        // Holding the store's lock keeps a concurrent add from starting a camera now.
+        let _stored = self.stored.lock().await;
+        let runs: Vec<CameraRun> = std::mem::take(&mut *lock(&self.running))
+            .into_values()
+            .collect();
+        let mut stops = tokio::task::JoinSet::new();
+        for r in runs {
+            stops.spawn(r.stop());
+        }
+        while stops.join_next().await.is_some() {}
+        if let Some(t) = lock(&self.retention_task).take() {
+            t.abort();
+        }
+        tracing::info!("NVR stopped");
+    }
+
+    fn check_editable(&self, name: &str, stored: &[CameraSpec]) -> Result<(), NvrError> {
+        if stored.iter().any(|c| c.name == name) {
+            return Ok(());
+        }
+        match lock(&self.running).get(name) {
+            Some(r) if r.spec.source == CameraSource::Config => {
+                Err(NvrError::ReadOnly(name.to_owned()))
+            }
+            _ => Err(NvrError::NoSuchCamera(name.to_owned())),
+        }
+    }
+
+    async fn save(&self, cameras: &[CameraSpec]) -> Result<(), NvrError> {
+        let (dir, cams) = (self.data_dir.clone(), cameras.to_vec());
+        tokio::task::spawn_blocking(move || store::save(&dir, &cams))
+            .await
+            .map_err(|e| NvrError::Invalid(format!("saving cameras: {e}")))?
+    }
+
+    /// Gives the recorder the age limits of the configuration file's and the stored cameras.
+    fn apply_retention(&self, stored: &[CameraSpec]) {
+        let config_cams: Vec<CameraSpec> = lock(&self.running)
+            .values()
+            .filter(|r| r.spec.source == CameraSource::Config)
+            .map(|r| r.spec.clone())
+            .collect();
+        let r = retention_for(&self.base_retention, config_cams.iter().chain(stored));
+        self.ctx.recorder.set_retention(r);
     }
 }
+
+/// The recorder's retention: the configuration file's limits plus each camera's maximum
+/// age (a camera's own setting wins over the file's).
+fn retention_for<'a>(
+    base: &RetentionConfig,
+    cameras: impl Iterator<Item = &'a CameraSpec>,
+) -> RetentionConfig {
+    let mut r = base.clone();
+    for c in cameras {
+        if let Some(s) = c.max_age_s {
+            r.max_age
+                .insert(c.name.clone(), std::time::Duration::from_secs(s));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod fleet_tests;
