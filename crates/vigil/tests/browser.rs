@@ -284,12 +284,29 @@ async fn demo_setup_live_playback_download_logout() {
 
 async fn full_flow() {
     let mut demo = Demo::start();
-    let base = demo.base_url();
+    let target = Target {
+        base: demo.base_url(),
+        setup_url: demo.local_setup_url(),
+        api: demo.api(),
+    };
+    flow(&target).await;
+    assert!(demo.is_alive(), "vigil demo exited during the test");
+}
+
+/// Where the flow runs: the demo's address, its setup link and an API client of it.
+struct Target {
+    base: String,
+    setup_url: String,
+    api: Api,
+}
+
+async fn flow(target: &Target) {
+    let base = target.base.clone();
     let b = Browser::start().await;
 
     // Setup: the printed link, with the address the demo really listens on.
     let nav_start = Instant::now();
-    b.goto(&demo.local_setup_url()).await;
+    b.goto(&target.setup_url).await;
     b.wait_css("form#setup-form", Duration::from_secs(20)).await;
     fill(&b, "form#setup-form", "username", ADMIN).await;
     fill(&b, "form#setup-form", "password", ADMIN_PASSWORD).await;
@@ -371,7 +388,7 @@ async fn full_flow() {
         Duration::from_secs(20),
     )
     .await;
-    let mut api = demo.api();
+    let mut api = target.api.clone();
     api.cookie = b.cookie("vigil_session").await;
     let window = b
         .js(
@@ -499,12 +516,11 @@ async fn full_flow() {
         )
         .await;
     assert_eq!(tiles, json!(0), "grid still shown after logout");
-    let mut old = demo.api();
+    let mut old = target.api.clone();
     old.cookie = old_cookie;
     let r = old.request("GET", "/api/session", None).await;
     assert_eq!(r.status, 401, "old session after logout: {}", r.text());
 
-    assert!(demo.is_alive(), "vigil demo exited during the test");
     b.close().await;
 }
 

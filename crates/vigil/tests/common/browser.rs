@@ -171,7 +171,7 @@ impl Demo {
     pub fn api(&self) -> Api {
         Api {
             addr: SocketAddr::from(([127, 0, 0, 1], self.https.port())),
-            fingerprint: self.fingerprint.clone(),
+            fingerprint: Some(self.fingerprint.clone()),
             cookie: None,
             csrf: None,
             user_agent: "vigil-e2e".to_owned(),
@@ -659,7 +659,8 @@ impl ServerCertVerifier for Pinned {
 #[derive(Clone)]
 pub struct Api {
     addr: SocketAddr,
-    fingerprint: String,
+    /// The pinned certificate's SHA-256; `None` speaks plain HTTP (a harness check only).
+    fingerprint: Option<String>,
     /// `vigil_session` value sent as a cookie.
     pub cookie: Option<String>,
     /// Sent as `X-CSRF-Token` on state changes.
@@ -669,21 +670,29 @@ pub struct Api {
 }
 
 impl Api {
+    /// A plain-HTTP client of `addr` (for checking the harness against a stand-in server).
+    pub fn plain(addr: SocketAddr) -> Api {
+        Api {
+            addr,
+            fingerprint: None,
+            cookie: None,
+            csrf: None,
+            user_agent: "vigil-e2e".to_owned(),
+        }
+    }
+
     /// `https://127.0.0.1:PORT`, the Origin the server expects on state changes.
     pub fn origin(&self) -> String {
-        format!("https://{}", self.addr)
+        let scheme = if self.fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// One request; `body` is sent as JSON. Non-GET requests carry `Origin` and the CSRF token.
     pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(self.fingerprint.clone(), provider)))
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let body = body.map(Value::to_string);
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\n\
@@ -710,6 +719,17 @@ impl Api {
         let what = format!("{method} {path}");
         let io = async {
             let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+            let Some(fingerprint) = &self.fingerprint else {
+                return exchange(tcp, req.as_bytes()).await;
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned(fingerprint.clone(), provider)))
+                .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
             let name = ServerName::try_from("localhost").unwrap();
             let tls = connector.connect(name, tcp).await?;
             exchange(tls, req.as_bytes()).await
