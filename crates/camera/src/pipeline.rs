@@ -203,6 +203,11 @@ impl Camera {
             SourceSpec::TestPattern => {
                 Opened::Pattern(TestPattern::new(cfg.main.width, cfg.main.height)?)
             }
+            SourceSpec::TestScene => Opened::Pattern(TestPattern::scene(
+                cfg.main.width,
+                cfg.main.height,
+                crate::testsrc::SceneScript::default(),
+            )?),
             SourceSpec::File(path) => Opened::File(FileSource::open(path, cfg.main.fps)?),
             #[cfg(feature = "v4l2")]
             SourceSpec::V4l2(path) => Opened::Device(crate::v4l2::V4l2Capture::open(

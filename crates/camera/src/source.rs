@@ -12,6 +12,9 @@ use crate::CameraError;
 pub enum SourceSpec {
     /// The built-in synthetic test pattern.
     TestPattern,
+    /// The test pattern's scripted motion scene (`testsrc:scene`, see
+    /// [`crate::testsrc::scene`]).
+    TestScene,
     /// An MP4 (`.mp4`, `.m4v`, `.mov`) or Annex B H.264 (`.h264`, `.264`) file, replayed
     /// in real time in a loop.
     File(PathBuf),
@@ -19,7 +22,8 @@ pub enum SourceSpec {
     V4l2(PathBuf),
 }
 
-const ACCEPTED: &str = "expected \"testsrc\", \"file:PATH\" or \"v4l2:/dev/videoN\"";
+const ACCEPTED: &str =
+    "expected \"testsrc\", \"testsrc:scene\", \"file:PATH\" or \"v4l2:/dev/videoN\"";
 
 impl FromStr for SourceSpec {
     type Err = CameraError;
@@ -32,6 +36,9 @@ impl FromStr for SourceSpec {
         let trimmed = s.trim();
         if trimmed == "testsrc" {
             return Ok(SourceSpec::TestPattern);
+        }
+        if trimmed == "testsrc:scene" {
+            return Ok(SourceSpec::TestScene);
         }
         let (scheme, rest) = trimmed.split_once(':').ok_or_else(|| err(ACCEPTED))?;
         match scheme {
@@ -52,6 +59,7 @@ impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceSpec::TestPattern => f.write_str("testsrc"),
+            SourceSpec::TestScene => f.write_str("testsrc:scene"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::V4l2(p) => write!(f, "v4l2:{}", p.display()),
         }
@@ -66,6 +74,7 @@ mod tests {
     fn parses_each_kind_and_round_trips_through_display() {
         for (text, spec) in [
             ("testsrc", SourceSpec::TestPattern),
+            ("testsrc:scene", SourceSpec::TestScene),
             (
                 "file:/var/v/a b.mp4",
                 SourceSpec::File("/var/v/a b.mp4".into()),

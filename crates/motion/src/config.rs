@@ -50,6 +50,10 @@ pub struct MotionConfig {
     pub zones: Vec<Zone>,
     /// Areas excluded everywhere: never motion, not in any zone, not in the statistics.
     pub masks: Vec<Polygon>,
+    /// With zones configured, camera-scope motion counts only inside a zone (default false:
+    /// anywhere outside the masks). Outside the zones the picture still feeds the background
+    /// statistics, so a global change is still recognised as one.
+    pub zones_only: bool,
 }
 
 impl MotionConfig {
@@ -70,6 +74,7 @@ impl MotionConfig {
             max_regions: 16,
             zones: Vec::new(),
             masks: Vec::new(),
+            zones_only: false,
         }
     }
 

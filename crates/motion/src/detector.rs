@@ -108,6 +108,10 @@ pub struct MotionDetector {
     min_cells: u32,
     zone_min_cells: Vec<u32>,
     zone_counts: Vec<u32>,
+    /// Camera-scope motion only inside zones ([`MotionConfig::zones_only`] with zones).
+    zones_only: bool,
+    /// Cells the camera score is a fraction of.
+    camera_cells: u32,
     camera: Scoped,
     zone_tracks: Vec<Scoped>,
     next_id: u64,
@@ -122,6 +126,12 @@ impl MotionDetector {
         let zones = ZoneMap::build(&config.zones, &config.masks, gw, gh)?;
         let to_cells = |area: f32| ((area * cells as f32).ceil() as u32).max(1);
         let min_cells = to_cells(config.min_area);
+        let zones_only = config.zones_only && !config.zones.is_empty();
+        let camera_cells = if zones_only {
+            zones.cell_zones.iter().filter(|&&b| b != 0).count() as u32
+        } else {
+            zones.active_cells
+        };
         let zone_min_cells = config
             .zones
             .iter()
@@ -159,6 +169,8 @@ impl MotionDetector {
             min_cells,
             zone_min_cells,
             zone_counts: vec![0; config.zones.len()],
+            zones_only,
+            camera_cells,
             camera: Scoped {
                 scope: Scope::Camera,
                 track: track(config.min_duration, config.cooldown),
@@ -213,7 +225,8 @@ impl MotionDetector {
                 let Some(comp) = self.labeler.component_of(i) else {
                     continue;
                 };
-                camera_count += u32::from(comp.cells >= self.min_cells);
+                let counts = comp.cells >= self.min_cells && (!self.zones_only || bits != 0);
+                camera_count += u32::from(counts);
                 let mut bits = bits;
                 while bits != 0 {
                     let z = bits.trailing_zeros() as usize;
@@ -233,7 +246,7 @@ impl MotionDetector {
         let mut zone_boxes: Vec<Option<BBox>> = vec![None; self.zone_counts.len()];
         let mut regions = Vec::new();
         for comp in self.labeler.components() {
-            let for_camera = comp.cells >= self.min_cells;
+            let for_camera = comp.cells >= self.min_cells && (!self.zones_only || comp.zones != 0);
             let mut zone_bits = 0u32;
             for (z, &min) in self.zone_min_cells.iter().enumerate() {
                 if comp.zones & (1 << z) != 0 && comp.cells >= min {
@@ -267,7 +280,7 @@ impl MotionDetector {
             })
             .collect();
 
-        let score = camera_count as f32 / self.zones.active_cells.max(1) as f32;
+        let score = camera_count as f32 / self.camera_cells.max(1) as f32;
         let zone_scores: Vec<ZoneScore> = self
             .zones
             .names

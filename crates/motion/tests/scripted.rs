@@ -444,3 +444,27 @@ fn small_brightness_changes_during_an_event_are_compensated_not_relearned() {
     }
     assert_pair(&camera_events(&events), 2 * S, 8 * S, &cfg);
 }
+
+#[test]
+fn zones_only_ignores_motion_outside_every_zone_for_the_camera_scope() {
+    let mut s = scene();
+    // One walker left (outside the zone), later one right (inside).
+    s.objects.push(walker(2 * S, 6 * S, 0.05, 0.02));
+    s.objects.push(walker(10 * S, 14 * S, 0.7, 0.02));
+    let mut cfg = MotionConfig::new(W as u32, H as u32);
+    cfg.zones
+        .push(Zone::new("right", Polygon::rect(0.6, 0.0, 1.0, 1.0)));
+    cfg.zones_only = true;
+    let events = run(&s, cfg.clone(), 18);
+    let cam = camera_events(&events);
+    let end = assert_pair(&cam, 10 * S, 14 * S, &cfg);
+    let MotionEvent::End { zones, bbox, .. } = end else {
+        unreachable!()
+    };
+    assert_eq!(zones, vec![Arc::<str>::from("right")]);
+    assert!(bbox.x >= 0.6, "{bbox:?}");
+    // Without zones_only the left walker is a camera event too.
+    cfg.zones_only = false;
+    let events = run(&s, cfg, 18);
+    assert_eq!(camera_events(&events).len(), 4, "{events:#?}");
+}

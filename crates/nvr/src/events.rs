@@ -313,6 +313,19 @@ impl EventStore {
         Self::get_locked(&conn, id)?.ok_or_else(|| NvrError::Events(format!("no event {id}")))
     }
 
+    /// Replaces the zones of event `id` (an event that moved into more zones after it started).
+    pub fn set_zones(&self, id: i64, zones: &[String]) -> Result<(), NvrError> {
+        let zones_json =
+            serde_json::to_string(zones).map_err(|e| NvrError::Events(e.to_string()))?;
+        self.conn()
+            .execute(
+                "UPDATE event SET zones = ?2 WHERE id = ?1",
+                params![id, zones_json],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Events matching `filter`, newest first.
     pub fn list(&self, filter: &EventFilter) -> Result<Vec<EventRow>, NvrError> {
         let mut sql = format!("SELECT {ROW_COLUMNS} FROM event e WHERE 1");
@@ -437,8 +450,11 @@ mod tests {
         assert!((row.peak_score - 0.2).abs() < 1e-6);
 
         store.touch(row.id, 5_000, 0.3, None).unwrap();
+        let zones = vec!["driveway".to_owned(), "gate".to_owned(), "porch".to_owned()];
+        store.set_zones(row.id, &zones).unwrap();
         let done = store.finish(row.id, 9_000, 0.25, b(0.0)).unwrap();
         assert_eq!(done.end_us, Some(9_000));
+        assert_eq!(done.zones, zones);
         // The peak is the highest seen, not the last one given.
         assert!((done.peak_score - 0.3).abs() < 1e-6);
         assert_eq!(done.bbox, b(0.0));

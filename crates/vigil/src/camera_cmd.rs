@@ -25,8 +25,8 @@ const HUB_CAPACITY: usize = 128;
 /// Options of `vigil camera`.
 #[derive(Args, Debug)]
 pub struct CameraArgs {
-    /// What to capture: `testsrc`, `file:PATH` (MP4 or Annex B H.264, looped, not re-encoded)
-    /// or `v4l2:/dev/videoN`.
+    /// What to capture: `testsrc`, `testsrc:scene` (the scripted motion scene), `file:PATH`
+    /// (MP4 or Annex B H.264, looped, not re-encoded) or `v4l2:/dev/videoN`.
     #[arg(long)]
     source: SourceSpec,
     /// Data directory: users, TLS certificate.

@@ -4,11 +4,16 @@
 //! Layout, top to bottom: the code band (rows of black/white blocks), the clock
 //! (`HH:MM:SS.mmm #counter`, UTC), then the scene. Everything moves every frame so that
 //! the encoder has real work to do and a frozen stream is visible at a glance.
+//!
+//! [`TestPattern::scene`] renders the scripted motion scene of [`scene`] instead of the bars
+//! (the code and the clock stay).
 
 mod code;
 mod font;
+pub mod scene;
 
 pub use code::{read_code, BurnedCode};
+pub use scene::SceneScript;
 
 use crate::frame::{check_size, I420Frame};
 use crate::CameraError;
@@ -33,6 +38,14 @@ pub struct TestPattern {
     row_y: Vec<u8>,
     row_u: Vec<u8>,
     row_v: Vec<u8>,
+    /// The scripted scene instead of the bars.
+    scene: Option<SceneScript>,
+}
+
+/// Bottom row (exclusive) of the code band and clock text at `width`.
+pub(crate) fn overlay_bottom(width: u32) -> usize {
+    let s = (width as usize / 160).max(1);
+    code::band_height(width) + 2 * s + (font::GLYPH_H + 2) * s
 }
 
 impl TestPattern {
@@ -49,7 +62,15 @@ impl TestPattern {
             row_y: vec![0; width as usize],
             row_u: vec![0; width as usize / 2],
             row_v: vec![0; width as usize / 2],
+            scene: None,
         })
+    }
+
+    /// A renderer of the scripted motion scene (see [`scene`]), looping on the wall clock.
+    pub fn scene(width: u32, height: u32, script: SceneScript) -> Result<Self, CameraError> {
+        let mut tp = Self::new(width, height)?;
+        tp.scene = Some(script);
+        Ok(tp)
     }
 
     /// Text scale (font pixel size) at this width: about 1/8 of the width for the clock line.
@@ -67,9 +88,14 @@ impl TestPattern {
     pub fn render(&mut self, counter: u32, capture_us: i64) -> &I420Frame {
         let (w, h) = (self.frame.width as usize, self.frame.height as usize);
         let n = counter as usize;
-        self.draw_bars(n);
-        self.draw_ramp(n);
-        self.draw_box(n);
+        if let Some(script) = &self.scene {
+            let f = &mut self.frame;
+            scene::draw(script, capture_us, w, h, &mut f.y, &mut f.u, &mut f.v);
+        } else {
+            self.draw_bars(n);
+            self.draw_ramp(n);
+            self.draw_box(n);
+        }
         let text = clock_text(counter, capture_us);
         let (tx, ty) = self.text_origin();
         let scale = self.text_scale();
@@ -239,6 +265,64 @@ mod tests {
         // The scene below the code band moves even when the time does not.
         let band = code::band_height(320) * 320 + 30 * 320;
         assert_ne!(a.y[band..], b.y[band..]);
+    }
+
+    #[test]
+    fn scene_keeps_the_clock_and_code_and_changes_only_where_the_script_says() {
+        let (w, h) = (640u32, 360u32);
+        let script = SceneScript::default();
+        let mut tp = TestPattern::scene(w, h, script).unwrap();
+        let base = 1_800_000_000_000_000; // a multiple of the 30 s period
+        let at = |tp: &mut TestPattern, s: f64| {
+            let us = base + (s * 1e6) as i64;
+            tp.render(7, us).clone()
+        };
+        let still = at(&mut tp, 1.0);
+        let code = read_code(&still.y, w as usize, w, h).unwrap();
+        assert_eq!(code.counter, 7);
+        let (tx, ty) = tp.text_origin();
+        let text = clock_text(7, base + 1_000_000);
+        assert_eq!(
+            font::read_text(&still.y, w as usize, tx, ty, tp.text_scale(), text.len()),
+            text
+        );
+        let below = overlay_bottom(w) * w as usize;
+        let (_, _, _, mask_bottom) = script.overlay_mask(w, h);
+        assert!(mask_bottom * h as f32 >= overlay_bottom(w) as f32);
+        // Still: the scene is identical from one picture to the next.
+        assert_eq!(still.y[below..], at(&mut tp, 2.5).y[below..]);
+        // Walking: a dark object where the background was.
+        let walk = at(&mut tp, 6.0);
+        let changed = |a: &I420Frame, b: &I420Frame| {
+            a.y[below..]
+                .iter()
+                .zip(&b.y[below..])
+                .filter(|(x, y)| x != y)
+                .count()
+        };
+        let n = changed(&still, &walk);
+        assert!(n > 5000 && n < 40_000, "{n} pixels changed");
+        // Lights: every scene pixel brighter by the same step.
+        let bright = at(&mut tp, 16.0);
+        assert!(still.y[below..]
+            .iter()
+            .zip(&bright.y[below..])
+            .all(|(a, b)| *b == a + scene::BRIGHTNESS_STEP));
+        // Masked motion: changes only inside the masked area.
+        let masked = at(&mut tp, 25.0);
+        let (x0, y0, x1, y1) = script.masked_area();
+        let mut inside = 0;
+        for (i, (a, b)) in still.y.iter().zip(&masked.y).enumerate().skip(below) {
+            if a != b {
+                let (x, y) = (
+                    (i % w as usize) as f32 / w as f32,
+                    (i / w as usize) as f32 / h as f32,
+                );
+                assert!(x >= x0 && x < x1 && y >= y0 && y < y1, "change at {x},{y}");
+                inside += 1;
+            }
+        }
+        assert!(inside > 1000, "{inside}");
     }
 
     #[test]
