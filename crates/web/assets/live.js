@@ -57,7 +57,6 @@ export class LivePlayer {
     this.timers = [];
     this.reconnectTimer = null;
     this.lastMessageAt = 0;
-    this.lastPresented = null;
     this.firstMediaAt = null;
     this.gotInitThisSocket = false;
     this.rvfcHandle = null;
@@ -387,12 +386,10 @@ export class LivePlayer {
     const cb = (now, meta) => {
       if (!this.running) return;
       this.rvfcHandle = v.requestVideoFrameCallback(cb);
-      const presented = meta.presentedFrames;
-      const n = this.lastPresented === null ? 1 : Math.max(1, presented - this.lastPresented);
-      this.lastPresented = presented;
-      // The frame's display time on the wall clock, then on the server's clock.
+      // The frame's display time on the wall clock (the server's clock offset is applied in
+      // onFrame). One callback per displayed frame: `frames` then matches `latencies`.
       const displayMs = Date.now() + (meta.expectedDisplayTime - performance.now());
-      this.onFrame(meta.mediaTime, displayMs, n);
+      this.onFrame(meta.mediaTime, displayMs, 1);
     };
     this.rvfcHandle = v.requestVideoFrameCallback(cb);
   }
