@@ -168,8 +168,22 @@ try {
   await js(`document.querySelector('.zones-editor').scrollIntoView()`);
   await sleep(500);
   await shot('zones');
+  // Draw a mask: three clicks on the snapshot, then save; the PUT carries it (and no password).
+  await js(`[...document.querySelectorAll('.zones-editor button')].find(b => b.textContent === 'Add mask').click()`);
+  const zc = await find('.zones-editor canvas');
+  const zr = await js(`const r = document.querySelector('.zones-editor canvas').getBoundingClientRect(); return {w: r.width, h: r.height}`);
+  for (const [fx, fy] of [[0.6, 0.6], [0.9, 0.6], [0.9, 0.9]]) {
+    await wd('POST', S('/actions'), { actions: [{ type: 'pointer', id: 'z', parameters: { pointerType: 'mouse' }, actions: [
+      { type: 'pointerMove', origin: { [EL]: zc }, x: Math.round((fx - 0.5) * zr.w), y: Math.round((fy - 0.5) * zr.h) },
+      { type: 'pointerDown', button: 0 }, { type: 'pointerUp', button: 0 }] }] });
+  }
+  await shot('zones-drawn');
   await click('#camera-form button[type=submit]');
   await sleep(800);
+  const put = await (await fetch(`${BASE}/mock/last-put`)).json();
+  const mask = put && put.motion.zones.find((z) => z.kind === 'mask');
+  check('zone drawn and saved', put && !('password' in put) && mask && mask.points.length === 3
+    && Math.abs(mask.points[0][0] - 0.6) < 0.02 && Math.abs(mask.points[2][1] - 0.9) < 0.02, put && put.motion.zones);
 
   // Logout, then throttled login.
   await click('#logout');

@@ -269,7 +269,7 @@ async function api(req, res, url) {
       const b = await body(req);
       if (b.status || b.has_password !== undefined) return send(res, 400, { error: 'unknown field' });
       Object.assign(cam, b, { has_password: b.password ? true : cam.has_password, password: undefined });
-      console.log('PUT camera', JSON.stringify(b));
+      mock.lastPut = b;
       return send(res, 200, {});
     }
     if (sub === '' && m === 'DELETE') {
@@ -368,6 +368,7 @@ const server = createServer(async (req, res) => {
       mock.paused = url.searchParams.get('on') === '1';
       return send(res, 200, mock);
     }
+    if (url.pathname === '/mock/last-put') return send(res, 200, mock.lastPut || null);
     if (url.pathname === '/mock/drop' && req.method === 'POST') {
       for (const s of liveSockets) s.destroy();
       return send(res, 200, { dropped: true });

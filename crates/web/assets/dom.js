@@ -66,3 +66,10 @@ export function toast(message, kind = 'info') {
 export function confirmAction(message) {
   return window.confirm(message);
 }
+
+/** A "close" button for a <dialog> header (Escape closes it too). */
+export function closeButton() {
+  const b = h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Close' }, '✕');
+  b.addEventListener('click', () => b.closest('dialog')?.close());
+  return b;
+}

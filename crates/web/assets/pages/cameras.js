@@ -4,7 +4,7 @@
 // read-only here.
 
 import * as api from '../api.js';
-import { confirmAction, field, h, replace, toast } from '../dom.js';
+import { closeButton, confirmAction, field, h, replace, toast } from '../dom.js';
 import { fmtBitrate } from '../format.js';
 import { cameraState, snapshotUrl } from '../liveview.js';
 import { ZoneEditor, validateZones } from '../zones.js';
@@ -147,7 +147,7 @@ function cameraDialog(cam, onSaved) {
   for (const cb of [f.audio, f.m_enabled]) cb.closest('label')?.classList.add('check');
 
   const dlg = h('dialog', { 'aria-labelledby': 'camera-dlg-title' },
-    h('div', { class: 'dlg-head' }, h('h2', { id: 'camera-dlg-title' }, isNew ? 'Add camera' : `Edit ${cam.name}`)), form);
+    h('div', { class: 'dlg-head' }, h('h2', { id: 'camera-dlg-title' }, isNew ? 'Add camera' : `Edit ${cam.name}`), closeButton()), form);
   dlg.addEventListener('close', () => zones.destroy());
   cancel.addEventListener('click', () => dlg.close());
 

@@ -2,7 +2,7 @@
 // password reset), remove.
 
 import * as api from '../api.js';
-import { confirmAction, field, h, replace, toast } from '../dom.js';
+import { closeButton, confirmAction, field, h, replace, toast } from '../dom.js';
 
 export async function render(view, params, ctx) {
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary' }, 'Add user');
@@ -78,7 +78,7 @@ function userDialog(u, camNames, me, onSaved) {
     field('Role', role), camList, err,
     h('div', { class: 'form-actions' }, h('button', { type: 'submit' }, isNew ? 'Add user' : 'Save'), cancel));
   const dlg = h('dialog', { 'aria-label': isNew ? 'Add user' : `Edit ${u.username}` },
-    h('div', { class: 'dlg-head' }, h('h2', null, isNew ? 'Add user' : `Edit ${u.username}`)), form);
+    h('div', { class: 'dlg-head' }, h('h2', null, isNew ? 'Add user' : `Edit ${u.username}`), closeButton()), form);
   cancel.addEventListener('click', () => dlg.close());
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
