@@ -4,7 +4,7 @@
 // element's width. Zoom: wheel, +/- keys or buttons; pan: shift+wheel, horizontal wheel,
 // arrow keys; click or drag: seek; shift+drag: select a range.
 
-import { MAX_SPAN_US, panWindow, tickStep, ticks, timeToX, xToTime, zoomWindow } from './timeline-math.js';
+import { MAX_SPAN_US, MIN_SPAN_US, panWindow, tickStep, ticks, timeToX, xToTime, zoomWindow } from './timeline-math.js';
 
 const pad = (n) => String(n).padStart(2, '0');
 
@@ -50,6 +50,8 @@ export class Timeline {
     this.selection = null;
     this.hoverX = null;
     this.drag = null;
+    this.pointers = new Map(); // active pointers → x, for pinch zoom
+    this.pinch = null;
     this.raf = 0;
     canvas.tabIndex = 0;
     canvas.setAttribute('role', 'slider');
@@ -60,7 +62,12 @@ export class Timeline {
     canvas.addEventListener('pointerdown', (e) => this.onDown(e));
     canvas.addEventListener('pointermove', (e) => this.onMove(e));
     canvas.addEventListener('pointerup', (e) => this.onUp(e));
-    canvas.addEventListener('pointercancel', () => { this.drag = null; this.requestDraw(); });
+    canvas.addEventListener('pointercancel', (e) => {
+      this.pointers.delete(e.pointerId);
+      if (!this.pointers.size) this.pinch = null;
+      this.drag = null;
+      this.requestDraw();
+    });
     canvas.addEventListener('pointerleave', () => { this.hoverX = null; this.requestDraw(); });
     canvas.addEventListener('wheel', (e) => this.onWheel(e), { passive: false });
     canvas.addEventListener('keydown', (e) => this.onKey(e));
@@ -142,12 +149,32 @@ export class Timeline {
     if (e.button !== 0) return;
     this.canvas.setPointerCapture(e.pointerId);
     const x = this.xOf(e);
+    this.pointers.set(e.pointerId, x);
+    if (this.pointers.size === 2) {
+      // Two fingers: pinch to zoom (and pan with the midpoint); no seek on release.
+      const [a, b] = [...this.pointers.values()];
+      this.pinch = { dist: Math.max(10, Math.abs(a - b)), mid: this.timeAtX((a + b) / 2) };
+      this.drag = null;
+      return;
+    }
     this.drag = { x0: x, x, select: e.shiftKey, moved: false };
     this.requestDraw();
   }
 
   onMove(e) {
     const x = this.xOf(e);
+    if (this.pointers.has(e.pointerId)) this.pointers.set(e.pointerId, x);
+    if (this.pinch && this.pointers.size === 2) {
+      const [a, b] = [...this.pointers.values()];
+      const dist = Math.max(10, Math.abs(a - b));
+      const factor = this.pinch.dist / dist;
+      const span = Math.min(MAX_SPAN_US, Math.max(MIN_SPAN_US, (this.end - this.start) * factor));
+      // Keep the time first under the fingers' midpoint under it.
+      const frac = (a + b) / 2 / Math.max(1, this.width);
+      this.pinch.dist = dist;
+      this.setView(this.pinch.mid - frac * span, this.pinch.mid - frac * span + span);
+      return;
+    }
     this.hoverX = x;
     if (this.drag) {
       this.drag.x = x;
@@ -157,6 +184,11 @@ export class Timeline {
   }
 
   onUp(e) {
+    this.pointers.delete(e.pointerId);
+    if (this.pinch) {
+      if (this.pointers.size === 0) this.pinch = null;
+      return;
+    }
     const d = this.drag;
     this.drag = null;
     if (!d) return;
