@@ -43,6 +43,14 @@ pub fn init_segment(params: &StreamParams) -> Vec<u8> {
 /// interval: MSE places every fragment by its own `tfdt`, so an estimate only decides for
 /// how long the last picture stays on screen if the stream stops.
 pub fn fragment(seq: u32, au: &AccessUnit, duration_90k: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(au.data.len() + 128);
+    write_fragment(&mut out, seq, au, duration_90k);
+    out
+}
+
+/// [`fragment`], appended to `out` (so a caller can put its own header in front without
+/// copying the picture twice).
+pub fn write_fragment(out: &mut Vec<u8>, seq: u32, au: &AccessUnit, duration_90k: u32) {
     let size = u32::try_from(au.data.len()).unwrap_or(u32::MAX);
     let samples = [Sample {
         duration: duration_90k,
@@ -54,13 +62,11 @@ pub fn fragment(seq: u32, au: &AccessUnit, duration_90k: u32) -> Vec<u8> {
         base_decode_time: u64::try_from(au.pts).unwrap_or(0),
         samples: &samples,
     };
-    let mut out = Vec::with_capacity(au.data.len() + 128);
-    let header = write_fragment_header(&mut out, seq, &[run]);
+    let header = write_fragment_header(out, seq, &[run]);
     // The header announced `size` bytes; a (theoretical) access unit above 4 GiB would be
     // cut to match rather than produce an inconsistent fragment.
     let take = usize::try_from(header.mdat_payload_len).unwrap_or(usize::MAX);
     out.extend_from_slice(au.data.get(..take).unwrap_or(&au.data));
-    out
 }
 
 /// The codec string of RFC 6381 §3.3 for the MSE `addSourceBuffer` / `isTypeSupported`
