@@ -6,8 +6,19 @@
 //! Module owners: `state`/`auth`/`accounts`/`api`/`assets`/`server`/`tls` (web core),
 //! `live`/`playback`/`events_api` (media routes).
 
+pub mod accounts;
+pub mod api;
+pub mod api_cameras;
+pub mod assets;
+pub mod auth;
 pub mod error;
+pub mod openapi;
+pub mod router;
+pub mod server;
 pub mod state;
+pub mod tls;
 
 pub use error::ApiError;
-pub use state::{Access, AppState, CurrentUser, RouteDoc};
+pub use router::{router, ROUTES};
+pub use server::{start, WebConfig, WebHandle};
+pub use state::{Access, AppState, CurrentUser, RouteDoc, StatusProvider};

@@ -1,9 +1,13 @@
 //! Shared state of the handlers and the authenticated-user extractor's result.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use vigil_auth::Role;
 use vigil_nvr::Nvr;
+
+use crate::accounts::Accounts;
 
 /// Extra status for the system page (the alerts' state), as JSON.
 pub type StatusProvider = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -15,7 +19,29 @@ pub struct AppState {
     pub nvr: Arc<Nvr>,
     /// Extra status for `/api/system` (e.g. `{"alerts": {...}}`), merged into its answer.
     pub status_extra: StatusProvider,
-    // The web core adds its own fields (accounts, sessions, throttles, audit) here.
+    /// Users, sessions, API tokens, audit log, setup token, login throttle.
+    pub accounts: Arc<Accounts>,
+    /// The data directory (users.json, web.sqlite3, tls/).
+    pub data_dir: PathBuf,
+    /// When the web app started (`uptime_s`).
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State over `data_dir` (opens users.json and web.sqlite3 there).
+    pub fn new(
+        nvr: Arc<Nvr>,
+        status_extra: StatusProvider,
+        data_dir: &Path,
+    ) -> Result<Self, crate::accounts::AccountsError> {
+        Ok(Self {
+            nvr,
+            status_extra,
+            accounts: Arc::new(Accounts::open(data_dir)?),
+            data_dir: data_dir.to_owned(),
+            started: Instant::now(),
+        })
+    }
 }
 
 /// The user behind a request: from a session cookie or an API token. Extracted with
@@ -31,6 +57,15 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The request's user from a stored user record.
+    pub fn from_user(u: vigil_auth::User) -> Self {
+        Self {
+            name: u.name,
+            role: u.role,
+            cameras: u.cameras,
+        }
+    }
+
     /// Whether the user may watch this camera (live, recordings, events).
     pub fn can_view(&self, camera: &str) -> bool {
         matches!(self.role, Role::Admin)

@@ -1,0 +1,663 @@
+//! Sessions, API tokens and the audit log in `<data>/web.sqlite3`, plus the first-run setup
+//! token and the login throttle. Users themselves live in `users.json` ([`UserStore`], shared
+//! with `vigil user …`).
+//!
+//! Secrets are never stored: a session id and an API token are 256 random bits given to the
+//! client once; the database keeps their SHA-256. A stolen database therefore opens nothing.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use rusqlite::{params, Connection, OptionalExtension as _};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use vigil_auth::{LoginThrottle, UserStore};
+
+/// A session unused for this long is over.
+pub const SESSION_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A session is over this long after login, used or not.
+pub const SESSION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long the first-run setup token is valid.
+pub const SETUP_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// `last_seen` is written at most this often per session (one write per request is waste).
+const TOUCH_EVERY_US: i64 = 60_000_000;
+/// Audit rows kept (oldest deleted beyond).
+const AUDIT_KEEP: i64 = 100_000;
+/// Longest user agent stored.
+const MAX_UA: usize = 256;
+
+/// Errors of the account database.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// SQLite failed.
+    #[error("web database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The user database failed.
+    #[error(transparent)]
+    Users(#[from] vigil_auth::AuthError),
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Text fit for the audit log and the session list: printable, bounded.
+pub fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A live session, as found from its cookie.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Public id (shown in lists, used to revoke); not the secret.
+    pub id: String,
+    /// Owner.
+    pub username: String,
+    /// The CSRF token state-changing requests must carry in `X-CSRF-Token`.
+    pub csrf: String,
+}
+
+/// A newly created session: the cookie value is only here, once.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Value of the `vigil_session` cookie.
+    pub secret: String,
+    /// The stored session.
+    pub session: Session,
+}
+
+/// One row of `GET /api/sessions`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionInfo {
+    /// Public id.
+    pub id: String,
+    /// Owner.
+    pub username: String,
+    /// Login time.
+    pub created_us: i64,
+    /// Last request.
+    pub last_seen_us: i64,
+    /// Source address at login.
+    pub address: String,
+    /// Browser at login.
+    pub user_agent: String,
+    /// Whether it is the session of the request.
+    pub current: bool,
+}
+
+/// One row of `GET /api/tokens` (never the token).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenInfo {
+    /// Id (to delete it).
+    pub id: String,
+    /// Label given at creation.
+    pub name: String,
+    /// The user it acts as.
+    pub username: String,
+    /// Creation time.
+    pub created_us: i64,
+    /// Last use.
+    pub last_used_us: Option<i64>,
+}
+
+/// One row of the audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRow {
+    /// When.
+    pub time_us: i64,
+    /// Who (the name tried, for failed logins).
+    pub username: String,
+    /// From where.
+    pub address: String,
+    /// What (`login`, `login_failed`, `setup`, `user_added`, …).
+    pub action: String,
+    /// Details (never secrets).
+    pub detail: String,
+}
+
+struct SetupToken {
+    hash: Vec<u8>,
+    expires: Instant,
+}
+
+/// What the setup token check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetupCheck {
+    /// The token is the current one and not expired.
+    Valid,
+    /// Wrong, used or expired.
+    Invalid,
+}
+
+/// Accounts: users (users.json), sessions, tokens and audit (web.sqlite3), setup, throttle.
+pub struct Accounts {
+    /// The user database shared with the CLI.
+    pub users: UserStore,
+    db: Mutex<Connection>,
+    /// Login failures per address and per user name.
+    pub throttle: Mutex<LoginThrottle>,
+    setup: Mutex<Option<SetupToken>>,
+    /// Serializes first-run setup (token check, user creation, token use) across awaits.
+    pub setup_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("users", &self.users)
+            .finish_non_exhaustive()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS session (
+    id TEXT PRIMARY KEY,
+    secret_hash BLOB NOT NULL UNIQUE,
+    username TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    last_seen_us INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    user_agent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_user ON session(username);
+CREATE TABLE IF NOT EXISTS api_token (
+    id TEXT PRIMARY KEY,
+    secret_hash BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    username TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    last_used_us INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_us INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+";
+
+impl Accounts {
+    /// Opens `users.json` and `web.sqlite3` (mode 0600) in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, AccountsError> {
+        let users = UserStore::open(data_dir)?;
+        let path = data_dir.join("web.sqlite3");
+        let conn = Connection::open(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot restrict the web database to its owner");
+            }
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            users,
+            db: Mutex::new(conn),
+            throttle: Mutex::new(LoginThrottle::new()),
+            setup: Mutex::new(None),
+            setup_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The login throttle.
+    pub fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- setup token ----
+
+    /// Mints the single-use setup token (valid [`SETUP_TOKEN_TTL`]), replacing any previous
+    /// one. Only its hash is kept.
+    pub fn new_setup_token(&self) -> String {
+        self.new_setup_token_with_ttl(SETUP_TOKEN_TTL)
+    }
+
+    /// [`Self::new_setup_token`] with a chosen lifetime (tests).
+    pub fn new_setup_token_with_ttl(&self, ttl: Duration) -> String {
+        let token = random_secret();
+        let entry = SetupToken {
+            hash: hash(&token),
+            expires: Instant::now() + ttl,
+        };
+        *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry);
+        token
+    }
+
+    /// Checks a setup token without using it up.
+    pub fn check_setup_token(&self, token: &str) -> SetupCheck {
+        let guard = self.setup.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(t) if Instant::now() < t.expires && bool::from(t.hash.ct_eq(&hash(token))) => {
+                SetupCheck::Valid
+            }
+            _ => SetupCheck::Invalid,
+        }
+    }
+
+    /// Uses up the setup token (after the admin was created).
+    pub fn consume_setup_token(&self) {
+        *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    // ---- sessions ----
+
+    /// Creates a session with a fresh random id and CSRF token.
+    pub fn create_session(
+        &self,
+        username: &str,
+        address: IpAddr,
+        user_agent: &str,
+    ) -> Result<NewSession, AccountsError> {
+        let secret = random_secret();
+        let session = Session {
+            id: random_id(),
+            username: username.to_owned(),
+            csrf: random_secret(),
+        };
+        let now = now_us();
+        let db = self.db();
+        db.execute(
+            "INSERT INTO session (id, secret_hash, username, csrf, created_us, last_seen_us, address, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            params![
+                session.id,
+                hash(&secret),
+                username,
+                session.csrf,
+                now,
+                address.to_string(),
+                sanitize(user_agent, MAX_UA)
+            ],
+        )?;
+        Self::purge_expired(&db, now)?;
+        Ok(NewSession { secret, session })
+    }
+
+    fn purge_expired(db: &Connection, now: i64) -> Result<(), AccountsError> {
+        db.execute(
+            "DELETE FROM session WHERE last_seen_us < ?1 OR created_us < ?2",
+            params![
+                now.saturating_sub(dur_us(SESSION_IDLE)),
+                now.saturating_sub(dur_us(SESSION_MAX))
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The live session whose cookie value is `secret` (touching its last use).
+    pub fn session(&self, secret: &str) -> Result<Option<Session>, AccountsError> {
+        if secret.is_empty() || secret.len() > 128 {
+            return Ok(None);
+        }
+        let now = now_us();
+        let db = self.db();
+        let row = db
+            .query_row(
+                "SELECT id, username, csrf, created_us, last_seen_us FROM session WHERE secret_hash = ?1",
+                params![hash(secret)],
+                |r| {
+                    Ok((
+                        Session {
+                            id: r.get(0)?,
+                            username: r.get(1)?,
+                            csrf: r.get(2)?,
+                        },
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((s, created, last_seen)) = row else {
+            return Ok(None);
+        };
+        if now.saturating_sub(last_seen) > dur_us(SESSION_IDLE)
+            || now.saturating_sub(created) > dur_us(SESSION_MAX)
+        {
+            db.execute("DELETE FROM session WHERE id = ?1", params![s.id])?;
+            return Ok(None);
+        }
+        if now.saturating_sub(last_seen) > TOUCH_EVERY_US {
+            db.execute(
+                "UPDATE session SET last_seen_us = ?1 WHERE id = ?2",
+                params![now, s.id],
+            )?;
+        }
+        Ok(Some(s))
+    }
+
+    /// Sessions of `username`, or of everyone for `None`.
+    pub fn sessions(
+        &self,
+        username: Option<&str>,
+        current: Option<&str>,
+    ) -> Result<Vec<SessionInfo>, AccountsError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id, username, created_us, last_seen_us, address, user_agent FROM session
+             WHERE ?1 IS NULL OR username = ?1 ORDER BY last_seen_us DESC",
+        )?;
+        let rows = stmt.query_map(params![username], |r| {
+            let id: String = r.get(0)?;
+            Ok(SessionInfo {
+                current: Some(id.as_str()) == current,
+                id,
+                username: r.get(1)?,
+                created_us: r.get(2)?,
+                last_seen_us: r.get(3)?,
+                address: r.get(4)?,
+                user_agent: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Owner of session `id`, if it exists.
+    pub fn session_owner(&self, id: &str) -> Result<Option<String>, AccountsError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT username FROM session WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Ends session `id`; true if it existed.
+    pub fn revoke_session(&self, id: &str) -> Result<bool, AccountsError> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM session WHERE id = ?1", params![id])?
+            > 0)
+    }
+
+    /// Ends every session of `username` except `keep`; returns how many.
+    pub fn revoke_user_sessions(
+        &self,
+        username: &str,
+        keep: Option<&str>,
+    ) -> Result<usize, AccountsError> {
+        Ok(self.db().execute(
+            "DELETE FROM session WHERE username = ?1 AND (?2 IS NULL OR id != ?2)",
+            params![username, keep],
+        )?)
+    }
+
+    // ---- API tokens ----
+
+    /// Creates an API token acting as `username`; returns its id and the token (shown once).
+    pub fn create_token(
+        &self,
+        username: &str,
+        name: &str,
+    ) -> Result<(TokenInfo, String), AccountsError> {
+        // A recognizable prefix lets secret scanners find leaked tokens.
+        let token = format!("vigil_{}", random_secret());
+        let info = TokenInfo {
+            id: random_id(),
+            name: sanitize(name, 64),
+            username: username.to_owned(),
+            created_us: now_us(),
+            last_used_us: None,
+        };
+        self.db().execute(
+            "INSERT INTO api_token (id, secret_hash, name, username, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![info.id, hash(&token), info.name, username, info.created_us],
+        )?;
+        Ok((info, token))
+    }
+
+    /// The token id and user of an API token.
+    pub fn token(&self, token: &str) -> Result<Option<(String, String)>, AccountsError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let db = self.db();
+        let found: Option<(String, String, Option<i64>)> = db
+            .query_row(
+                "SELECT id, username, last_used_us FROM api_token WHERE secret_hash = ?1",
+                params![hash(token)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((id, user, last)) = found else {
+            return Ok(None);
+        };
+        let now = now_us();
+        if last.is_none_or(|l| now.saturating_sub(l) > TOUCH_EVERY_US) {
+            db.execute(
+                "UPDATE api_token SET last_used_us = ?1 WHERE id = ?2",
+                params![now, id],
+            )?;
+        }
+        Ok(Some((id, user)))
+    }
+
+    /// Every API token.
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>, AccountsError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id, name, username, created_us, last_used_us FROM api_token ORDER BY created_us",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                username: r.get(2)?,
+                created_us: r.get(3)?,
+                last_used_us: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes an API token; true if it existed.
+    pub fn delete_token(&self, id: &str) -> Result<bool, AccountsError> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM api_token WHERE id = ?1", params![id])?
+            > 0)
+    }
+
+    /// Deletes every API token of `username`.
+    pub fn delete_user_tokens(&self, username: &str) -> Result<usize, AccountsError> {
+        Ok(self.db().execute(
+            "DELETE FROM api_token WHERE username = ?1",
+            params![username],
+        )?)
+    }
+
+    // ---- audit ----
+
+    /// Appends to the audit log; failures are logged, never fatal to the request.
+    pub fn audit(&self, username: &str, address: IpAddr, action: &str, detail: &str) {
+        let db = self.db();
+        let r = db
+            .execute(
+                "INSERT INTO audit (time_us, username, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    now_us(),
+                    sanitize(username, 64),
+                    address.to_string(),
+                    action,
+                    sanitize(detail, 512)
+                ],
+            )
+            .and_then(|_| {
+                db.execute(
+                    "DELETE FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit) - ?1",
+                    params![AUDIT_KEEP],
+                )
+            });
+        if let Err(e) = r {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+        }
+        tracing::info!(user = %sanitize(username, 64), %address, action, detail = %sanitize(detail, 512), "audit");
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditRow>, AccountsError> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT time_us, username, address, action, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit], |r| {
+            Ok(AuditRow {
+                time_us: r.get(0)?,
+                username: r.get(1)?,
+                address: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn dur_us(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip() -> IpAddr {
+        "192.0.2.1".parse().unwrap()
+    }
+
+    #[test]
+    fn sessions_store_only_hashes_and_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(dir.path()).unwrap();
+        let s1 = a.create_session("alice", ip(), "ua\u{1b}[31m").unwrap();
+        let s2 = a.create_session("alice", ip(), "ua2").unwrap();
+        assert_ne!(s1.secret, s2.secret);
+        assert_ne!(s1.session.csrf, s2.session.csrf);
+        assert_eq!(a.session(&s1.secret).unwrap().unwrap().id, s1.session.id);
+        assert!(a.session("forged").unwrap().is_none());
+        assert!(
+            a.session(&s1.session.id).unwrap().is_none(),
+            "the public id is not a credential"
+        );
+        let list = a.sessions(Some("alice"), Some(&s2.session.id)).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.iter().filter(|s| s.current).count(), 1);
+        assert!(list.iter().all(|s| !s.user_agent.contains('\u{1b}')));
+        // Revoking all but the current one.
+        assert_eq!(
+            a.revoke_user_sessions("alice", Some(&s2.session.id))
+                .unwrap(),
+            1
+        );
+        assert!(a.session(&s1.secret).unwrap().is_none());
+        assert!(a.session(&s2.secret).unwrap().is_some());
+        assert!(a.revoke_session(&s2.session.id).unwrap());
+        assert!(a.session(&s2.secret).unwrap().is_none());
+        // The database holds no secret.
+        drop(a);
+        let mut raw = Vec::new();
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().contains("web.sqlite3") {
+                raw.extend(std::fs::read(p).unwrap());
+            }
+        }
+        for secret in [&s1.secret, &s2.secret] {
+            assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn idle_sessions_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(dir.path()).unwrap();
+        let s = a.create_session("bob", ip(), "").unwrap();
+        let old = now_us() - dur_us(SESSION_IDLE) - 1;
+        a.db()
+            .execute("UPDATE session SET last_seen_us = ?1", params![old])
+            .unwrap();
+        assert!(a.session(&s.secret).unwrap().is_none());
+        let s = a.create_session("bob", ip(), "").unwrap();
+        let old = now_us() - dur_us(SESSION_MAX) - 1;
+        a.db()
+            .execute("UPDATE session SET created_us = ?1", params![old])
+            .unwrap();
+        assert!(a.session(&s.secret).unwrap().is_none());
+    }
+
+    #[test]
+    fn setup_token_is_checked_and_consumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(dir.path()).unwrap();
+        assert_eq!(a.check_setup_token("x"), SetupCheck::Invalid);
+        let t = a.new_setup_token();
+        assert_eq!(a.check_setup_token(&t), SetupCheck::Valid);
+        assert_eq!(a.check_setup_token(&format!("{t}x")), SetupCheck::Invalid);
+        a.consume_setup_token();
+        assert_eq!(a.check_setup_token(&t), SetupCheck::Invalid);
+        let t = a.new_setup_token_with_ttl(Duration::ZERO);
+        assert_eq!(a.check_setup_token(&t), SetupCheck::Invalid);
+    }
+
+    #[test]
+    fn tokens_and_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(dir.path()).unwrap();
+        let (info, token) = a.create_token("alice", "home assistant").unwrap();
+        assert!(token.starts_with("vigil_"));
+        assert_eq!(
+            a.token(&token).unwrap(),
+            Some((info.id.clone(), "alice".into()))
+        );
+        assert!(a.token("vigil_nope").unwrap().is_none());
+        assert_eq!(a.tokens().unwrap().len(), 1);
+        assert!(a.delete_token(&info.id).unwrap());
+        assert!(a.token(&token).unwrap().is_none());
+        a.audit("alice", ip(), "login", "ok");
+        a.audit("mallory\n", ip(), "login_failed", "wrong password");
+        let log = a.audit_log(10).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].action, "login_failed");
+        assert_eq!(log[0].username, "mallory?");
+    }
+}

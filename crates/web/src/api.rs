@@ -1,0 +1,547 @@
+//! Account routes: setup, login, logout, session, password, sessions, users, audit, tokens.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+use vigil_auth::{AuthError, Role};
+
+use crate::accounts::{Accounts, AccountsError, SetupCheck};
+use crate::auth::{
+    clear_session_cookie, session_cookie, set_session_cookie, AdminUser, Identity, Peer,
+};
+use crate::error::ApiError;
+use crate::state::{AppState, CurrentUser};
+
+/// A JSON request body: `Content-Type: application/json`, within the body limit, unknown
+/// fields refused by the target types; every failure is a JSON error.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "request body too large or unreadable"))?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            let msg: String = e.to_string().chars().take(200).collect();
+            ApiError::bad_request(format!("invalid request: {msg}"))
+        })
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        match e {
+            AccountsError::Users(a) => a.into(),
+            AccountsError::Db(d) => ApiError::internal(d),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::WeakPassword(_)
+            | AuthError::InvalidName(_)
+            | AuthError::InvalidRole(_)
+            | AuthError::InvalidCameras(_) => ApiError::bad_request(e.to_string()),
+            AuthError::DuplicateUser(_) | AuthError::LastAdmin => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            AuthError::NoSuchUser(_) => ApiError::not_found(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Runs blocking work (argon2, ~tens of ms of CPU) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts; try again later",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    r
+}
+
+/// A session answer: `{"username","role"}` plus the cookie.
+fn logged_in(
+    acc: &Accounts,
+    user: &str,
+    role: Role,
+    peer: Peer,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let new = acc.create_session(user, peer.0, user_agent(headers))?;
+    Ok((
+        StatusCode::OK,
+        [(header::SET_COOKIE, set_session_cookie(&new.secret))],
+        Json(json!({"username": user, "role": role})),
+    )
+        .into_response())
+}
+
+/// `GET /api/setup`.
+pub async fn setup_status(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({"needed": st.accounts.users.is_empty()?})))
+}
+
+/// Body of `POST /api/setup`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupBody {
+    token: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /api/setup`: creates the first admin with the one-time token.
+pub async fn setup(
+    State(st): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SetupBody>,
+) -> Result<Response, ApiError> {
+    let acc = st.accounts.clone();
+    // One setup at a time: check, create and use up the token as one step.
+    let _one = acc.setup_lock.lock().await;
+    if !acc.users.is_empty()? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "setup is already done"));
+    }
+    if acc.check_setup_token(&body.token) != SetupCheck::Valid {
+        acc.audit(
+            &body.username,
+            peer.0,
+            "setup_failed",
+            "invalid, used or expired setup token",
+        );
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid, used or expired setup link",
+        ));
+    }
+    let (a, name, pw) = (acc.clone(), body.username.clone(), body.password);
+    blocking(move || a.users.add(&name, &pw, Role::Admin)).await?;
+    acc.consume_setup_token();
+    acc.audit(&body.username, peer.0, "setup", "first admin created");
+    logged_in(&acc, &body.username, Role::Admin, peer, &headers)
+}
+
+/// Body of `POST /api/login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/login`.
+pub async fn login(
+    State(st): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    let acc = st.accounts.clone();
+    let now = std::time::SystemTime::now();
+    if let Some(wait) = acc.throttle().check(peer.0, &body.username, now) {
+        // Inside a penalty: refused without looking at the password.
+        return Ok(too_many(wait));
+    }
+    let (a, name, pw) = (acc.clone(), body.username.clone(), body.password);
+    let verified = if name.chars().count() > 64 || pw.len() > 1024 {
+        None
+    } else {
+        blocking(move || a.users.verify_password(&name, &pw)).await?
+    };
+    let Some(user) = verified else {
+        let delay = acc
+            .throttle()
+            .record_failure_for(peer.0, &body.username, now);
+        acc.audit(
+            &body.username,
+            peer.0,
+            "login_failed",
+            "wrong user name or password",
+        );
+        tracing::warn!(peer = %peer.0, delay_ms = delay.as_millis() as u64, "web login failed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    };
+    acc.throttle().record_success_for(peer.0, &user.name);
+    // Session fixation: whatever session the browser had before is ended, the new one is fresh.
+    if let Some(old) = session_cookie(&headers).and_then(|c| acc.session(c).ok().flatten()) {
+        acc.revoke_session(&old.id)?;
+    }
+    acc.audit(&user.name, peer.0, "login", "");
+    logged_in(&acc, &user.name, user.role, peer, &headers)
+}
+
+/// `POST /api/logout`.
+pub async fn logout(
+    State(st): State<AppState>,
+    peer: Peer,
+    id: Identity,
+) -> Result<Response, ApiError> {
+    if let Some(s) = id.session() {
+        st.accounts.revoke_session(&s.id)?;
+    }
+    st.accounts.audit(&id.user.name, peer.0, "logout", "");
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, clear_session_cookie())],
+    )
+        .into_response())
+}
+
+/// `GET /api/session`.
+pub async fn session(id: Identity) -> Json<serde_json::Value> {
+    Json(json!({
+        "username": id.user.name,
+        "role": id.user.role,
+        "cameras": id.user.cameras,
+        "csrf_token": id.session().map(|s| s.csrf.clone()),
+    }))
+}
+
+/// Body of `POST /api/account/password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/account/password`: needs the current password; ends the user's other sessions.
+pub async fn change_password(
+    State(st): State<AppState>,
+    peer: Peer,
+    id: Identity,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let acc = st.accounts.clone();
+    let name = id.user.name.clone();
+    let now = std::time::SystemTime::now();
+    if acc.throttle().check(peer.0, &name, now).is_some() {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; try again later",
+        ));
+    }
+    let (a, n, cur) = (acc.clone(), name.clone(), body.current);
+    if blocking(move || a.users.verify_password(&n, &cur))
+        .await?
+        .is_none()
+    {
+        acc.throttle().record_failure_for(peer.0, &name, now);
+        acc.audit(
+            &name,
+            peer.0,
+            "password_change_failed",
+            "wrong current password",
+        );
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the current password is wrong",
+        ));
+    }
+    let (a, n, new) = (acc.clone(), name.clone(), body.new);
+    blocking(move || a.users.set_password(&n, &new)).await?;
+    let ended = acc.revoke_user_sessions(&name, id.session().map(|s| s.id.as_str()))?;
+    acc.audit(
+        &name,
+        peer.0,
+        "password_changed",
+        &format!("{ended} other sessions ended"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/sessions`: the caller's sessions (an admin's: everyone's).
+pub async fn list_sessions(State(st): State<AppState>, id: Identity) -> Result<Response, ApiError> {
+    let who = (!id.user.is_admin()).then_some(id.user.name.as_str());
+    let list = st
+        .accounts
+        .sessions(who, id.session().map(|s| s.id.as_str()))?;
+    Ok(Json(list).into_response())
+}
+
+/// `DELETE /api/sessions/{id}`.
+pub async fn revoke_session(
+    State(st): State<AppState>,
+    peer: Peer,
+    id: Identity,
+    Path(sid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let acc = &st.accounts;
+    let owner = acc.session_owner(&sid)?;
+    // Another user's session is "not found" for a viewer, not "forbidden": ids leak nothing.
+    let Some(owner) = owner.filter(|o| *o == id.user.name || id.user.is_admin()) else {
+        return Err(ApiError::not_found("no such session"));
+    };
+    acc.revoke_session(&sid)?;
+    acc.audit(
+        &id.user.name,
+        peer.0,
+        "session_revoked",
+        &format!("session {sid} of {owner}"),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn user_json(u: &vigil_auth::User) -> serde_json::Value {
+    json!({"username": u.name, "role": u.role, "cameras": u.cameras})
+}
+
+/// `GET /api/users`.
+pub async fn list_users(
+    State(st): State<AppState>,
+    _a: AdminUser,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    Ok(Json(
+        st.accounts.users.list()?.iter().map(user_json).collect(),
+    ))
+}
+
+/// Body of `POST /api/users`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    username: String,
+    password: String,
+    role: Role,
+    #[serde(default)]
+    cameras: Option<Vec<String>>,
+}
+
+/// `POST /api/users`.
+pub async fn add_user(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    ApiJson(b): ApiJson<NewUserBody>,
+) -> Result<Response, ApiError> {
+    let acc = st.accounts.clone();
+    let (a, name, pw, cams) = (
+        acc.clone(),
+        b.username.clone(),
+        b.password,
+        b.cameras.clone(),
+    );
+    blocking(move || a.users.add_with_cameras(&name, &pw, b.role, cams)).await?;
+    acc.audit(
+        &admin.name,
+        peer.0,
+        "user_added",
+        &format!("{} as {}", b.username, b.role),
+    );
+    let u = acc
+        .users
+        .get(&b.username)?
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    Ok((StatusCode::CREATED, Json(user_json(&u))).into_response())
+}
+
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Body of `PUT /api/users/{name}`: absent fields stay; `"cameras": null` means all cameras.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default, deserialize_with = "double_option")]
+    cameras: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `PUT /api/users/{name}`.
+pub async fn update_user(
+    State(st): State<AppState>,
+    peer: Peer,
+    id: Identity,
+    _a: AdminUser,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<UpdateUserBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let acc = st.accounts.clone();
+    if acc.users.get(&name)?.is_none() {
+        return Err(ApiError::not_found("no such user"));
+    }
+    let mut changed = Vec::new();
+    if let Some(pw) = b.password {
+        let (a, n) = (acc.clone(), name.clone());
+        blocking(move || a.users.set_password(&n, &pw)).await?;
+        // A reset password ends the user's sessions (except the admin's own current one).
+        let keep = if name == id.user.name {
+            id.session().map(|s| s.id.as_str())
+        } else {
+            None
+        };
+        acc.revoke_user_sessions(&name, keep)?;
+        changed.push("password".to_owned());
+    }
+    if let Some(r) = b.role {
+        changed.push(format!("role={r}"));
+    }
+    if let Some(c) = &b.cameras {
+        changed.push(match c {
+            Some(list) => format!("cameras={}", list.join(",")),
+            None => "cameras=all".to_owned(),
+        });
+    }
+    let u = acc.users.update(&name, b.role, b.cameras)?;
+    acc.audit(
+        &id.user.name,
+        peer.0,
+        "user_changed",
+        &format!("{name}: {}", changed.join(" ")),
+    );
+    Ok(Json(user_json(&u)))
+}
+
+/// `DELETE /api/users/{name}`: also ends the user's sessions and deletes their tokens.
+pub async fn delete_user(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let acc = &st.accounts;
+    acc.users.remove_keep_admin(&name)?;
+    acc.revoke_user_sessions(&name, None)?;
+    acc.delete_user_tokens(&name)?;
+    acc.audit(&admin.name, peer.0, "user_removed", &name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /api/audit`.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    limit: Option<u32>,
+}
+
+/// `GET /api/audit?limit=N` (default 100, at most 1000), newest first.
+pub async fn audit(
+    State(st): State<AppState>,
+    _a: AdminUser,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(st.accounts.audit_log(limit)?).into_response())
+}
+
+/// `GET /api/tokens`.
+pub async fn list_tokens(State(st): State<AppState>, _a: AdminUser) -> Result<Response, ApiError> {
+    Ok(Json(st.accounts.tokens()?).into_response())
+}
+
+/// Body of `POST /api/tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    name: String,
+    /// The user the token acts as (default: the caller).
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// `POST /api/tokens`: the token is in this answer and nowhere else, ever.
+pub async fn add_token(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    ApiJson(b): ApiJson<NewTokenBody>,
+) -> Result<Response, ApiError> {
+    let acc: &Arc<Accounts> = &st.accounts;
+    let owner = b.username.unwrap_or_else(|| admin.name.clone());
+    if acc.users.get(&owner)?.is_none() {
+        return Err(ApiError::bad_request("no such user"));
+    }
+    if b.name.is_empty() || b.name.chars().count() > 64 {
+        return Err(ApiError::bad_request(
+            "the token name must be 1-64 characters",
+        ));
+    }
+    let (info, token) = acc.create_token(&owner, &b.name)?;
+    acc.audit(
+        &admin.name,
+        peer.0,
+        "token_created",
+        &format!("{} ({}) for {owner}", info.id, info.name),
+    );
+    let mut v = serde_json::to_value(&info).map_err(ApiError::internal)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("token".into(), token.into());
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `DELETE /api/tokens/{id}`.
+pub async fn delete_token(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    Path(tid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !st.accounts.delete_token(&tid)? {
+        return Err(ApiError::not_found("no such token"));
+    }
+    st.accounts
+        .audit(&admin.name, peer.0, "token_deleted", &tid);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// For handlers that need the user as well as an admin check.
+pub fn require_admin(u: &CurrentUser) -> Result<(), ApiError> {
+    if u.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}

@@ -1,0 +1,278 @@
+//! Camera routes (list, get, add, edit, test, remove, snapshot) and `/api/system`.
+//!
+//! Camera passwords are write-only: no answer ever contains one (`has_password` says whether
+//! one is set). Viewers only see the cameras they may view; the others are "not found".
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use vigil_nvr::{CameraSource, CameraSpec, CameraStatus, NvrError};
+
+use crate::api::ApiJson;
+use crate::auth::{AdminUser, Peer};
+use crate::error::ApiError;
+use crate::state::{AppState, CurrentUser};
+
+impl From<NvrError> for ApiError {
+    fn from(e: NvrError) -> Self {
+        match e {
+            NvrError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            NvrError::NoSuchCamera(_) => ApiError::not_found(e.to_string()),
+            NvrError::Exists(_) | NvrError::ReadOnly(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            NvrError::Probe(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The API's view of a camera: the spec without its password, `has_password`, `status`.
+pub fn camera_json(spec: &CameraSpec, status: &CameraStatus) -> Value {
+    let mut v = serde_json::to_value(spec).unwrap_or_else(|_| json!({"name": spec.name}));
+    if let Some(o) = v.as_object_mut() {
+        // Defence in depth: whatever the NVR hands us, the password never leaves.
+        o.remove("password");
+        o.insert("has_password".into(), spec.password.is_some().into());
+        o.insert(
+            "status".into(),
+            serde_json::to_value(status).unwrap_or(Value::Null),
+        );
+    }
+    v
+}
+
+/// A camera spec from a request body. The read-only fields of [`camera_json`] (`has_password`,
+/// `status`) are dropped so a client may send back what it got; anything else unknown is an error.
+fn spec_from(mut v: Value) -> Result<CameraSpec, ApiError> {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("has_password");
+        o.remove("status");
+    }
+    let mut spec: CameraSpec = serde_json::from_value(v).map_err(|e| {
+        let msg: String = e.to_string().chars().take(200).collect();
+        ApiError::bad_request(format!("invalid camera: {msg}"))
+    })?;
+    // Cameras from the API are always the API's own (never "config").
+    spec.source = CameraSource::Ui;
+    Ok(spec)
+}
+
+/// `GET /api/cameras`.
+pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Json<Vec<Value>> {
+    Json(
+        st.nvr
+            .cameras()
+            .iter()
+            .filter(|(s, _)| user.can_view(&s.name))
+            .map(|(s, st)| camera_json(s, st))
+            .collect(),
+    )
+}
+
+fn viewable(
+    st: &AppState,
+    user: &CurrentUser,
+    name: &str,
+) -> Result<(CameraSpec, CameraStatus), ApiError> {
+    if !user.can_view(name) {
+        return Err(ApiError::not_found("no such camera"));
+    }
+    st.nvr
+        .camera(name)
+        .ok_or_else(|| ApiError::not_found("no such camera"))
+}
+
+/// `GET /api/cameras/{name}`.
+pub async fn get_one(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (spec, status) = viewable(&st, &user, &name)?;
+    Ok(Json(camera_json(&spec, &status)))
+}
+
+/// `GET /api/cameras/{name}/snapshot.jpg`.
+pub async fn snapshot(
+    State(st): State<AppState>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    viewable(&st, &user, &name)?;
+    match st.nvr.snapshot_jpeg(&name).await {
+        Ok(jpeg) => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "image/jpeg")],
+            Body::from(jpeg),
+        )
+            .into_response()),
+        Err(NvrError::NoSuchCamera(_)) => Err(ApiError::not_found("no such camera")),
+        Err(e) => {
+            tracing::debug!(camera = %name.escape_debug(), error = %e, "snapshot unavailable");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no picture yet",
+            ))
+        }
+    }
+}
+
+/// `POST /api/cameras` → 201.
+pub async fn add(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let spec = spec_from(body)?;
+    let name = spec.name.clone();
+    st.nvr.add_camera(spec).await?;
+    st.accounts
+        .audit(&admin.name, peer.0, "camera_added", &name);
+    let (spec, status) = st
+        .nvr
+        .camera(&name)
+        .ok_or_else(|| ApiError::internal("camera vanished after adding"))?;
+    Ok((StatusCode::CREATED, Json(camera_json(&spec, &status))).into_response())
+}
+
+/// `PUT /api/cameras/{name}` (an absent password keeps the stored one).
+pub async fn update(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let spec = spec_from(body)?;
+    if spec.name != name {
+        return Err(ApiError::bad_request(
+            "a camera cannot be renamed; add a new one",
+        ));
+    }
+    st.nvr.update_camera(&name, spec).await?;
+    st.accounts
+        .audit(&admin.name, peer.0, "camera_changed", &name);
+    let (spec, status) = st
+        .nvr
+        .camera(&name)
+        .ok_or_else(|| ApiError::not_found("no such camera"))?;
+    Ok(Json(camera_json(&spec, &status)))
+}
+
+/// `DELETE /api/cameras/{name}`.
+pub async fn remove(
+    State(st): State<AppState>,
+    peer: Peer,
+    AdminUser(admin): AdminUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.nvr.remove_camera(&name).await?;
+    st.accounts
+        .audit(&admin.name, peer.0, "camera_removed", &name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/cameras/test` → probe report, or 422 with the reason.
+pub async fn test(
+    State(st): State<AppState>,
+    _a: AdminUser,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let spec = spec_from(body)?;
+    match st.nvr.probe_camera(&spec).await {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(e @ (NvrError::Probe(_) | NvrError::Invalid(_))) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Free and total bytes of the filesystem holding `path`.
+fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    let s = rustix::fs::statvfs(path).ok()?;
+    let unit = s.f_frsize.max(1);
+    Some((
+        s.f_bavail.saturating_mul(unit),
+        s.f_blocks.saturating_mul(unit),
+    ))
+}
+
+/// `GET /api/system`.
+pub async fn system(
+    State(st): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let rec = st.nvr.recorder().clone();
+    let data_dir = st.data_dir.clone();
+    let (used, space) = tokio::task::spawn_blocking(move || (rec.totals(), disk_space(&data_dir)))
+        .await
+        .map_err(ApiError::internal)?;
+    let used = used.map_err(ApiError::internal)?.bytes;
+    let max = st.nvr.recorder().retention().max_bytes;
+    let cameras: Vec<CameraStatus> = st
+        .nvr
+        .cameras()
+        .into_iter()
+        .filter(|(s, _)| user.can_view(&s.name))
+        .map(|(_, status)| status)
+        .collect();
+    let mut v = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": st.started.elapsed().as_secs(),
+        "storage": {
+            "used_bytes": used,
+            "free_bytes": space.map(|s| s.0),
+            "total_bytes": space.map(|s| s.1),
+            "max_bytes": max,
+        },
+        "cameras": cameras,
+    });
+    if let (Some(o), Value::Object(extra)) = (v.as_object_mut(), (st.status_extra)()) {
+        for (k, val) in extra {
+            // The core fields are not overridable.
+            o.entry(k).or_insert(val);
+        }
+    }
+    Ok(Json(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_json_never_has_the_password() {
+        let spec: CameraSpec = serde_json::from_value(json!({
+            "name": "front", "url": "rtsp://cam/1", "username": "u", "password": "hunter2secret"
+        }))
+        .unwrap();
+        let status = CameraStatus {
+            name: "front".into(),
+            streams: vec![],
+            motion_active: false,
+        };
+        let v = camera_json(&spec, &status);
+        assert!(!v.to_string().contains("hunter2secret"));
+        assert_eq!(v["has_password"], true);
+        assert_eq!(v["status"]["name"], "front");
+        // What the API returns can be sent back (read-only fields dropped), but nothing else unknown.
+        let back = spec_from(v).unwrap();
+        assert_eq!(back.password, None);
+        assert!(spec_from(json!({"name": "a", "url": "rtsp://x", "admin": true})).is_err());
+        let cfg = spec_from(json!({"name": "a", "url": "rtsp://x", "source": "config"})).unwrap();
+        assert_eq!(cfg.source, CameraSource::Ui);
+    }
+
+    #[test]
+    fn disk_space_of_tmp() {
+        let (free, total) = disk_space(std::path::Path::new("/")).unwrap();
+        assert!(total > 0 && free <= total);
+    }
+}

@@ -1,0 +1,384 @@
+//! Who is calling, and whether the request may do what it asks.
+//!
+//! [`guard`] runs before every handler: for `/api/` paths it resolves the caller (session
+//! cookie `vigil_session`, or `Authorization: Bearer <api token>`; nothing else — no trust in
+//! source addresses or forwarded headers) into an [`Identity`] request extension, and refuses
+//! cross-site state changes:
+//! - every request other than GET/HEAD, and every WebSocket upgrade, must come from our own
+//!   origin (`Origin`, else `Referer`, equal to `https://` + `Host`), unless it carries an API
+//!   token (browsers never attach those by themselves);
+//! - with a session, every request other than GET/HEAD must also carry the session's CSRF
+//!   token in `X-CSRF-Token`.
+//!
+//! It also adds the security headers (CSP, HSTS, nosniff, …) to every response and
+//! `Cache-Control: no-store` to API answers. Handlers then take [`CurrentUser`] (401 without a
+//! caller) or [`AdminUser`] (403 for viewers).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq as _;
+
+use crate::accounts::Session;
+use crate::error::ApiError;
+use crate::state::{AppState, CurrentUser};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "vigil_session";
+/// Header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The Content-Security-Policy of every response.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// How the caller proved who it is.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A browser session (cookie).
+    Session(Session),
+    /// An API token (bearer), by id.
+    Token {
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// The resolved caller of a request (a request extension set by [`guard`]).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The user, as stored now (role and cameras are re-read on every request).
+    pub user: CurrentUser,
+    /// Session or token.
+    pub credential: Credential,
+}
+
+impl Identity {
+    /// The session, if the caller used one.
+    pub fn session(&self) -> Option<&Session> {
+        match &self.credential {
+            Credential::Session(s) => Some(s),
+            Credential::Token { .. } => None,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Identity {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .map(|i| i.user.clone())
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// A logged-in admin: 401 without a caller, 403 for a viewer.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        let user = CurrentUser::from_request_parts(parts, s).await?;
+        if user.is_admin() {
+            Ok(AdminUser(user))
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+/// The TCP peer's address (never a forwarded header); `0.0.0.0` when unknown (in-process tests).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
+
+fn peer_of(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(peer_of(&parts.extensions)))
+    }
+}
+
+/// The value of the `vigil_session` cookie, if any (RFC 6265 §5.4 `Cookie` syntax; the first
+/// one wins).
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then_some(value)
+        })
+}
+
+/// `Set-Cookie` for a new session.
+pub fn set_session_cookie(secret: &str) -> HeaderValue {
+    let max_age = crate::accounts::SESSION_MAX.as_secs();
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={secret}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| clear_session_cookie())
+}
+
+/// `Set-Cookie` that deletes the session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    HeaderValue::from_static("vigil_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// The bearer token of `Authorization: Bearer …` (RFC 6750 §2.1; scheme case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<Option<&str>> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    let Ok(s) = v.to_str() else {
+        return Some(None);
+    };
+    let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
+    Some(scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()))
+}
+
+/// Resolves the caller. `Ok(None)`: anonymous. A present but wrong `Authorization` header
+/// makes the request anonymous even if it also has a valid cookie.
+fn resolve(st: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, ApiError> {
+    let acc = &st.accounts;
+    let (username, credential) = match bearer(headers) {
+        Some(None) => return Ok(None),
+        Some(Some(token)) => match acc.token(token).map_err(ApiError::internal)? {
+            Some((id, user)) => (user, Credential::Token { id }),
+            None => return Ok(None),
+        },
+        None => {
+            let Some(secret) = session_cookie(headers) else {
+                return Ok(None);
+            };
+            match acc.session(secret).map_err(ApiError::internal)? {
+                Some(s) => (s.username.clone(), Credential::Session(s)),
+                None => return Ok(None),
+            }
+        }
+    };
+    // Role and camera access as stored now; a deleted user's leftovers open nothing.
+    let Some(user) = acc.users.get(&username).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    Ok(Some(Identity {
+        user: CurrentUser::from_user(user),
+        credential,
+    }))
+}
+
+/// Whether `Origin` (else `Referer`) names this server: `https://` + the `Host` header.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let expected = format!("https://{host}");
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        // RFC 6454 §7: the serialized origin; "null" and anything else do not match.
+        return origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&expected));
+    }
+    headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .is_some_and(|r| {
+            r.get(..expected.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(&expected))
+                && matches!(r.as_bytes().get(expected.len()), None | Some(b'/'))
+        })
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks the request against the caller; `Err` is the refusal.
+fn check_request(
+    method: &Method,
+    headers: &HeaderMap,
+    identity: Option<&Identity>,
+) -> Result<(), ApiError> {
+    let safe = matches!(*method, Method::GET | Method::HEAD);
+    if safe && !is_websocket(headers) {
+        return Ok(());
+    }
+    if matches!(
+        identity.map(|i| &i.credential),
+        Some(Credential::Token { .. })
+    ) {
+        return Ok(());
+    }
+    if !same_origin(headers) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "cross-origin request refused",
+        ));
+    }
+    if !safe {
+        if let Some(s) = identity.and_then(Identity::session) {
+            let sent = headers
+                .get(CSRF_HEADER)
+                .map(HeaderValue::as_bytes)
+                .unwrap_or_default();
+            if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "missing or wrong CSRF token",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds the headers every response carries.
+pub fn harden(resp: &mut Response, api: bool) {
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The middleware of every request; see the module docs.
+pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let api = path == "/api" || path.starts_with("/api/");
+    let mut resp = if api {
+        match resolve(&st, req.headers()) {
+            Err(e) => e.into_response(),
+            Ok(identity) => match check_request(req.method(), req.headers(), identity.as_ref()) {
+                Err(e) => e.into_response(),
+                Ok(()) => {
+                    if let Some(i) = identity {
+                        req.extensions_mut().insert(i);
+                    }
+                    next.run(req).await
+                }
+            },
+        }
+    } else {
+        next.run(req).await
+    };
+    harden(&mut resp, api);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let host = ("host", "cam.local:8443");
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "https://cam.local:8443")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "http://cam.local:8443")
+        ])));
+        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
+        assert!(!same_origin(&headers(&[host])));
+        assert!(same_origin(&headers(&[
+            host,
+            ("referer", "https://cam.local:8443/#/x")
+        ])));
+        // A prefix that is a different host does not pass.
+        assert!(!same_origin(&headers(&[
+            host,
+            ("referer", "https://cam.local:84430/")
+        ])));
+        assert!(!same_origin(&headers(&[(
+            "origin",
+            "https://cam.local:8443"
+        )])));
+        // Origin wins over a matching Referer.
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "https://evil.example"),
+            ("referer", "https://cam.local:8443/")
+        ])));
+    }
+
+    #[test]
+    fn cookie_parsing() {
+        let h = headers(&[("cookie", "a=1; vigil_session=abc; vigil_session=def")]);
+        assert_eq!(session_cookie(&h), Some("abc"));
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "xvigil_session=1")])),
+            None
+        );
+        let c = set_session_cookie("s3");
+        let c = c.to_str().unwrap();
+        for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+            assert!(c.contains(attr), "{c}");
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Bearer abc")])),
+            Some(Some("abc"))
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer  abc ")])),
+            Some(Some("abc"))
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Basic abc")])),
+            Some(None)
+        );
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+}

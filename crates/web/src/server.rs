@@ -1,0 +1,217 @@
+//! The HTTPS listener: TLS (rustls, TLS 1.2+), HTTP/1.1 with a header read timeout and a head
+//! size limit, a cap on concurrent connections, graceful shutdown; and the machine-readable
+//! stdout lines of the contract.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vigil_nvr::Nvr;
+
+use crate::state::{AppState, StatusProvider};
+use crate::tls;
+
+/// Largest request head (request line + headers).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// A client must send a whole request head within this time (slowloris).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS handshake must finish within this time.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; beyond, new ones are closed at accept.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Time in-flight requests get after shutdown is requested.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What the web app needs to run.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Address to listen on (HTTPS).
+    pub listen: SocketAddr,
+    /// The operator's certificate chain (PEM); with `key`. Default: self-signed in `<data>/tls/`.
+    pub cert: Option<PathBuf>,
+    /// The operator's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Data directory: users.json, web.sqlite3, tls/.
+    pub data_dir: PathBuf,
+}
+
+/// A running web app.
+#[derive(Debug)]
+pub struct WebHandle {
+    addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, gives open requests a few seconds, and waits for the server to end.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(GRACE));
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "web server task ended abnormally");
+        }
+    }
+}
+
+/// A connection counted against [`MAX_CONNECTIONS`]; the permit returns when it is dropped.
+struct Limited<S> {
+    inner: S,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Limited<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Caps concurrent connections (runs before TLS, so a flood costs no handshakes).
+#[derive(Clone)]
+struct LimitAcceptor(Arc<Semaphore>);
+
+impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAcceptor {
+    type Stream = Limited<TcpStream>;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        std::future::ready(match self.0.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let _ = stream.set_nodelay(true);
+                Ok((
+                    Limited {
+                        inner: stream,
+                        _permit: permit,
+                    },
+                    service,
+                ))
+            }
+            Err(_) => {
+                tracing::warn!("too many connections; closing a new one");
+                Err(std::io::Error::other("connection limit"))
+            }
+        })
+    }
+}
+
+/// Serves `state` over HTTPS on an already bound listener until the handle shuts it down.
+pub fn serve(
+    listener: std::net::TcpListener,
+    tls_config: Arc<rustls::ServerConfig>,
+    state: AppState,
+) -> anyhow::Result<WebHandle> {
+    listener
+        .set_nonblocking(true)
+        .context("listener non-blocking")?;
+    let addr = listener.local_addr().context("listener address")?;
+    let handle = axum_server::Handle::new();
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+        axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
+    )
+    .handshake_timeout(HANDSHAKE_TIMEOUT)
+    .acceptor(LimitAcceptor(Arc::new(Semaphore::new(MAX_CONNECTIONS))));
+    let mut server = axum_server::from_tcp(listener)
+        .acceptor(acceptor)
+        .handle(handle.clone());
+    let builder = server.http_builder();
+    *builder = std::mem::take(builder).http1_only();
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let app = crate::router::router(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+        {
+            tracing::error!(error = %e, "web server failed");
+        }
+    });
+    Ok(WebHandle { addr, handle, task })
+}
+
+/// Starts the web app: TLS material, accounts, listener; prints `listening https ADDR`,
+/// `tls-fingerprint sha256 HEX` and, when no user exists, `setup-url https://localhost:PORT/#/setup/TOKEN`.
+pub async fn start(
+    cfg: WebConfig,
+    nvr: Arc<Nvr>,
+    status_extra: StatusProvider,
+) -> anyhow::Result<WebHandle> {
+    let material = match (&cfg.cert, &cfg.key) {
+        (Some(c), Some(k)) => tls::load_files(c, k)?,
+        (None, None) => tls::load_or_create(&cfg.data_dir, &[])?,
+        _ => anyhow::bail!("[web] cert and key must be given together"),
+    };
+    let state = AppState::new(nvr, status_extra, &cfg.data_dir)
+        .context("opening the web app's account database")?;
+    let setup_token = if state.accounts.users.is_empty()? {
+        Some(state.accounts.new_setup_token())
+    } else {
+        None
+    };
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .with_context(|| format!("binding the web app to {}", cfg.listen))?;
+    let handle = serve(listener, material.server_config.clone(), state)?;
+    let addr = handle.local_addr();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening https {addr}")?;
+    writeln!(
+        out,
+        "tls-fingerprint sha256 {}",
+        material.fingerprint_sha256
+    )?;
+    if let Some(t) = setup_token {
+        writeln!(
+            out,
+            "setup-url https://localhost:{}/#/setup/{t}",
+            addr.port()
+        )?;
+    }
+    out.flush()?;
+    Ok(handle)
+}
