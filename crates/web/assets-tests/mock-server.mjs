@@ -373,7 +373,14 @@ const server = createServer(async (req, res) => {
       for (const s of liveSockets) s.destroy();
       return send(res, 200, { dropped: true });
     }
-    if (url.pathname.startsWith('/api/')) return await api(req, res, url);
+    if (url.pathname.startsWith('/api/')) {
+      // As vigil-web: state changes only from our own origin (a page under
+      // `Referrer-Policy: no-referrer` sends `Origin: null` unless the request says otherwise).
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers.origin !== `http://${req.headers.host}`) {
+        return send(res, 403, { error: `cross-origin request refused (Origin ${req.headers.origin})` });
+      }
+      return await api(req, res, url);
+    }
     let rel = null;
     if (url.pathname === '/' || url.pathname === '/index.html') rel = 'index.html';
     else if (url.pathname === '/manifest.webmanifest') rel = 'manifest.webmanifest';
@@ -391,7 +398,7 @@ const server = createServer(async (req, res) => {
 server.on('upgrade', (req, socket) => {
   const url = new URL(req.url, 'http://localhost');
   const m = /^\/api\/cameras\/([^/]+)\/live$/.exec(url.pathname);
-  if (!m || !cookieSession(req)) {
+  if (!m || !cookieSession(req) || req.headers.origin !== `http://${req.headers.host}`) {
     socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
     return;
   }

@@ -59,7 +59,13 @@ export async function request(method, path, body, opts = {}) {
     }
     if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
   }
-  const init = { method, headers, credentials: 'same-origin', cache: 'no-store', signal: opts.signal };
+  // The page runs under `Referrer-Policy: no-referrer`, which by the Fetch standard
+  // (§ append a request Origin header) makes a same-origin POST carry `Origin: null` in some
+  // browsers; the server refuses state changes without our own Origin. 'same-origin' keeps
+  // the real Origin on these requests and still never sends anything to another site.
+  const init = {
+    method, headers, credentials: 'same-origin', cache: 'no-store', signal: opts.signal, referrerPolicy: 'same-origin',
+  };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
