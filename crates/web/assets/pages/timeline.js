@@ -243,8 +243,26 @@ export async function render(view, params, ctx) {
 
   // --- start ---
   const initial = Number.isFinite(startParam) && startParam > 0 ? startParam : null;
-  if (initial) tl.show(30 * 60e6, initial);
-  else tl.show(3600e6);
+  if (initial) {
+    tl.show(30 * 60e6, initial);
+  } else {
+    // The last hour, or closer when the recordings are younger (a new camera): its few
+    // minutes are then wide enough to click. Decided before the window is first shown.
+    let span = 3600e6;
+    const nowUs = Date.now() * 1000;
+    try {
+      const rec = await api.get(api.url(`/api/cameras/${enc}/recordings`, { start_us: nowUs - 3600e6, end_us: nowUs, stream: 'main' }), { signal: ctx.signal });
+      const starts = ((rec && rec.ranges) || []).map((r) => r.start_us);
+      if (starts.length) {
+        const age = nowUs - Math.min(...starts);
+        if (age < 3600e6 / 4) span = Math.max(10 * 60e6, age * 2.5);
+      }
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+    }
+    if (!ctx.alive()) return;
+    tl.show(span);
+  }
   updateDownload();
   await fetchData();
   if (initial && ctx.alive()) playFrom(initial);
