@@ -30,9 +30,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -89,7 +90,9 @@ async fn live(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<LiveQuery>,
-    ws: WebSocketUpgrade,
+    // Taken as a Result so that authorization and the camera's existence are answered (403,
+    // 404) before a request that is no WebSocket upgrade is refused.
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let stream = q.stream.unwrap_or_else(|| "main".to_owned());
     if stream != "main" && stream != "sub" {
@@ -101,6 +104,10 @@ async fn live(
     if state.nvr.camera(&name).is_none() {
         return Err(ApiError::not_found(format!("no camera named {name:?}")));
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let nvr = state.nvr.clone();
     let lookup = move || match nvr.hub(&name, &stream) {
         Some(hub) => Lookup::Hub(hub),

@@ -1,0 +1,343 @@
+//! Recordings and export through the real router: a test-pattern stream recorded for a few
+//! seconds by the real recorder, the NVR opened on that data directory, then the API asked
+//! as a browser's `<video>` element and a download would ask it (HTTP Range, RFC 9110 §14).
+//!
+//! ffprobe and ffmpeg must be installed (scripts/test.sh installs them).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tower::ServiceExt as _;
+use vigil_auth::Role;
+use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
+use vigil_hub::Hub;
+use vigil_nvr::{Nvr, NvrConfig};
+use vigil_recorder::{Recorder, RecorderConfig};
+use vigil_web::AppState;
+
+const PASSWORD: &str = "a long enough test password 1";
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+    admin: String,
+    viewer: String,
+    start_us: i64,
+    end_us: i64,
+}
+
+/// Records camera `front` (320x180, 15 fps, a key frame per second) for about 4 s, then
+/// starts the NVR (no cameras configured) and the router on that data directory, with an
+/// admin token and a token of a viewer limited to camera `yard`.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let start_us = now_us();
+    {
+        let recorder = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+        let hub = Hub::new("front/main", 128);
+        let rec = recorder.record("front", "main", hub.clone()).unwrap();
+        let cfg = CameraConfig {
+            source: SourceSpec::TestPattern,
+            main: StreamConfig {
+                width: 320,
+                height: 180,
+                fps: 15.0,
+                bitrate_bps: 300_000,
+                keyint: 15,
+            },
+            sub: None,
+        };
+        let mut cam = Camera::start(cfg, hub, None).unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        cam.stop();
+        rec.stop().await;
+    }
+    let end_us = now_us();
+    let nvr = Nvr::start(NvrConfig {
+        data_dir: dir.path().to_owned(),
+        recorder: RecorderConfig::default(),
+        cameras: Vec::new(),
+        announce: false,
+    })
+    .await
+    .unwrap();
+    let state = AppState::new(nvr, Arc::new(|| serde_json::json!({})), dir.path()).unwrap();
+    let users = &state.accounts.users;
+    users.add("admin", PASSWORD, Role::Admin).unwrap();
+    users
+        .add_with_cameras("viewer", PASSWORD, Role::Viewer, Some(vec!["yard".into()]))
+        .unwrap();
+    let admin = state.accounts.create_token("admin", "test").unwrap().1;
+    let viewer = state.accounts.create_token("viewer", "test").unwrap().1;
+    Fixture {
+        _dir: dir,
+        app: vigil_web::router(state),
+        admin,
+        viewer,
+        start_us,
+        end_us,
+    }
+}
+
+impl Fixture {
+    async fn get(&self, token: Option<&str>, uri: &str, range: Option<&str>) -> Response {
+        self.request(Method::GET, token, uri, range).await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        token: Option<&str>,
+        uri: &str,
+        range: Option<&str>,
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(r) = range {
+            req = req.header(header::RANGE, r);
+        }
+        self.app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn export_uri(&self, extra: &str) -> String {
+        format!(
+            "/api/cameras/front/export.mp4?start_us={}&end_us={}{extra}",
+            self.start_us, self.end_us
+        )
+    }
+}
+
+async fn body(resp: Response) -> Vec<u8> {
+    axum::body::to_bytes(resp.into_body(), 64 << 20)
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+fn header_str(resp: &Response, name: header::HeaderName) -> &str {
+    resp.headers()
+        .get(&name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+fn ffprobe_frames(path: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed (apt-get install ffmpeg)");
+    assert!(out.status.success(), "ffprobe failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_and_export_with_http_ranges() {
+    let f = fixture().await;
+
+    // The timeline: one recorded range inside what was asked, most of the 4 s.
+    let uri = format!(
+        "/api/cameras/front/recordings?start_us={}&end_us={}",
+        f.start_us - 60_000_000,
+        f.end_us + 60_000_000
+    );
+    let resp = f.get(Some(&f.admin), &uri, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    let ranges = v["ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 1, "{v}");
+    let (a, b) = (
+        ranges[0]["start_us"].as_i64().unwrap(),
+        ranges[0]["end_us"].as_i64().unwrap(),
+    );
+    assert!(a >= f.start_us && b <= f.end_us + 1_000_000, "{v}");
+    assert!(b - a > 2_500_000, "only {} ms recorded", (b - a) / 1000);
+    assert!(v["gaps"].is_array());
+
+    // The whole export: a standard MP4 that ffmpeg decodes.
+    let resp = f.get(Some(&f.admin), &f.export_uri(""), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header_str(&resp, header::ACCEPT_RANGES), "bytes");
+    assert_eq!(header_str(&resp, header::CONTENT_TYPE), "video/mp4");
+    assert!(resp.headers().get(header::CONTENT_DISPOSITION).is_none());
+    let total: usize = header_str(&resp, header::CONTENT_LENGTH).parse().unwrap();
+    let full = body(resp).await;
+    assert_eq!(full.len(), total);
+    assert_eq!(&full[4..8], b"ftyp");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("export.mp4");
+    std::fs::write(&path, &full).unwrap();
+    let probe = ffprobe_frames(&path);
+    assert!(
+        probe.contains("codec_name=h264") && probe.contains("width=320"),
+        "{probe}"
+    );
+    let frames: u32 = probe
+        .lines()
+        .find_map(|l| l.strip_prefix("nb_read_frames="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(frames >= 40, "{probe}");
+
+    // A range in the middle (crossing from the header into the media): exactly those bytes.
+    let resp = f
+        .get(Some(&f.admin), &f.export_uri(""), Some("bytes=100-20099"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        header_str(&resp, header::CONTENT_RANGE),
+        format!("bytes 100-20099/{total}")
+    );
+    assert_eq!(header_str(&resp, header::CONTENT_LENGTH), "20000");
+    assert_eq!(body(resp).await, full[100..20100]);
+
+    // Open-ended and suffix ranges; a range past the end is cut to it.
+    let resp = f
+        .get(Some(&f.admin), &f.export_uri(""), Some("bytes=-777"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body(resp).await, full[total - 777..]);
+    let r = format!("bytes={}-{}", total - 10, total + 1000);
+    let resp = f.get(Some(&f.admin), &f.export_uri(""), Some(&r)).await;
+    assert_eq!(
+        header_str(&resp, header::CONTENT_RANGE),
+        format!("bytes {}-{}/{total}", total - 10, total - 1)
+    );
+    assert_eq!(body(resp).await, full[total - 10..]);
+
+    // Unsatisfiable: 416 with the current length.
+    let r = format!("bytes={total}-");
+    let resp = f.get(Some(&f.admin), &f.export_uri(""), Some(&r)).await;
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        header_str(&resp, header::CONTENT_RANGE),
+        format!("bytes */{total}")
+    );
+
+    // Several ranges are not supported: the whole file, 200.
+    let resp = f
+        .get(Some(&f.admin), &f.export_uri(""), Some("bytes=0-1,5-9"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body(resp).await.len(), total);
+
+    // HEAD: the headers of the full answer, no body.
+    let resp = f
+        .request(Method::HEAD, Some(&f.admin), &f.export_uri(""), None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header_str(&resp, header::CONTENT_LENGTH), total.to_string());
+    assert!(body(resp).await.is_empty());
+
+    // download=1: an attachment with a safe name.
+    let resp = f
+        .get(Some(&f.admin), &f.export_uri("&download=1"), None)
+        .await;
+    let cd = header_str(&resp, header::CONTENT_DISPOSITION).to_owned();
+    assert!(
+        cd.starts_with("attachment; filename=\"front-") && cd.ends_with(".mp4\""),
+        "{cd}"
+    );
+    assert_eq!(body(resp).await, full);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_refuses_what_it_must() {
+    let f = fixture().await;
+    // No credentials: 401 on every media route.
+    for uri in [
+        f.export_uri(""),
+        "/api/cameras/front/recordings?start_us=1&end_us=2".into(),
+        "/api/cameras/front/live".into(),
+        "/api/events".into(),
+        "/api/events/1/thumbnail.jpg".into(),
+    ] {
+        let resp = f.get(None, &uri, None).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    // A viewer of another camera: 403, for recordings, export, live and events alike.
+    for uri in [
+        f.export_uri(""),
+        "/api/cameras/front/recordings?start_us=1&end_us=2".into(),
+        "/api/cameras/front/live".into(),
+        "/api/events?camera=front".into(),
+    ] {
+        let resp = f.get(Some(&f.viewer), &uri, None).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{uri}");
+    }
+    // Nothing recorded in the range: 404. Bad ranges: 400.
+    let uri = "/api/cameras/front/export.mp4?start_us=1000000&end_us=2000000";
+    assert_eq!(
+        f.get(Some(&f.admin), uri, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let uri = "/api/cameras/nosuch/export.mp4?start_us=1000000&end_us=2000000";
+    assert_eq!(
+        f.get(Some(&f.admin), uri, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for uri in [
+        "/api/cameras/front/export.mp4?start_us=2&end_us=1".to_owned(),
+        "/api/cameras/front/export.mp4?end_us=1".to_owned(),
+        format!(
+            "/api/cameras/front/export.mp4?start_us=0&end_us={}",
+            25 * 3600 * 1_000_000i64
+        ),
+        "/api/cameras/front/recordings?start_us=1&end_us=2&stream=../x".to_owned(),
+    ] {
+        let resp = f.get(Some(&f.admin), &uri, None).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{uri}");
+    }
+    // A camera that never recorded has an empty timeline.
+    let resp = f
+        .get(
+            Some(&f.admin),
+            "/api/cameras/yard/recordings?start_us=1&end_us=2",
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    assert_eq!(v["ranges"], serde_json::json!([]));
+    // Live view of a camera that does not exist: 404 (before any upgrade).
+    let resp = f
+        .get(Some(&f.admin), "/api/cameras/nosuch/live", None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Events: none yet; an unknown event's thumbnail is 404.
+    let resp = f.get(Some(&f.viewer), "/api/events", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body(resp).await, b"[]");
+    let resp = f
+        .get(Some(&f.admin), "/api/events/12345/thumbnail.jpg", None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
