@@ -4,14 +4,19 @@
 //! Parsing is strict: unknown keys are errors (a typo such as `max_byte` must not silently
 //! disable retention), camera and stream names are checked before they become directory
 //! names, and camera passwords are held in [`Secret`], whose `Debug` never shows them.
+//!
+//! The cameras become [`vigil_nvr::CameraSpec`]s (source `Config`: read-only in the web
+//! app); `[web]` says where the web app listens (or `off`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+use vigil_nvr::{CameraSource, CameraSpec, MotionSettings, RecordMode};
 use vigil_recorder::ingest::{IngestConfig, Transport};
 use vigil_recorder::retention::RetentionConfig;
 use vigil_recorder::RecorderConfig;
@@ -110,7 +115,7 @@ pub struct RetentionSection {
 }
 
 /// One `[[camera]]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CameraSection {
     /// Camera name: 1-64 of `A-Z a-z 0-9 _ -` (it names a directory).
@@ -131,6 +136,13 @@ pub struct CameraSection {
     /// Record the camera's audio (AAC, G.711) beside the video (default true).
     #[serde(default = "default_true")]
     pub audio: bool,
+    /// `[camera.motion]`: motion detection settings (default: on, whole picture).
+    #[serde(default)]
+    pub motion: MotionSettings,
+    /// `[camera.record]`: `mode = "continuous"` (default) or `"motion"` with
+    /// `pre_roll_s` and `post_roll_s`.
+    #[serde(default)]
+    pub record: RecordMode,
 }
 
 fn default_true() -> bool {
@@ -148,9 +160,37 @@ impl fmt::Debug for CameraSection {
             .field("transport", &self.transport)
             .field("max_age", &self.max_age)
             .field("audio", &self.audio)
+            .field("motion", &self.motion)
+            .field("record", &self.record)
             .finish()
     }
 }
+
+/// `[web]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// `"ADDR:PORT"` (default `"0.0.0.0:8443"`) or `"off"`.
+    pub listen: Option<String>,
+    /// Your own certificate chain (PEM) instead of the self-signed one.
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of `cert`.
+    pub key: Option<PathBuf>,
+}
+
+/// Where the web app listens, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSettings {
+    /// `None`: the web app is off.
+    pub listen: Option<SocketAddr>,
+    /// Certificate chain (PEM), relative paths resolved against the file's directory.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM).
+    pub key: Option<PathBuf>,
+}
+
+/// The web app's default address: all interfaces, the usual alternative HTTPS port.
+pub const DEFAULT_WEB_LISTEN: &str = "0.0.0.0:8443";
 
 /// `transport = "tcp" | "udp"`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -164,7 +204,7 @@ pub enum TransportName {
 }
 
 /// The file as written.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Where recordings and the index live (relative paths are relative to the file).
@@ -177,6 +217,9 @@ pub struct RawConfig {
     /// The cameras.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraSection>,
+    /// The web app.
+    #[serde(default)]
+    pub web: WebSection,
 }
 
 /// One camera stream to record, ready for the ingest.
@@ -199,6 +242,10 @@ pub struct Config {
     pub recorder: RecorderConfig,
     /// Every stream to record, in file order.
     pub streams: Vec<StreamSpec>,
+    /// The cameras for the NVR (source `Config`), in file order.
+    pub cameras: Vec<CameraSpec>,
+    /// The web app.
+    pub web: WebSettings,
     /// Whether any camera has a password (the file should then be private).
     pub has_secrets: bool,
 }
@@ -247,6 +294,7 @@ impl Config {
             min_free_bytes: raw.retention.min_free_bytes.map_or(0, |b| b.0),
         };
         let mut streams = Vec::new();
+        let mut cameras = Vec::new();
         let mut has_secrets = false;
         for cam in &raw.cameras {
             vigil_recorder::check_name(&cam.name)
@@ -264,6 +312,7 @@ impl Config {
             if let Some(sub) = &cam.sub_url {
                 urls.push(("sub", sub.as_str()));
             }
+            let first = streams.len();
             for (stream, url) in urls {
                 let ingest = ingest_config(cam, stream, url).map_err(invalid)?;
                 has_secrets |= ingest.password.is_some();
@@ -273,14 +322,75 @@ impl Config {
                     ingest,
                 });
             }
+            let mut spec = camera_spec(cam, streams.get(first..).unwrap_or_default());
+            vigil_nvr::validate_camera(&mut spec).map_err(|e| invalid(e.to_string()))?;
+            cameras.push(spec);
         }
         recorder.retention = retention;
+        let web = web_settings(&raw.web, path).map_err(invalid)?;
         Ok(Config {
             data_dir,
             recorder,
             streams,
+            cameras,
+            web,
             has_secrets,
         })
+    }
+}
+
+/// The NVR's spec of a camera whose streams (main, then sub) are already checked: URLs
+/// without credentials, the credentials (from the keys or moved out of the URL) beside.
+fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
+    let find = |name: &str| streams.iter().find(|s| s.stream == name).map(|s| &s.ingest);
+    let (main, sub) = (find("main"), find("sub"));
+    CameraSpec {
+        name: cam.name.clone(),
+        url: main.map(|i| i.url.to_string()).unwrap_or_default(),
+        sub_url: sub.map(|i| i.url.to_string()),
+        username: main.and_then(|i| i.username.clone()),
+        password: main.and_then(|i| i.password.clone()).map(vigil_nvr::Secret),
+        transport: match cam.transport {
+            TransportName::Tcp => "tcp".to_owned(),
+            TransportName::Udp => "udp".to_owned(),
+        },
+        audio: cam.audio,
+        // Rounded up: a limit below a second is still a limit.
+        max_age_s: cam
+            .max_age
+            .map(|d| d.0.as_secs() + u64::from(d.0.subsec_nanos() > 0)),
+        event_max_age_s: None,
+        record: cam.record.clone(),
+        motion: cam.motion.clone(),
+        source: CameraSource::Config,
+    }
+}
+
+/// `[web]` checked: `listen` an address or `off`, `cert` and `key` both or neither.
+fn web_settings(web: &WebSection, path: &Path) -> Result<WebSettings, String> {
+    let listen = match web.listen.as_deref().unwrap_or(DEFAULT_WEB_LISTEN).trim() {
+        "off" => None,
+        a => Some(a.parse::<SocketAddr>().map_err(|_| {
+            format!("web.listen must be ADDR:PORT (e.g. \"0.0.0.0:8443\") or \"off\", got {a:?}")
+        })?),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &PathBuf| {
+        if p.is_relative() {
+            base.join(p)
+        } else {
+            p.clone()
+        }
+    };
+    match (&web.cert, &web.key) {
+        (Some(_), None) | (None, Some(_)) => {
+            Err("web.cert and web.key go together: give both or neither".into())
+        }
+        _ => Ok(WebSettings {
+            listen,
+            cert: web.cert.as_ref().map(resolve),
+            key: web.key.as_ref().map(resolve),
+        }),
     }
 }
 
@@ -542,6 +652,97 @@ url = "rtsp://cam:pa%40ss@192.0.2.11/live"
         // A password that cannot be parsed as part of a URL is never echoed back.
         let e = err("data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://u:sekrit@[bad\"\n");
         assert!(!e.contains("sekrit"), "{e}");
+    }
+
+    #[test]
+    fn cameras_become_nvr_specs_with_motion_record_and_web_sections() {
+        let text = r#"
+data_dir = "/var/lib/vigil"
+[web]
+listen = "127.0.0.1:9443"
+cert = "tls/cert.pem"
+key = "/etc/tls/key.pem"
+[[camera]]
+name = "porch"
+url = "rtsp://cam:pa%40ss@192.0.2.10/main"
+sub_url = "rtsp://192.0.2.10/sub"
+max_age = "1d"
+[camera.motion]
+sensitivity = 70
+fps = 4
+[[camera.motion.zones]]
+name = "path"
+points = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
+[[camera.motion.zones]]
+name = "tree"
+kind = "mask"
+points = [[0.0, 0.0], [0.2, 0.0], [0.2, 0.2]]
+[camera.record]
+mode = "motion"
+pre_roll_s = 5
+post_roll_s = 10
+[[camera]]
+name = "garage"
+url = "rtsp://192.0.2.11/live"
+"#;
+        let c = Config::parse(text, Path::new("/etc/vigil/vigil.toml")).unwrap();
+        assert_eq!(
+            c.web,
+            WebSettings {
+                listen: Some("127.0.0.1:9443".parse().unwrap()),
+                cert: Some(PathBuf::from("/etc/vigil/tls/cert.pem")),
+                key: Some(PathBuf::from("/etc/tls/key.pem")),
+            }
+        );
+        let porch = &c.cameras[0];
+        assert_eq!(porch.source, CameraSource::Config);
+        assert_eq!(porch.url, "rtsp://192.0.2.10/main");
+        assert_eq!(porch.sub_url.as_deref(), Some("rtsp://192.0.2.10/sub"));
+        assert_eq!(porch.username.as_deref(), Some("cam"));
+        assert_eq!(porch.password.as_ref().map(|p| p.expose()), Some("pa@ss"));
+        assert_eq!(porch.max_age_s, Some(86_400));
+        assert_eq!(porch.motion.sensitivity, 70);
+        assert_eq!(porch.motion.zones.len(), 2);
+        assert_eq!(porch.motion.zones[1].kind, vigil_nvr::ZoneKind::Mask);
+        assert_eq!(
+            porch.record,
+            RecordMode::Motion {
+                pre_roll_s: 5,
+                post_roll_s: 10
+            }
+        );
+        let garage = &c.cameras[1];
+        assert_eq!(garage.record, RecordMode::Continuous);
+        assert!(garage.motion.enabled && garage.motion.zones.is_empty());
+        // Defaults: the web app on all interfaces, port 8443.
+        let c = Config::parse("data_dir = \"d\"\n", Path::new("v.toml")).unwrap();
+        assert_eq!(c.web.listen, Some(DEFAULT_WEB_LISTEN.parse().unwrap()));
+        let c = Config::parse(
+            "data_dir = \"d\"\n[web]\nlisten = \"off\"\n",
+            Path::new("v.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.web.listen, None);
+    }
+
+    #[test]
+    fn bad_web_motion_and_record_sections_are_refused() {
+        let p = Path::new("v.toml");
+        let err = |t: &str| Config::parse(t, p).unwrap_err().to_string();
+        let cam = "data_dir = \"d\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n";
+        assert!(err("data_dir = \"d\"\n[web]\nlisten = \"8443\"\n").contains("web.listen"));
+        assert!(err("data_dir = \"d\"\n[web]\ncert = \"c.pem\"\n").contains("web.key"));
+        assert!(err("data_dir = \"d\"\n[web]\nport = 1\n").contains("port"));
+        let e = err(&format!("{cam}[camera.motion]\nsensitivty = 3\n"));
+        assert!(e.contains("sensitivty"), "{e}");
+        let e = err(&format!("{cam}[camera.motion]\nsensitivity = 300\n"));
+        assert!(e.contains("sensitivity"), "{e}");
+        let e = err(&format!("{cam}[camera.record]\nmode = \"sometimes\"\n"));
+        assert!(e.contains("sometimes"), "{e}");
+        let e = err(&format!(
+            "{cam}[[camera.motion.zones]]\nname = \"z\"\npoints = [[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]\n"
+        ));
+        assert!(e.contains("0..1"), "{e}");
     }
 
     #[test]

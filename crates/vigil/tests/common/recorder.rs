@@ -277,7 +277,10 @@ pub fn write_config(
     cameras: &[CameraEntry],
 ) -> PathBuf {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut s = format!("data_dir = \"data\"\n{extra_top}\n[retention]\n{retention}\n");
+    // The web app is not under test here: no HTTPS port, no certificate generation.
+    let mut s = format!(
+        "data_dir = \"data\"\n{extra_top}\n[retention]\n{retention}\n\n[web]\nlisten = \"off\"\n"
+    );
     for c in cameras {
         s.push_str(&format!(
             "\n[[camera]]\nname = \"{}\"\nurl = \"{}\"\n",
