@@ -425,6 +425,14 @@ async fn flow(target: &Target) {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    // Reload so the page's own recording data has that range too (it fetched at load).
+    b.client.refresh().await.unwrap();
+    b.wait_css(
+        "#timeline[data-start-us][data-end-us]",
+        Duration::from_secs(20),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // The middle of the range: at least 3 s of recording after it, even off by a few pixels.
     let t = r_start + (r_end - r_start) / 2;
     click_timeline_at(&b, t).await;
@@ -554,57 +562,63 @@ async fn assert_shown_as_text(b: &Browser, base: &str, hash: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_text_is_rendered_as_text() {
     let _serial = serial().await;
-    bounded("xss", async {
-        let demo = Demo::start();
-        let base = demo.base_url();
-        let mut api = demo.api();
-        api.setup(&demo.setup_token(), ADMIN, ADMIN_PASSWORD).await;
+    let demo = Demo::start();
+    let target = Target {
+        base: demo.base_url(),
+        setup_url: demo.local_setup_url(),
+        api: demo.api(),
+    };
+    bounded("xss", xss(&target, &demo.setup_token())).await;
+}
 
-        let cam = json!({"name": XSS, "url": "rtsp://127.0.0.1:9/x"});
-        let r = api.request("POST", "/api/cameras", Some(&cam)).await;
-        let camera_named = r.status == 201;
-        assert!(
-            camera_named || (400..500).contains(&r.status),
-            "POST /api/cameras with a markup name: {} {}",
-            r.status,
-            r.text()
-        );
-        let user = json!({"username": XSS, "password": "xss-Pa55word-long", "role": "viewer",
-                          "cameras": null});
-        let r = api.request("POST", "/api/users", Some(&user)).await;
-        let user_named = (200..300).contains(&r.status);
-        assert!(
-            user_named || (400..500).contains(&r.status),
-            "POST /api/users with a markup name: {} {}",
-            r.status,
-            r.text()
-        );
-        // A session whose User-Agent is markup: any client can send one.
-        let mut hostile = demo.api();
-        hostile.user_agent = XSS.to_owned();
-        hostile.login(ADMIN, ADMIN_PASSWORD).await;
+async fn xss(target: &Target, setup_token: &str) {
+    let base = target.base.clone();
+    let mut api = target.api.clone();
+    api.setup(setup_token, ADMIN, ADMIN_PASSWORD).await;
 
-        let b = Browser::start().await;
-        b.goto(&format!("{base}/#/login")).await;
-        b.wait_css("form#login-form", Duration::from_secs(20)).await;
-        fill(&b, "form#login-form", "username", ADMIN).await;
-        fill(&b, "form#login-form", "password", ADMIN_PASSWORD).await;
-        submit(&b, "form#login-form").await;
-        b.wait_css("#grid", Duration::from_secs(20)).await;
+    let cam = json!({"name": XSS, "url": "rtsp://127.0.0.1:9/x"});
+    let r = api.request("POST", "/api/cameras", Some(&cam)).await;
+    let camera_named = r.status == 201;
+    assert!(
+        camera_named || (400..500).contains(&r.status),
+        "POST /api/cameras with a markup name: {} {}",
+        r.status,
+        r.text()
+    );
+    let user = json!({"username": XSS, "password": "xss-Pa55word-long", "role": "viewer",
+                      "cameras": null});
+    let r = api.request("POST", "/api/users", Some(&user)).await;
+    let user_named = (200..300).contains(&r.status);
+    assert!(
+        user_named || (400..500).contains(&r.status),
+        "POST /api/users with a markup name: {} {}",
+        r.status,
+        r.text()
+    );
+    // A session whose User-Agent is markup: any client can send one.
+    let mut hostile = target.api.clone();
+    hostile.user_agent = XSS.to_owned();
+    hostile.login(ADMIN, ADMIN_PASSWORD).await;
 
-        if camera_named {
-            assert_shown_as_text(&b, &base, "#/cameras").await;
-            assert_shown_as_text(&b, &base, "#/").await;
-        }
-        if user_named {
-            assert_shown_as_text(&b, &base, "#/users").await;
-        }
-        assert_shown_as_text(&b, &base, "#/account").await;
-        eprintln!(
-            "xss: camera name accepted: {camera_named}, user name accepted: {user_named}; \
-             shown as text"
-        );
-        b.close().await;
-    })
-    .await;
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/#/login")).await;
+    b.wait_css("form#login-form", Duration::from_secs(20)).await;
+    fill(&b, "form#login-form", "username", ADMIN).await;
+    fill(&b, "form#login-form", "password", ADMIN_PASSWORD).await;
+    submit(&b, "form#login-form").await;
+    b.wait_css("#grid", Duration::from_secs(20)).await;
+
+    if camera_named {
+        assert_shown_as_text(&b, &base, "#/cameras").await;
+        assert_shown_as_text(&b, &base, "#/").await;
+    }
+    if user_named {
+        assert_shown_as_text(&b, &base, "#/users").await;
+    }
+    assert_shown_as_text(&b, &base, "#/account").await;
+    eprintln!(
+        "xss: camera name accepted: {camera_named}, user name accepted: {user_named}; \
+         shown as text"
+    );
+    b.close().await;
 }

@@ -169,13 +169,10 @@ impl Demo {
 
     /// A client of the demo's API, pinned to its certificate.
     pub fn api(&self) -> Api {
-        Api {
-            addr: SocketAddr::from(([127, 0, 0, 1], self.https.port())),
-            fingerprint: Some(self.fingerprint.clone()),
-            cookie: None,
-            csrf: None,
-            user_agent: "vigil-e2e".to_owned(),
-        }
+        Api::https(
+            SocketAddr::from(([127, 0, 0, 1], self.https.port())),
+            &self.fingerprint,
+        )
     }
 
     /// Everything the demo wrote to stderr so far.
@@ -670,6 +667,18 @@ pub struct Api {
 }
 
 impl Api {
+    /// An HTTPS client of `addr` accepting only the certificate with SHA-256 `fingerprint`
+    /// (`AA:BB:…` as printed, or plain hex).
+    pub fn https(addr: SocketAddr, fingerprint: &str) -> Api {
+        Api {
+            addr,
+            fingerprint: Some(fingerprint.to_owned()),
+            cookie: None,
+            csrf: None,
+            user_agent: "vigil-e2e".to_owned(),
+        }
+    }
+
     /// A plain-HTTP client of `addr` (for checking the harness against a stand-in server).
     pub fn plain(addr: SocketAddr) -> Api {
         Api {
