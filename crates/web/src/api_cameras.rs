@@ -25,18 +25,24 @@ impl From<NvrError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             NvrError::Probe(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            NvrError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }
 }
 
 /// The API's view of a camera: the spec without its password, `has_password`, `status`.
-pub fn camera_json(spec: &CameraSpec, status: &CameraStatus) -> Value {
+pub fn camera_json(spec: &CameraSpec, status: &CameraStatus, has_password: bool) -> Value {
     let mut v = serde_json::to_value(spec).unwrap_or_else(|_| json!({"name": spec.name}));
     if let Some(o) = v.as_object_mut() {
         // Defence in depth: whatever the NVR hands us, the password never leaves.
         o.remove("password");
-        o.insert("has_password".into(), spec.password.is_some().into());
+        o.insert(
+            "has_password".into(),
+            (has_password || spec.password.is_some()).into(),
+        );
         o.insert(
             "status".into(),
             serde_json::to_value(status).unwrap_or(Value::Null),
@@ -68,7 +74,7 @@ pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Json<Vec<Val
             .cameras()
             .iter()
             .filter(|(s, _)| user.can_view(&s.name))
-            .map(|(s, st)| camera_json(s, st))
+            .map(|(s, status)| camera_json(s, status, st.nvr.has_password(&s.name)))
             .collect(),
     )
 }
@@ -93,7 +99,11 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (spec, status) = viewable(&st, &user, &name)?;
-    Ok(Json(camera_json(&spec, &status)))
+    Ok(Json(camera_json(
+        &spec,
+        &status,
+        st.nvr.has_password(&name),
+    )))
 }
 
 /// `GET /api/cameras/{name}/snapshot.jpg`.
@@ -137,7 +147,11 @@ pub async fn add(
         .nvr
         .camera(&name)
         .ok_or_else(|| ApiError::internal("camera vanished after adding"))?;
-    Ok((StatusCode::CREATED, Json(camera_json(&spec, &status))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(camera_json(&spec, &status, st.nvr.has_password(&name))),
+    )
+        .into_response())
 }
 
 /// `PUT /api/cameras/{name}` (an absent password keeps the stored one).
@@ -161,7 +175,11 @@ pub async fn update(
         .nvr
         .camera(&name)
         .ok_or_else(|| ApiError::not_found("no such camera"))?;
-    Ok(Json(camera_json(&spec, &status)))
+    Ok(Json(camera_json(
+        &spec,
+        &status,
+        st.nvr.has_password(&name),
+    )))
 }
 
 /// `DELETE /api/cameras/{name}`.
@@ -258,7 +276,7 @@ mod tests {
             streams: vec![],
             motion_active: false,
         };
-        let v = camera_json(&spec, &status);
+        let v = camera_json(&spec, &status, false);
         assert!(!v.to_string().contains("hunter2secret"));
         assert_eq!(v["has_password"], true);
         assert_eq!(v["status"]["name"], "front");

@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::accounts::Session;
 use crate::error::ApiError;
-use crate::state::{AppState, CurrentUser};
+use crate::state::{Access, AppState, CurrentUser};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "vigil_session";
@@ -219,6 +219,7 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 /// Checks the request against the caller; `Err` is the refusal.
 fn check_request(
     method: &Method,
+    path: &str,
     headers: &HeaderMap,
     identity: Option<&Identity>,
 ) -> Result<(), ApiError> {
@@ -238,7 +239,12 @@ fn check_request(
             "cross-origin request refused",
         ));
     }
-    if !safe {
+    // Login and setup are public: a browser may still hold an old session cookie when it
+    // logs in again (which ends that session); the Origin check above is their CSRF defence.
+    let public = crate::ROUTES
+        .iter()
+        .any(|d| d.access == Access::Public && d.path == path && d.method == method.as_str());
+    if !safe && !public {
         if let Some(s) = identity.and_then(Identity::session) {
             let sent = headers
                 .get(CSRF_HEADER)
@@ -283,7 +289,12 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
     let mut resp = if api {
         match resolve(&st, req.headers()) {
             Err(e) => e.into_response(),
-            Ok(identity) => match check_request(req.method(), req.headers(), identity.as_ref()) {
+            Ok(identity) => match check_request(
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                identity.as_ref(),
+            ) {
                 Err(e) => e.into_response(),
                 Ok(()) => {
                     if let Some(i) = identity {

@@ -197,11 +197,18 @@ fn core_handler(doc: &RouteDoc) -> Option<MethodRouter<AppState>> {
 }
 
 /// The tables of the media modules, in the order they are merged.
-const MEDIA_TABLES: &[&[RouteDoc]] = &[];
+const MEDIA_TABLES: &[&[RouteDoc]] = &[
+    crate::live::ROUTES,
+    crate::playback::ROUTES,
+    crate::events_api::ROUTES,
+];
 
 /// The media modules' routers.
 fn media_routes() -> Router<AppState> {
     Router::new()
+        .merge(crate::live::routes())
+        .merge(crate::playback::routes())
+        .merge(crate::events_api::routes())
 }
 
 const PARTS: &[&[RouteDoc]] = &[CORE_ROUTES];
