@@ -37,6 +37,9 @@ pub enum UserCommand {
         /// What the user may do.
         #[arg(long, default_value = "admin", value_parser = parse_role)]
         role: Role,
+        /// Cameras a viewer may see, comma-separated (default: every camera).
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+        cameras: Option<Vec<String>>,
         /// Read the password as one line from stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
@@ -132,17 +135,22 @@ pub fn run_with(
         UserCommand::Add {
             name,
             role,
+            cameras,
             password_stdin,
             data,
         } => {
             let store = open(&data)?;
             // Validate the name before asking for a password the user would type in vain.
             vigil_auth::validate_name(&name)?;
+            vigil_auth::validate_cameras(cameras.as_deref())?;
+            if cameras.is_some() && role == Role::Admin {
+                bail!("--cameras limits viewers only; admins see every camera (add --role viewer)");
+            }
             if store.list()?.iter().any(|u| u.name == name) {
                 bail!("user {name:?} already exists; use `vigil user passwd {name}` to change the password");
             }
             let password = pw.new_password(password_stdin)?;
-            store.add(&name, &password, role)?;
+            store.add_with_cameras(&name, &password, role, cameras)?;
             writeln!(out, "added {role} {name:?} to {}", store.path().display())?;
         }
         UserCommand::List { data } => {
@@ -156,7 +164,10 @@ pub fn run_with(
                 )?;
             }
             for u in users {
-                writeln!(out, "{}\t{}", u.name, u.role)?;
+                match &u.cameras {
+                    None => writeln!(out, "{}\t{}", u.name, u.role)?,
+                    Some(c) => writeln!(out, "{}\t{}\t{}", u.name, u.role, c.join(","))?,
+                }
             }
         }
         UserCommand::Remove { name, data } => {
@@ -249,6 +260,55 @@ mod tests {
         assert!(store.is_empty().unwrap());
         assert!(run_cli(
             &["vigil", "user", "add", "x", "--role", "root", "--data", d],
+            pw
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn viewer_limited_to_cameras() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let pw = "correct horse battery";
+        run_cli(
+            &[
+                "vigil",
+                "user",
+                "add",
+                "vi",
+                "--role",
+                "viewer",
+                "--cameras",
+                "front,yard",
+                "--data",
+                d,
+            ],
+            pw,
+        )
+        .unwrap();
+        let u = UserStore::open(dir.path())
+            .unwrap()
+            .get("vi")
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.cameras, Some(vec!["front".to_owned(), "yard".to_owned()]));
+        assert!(u.can_view("yard") && !u.can_view("back"));
+        assert_eq!(
+            run_cli(&["vigil", "user", "list", "--data", d], pw).unwrap(),
+            "vi\tviewer\tfront,yard\n"
+        );
+        // Admins see everything: a camera list for one is a mistake.
+        assert!(run_cli(
+            &[
+                "vigil",
+                "user",
+                "add",
+                "ad",
+                "--cameras",
+                "front",
+                "--data",
+                d
+            ],
             pw
         )
         .is_err());
