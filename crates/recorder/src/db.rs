@@ -407,6 +407,18 @@ impl Db {
         Ok(())
     }
 
+    /// Indexes fragments whose bytes are already fsynced (of any streams), and extends
+    /// their files' rows, in one transaction: one commit (one WAL fsync) for all streams'
+    /// rows of an interval instead of one per fragment.
+    pub fn insert_fragments(&mut self, frags: &[FragmentRow]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        for f in frags {
+            insert_fragment_tx(&tx, f)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Marks a file closed.
     pub fn close_file(&mut self, file_id: i64) -> Result<(), Error> {
         self.conn.execute(
@@ -664,38 +676,39 @@ impl Db {
 }
 
 fn insert_fragment_tx(tx: &Transaction<'_>, f: &FragmentRow) -> Result<(), Error> {
-    tx.execute(
+    // Cached: parsed once per connection, not once per fragment.
+    tx.prepare_cached(
         "INSERT INTO fragment (file_id, seq, byte_offset, byte_len, data_offset, start_90k, \
          duration_90k, start_wall_us, end_wall_us, frames, key_count, samples, audio) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            f.file_id,
-            f.seq,
-            to_i64(f.byte_offset),
-            to_i64(f.byte_len),
-            to_i64(f.data_offset),
-            to_i64(f.start_90k),
-            to_i64(f.duration_90k),
-            f.start_wall_us,
-            f.end_wall_us,
-            f.samples.len() as i64,
-            f.key_count() as i64,
-            encode_samples(&f.samples),
-            f.audio.as_ref().map(AudioRun::encode),
-        ],
-    )?;
+    )?
+    .execute(params![
+        f.file_id,
+        f.seq,
+        to_i64(f.byte_offset),
+        to_i64(f.byte_len),
+        to_i64(f.data_offset),
+        to_i64(f.start_90k),
+        to_i64(f.duration_90k),
+        f.start_wall_us,
+        f.end_wall_us,
+        f.samples.len() as i64,
+        f.key_count() as i64,
+        encode_samples(&f.samples),
+        f.audio.as_ref().map(AudioRun::encode),
+    ])?;
     // The file's row grows with its last fragment; max() keeps it right when recovery
     // inserts fragments out of order.
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE segment_file SET end_90k = MAX(end_90k, ?2), end_wall_us = MAX(end_wall_us, ?3), \
          bytes = MAX(bytes, ?4) WHERE id = ?1",
-        params![
-            f.file_id,
-            to_i64(f.start_90k.saturating_add(f.duration_90k)),
-            f.end_wall_us,
-            to_i64(f.byte_offset.saturating_add(f.byte_len)),
-        ],
-    )?;
+    )?
+    .execute(params![
+        f.file_id,
+        to_i64(f.start_90k.saturating_add(f.duration_90k)),
+        f.end_wall_us,
+        to_i64(f.byte_offset.saturating_add(f.byte_len)),
+    ])?;
     Ok(())
 }
 

@@ -26,15 +26,15 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
     assert_eq!(before.len(), 5);
     let (open_id, _) = w.open_file().unwrap();
     let keep = before[3].bytes as u64 + before[4].bytes as u64;
-    let store2 = Store {
-        storage: store.storage.clone(),
-        db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
-        clock: Arc::new(SimClock::new(T0)),
-        retention: std::sync::RwLock::new(RetentionConfig {
+    let store2 = Store::new(
+        store.storage.clone(),
+        crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
+        Arc::new(SimClock::new(T0)),
+        RetentionConfig {
             max_bytes: Some(keep),
             ..Default::default()
-        }),
-    };
+        },
+    );
     let report = run(&store2).unwrap();
     assert_eq!(report.files, 3);
     let after: Vec<i64> = store2
@@ -53,13 +53,11 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
     assert!(store2.db().garbage().unwrap().is_empty());
 
     // Even a limit of 0 never deletes the file being written.
-    let store3 = Store {
-        retention: std::sync::RwLock::new(RetentionConfig {
-            max_bytes: Some(0),
-            ..Default::default()
-        }),
-        ..store2
-    };
+    let store3 = store2;
+    store3.set_retention(RetentionConfig {
+        max_bytes: Some(0),
+        ..Default::default()
+    });
     run(&store3).unwrap();
     let left = store3.db().all_files().unwrap();
     assert_eq!(left.iter().map(|f| f.id).collect::<Vec<_>>(), vec![open_id]);
@@ -84,13 +82,13 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
         w.finish().unwrap();
     }
     let clock = SimClock::new(T0 + 30_000_000);
-    let store = Store {
-        storage: store.storage.clone(),
-        db: std::sync::Mutex::new(crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap()),
-        clock: Arc::new(clock),
-        // No limit at first: the NVR sets one at runtime below.
-        retention: std::sync::RwLock::new(RetentionConfig::default()),
-    };
+    // No limit at first: the NVR sets one at runtime below.
+    let store = Store::new(
+        store.storage.clone(),
+        crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
+        Arc::new(clock),
+        RetentionConfig::default(),
+    );
     // A deletion interrupted after step 1 (rows gone, file still there).
     let yard = store
         .db()

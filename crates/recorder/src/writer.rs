@@ -3,8 +3,9 @@
 //! blocking pool, fed the output of a segmenter that runs in the stream's async task
 //! (about one batch of events per fragment, not one wake-up per access unit).
 //!
-//! Per fragment: append `moof`+`mdat` → fsync the file → insert the fragment row (one
-//! transaction, `synchronous=FULL`). A crash between any two steps leaves either bytes
+//! Per fragment: append `moof`+`mdat` → fsync the file → queue the fragment row, committed
+//! with every stream's rows of the last second in one transaction (`synchronous=FULL`,
+//! see [`Store::queue_fragment`]). A crash between any two steps leaves either bytes
 //! that no row points at (recovery indexes or truncates them) — never a row pointing at
 //! missing bytes.
 //!
@@ -16,6 +17,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
@@ -41,13 +43,119 @@ pub struct Store {
     /// [`Recorder::set_retention`](crate::Recorder::set_retention), read as a clone by
     /// each pass (see [`Store::retention`]).
     pub retention: RwLock<RetentionConfig>,
+    /// Fragment rows of all streams whose media is fsynced, waiting for the next shared
+    /// index commit (see [`Store::queue_fragment`]).
+    pending: Mutex<PendingRows>,
 }
 
+/// Rows queued for the next index commit.
+#[derive(Default)]
+struct PendingRows {
+    rows: Vec<FragmentRow>,
+    /// When the oldest queued row was queued.
+    since: Option<Instant>,
+}
+
+/// How long a fragment row may wait for the shared index commit when no
+/// [`Store::commit_older_than`] ticker runs (a writer used on its own). Rows are queued
+/// only after their media is fsynced; after a crash recovery indexes such fragments from
+/// the file itself, so the wait costs no footage, only index freshness.
+pub const INDEX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rows kept for a retry while the index cannot be written (≈ 1 minute of 64 streams);
+/// beyond that the oldest are dropped, logged (`vigil reindex` restores them).
+const MAX_PENDING_ROWS: usize = 4096;
+
 impl Store {
-    /// Locks the index. A panic elsewhere while holding it leaves SQLite consistent (its
-    /// transactions roll back), so a poisoned lock is taken over.
+    /// The shared state of one data directory.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        retention: RetentionConfig,
+    ) -> Self {
+        Self {
+            storage,
+            db: Mutex::new(db),
+            clock,
+            retention: RwLock::new(retention),
+            pending: Mutex::new(PendingRows::default()),
+        }
+    }
+
+    /// Locks the index, after committing the queued fragment rows: whoever reads or
+    /// writes the index sees every fragment queued so far, and a file's rows are always
+    /// in before it is closed or deleted. A panic elsewhere while holding the lock leaves
+    /// SQLite consistent (its transactions roll back), so a poisoned lock is taken over.
     pub fn db(&self) -> MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
+        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit_pending(&mut db);
+        db
+    }
+
+    /// Queues the index row of a fragment whose media is already fsynced. All streams'
+    /// rows go into one transaction, committed by the first writer that queues a row
+    /// [`INDEX_COMMIT_INTERVAL`] after the oldest queued one, or by the next use of
+    /// [`db`](Self::db) (one commit a second instead of one per stream per second).
+    pub fn queue_fragment(&self, row: FragmentRow) {
+        let due = {
+            let mut p = self.pending();
+            p.rows.push(row);
+            let since = *p.since.get_or_insert_with(Instant::now);
+            since.elapsed() >= INDEX_COMMIT_INTERVAL
+        };
+        if due {
+            drop(self.db());
+        }
+    }
+
+    /// Commits the queued rows if the oldest has waited `age` (the recorder's ticker: the
+    /// streams' fragments, cut at about the same moments, arrive in bursts; waiting a
+    /// little gathers a burst into one commit). Returns whether it committed.
+    pub fn commit_older_than(&self, age: Duration) -> bool {
+        let due = self.pending().since.is_some_and(|t| t.elapsed() >= age);
+        if due {
+            drop(self.db());
+        }
+        due
+    }
+
+    /// Whether fragment rows wait for a commit.
+    pub fn has_pending(&self) -> bool {
+        self.pending().since.is_some()
+    }
+
+    fn pending(&self) -> MutexGuard<'_, PendingRows> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn commit_pending(&self, db: &mut Db) {
+        let rows = {
+            let mut p = self.pending();
+            p.since = None;
+            std::mem::take(&mut p.rows)
+        };
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = db.insert_fragments(&rows) {
+            // Kept for the next commit (the media is durable; recovery would also find it
+            // after a restart, as long as its file is still open then).
+            warn!(
+                "index: {} fragment rows not committed, retrying: {e}",
+                rows.len()
+            );
+            let mut p = self.pending();
+            let mut rows = rows;
+            rows.append(&mut p.rows);
+            if rows.len() > MAX_PENDING_ROWS {
+                let n = rows.len() - MAX_PENDING_ROWS;
+                warn!("index: dropping {n} fragment rows (run `vigil reindex` to restore them)");
+                rows.drain(..n);
+            }
+            p.rows = rows;
+            p.since.get_or_insert_with(Instant::now);
+        }
     }
 
     /// The current retention limits (a clone: a pass works on one consistent setting
@@ -441,10 +549,11 @@ impl StreamWriter {
         open.handle
             .sync()
             .map_err(|e| Error::io(format!("fsync {}", open.path), e))?;
-        self.store.db().insert_fragment(&row)?;
         open.len += row.byte_len;
         open.end_wall_us = row.end_wall_us;
         self.last_end_wall = Some(row.end_wall_us);
+        // Media fsynced above, so the row may point at it.
+        self.store.queue_fragment(row);
         Ok(())
     }
 
@@ -489,6 +598,13 @@ impl StreamWriter {
             }
             r => r,
         }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The last queued rows (a recorder closed between commits).
+        drop(self.db());
     }
 }
 

@@ -1,7 +1,7 @@
 //! Writer, recovery, reindex and clock-step tests on simulated storage and time.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::*;
 use crate::clock::SimClock;
@@ -19,12 +19,12 @@ pub(crate) fn store_with(
     storage: Arc<dyn Storage>,
     retention: RetentionConfig,
 ) -> Arc<Store> {
-    Arc::new(Store {
+    Arc::new(Store::new(
         storage,
-        db: Mutex::new(Db::open(&dir.join("index.sqlite3")).unwrap()),
-        clock: Arc::new(SimClock::new(T0)),
-        retention: std::sync::RwLock::new(retention),
-    })
+        Db::open(&dir.join("index.sqlite3")).unwrap(),
+        Arc::new(SimClock::new(T0)),
+        retention,
+    ))
 }
 
 pub(crate) fn short_files() -> SegmenterConfig {
@@ -98,6 +98,8 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
     }
     let (_, path) = w.open_file().unwrap();
     let path = path.to_owned();
+    // The shared index commit of the rows queued so far.
+    drop(store.db());
     // The process dies: part of the next fragment had reached the disk, and the last
     // fragment was fsynced but its row never committed.
     disk.crash();
@@ -402,4 +404,89 @@ fn a_reported_discontinuity_starts_a_new_file_without_a_gap() {
         .is_empty());
     no_overlap(&files);
     index_agrees_with_files(&store);
+}
+
+#[test]
+fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    let raw = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    let committed = |raw: &rusqlite::Connection| -> (i64, i64) {
+        raw.query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT file_id) FROM fragment",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let keys = |raw: &rusqlite::Connection| -> Vec<(i64, i64)> {
+        let mut st = raw.prepare("SELECT file_id, seq FROM fragment").unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let mut writers: Vec<StreamWriter> = ["main", "sub"]
+        .iter()
+        .map(|s| StreamWriter::new(store.clone(), "door", s, SegmenterConfig::default()).unwrap())
+        .collect();
+    let mut gens = [AuGen::new(T0), AuGen::new(T0)];
+    let mut push = |writers: &mut Vec<StreamWriter>, n: usize| {
+        for _ in 0..n {
+            for (w, g) in writers.iter_mut().zip(gens.iter_mut()) {
+                w.push(g.next_au()).unwrap();
+            }
+        }
+    };
+    push(&mut writers, 90); // 3 s each: fragments written and fsynced
+                            // Queued within the commit interval: not in the index yet (another process does not
+                            // see them; whoever goes through the store does).
+    assert_eq!(committed(&raw), (0, 0));
+    std::thread::sleep(INDEX_COMMIT_INTERVAL);
+    push(&mut writers, 30);
+    // The first row queued after the interval committed both streams' rows at once.
+    let (first, files) = committed(&raw);
+    assert!(first >= 4, "{first}");
+    assert_eq!(files, 2, "rows of both streams in one commit");
+    let first_keys = keys(&raw);
+    push(&mut writers, 60);
+    assert_eq!(
+        committed(&raw).0,
+        first,
+        "the next rows wait for the next interval"
+    );
+    drop(store.db());
+    let all = committed(&raw).0;
+    assert!(all > first);
+
+    // kill -9 as if that last commit had not happened: the rows' media was fsynced
+    // before they were queued, so recovery indexes it again.
+    disk.crash();
+    for w in writers {
+        std::mem::forget(w);
+    }
+    let keys_now = keys(&raw);
+    for (file, seq) in keys_now.iter().filter(|k| !first_keys.contains(k)) {
+        raw.execute(
+            "DELETE FROM fragment WHERE file_id = ?1 AND seq = ?2",
+            [file, seq],
+        )
+        .unwrap();
+    }
+    drop(raw);
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    let report = recovery::recover(&store).unwrap();
+    assert_eq!(report.fragments_added as i64, all - first, "{report:?}");
+    let files = store.db().all_files().unwrap();
+    assert_eq!(files.len(), 2);
+    for f in &files {
+        assert!(f.end_wall_us - f.start_wall_us >= 5_000_000, "{f:?}");
+    }
 }
