@@ -391,3 +391,117 @@ fn invalid_webhook_is_disabled_and_shown() {
         alerts.shutdown().await;
     });
 }
+
+/// An https receiver with a certificate from a test CA; Vigil trusts it through `ca_file`
+/// and refuses it without.
+#[tokio::test]
+async fn https_endpoint_with_own_ca() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                // Just enough HTTP/1.1 for one request with Content-Length.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = tls.read(&mut chunk).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap();
+                    if buf.len() >= end + 4 + len {
+                        let body = buf[end + 4..end + 4 + len].to_vec();
+                        tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                            .await
+                            .unwrap();
+                        tls.shutdown().await.ok();
+                        let _ = tx.send((head, body));
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let url = format!("https://localhost:{port}/hook");
+    let trusted = Alerts::start(
+        hook(url.clone(), |w| w.ca_file = Some(ca_file.clone())),
+        vec![],
+        no_snapshot(),
+    );
+    trusted.send(motion_start(3));
+    let (head, body) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    assert_eq!(body, motion_start(3).to_json());
+    let ts = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-vigil-timestamp: "))
+        .unwrap();
+    let sig = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-vigil-signature: "))
+        .unwrap();
+    assert_eq!(
+        sign::verify(SECRET.as_bytes(), ts, &body, sig, now_unix(), 300),
+        Ok(())
+    );
+    wait_status(&trusted, "delivered over https", |s| s["delivered"] == 1).await;
+    trusted.shutdown().await;
+
+    // The system trust store does not know the test CA: never delivered, error says why.
+    let untrusted = Alerts::start(hook(url, |w| w.give_up_after_s = 1), vec![], no_snapshot());
+    untrusted.send(motion_start(4));
+    let s = wait_status(&untrusted, "failed", |s| s["failed"] == 1).await;
+    let err = s["last_error"].as_str().unwrap().to_lowercase();
+    assert!(err.contains("tls") && err.contains("certificate"), "{err}");
+    untrusted.shutdown().await;
+    assert!(rx.try_recv().is_err());
+    server.abort();
+}
