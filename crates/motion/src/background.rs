@@ -86,6 +86,9 @@ pub struct BackgroundModel {
     noise_avg: f32,
     /// Histogram of `F - B` over -255..=255, index `d + 255`.
     hist: Vec<u32>,
+    /// Per-cell base thresholds replacing `params.base_threshold` (zones with their own
+    /// sensitivity); empty: the same base everywhere.
+    cell_base: Vec<u8>,
 }
 
 fn q16(rate: f32) -> i64 {
@@ -104,7 +107,19 @@ impl BackgroundModel {
             params,
             noise_avg: 0.0,
             hist: vec![0; 511],
+            cell_base: Vec::new(),
         }
+    }
+
+    /// Gives each cell its own base threshold (one entry per cell; any other length restores
+    /// the common base). The noise-adaptive part still applies on top, and global changes are
+    /// still judged with the common base.
+    pub fn set_cell_base(&mut self, bases: Vec<u8>) {
+        self.cell_base = if bases.len() == self.bg.len() {
+            bases
+        } else {
+            Vec::new()
+        };
     }
 
     /// Forgets the background; the next frame initialises it again.
@@ -179,16 +194,34 @@ impl BackgroundModel {
         let threshold = usual.max((nf * mad as f32).ceil() as u32);
         let t = threshold as i32;
         let mut count = 0u32;
-        for (((&f, &b), &a), c) in frame
-            .iter()
-            .zip(&self.bg)
-            .zip(active)
-            .zip(changed.iter_mut())
-        {
-            let r = i32::from(f) - ((i32::from(b) + 128) >> 8) - offset;
-            let hit = a && r.abs() > t;
-            *c = u8::from(hit);
-            count += u32::from(hit);
+        if self.cell_base.is_empty() {
+            for (((&f, &b), &a), c) in frame
+                .iter()
+                .zip(&self.bg)
+                .zip(active)
+                .zip(changed.iter_mut())
+            {
+                let r = i32::from(f) - ((i32::from(b) + 128) >> 8) - offset;
+                let hit = a && r.abs() > t;
+                *c = u8::from(hit);
+                count += u32::from(hit);
+            }
+        } else {
+            // The noise-driven part of the threshold, without the common base.
+            let noise_t =
+                ((nf * self.noise_avg).ceil() as i32).max((nf * mad as f32).ceil() as i32);
+            for ((((&f, &b), &a), c), &base) in frame
+                .iter()
+                .zip(&self.bg)
+                .zip(active)
+                .zip(changed.iter_mut())
+                .zip(&self.cell_base)
+            {
+                let r = i32::from(f) - ((i32::from(b) + 128) >> 8) - offset;
+                let hit = a && r.abs() > noise_t.max(i32::from(base));
+                *c = u8::from(hit);
+                count += u32::from(hit);
+            }
         }
 
         // 4. Global change: re-learn instead of reporting motion.

@@ -80,8 +80,7 @@ impl MotionConfig {
 
     /// The sensitivity as a luma difference threshold, levels of 255.
     pub fn base_threshold(&self) -> u8 {
-        let s = self.sensitivity.clamp(0.0, 1.0);
-        (4.0 + (1.0 - s) * 56.0).round() as u8
+        threshold_of(self.sensitivity)
     }
 
     /// Working grid size `(width, height)` in cells.
@@ -144,9 +143,18 @@ impl MotionConfig {
             if let Some(a) = z.min_area {
                 range("zones.min_area", a, 0.0, 1.0, false, "0..=1")?;
             }
+            if let Some(s) = z.sensitivity {
+                range("zones.sensitivity", s, 0.0, 1.0, false, "0..=1")?;
+            }
         }
         Ok(())
     }
+}
+
+/// A 0..=1 sensitivity as a luma difference threshold: `4 + (1 - s) * 56`.
+pub(crate) fn threshold_of(sensitivity: f32) -> u8 {
+    let s = sensitivity.clamp(0.0, 1.0);
+    (4.0 + (1.0 - s) * 56.0).round() as u8
 }
 
 /// `v` in `lo..=hi` (or `lo < v <= hi` with `open_low`), and not NaN.

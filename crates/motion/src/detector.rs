@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::background::{BackgroundModel, BackgroundParams, FrameStats};
-use crate::config::{micros, MotionConfig};
+use crate::config::{micros, threshold_of, MotionConfig};
 use crate::downscale::Downscaler;
 use crate::error::{ConfigError, FrameError};
 use crate::events::{Observation, Track, Transition};
@@ -160,11 +160,34 @@ impl MotionDetector {
             foreground_rate: config.foreground_learning_rate,
             relearn_fraction: config.relearn_fraction,
         };
+        let mut background = BackgroundModel::new(cells, params);
+        if config.zones.iter().any(|z| z.sensitivity.is_some()) {
+            // Per cell: the lowest threshold of the zones covering it (the most sensitive
+            // wins), else the camera's.
+            let base = config.base_threshold();
+            let zone_t: Vec<u8> = config
+                .zones
+                .iter()
+                .map(|z| z.sensitivity.map_or(base, threshold_of))
+                .collect();
+            let bases = zones
+                .cell_zones
+                .iter()
+                .map(|&bits| {
+                    (0..zone_t.len())
+                        .filter(|z| bits & (1 << z) != 0)
+                        .filter_map(|z| zone_t.get(z).copied())
+                        .min()
+                        .unwrap_or(base)
+                })
+                .collect();
+            background.set_cell_base(bases);
+        }
         Ok(Self {
             down: Downscaler::new(config.width as usize, config.height as usize, gw, gh),
             grid: vec![0; cells],
             changed: vec![0; cells],
-            background: BackgroundModel::new(cells, params),
+            background,
             labeler: Labeler::new(gw, gh),
             min_cells,
             zone_min_cells,

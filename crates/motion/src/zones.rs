@@ -110,6 +110,9 @@ pub struct Zone {
     pub min_duration: Option<std::time::Duration>,
     /// A zone event ends after this long without motion; `None` uses the camera's.
     pub cooldown: Option<std::time::Duration>,
+    /// Sensitivity inside this zone, 0..=1 (see [`crate::MotionConfig::sensitivity`]); `None`
+    /// uses the camera's. Where zones overlap, the most sensitive one applies.
+    pub sensitivity: Option<f32>,
 }
 
 impl Zone {
@@ -121,6 +124,7 @@ impl Zone {
             min_area: None,
             min_duration: None,
             cooldown: None,
+            sensitivity: None,
         }
     }
 }

@@ -468,3 +468,27 @@ fn zones_only_ignores_motion_outside_every_zone_for_the_camera_scope() {
     let events = run(&s, cfg, 18);
     assert_eq!(camera_events(&events).len(), 4, "{events:#?}");
 }
+
+#[test]
+fn a_zone_with_its_own_sensitivity_sees_a_faint_object_the_camera_setting_misses() {
+    // Within ~55 levels of the (textured, left-to-right brighter) background under them.
+    let faint = |x: f32, enter: i64, luma: u8| SceneObject {
+        luma,
+        ..walker(enter, enter + 4 * S, x, 0.01)
+    };
+    let mut s = scene();
+    s.objects.push(faint(0.1, 2 * S, 90)); // inside the zone
+    s.objects.push(faint(0.7, 10 * S, 125)); // outside
+    let mut cfg = MotionConfig::new(W as u32, H as u32);
+    cfg.sensitivity = 0.0; // threshold 60: the faint object is invisible
+    let mut zone = Zone::new("left", Polygon::rect(0.0, 0.0, 0.5, 1.0));
+    zone.sensitivity = Some(1.0);
+    cfg.zones.push(zone);
+    let events = run(&s, cfg.clone(), 16);
+    assert_pair(&zone_events(&events, "left"), 2 * S, 6 * S, &cfg);
+    // The camera event is the same walk; the walk outside the zone raised nothing.
+    assert_pair(&camera_events(&events), 2 * S, 6 * S, &cfg);
+    // Without the zone's override, nothing at all.
+    cfg.zones[0].sensitivity = None;
+    assert!(run(&s, cfg, 16).is_empty());
+}

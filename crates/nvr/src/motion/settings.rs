@@ -78,8 +78,15 @@ pub fn motion_config(
                 if let Some(pct) = z.min_area_pct {
                     zone.min_area = Some(area(&format!("zone {:?} min_area_pct", z.name), pct)?);
                 }
-                // The detector has one threshold per camera; a zone's own sensitivity is
-                // not applied yet (documented in docs/motion.md).
+                if let Some(sens) = z.sensitivity {
+                    if !(1..=100).contains(&sens) {
+                        return Err(NvrError::Invalid(format!(
+                            "zone {:?} sensitivity = {sens} must be 1-100",
+                            z.name
+                        )));
+                    }
+                    zone.sensitivity = Some(detector_sensitivity(sens));
+                }
                 c.zones.push(zone);
             }
         }
@@ -106,7 +113,7 @@ mod tests {
             name: name.into(),
             kind,
             points: pts,
-            sensitivity: None,
+            sensitivity: Some(100),
             min_area_pct: Some(2.0),
         }
     }
@@ -136,6 +143,7 @@ mod tests {
         assert_eq!(c.masks.len(), 1);
         assert_eq!(c.zones[0].name, "porch");
         assert_eq!(c.zones[0].min_area, Some(0.02));
+        assert_eq!(c.zones[0].sensitivity, Some(1.0));
         assert!(c.zones_only);
         // The zone is entirely masked: the detector refuses it, and so does validation.
         let err = validate_settings(&s).unwrap_err();
