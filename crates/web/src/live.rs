@@ -22,6 +22,7 @@
 //! and its socket. A viewer whose network cannot keep up fills its queue; what does not fit
 //! is dropped and the viewer resumes at the next key frame (the same happens when it lags
 //! behind the hub itself). The camera, the recorder and the other viewers never wait for it.
+//! A viewer that takes nothing for [`SEND_TIMEOUT`] is disconnected.
 //!
 //! A camera that goes offline keeps the socket open (pings continue); pictures resume when the
 //! hub publishes again. If the camera's hub is replaced (the camera was edited), the new one is
@@ -71,6 +72,9 @@ pub const HEADER_LEN: usize = 17;
 pub const KIND_INIT: u8 = 0;
 /// Binary message kind: one media fragment.
 pub const KIND_FRAGMENT: u8 = 1;
+
+/// Longest time one message may take to go out before the viewer is disconnected.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How often a viewer waiting for a camera's hub (not started yet, being restarted) asks again.
 const HUB_RETRY: Duration = Duration::from_millis(500);
@@ -139,8 +143,11 @@ pub async fn serve_socket(socket: WebSocket, lookup: impl Fn() -> Lookup + Send 
     let write = async move {
         while let Some(msg) = rx.recv().await {
             let closing = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || closing {
-                break;
+            // A client that takes no data at all for this long is gone (or hostile): its
+            // connection is closed rather than kept forever with a full queue.
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
+                Ok(Ok(())) if !closing => {}
+                _ => break,
             }
         }
     };
