@@ -73,10 +73,15 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Runs blocking work (argon2, ~tens of ms of CPU) off the async workers.
+/// Password hashings at once: each argon2 run takes ~19 MiB and tens of ms of a core, so a
+/// flood of logins from many addresses queues here instead of exhausting memory and CPU.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Runs blocking work (argon2) off the async workers, at most [`HASHING`] at once.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _permit = HASHING.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?

@@ -2,8 +2,9 @@
 //! size limit, a cap on concurrent connections, graceful shutdown; and the machine-readable
 //! stdout lines of the contract.
 
+use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; beyond, new ones are closed at accept.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections from one address at once (a browser opens ~6, plus one WebSocket per camera).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// Time in-flight requests get after shutdown is requested.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -66,10 +69,33 @@ impl WebHandle {
     }
 }
 
-/// A connection counted against [`MAX_CONNECTIONS`]; the permit returns when it is dropped.
+/// Open connections per source address.
+type PerAddress = Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's slot in the per-address count, given back on drop.
+struct AddressSlot {
+    map: PerAddress,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection counted against [`MAX_CONNECTIONS`] and [`MAX_CONNECTIONS_PER_ADDRESS`]; both
+/// are given back when it is dropped.
 struct Limited<S> {
     inner: S,
     _permit: OwnedSemaphorePermit,
+    _slot: AddressSlot,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
@@ -108,9 +134,46 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Limited<S> {
     }
 }
 
-/// Caps concurrent connections (runs before TLS, so a flood costs no handshakes).
+/// Caps concurrent connections, in all and per address (runs before TLS, so a flood costs no
+/// handshakes).
 #[derive(Clone)]
-struct LimitAcceptor(Arc<Semaphore>);
+struct LimitAcceptor {
+    all: Arc<Semaphore>,
+    per_address: PerAddress,
+}
+
+impl LimitAcceptor {
+    fn new() -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            per_address: Arc::default(),
+        }
+    }
+
+    fn admit(&self, stream: &TcpStream) -> Option<(OwnedSemaphorePermit, AddressSlot)> {
+        let ip = stream.peer_addr().ok()?.ip();
+        let slot = {
+            let mut m = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(ip).or_insert(0);
+            if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+                tracing::warn!(peer = %ip, "too many connections from one address; closing a new one");
+                return None;
+            }
+            *n += 1;
+            AddressSlot {
+                map: self.per_address.clone(),
+                ip,
+            }
+        };
+        match self.all.clone().try_acquire_owned() {
+            Ok(permit) => Some((permit, slot)),
+            Err(_) => {
+                tracing::warn!("too many connections; closing a new one");
+                None
+            }
+        }
+    }
+}
 
 impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAcceptor {
     type Stream = Limited<TcpStream>;
@@ -118,21 +181,19 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAccep
     type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        std::future::ready(match self.0.clone().try_acquire_owned() {
-            Ok(permit) => {
+        std::future::ready(match self.admit(&stream) {
+            Some((permit, slot)) => {
                 let _ = stream.set_nodelay(true);
                 Ok((
                     Limited {
                         inner: stream,
                         _permit: permit,
+                        _slot: slot,
                     },
                     service,
                 ))
             }
-            Err(_) => {
-                tracing::warn!("too many connections; closing a new one");
-                Err(std::io::Error::other("connection limit"))
-            }
+            None => Err(std::io::Error::other("connection limit")),
         })
     }
 }
@@ -152,7 +213,7 @@ pub fn serve(
         axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
     )
     .handshake_timeout(HANDSHAKE_TIMEOUT)
-    .acceptor(LimitAcceptor(Arc::new(Semaphore::new(MAX_CONNECTIONS))));
+    .acceptor(LimitAcceptor::new());
     let mut server = axum_server::from_tcp(listener)
         .acceptor(acceptor)
         .handle(handle.clone());

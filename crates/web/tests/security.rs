@@ -984,9 +984,9 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-/// Sends raw bytes over TLS and returns what the server answered before closing.
-async fn raw_https(addr: SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+async fn tls_connect(
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -995,9 +995,15 @@ async fn raw_https(addr: SocketAddr, request: &[u8]) -> String {
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// Sends raw bytes over TLS and returns what the server answered before closing.
+async fn raw_https(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = tls_connect(addr).await.unwrap();
     tls.write_all(request).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
@@ -1106,4 +1112,56 @@ async fn start_serves_https_and_keeps_its_certificate() {
         first,
         "the certificate is kept"
     );
+}
+
+#[tokio::test]
+async fn slow_clients_and_connection_floods_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let e = env_with(true, false).await;
+    let material = vigil_web::tls::load_or_create(&e.state.data_dir, &[]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let handle =
+        vigil_web::server::serve(listener, material.server_config.clone(), e.state.clone())
+            .unwrap();
+    let addr = handle.local_addr();
+
+    // Slowloris: a request head that never ends is dropped after the header read timeout.
+    let started = std::time::Instant::now();
+    let mut slow = tls_connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        vigil_web::server::HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after the header read timeout"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains(" 200 "));
+    assert!(started.elapsed() >= vigil_web::server::HEADER_READ_TIMEOUT - Duration::from_secs(1));
+
+    // One address cannot hold more than its share of connections.
+    let mut held = Vec::new();
+    for _ in 0..vigil_web::server::MAX_CONNECTIONS_PER_ADDRESS {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tls_connect(addr).await.is_err(),
+        "a connection beyond the limit was served"
+    );
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = raw_https(
+        addr,
+        b"GET /api/setup HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    drop(held);
+    handle.shutdown().await;
 }
