@@ -450,6 +450,28 @@ impl Nvr {
     }
 }
 
+/// Reads `<data_dir>/cameras.json` without starting anything (none if it does not exist).
+/// For tools that prepare the store before [`Nvr::start`], such as `vigil demo`.
+pub fn load_stored_cameras(data_dir: &Path) -> Result<Vec<CameraSpec>, NvrError> {
+    store::load(data_dir)
+}
+
+/// Replaces `<data_dir>/cameras.json` (each spec validated, source set to `Ui`). Only
+/// while no [`Nvr`] runs on that directory: a running one would overwrite it.
+pub fn save_stored_cameras(data_dir: &Path, cameras: &[CameraSpec]) -> Result<(), NvrError> {
+    let mut checked = Vec::with_capacity(cameras.len());
+    for c in cameras {
+        let mut c = c.clone();
+        c.source = CameraSource::Ui;
+        store::validate(&mut c)?;
+        if checked.iter().any(|o: &CameraSpec| o.name == c.name) {
+            return Err(NvrError::Exists(c.name));
+        }
+        checked.push(c);
+    }
+    store::save(data_dir, &checked)
+}
+
 /// The recorder's retention: the configuration file's limits plus each camera's maximum
 /// age (a camera's own setting wins over the file's).
 fn retention_for<'a>(

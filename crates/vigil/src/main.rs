@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod camera_cmd;
 mod config;
+mod demo_cmd;
 mod export_cmd;
 mod http;
 mod serve_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Rebuild the recordings index from the recording files.
     Reindex(serve_cmd::ReindexArgs),
+    /// Try the whole system: two test cameras, recorded, in the web app (https://localhost:8443).
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +62,12 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(serve_cmd::run(args))),
+        Command::Demo(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-demo")
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(demo_cmd::run(args))),
         Command::Export(args) => export_cmd::run(args),
         Command::Reindex(args) => serve_cmd::run_reindex(args),
     };
