@@ -437,6 +437,7 @@ async fn flow(target: &Target) {
     let t = r_start + (r_end - r_start) / 2;
     click_timeline_at(&b, t).await;
     wait_playback(&b, 1.0).await;
+    b.js("window.scrollTo(0, 0); return 1;", vec![]).await;
     b.screenshot("browser-timeline").await;
 
     // Download the selected range with the browser's session; ffprobe reads H.264 from it.
