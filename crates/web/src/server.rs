@@ -27,9 +27,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS handshake must finish within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; beyond, new ones are closed at accept.
-pub const MAX_CONNECTIONS: usize = 512;
-/// Connections from one address at once (a browser opens ~6, plus one WebSocket per camera).
-pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections from one address at once (a browser opens ~6, plus one WebSocket per camera
+/// and tab; benchmarks run 50+ viewers from loopback).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// Time in-flight requests get after shutdown is requested.
 const GRACE: Duration = Duration::from_secs(5);
 
