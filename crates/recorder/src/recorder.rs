@@ -44,6 +44,14 @@ pub struct RecorderConfig {
     /// dropping). The queue holds the segmenter's output, about one fragment (≤ 1 s) per
     /// entry, so its capacity is `queue_len / 30` entries (at least 2).
     pub queue_len: usize,
+    /// Streams' writers running at once on the blocking pool at first (default 4). Each
+    /// writer batch is mostly one fsync, so a few threads keep up with 64 streams on a
+    /// disk whose fsync takes < ~60 ms.
+    pub write_slots: usize,
+    /// Up to how many the write slots grow, one at a time, when a stream's queue backs
+    /// up (slow storage: SD card, busy HDD, network share) (default 32). Equal to
+    /// `write_slots` to keep the number fixed.
+    pub max_write_slots: usize,
 }
 
 impl Default for RecorderConfig {
@@ -53,6 +61,8 @@ impl Default for RecorderConfig {
             retention: RetentionConfig::default(),
             retention_interval: Duration::from_secs(60),
             queue_len: 512,
+            write_slots: 4,
+            max_write_slots: 32,
         }
     }
 }
@@ -163,7 +173,7 @@ pub struct Recorder {
     recording: Mutex<Vec<(String, String)>>,
     read_only: bool,
     /// Writer batches running at once across all streams (bounds the blocking threads).
-    write_slots: Arc<tokio::sync::Semaphore>,
+    write_slots: Arc<WriteSlots>,
     /// Whether the index commit ticker runs (started by the first recording).
     committer: AtomicBool,
 }
@@ -173,9 +183,41 @@ pub struct Recorder {
 /// after its media was fsynced.
 const INDEX_TICK: Duration = Duration::from_millis(250);
 
-/// How many streams' writers run at once on the blocking pool: each batch is mostly one
-/// fsync, so a few threads keep up with many streams (64 at 4 Mbit/s in the bench).
-const WRITE_SLOTS: usize = 4;
+/// How many streams' writers run at once on the blocking pool: a few at first (each
+/// batch is mostly one fsync, so 4 keep up with 64 streams at 4 Mbit/s on a disk whose
+/// fsync is fast), one more each time a stream's writer finds its queue backed up.
+struct WriteSlots {
+    sem: Arc<tokio::sync::Semaphore>,
+    total: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+/// A batch of this many queued inputs (≈ seconds of footage) means the stream's writer
+/// fell behind: waiting for a slot, or its storage is slow.
+const BACKLOG: usize = 3;
+
+impl WriteSlots {
+    fn new(config: &RecorderConfig) -> Arc<Self> {
+        let n = config.write_slots.max(1);
+        Arc::new(Self {
+            sem: Arc::new(tokio::sync::Semaphore::new(n)),
+            total: std::sync::atomic::AtomicUsize::new(n),
+            max: config.max_write_slots.max(n),
+        })
+    }
+
+    /// One more slot, up to the maximum; returns the new count if it grew.
+    fn grow(&self) -> Option<usize> {
+        let prev = self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        self.sem.add_permits(1);
+        Some(prev + 1)
+    }
+}
 
 impl Recorder {
     /// Opens the data directory (creating it), finishes pending deletions and repairs files
@@ -212,10 +254,10 @@ impl Recorder {
         }
         Ok(Self {
             store,
+            write_slots: WriteSlots::new(&config),
             config,
             data_dir: data_dir.to_path_buf(),
             recording: Mutex::new(Vec::new()),
-            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
             read_only: false,
             committer: AtomicBool::new(false),
         })
@@ -245,7 +287,7 @@ impl Recorder {
             config: RecorderConfig::default(),
             data_dir: data_dir.to_path_buf(),
             recording: Mutex::new(Vec::new()),
-            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
+            write_slots: WriteSlots::new(&RecorderConfig::default()),
             read_only: true,
             committer: AtomicBool::new(false),
         })
@@ -281,6 +323,12 @@ impl Recorder {
         recovery::reindex(&store)
     }
 
+    /// How many streams' writers may run at once now (grows on slow storage, see
+    /// [`RecorderConfig::max_write_slots`]).
+    pub fn write_slots(&self) -> usize {
+        self.write_slots.total.load(Ordering::Acquire)
+    }
+
     /// The shared storage, index and clock.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
@@ -302,7 +350,8 @@ impl Recorder {
     /// A task subscribes to the hub, runs the segmenter and sends its output (about one
     /// fragment a second) through a bounded queue to the stream's writer, which runs on
     /// tokio's blocking pool (file I/O and fsync block; at most a few streams' writers at
-    /// once, see `WRITE_SLOTS`). If the writer falls behind, the
+    /// once, see [`RecorderConfig::write_slots`]; more when queues back up). If the
+    /// writers still fall behind, the
     /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
     /// hub), so a slow disk costs frames, never memory.
     pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
@@ -352,7 +401,9 @@ impl Recorder {
         // forgets it, so that the next key frame starts a new one.
         let reset = Arc::new(AtomicBool::new(false));
         let reset_w = reset.clone();
-        let (tx, mut rx) = mpsc::channel::<Input>((self.config.queue_len / 30).max(2));
+        let capacity = (self.config.queue_len / 30).max(2);
+        let (tx, mut rx) = mpsc::channel::<Input>(capacity);
+        let backlog = BACKLOG.min(capacity);
         let name = format!("{camera}/{stream}");
         // The writer runs on tokio's shared blocking pool, one batch of what is queued at a
         // time (about one fragment a second), instead of a thread per stream.
@@ -365,9 +416,18 @@ impl Recorder {
                 while let Ok(input) = rx.try_recv() {
                     batch.push(input);
                 }
+                if batch.len() >= backlog {
+                    if let Some(n) = slots.grow() {
+                        info!(
+                            "recording {name}: writer {} inputs behind (slow storage?): \
+                             {n} streams may now write at once",
+                            batch.len()
+                        );
+                    }
+                }
                 let (n, reset_w) = (name.clone(), reset_w.clone());
                 // Never closed, so acquiring cannot fail; without a permit, write anyway.
-                let permit = slots.clone().acquire_owned().await.ok();
+                let permit = slots.sem.clone().acquire_owned().await.ok();
                 let done = tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     for input in batch.drain(..) {
@@ -616,7 +676,72 @@ async fn recv_audio(rx: &mut Option<broadcast::Receiver<AudioFrame>>) -> AudioFr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::AuGen;
+    use crate::testutil::{AuGen, SlowSync};
+
+    /// 16 streams at 3x real time (about 3 fragments a second each) on storage whose fsync
+    /// takes 60 ms: ~2.9 writers must run at once to keep up. Returns the frames recorded
+    /// per stream (of 180) and the write slots at the end.
+    async fn record_on_slow_storage(
+        write_slots: usize,
+        max_write_slots: usize,
+    ) -> (Vec<u64>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SlowSync {
+            inner: DirStorage::new(dir.path().join(RECORDINGS_DIR)).unwrap(),
+            delay: Duration::from_millis(60),
+        };
+        let config = RecorderConfig {
+            // Small buffers, so that falling behind shows as lost frames within seconds.
+            queue_len: 60,
+            write_slots,
+            max_write_slots,
+            ..RecorderConfig::default()
+        };
+        let rec = Recorder::open_with(
+            dir.path(),
+            config,
+            Arc::new(storage),
+            Arc::new(RealClock::new()),
+        )
+        .unwrap();
+        let t0 = 1_704_067_200_000_000;
+        let mut streams = Vec::new();
+        for i in 0..16 {
+            let hub = Hub::new(format!("cam{i}/main"), 16);
+            let handle = rec.record(&format!("cam{i}"), "main", hub.clone()).unwrap();
+            streams.push((hub, handle, AuGen::new(t0)));
+        }
+        for _ in 0..180 {
+            for (hub, _, g) in streams.iter_mut() {
+                hub.publish(g.next_au());
+            }
+            tokio::time::sleep(Duration::from_millis(11)).await;
+        }
+        let mut frames = Vec::new();
+        for (i, (_, handle, _)) in streams.into_iter().enumerate() {
+            handle.stop().await;
+            let plan = rec.export(&format!("cam{i}"), "main", t0, t0 + 10_000_000);
+            frames.push(plan.map_or(0, |p| p.frames));
+        }
+        eprintln!(
+            "slots {}..{max_write_slots}: {} now, frames {frames:?}",
+            write_slots,
+            rec.write_slots()
+        );
+        (frames, rec.write_slots())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_slots_grow_when_slow_storage_makes_queues_back_up() {
+        // One slot, fixed: the writers fall behind and frames are lost.
+        let (frames, slots) = record_on_slow_storage(1, 1).await;
+        assert_eq!(slots, 1);
+        assert!(frames.iter().any(|&f| f < 180), "{frames:?}");
+        // One slot at first, growing: every frame of every stream is recorded.
+        let (frames, slots) = record_on_slow_storage(1, 16).await;
+        assert!(slots > 2, "{slots} slots");
+        assert!(frames.iter().all(|&f| f == 180), "{frames:?}");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn records_a_hub_then_reopens_exports_and_lists_ranges() {

@@ -1,6 +1,7 @@
 //! Test input: real x264 access units from `crates/media/testdata`, looped with synthetic
 //! timestamps (each loop starts with an IDR picture and its SPS/PPS, so it decodes).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -83,5 +84,75 @@ impl AuGen {
         while !self.pics[self.n % self.pics.len()].1 {
             self.n += 1;
         }
+    }
+}
+
+/// Storage whose fsync takes `delay` (an SD card, a busy disk), around another storage.
+pub struct SlowSync<S> {
+    /// The storage that does the work.
+    pub inner: S,
+    /// How long each `sync` takes.
+    pub delay: std::time::Duration,
+}
+
+struct SlowFile {
+    inner: Box<dyn crate::storage::WriteFile>,
+    delay: std::time::Duration,
+}
+
+impl crate::storage::WriteFile for SlowFile {
+    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.append(buf)
+    }
+    fn append_vectored(&mut self, bufs: &[&[u8]]) -> std::io::Result<()> {
+        self.inner.append_vectored(bufs)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.sync()
+    }
+}
+
+impl<S: crate::storage::Storage> crate::storage::Storage for SlowSync<S> {
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn crate::storage::WriteFile>> {
+        let inner = self.inner.create(path)?;
+        Ok(Box::new(SlowFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn crate::storage::WriteFile>> {
+        let inner = self.inner.open_append(path)?;
+        Ok(Box::new(SlowFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn read_range(&self, path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn len(&self, path: &Path) -> std::io::Result<u64> {
+        self.inner.len(path)
+    }
+    fn free_space(&self) -> std::io::Result<u64> {
+        self.inner.free_space()
+    }
+    fn list(&self) -> std::io::Result<Vec<PathBuf>> {
+        self.inner.list()
+    }
+    fn host_path(&self, path: &Path) -> Option<PathBuf> {
+        self.inner.host_path(path)
     }
 }
