@@ -5,7 +5,9 @@
 //! The scene loops every 30 s on the wall clock (see `vigil_camera::testsrc::scene`): the
 //! object walks from :04 to :11 of each loop, the lights go up at :15 and down at :21, and
 //! something swings inside a masked area from :24 to :28.5. Events must start and end within
-//! 1 s of the walk; the lights and the masked motion must raise none.
+//! 1 s of the walk; the lights and the masked motion must raise none. A second camera spec on
+//! the same stream records only around motion (the recording gate): the walk with its pre- and
+//! post-roll is recorded, the rest of the loop is not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -23,6 +25,8 @@ use vigil_nvr::{
 };
 
 const MAIN: (u32, u32) = (640, 360);
+const PRE_ROLL_S: u32 = 3;
+const POST_ROLL_S: u32 = 2;
 const S: i64 = 1_000_000;
 
 fn now_us() -> i64 {
@@ -96,10 +100,10 @@ fn rect(name: &str, kind: ZoneKind, (x0, y0, x1, y1): (f32, f32, f32, f32)) -> Z
     }
 }
 
-fn spec(cam: &SceneCamera) -> CameraSpec {
+fn spec(cam: &SceneCamera, name: &str, record: RecordMode) -> CameraSpec {
     let script = SceneScript::default();
     CameraSpec {
-        name: "yard".into(),
+        name: name.into(),
         url: format!("rtsp://{}/main", cam.rtsp),
         sub_url: Some(format!("rtsp://{}/sub", cam.rtsp)),
         username: Some(common::USER.into()),
@@ -108,7 +112,7 @@ fn spec(cam: &SceneCamera) -> CameraSpec {
         audio: false,
         max_age_s: None,
         event_max_age_s: None,
-        record: RecordMode::Continuous,
+        record,
         motion: MotionSettings {
             zones: vec![
                 rect("clock", ZoneKind::Mask, script.overlay_mask(MAIN.0, MAIN.1)),
@@ -131,7 +135,18 @@ async fn scripted_scene_events_match_the_script_and_lights_and_masks_raise_none(
     let nvr = Nvr::start(NvrConfig {
         data_dir: data.path().to_owned(),
         recorder: Default::default(),
-        cameras: vec![spec(&cam)],
+        // The same camera twice: recorded continuously, and only around motion.
+        cameras: vec![
+            spec(&cam, "yard", RecordMode::Continuous),
+            spec(
+                &cam,
+                "gated",
+                RecordMode::Motion {
+                    pre_roll_s: PRE_ROLL_S,
+                    post_roll_s: POST_ROLL_S,
+                },
+            ),
+        ],
         announce: false,
     })
     .await
@@ -140,7 +155,10 @@ async fn scripted_scene_events_match_the_script_and_lights_and_masks_raise_none(
 
     // Wait for pictures on the sub stream, then give the background a few seconds.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while nvr.hub("yard", "sub").is_none_or(|h| h.published() < 15) {
+    while ["yard", "gated"]
+        .iter()
+        .any(|c| nvr.hub(c, "sub").is_none_or(|h| h.published() < 15))
+    {
         assert!(Instant::now() < deadline, "no sub stream from the camera");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -236,5 +254,48 @@ async fn scripted_scene_events_match_the_script_and_lights_and_masks_raise_none(
         })
     };
     assert!(on_bus(true) && on_bus(false), "{bus_events:#?}");
+
+    // Motion-only recording: the walk with its pre- and post-roll, not the lights or the
+    // masked motion. (The recording starts at a key frame at least PRE_ROLL_S before the
+    // event was confirmed, and ends POST_ROLL_S after it ended, i.e. after the cooldown.)
+    let gated = nvr
+        .recorder()
+        .ranges("gated", "main", loop_start, loop_start + period)
+        .unwrap();
+    let show_ranges: Vec<(f64, f64)> = gated
+        .iter()
+        .map(|r| {
+            (
+                secs(r.start_wall_us, loop_start),
+                secs(r.end_wall_us, loop_start),
+            )
+        })
+        .collect();
+    eprintln!("gated recordings (s from loop start): {show_ranges:?}");
+    let pre = i64::from(PRE_ROLL_S) * S;
+    let post = i64::from(POST_ROLL_S) * S;
+    assert!(
+        gated
+            .iter()
+            .any(|r| r.start_wall_us <= enter - pre + S && r.end_wall_us >= leave + post),
+        "no recording covers the walk with its rolls: {show_ranges:?}"
+    );
+    let quiet = (leave + post + 5 * S, loop_start + period - 2 * S);
+    assert!(
+        gated
+            .iter()
+            .all(|r| r.end_wall_us <= quiet.0 || r.start_wall_us >= quiet.1),
+        "recorded while nothing moved: {show_ranges:?}"
+    );
+    // The continuous camera recorded the whole loop.
+    let all = nvr
+        .recorder()
+        .ranges("yard", "main", loop_start, loop_start + period)
+        .unwrap();
+    assert!(
+        all.iter()
+            .any(|r| r.start_wall_us <= loop_start + S && r.end_wall_us >= quiet.1),
+        "{all:?}"
+    );
     nvr.shutdown().await;
 }
