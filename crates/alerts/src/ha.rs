@@ -134,7 +134,7 @@ impl Topics {
     }
 
     /// Every discovery topic of these cameras (to retract those that disappear).
-    fn config_topics(&self, cameras: &[CameraInfo]) -> BTreeSet<String> {
+    pub(crate) fn config_topics(&self, cameras: &[CameraInfo]) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for c in cameras {
             out.insert(self.camera_motion_config(&c.name));

@@ -151,6 +151,14 @@ pub struct Alerts {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
 struct Inner {
     mqtt: Mutex<Option<mqtt::MqttHandle>>,
     /// Status of the MQTT side (shared with its task).

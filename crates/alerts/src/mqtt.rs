@@ -10,7 +10,7 @@
 //! after discovery and the retained states. The outbox is bounded; when full the oldest event
 //! is dropped and counted.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,6 +204,7 @@ pub(crate) fn spawn(
         topics,
         cameras,
         states: States::default(),
+        retracted: BTreeSet::new(),
         images: BTreeMap::new(),
         outbox: VecDeque::new(),
         next_seq: 0,
@@ -280,6 +281,8 @@ struct Session {
     topics: Topics,
     cameras: Vec<CameraInfo>,
     states: States,
+    /// Discovery topics of removed entities (empty retained payloads, re-sent on connect).
+    retracted: BTreeSet<String>,
     /// Last snapshot per camera, re-published (retained) after a reconnect.
     images: BTreeMap<String, Vec<u8>>,
     outbox: VecDeque<Queued>,
@@ -402,6 +405,12 @@ impl Session {
 
     fn on_cameras(&mut self, cameras: Vec<CameraInfo>) {
         let mut msgs = self.topics.retractions(&self.cameras, &cameras);
+        // Remembered, and repeated after every connect: a retraction sent while the broker
+        // was down (or lost with the connection) must still reach Home Assistant.
+        self.retracted.extend(msgs.iter().map(|m| m.topic.clone()));
+        for t in self.topics.config_topics(&cameras) {
+            self.retracted.remove(&t);
+        }
         msgs.extend(self.topics.discovery(&cameras));
         msgs.extend(self.states.all(&self.topics, &cameras));
         self.cameras = cameras;
@@ -429,7 +438,16 @@ impl Session {
                     retain: true,
                 };
                 self.publish(&online);
-                let mut msgs = self.topics.discovery(&self.cameras);
+                let mut msgs: Vec<Msg> = self
+                    .retracted
+                    .iter()
+                    .map(|t| Msg {
+                        topic: t.clone(),
+                        payload: Vec::new(),
+                        retain: true,
+                    })
+                    .collect();
+                msgs.extend(self.topics.discovery(&self.cameras));
                 msgs.extend(self.states.all(&self.topics, &self.cameras));
                 for (camera, jpeg) in &self.images {
                     msgs.push(Msg {

@@ -254,5 +254,18 @@ async fn broker_absent_at_start_then_cameras_change() {
         b"",
     )
     .await;
+
+    // The camera removed while the broker is down: retracted once it is back.
+    broker.stop();
+    wait_status(&alerts, "connecting", |s| {
+        s["mqtt"]["state"] == "connecting"
+    })
+    .await;
+    alerts.set_cameras(vec![]);
+    broker.run();
+    sub.topic("homeassistant/binary_sensor/vigil_front/motion/config", b"")
+        .await;
+    sub.topic("homeassistant/camera/vigil_front/snapshot/config", b"")
+        .await;
     alerts.shutdown().await;
 }
