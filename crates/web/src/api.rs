@@ -263,15 +263,12 @@ pub async fn change_password(
     peer: Peer,
     id: Identity,
     ApiJson(body): ApiJson<PasswordBody>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let acc = st.accounts.clone();
     let name = id.user.name.clone();
     let now = std::time::SystemTime::now();
-    if acc.throttle().check(peer.0, &name, now).is_some() {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; try again later",
-        ));
+    if let Some(wait) = acc.throttle().check(peer.0, &name, now) {
+        return Ok(too_many(wait));
     }
     let (a, n, cur) = (acc.clone(), name.clone(), body.current);
     if blocking(move || a.users.verify_password(&n, &cur))
@@ -299,7 +296,7 @@ pub async fn change_password(
         "password_changed",
         &format!("{ended} other sessions ended"),
     );
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/sessions`: the caller's sessions (an admin's: everyone's).

@@ -252,6 +252,33 @@ async fn every_non_public_route_answers_401_without_a_session() {
 }
 
 #[tokio::test]
+async fn no_undocumented_method_on_a_documented_path() {
+    let e = env().await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let mut paths: Vec<&str> = ROUTES.iter().map(|d| d.path).collect();
+    paths.dedup();
+    for path in paths {
+        for m in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if ROUTES.iter().any(|d| d.path == path && d.method == m) {
+                continue;
+            }
+            // As an admin, so that only the router itself can refuse.
+            let r = send(
+                &e.app,
+                admin.req(m, &concrete(path, "front")),
+                Some(json!({})),
+            )
+            .await;
+            assert_eq!(
+                r.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{m} {path} is served but not in ROUTES"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_fresh_data_dir_opens_nothing_and_default_passwords_fail() {
     let e = env_with(false, false).await;
     let r = send(&e.app, req("GET", "/api/setup"), None).await;
