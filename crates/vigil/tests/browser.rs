@@ -374,6 +374,40 @@ async fn flow(target: &Target) {
             report.join("; ")
         );
     }
+    // The same, measured independently of the player: the capture time burned into the
+    // pixels of frames as they are shown (camera and browser share the wall clock).
+    for cam in CAMERAS {
+        let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
+        let mut pixel = Vec::new();
+        for _ in 0..8 {
+            if let Some(f) = b.grab_frame(&css).await {
+                pixel.push(f.latency_ms());
+            }
+        }
+        assert!(
+            pixel.len() >= 4,
+            "{cam}: the test pattern's code is unreadable in {} of 8 shown frames",
+            8 - pixel.len()
+        );
+        let p50 = percentile(&pixel, 50.0);
+        let player_p50 = percentile(&new_latencies(&before, &after, cam), 50.0);
+        report.push(format!(
+            "{cam}: from the pixels {} frames, latency p50 {p50:.0} ms max {:.0} ms",
+            pixel.len(),
+            percentile(&pixel, 100.0)
+        ));
+        assert!(
+            p50 < LATENCY_P95_GOAL_MS,
+            "{cam}: latency read from the pixels p50 {p50:.0} ms ({})",
+            report.join("; ")
+        );
+        // The overlay must tell the truth: its figure within 150 ms of the pixels' one.
+        assert!(
+            (p50 - player_p50).abs() < 150.0,
+            "{cam}: player says p50 {player_p50:.0} ms, the pixels {p50:.0} ms ({})",
+            report.join("; ")
+        );
+    }
     eprintln!(
         "browser e2e: grid playing {playing_after_setup:?} after opening the setup link, \
          {playing_after:?} after a reload; {}",
@@ -437,6 +471,24 @@ async fn flow(target: &Target) {
     let t = r_start + (r_end - r_start) / 2;
     click_timeline_at(&b, t).await;
     wait_playback(&b, 1.0).await;
+    // The picture is from the clicked moment: its burned-in capture time minus its media time
+    // is where the clip starts, within a GOP (2 s) and a pixel of the click.
+    let shown = b
+        .grab_frame("video#playback")
+        .await
+        .expect("the test pattern's code in a frame of video#playback");
+    let start_offset_s = (shown.code.capture_us - t) as f64 / 1e6 - shown.media_time;
+    eprintln!(
+        "browser e2e: clicked {t}, playback shows capture {} at media time {:.2} s \
+         (clip starts {start_offset_s:+.2} s from the click)",
+        shown.code.capture_us, shown.media_time
+    );
+    assert!(
+        (-4.0..=4.0).contains(&start_offset_s),
+        "playback from the wrong moment: clicked {t}, shown capture {} at media time {:.2} s",
+        shown.code.capture_us,
+        shown.media_time
+    );
     b.js("window.scrollTo(0, 0); return 1;", vec![]).await;
     b.screenshot("browser-timeline").await;
 

@@ -798,3 +798,75 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
     let rank = (p / 100.0 * s.len() as f64).ceil() as usize;
     s[rank.clamp(1, s.len()) - 1]
 }
+
+/// One displayed frame of a `<video>`, read back from its pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownFrame {
+    /// The test pattern's code burned into the picture (capture time, frame counter).
+    pub code: vigil_camera::testsrc::BurnedCode,
+    /// When the frame was (to be) shown, ms since the epoch (`requestVideoFrameCallback`'s
+    /// `expectedDisplayTime` on the wall clock).
+    pub display_ms: f64,
+    /// The video's media time of that frame, seconds.
+    pub media_time: f64,
+}
+
+impl ShownFrame {
+    /// Display time minus capture time: the latency a viewer sees, measured from the pixels,
+    /// independent of the player's own bookkeeping (camera and browser share this clock).
+    pub fn latency_ms(&self) -> f64 {
+        self.display_ms - self.code.capture_us as f64 / 1000.0
+    }
+}
+
+/// Waits for the next frame of the video matching `arguments[0]`, draws it on a canvas and
+/// returns the luma of its top rows (where the test pattern's code is), base64.
+const GRAB_FRAME_JS: &str = "const [css, rows, done] = arguments;
+    const v = document.querySelector(css);
+    if (!v || !v.requestVideoFrameCallback) { done(null); return; }
+    const timer = setTimeout(() => done(null), 5000);
+    v.requestVideoFrameCallback((now, meta) => {
+        clearTimeout(timer);
+        const displayMs = Date.now() + (meta.expectedDisplayTime - performance.now());
+        const w = v.videoWidth, h = Math.min(rows, v.videoHeight);
+        const c = document.createElement('canvas');
+        c.width = w; c.height = v.videoHeight;
+        const g = c.getContext('2d', {willReadFrequently: true});
+        g.drawImage(v, 0, 0);
+        const px = g.getImageData(0, 0, w, h).data;
+        const y = new Uint8Array(w * h);
+        for (let i = 0; i < w * h; i++) {
+            // BT.601 studio range, as the camera encoded it.
+            y[i] = Math.round(16 + 0.257 * px[4*i] + 0.504 * px[4*i+1] + 0.098 * px[4*i+2]);
+        }
+        let s = '';
+        for (let i = 0; i < y.length; i += 8192) s += String.fromCharCode.apply(null, y.subarray(i, i + 8192));
+        done({w, h, y: btoa(s), displayMs, mediaTime: meta.mediaTime});
+    });";
+
+impl Browser {
+    /// The next frame shown by the `<video>` matching `css`, with the code read from its
+    /// pixels; `None` if no frame came within 5 s or its code is unreadable.
+    pub async fn grab_frame(&self, css: &str) -> Option<ShownFrame> {
+        use base64::Engine as _;
+        let v = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.client
+                .execute_async(GRAB_FRAME_JS, vec![json!(css), json!(96)]),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let w = u32::try_from(v["w"].as_u64()?).ok()?;
+        let h = u32::try_from(v["h"].as_u64()?).ok()?;
+        let y = base64::engine::general_purpose::STANDARD
+            .decode(v["y"].as_str()?)
+            .ok()?;
+        let code = vigil_camera::testsrc::read_code(&y, w as usize, w, h)?;
+        Some(ShownFrame {
+            code,
+            display_ms: v["displayMs"].as_f64()?,
+            media_time: v["mediaTime"].as_f64()?,
+        })
+    }
+}
