@@ -334,3 +334,46 @@ async fn probe_reports_the_cameras_codec_and_size_and_fails_clearly() {
     ));
     nvr.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_motion_events_are_deleted_by_their_cameras_age_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cam = spec("gate", "rtsp://127.0.0.1:9/main");
+    cam.source = CameraSource::Config;
+    cam.max_age_s = Some(86_400);
+    cam.event_max_age_s = Some(3600);
+    let mut cfg = config(dir.path(), vec![cam]);
+    cfg.recorder.retention_interval = Duration::from_secs(1);
+    let nvr = Nvr::start(cfg).await.unwrap();
+    let store = nvr.event_store().clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let old = store
+        .insert_start("gate", &[], now - 7_200_000_000, 0.5, None, None)
+        .unwrap();
+    store
+        .finish(old.id, now - 7_100_000_000, 0.5, None)
+        .unwrap();
+    let recent = store
+        .insert_start("gate", &[], now - 60_000_000, 0.5, None, None)
+        .unwrap();
+    store
+        .finish(recent.id, now - 50_000_000, 0.5, None)
+        .unwrap();
+    // Another camera's events are not this camera's limit's business.
+    let other = store
+        .insert_start("elsewhere", &[], now - 7_200_000_000, 0.5, None, None)
+        .unwrap();
+    store
+        .finish(other.id, now - 7_100_000_000, 0.5, None)
+        .unwrap();
+    wait_for("the old event deleted", Duration::from_secs(5), || {
+        store.get(old.id).unwrap().is_none()
+    })
+    .await;
+    assert!(store.get(recent.id).unwrap().is_some());
+    assert!(store.get(other.id).unwrap().is_some());
+    nvr.shutdown().await;
+}

@@ -168,6 +168,9 @@ pub struct Nvr {
     /// The `Ui` cameras as stored in cameras.json; its lock also serializes changes.
     stored: tokio::sync::Mutex<Vec<CameraSpec>>,
     retention_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// How long each camera's motion events are kept (read by the event retention task).
+    event_ages: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+    event_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Capacity of the event broadcast: a subscriber this far behind skips events.
@@ -227,6 +230,14 @@ impl Nvr {
             events: Arc::new(events),
         });
         let retention = ctx.recorder.spawn_retention();
+        let event_ages = Arc::new(Mutex::new(event_ages_for(
+            config_cams.iter().chain(&stored),
+        )));
+        let event_task = spawn_event_retention(
+            ctx.events.clone(),
+            event_ages.clone(),
+            config.recorder.retention_interval,
+        );
         let mut running = BTreeMap::new();
         for spec in config_cams.iter().chain(stored.iter()) {
             if running.contains_key(&spec.name) {
@@ -246,6 +257,8 @@ impl Nvr {
             running: Mutex::new(running),
             stored: tokio::sync::Mutex::new(stored),
             retention_task: Mutex::new(Some(retention)),
+            event_ages,
+            event_task: Mutex::new(Some(event_task)),
         }))
     }
 
@@ -413,8 +426,10 @@ impl Nvr {
             stops.spawn(r.stop());
         }
         while stops.join_next().await.is_some() {}
-        if let Some(t) = lock(&self.retention_task).take() {
-            t.abort();
+        for task in [&self.retention_task, &self.event_task] {
+            if let Some(t) = lock(task).take() {
+                t.abort();
+            }
         }
         tracing::info!("NVR stopped");
     }
@@ -447,7 +462,56 @@ impl Nvr {
             .collect();
         let r = retention_for(&self.base_retention, config_cams.iter().chain(stored));
         self.ctx.recorder.set_retention(r);
+        *lock(&self.event_ages) = event_ages_for(config_cams.iter().chain(stored));
     }
+}
+
+/// How long each camera's events are kept: `event_max_age_s`, else `max_age_s`; cameras
+/// with neither keep them (the recordings they point at may be kept as long).
+fn event_ages_for<'a>(
+    cameras: impl Iterator<Item = &'a CameraSpec>,
+) -> BTreeMap<String, std::time::Duration> {
+    cameras
+        .filter_map(|c| {
+            c.event_max_age_s
+                .or(c.max_age_s)
+                .map(|s| (c.name.clone(), std::time::Duration::from_secs(s)))
+        })
+        .collect()
+}
+
+/// Deletes finished motion events older than their camera's limit, on the recorder's
+/// retention interval, on the blocking pool (SQLite).
+fn spawn_event_retention(
+    store: Arc<events::EventStore>,
+    ages: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+        loop {
+            tick.tick().await;
+            let ages = lock(&ages).clone();
+            let store = store.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                let mut n = 0;
+                for (camera, age) in ages {
+                    let age_us = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+                    n += store.delete_before(&camera, now_us.saturating_sub(age_us))?;
+                }
+                Ok::<usize, NvrError>(n)
+            })
+            .await;
+            match r {
+                Ok(Ok(n)) if n > 0 => tracing::info!("retention: deleted {n} motion events"),
+                Ok(Err(e)) => tracing::warn!("event retention: {e}"),
+                _ => {}
+            }
+        }
+    })
 }
 
 /// Reads `<data_dir>/cameras.json` without starting anything (none if it does not exist).
