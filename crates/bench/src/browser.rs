@@ -279,6 +279,52 @@ impl Drop for Chromium {
     }
 }
 
+/// Waits for the next frame of the video matching `arguments[0]`, draws it on a canvas and
+/// returns the luma of its top rows (where the test pattern's code is), base64, with the
+/// frame's display time on the wall clock.
+const GRAB_FRAME_JS: &str = "const [css, rows, done] = arguments;
+    const v = document.querySelector(css);
+    if (!v || !v.requestVideoFrameCallback) { done(null); return; }
+    const timer = setTimeout(() => done(null), 5000);
+    v.requestVideoFrameCallback((now, meta) => {
+        clearTimeout(timer);
+        const displayMs = Date.now() + (meta.expectedDisplayTime - performance.now());
+        const w = v.videoWidth, h = Math.min(rows, v.videoHeight);
+        const c = document.createElement('canvas');
+        c.width = w; c.height = v.videoHeight;
+        const g = c.getContext('2d', {willReadFrequently: true});
+        g.drawImage(v, 0, 0);
+        const px = g.getImageData(0, 0, w, h).data;
+        const y = new Uint8Array(w * h);
+        for (let i = 0; i < w * h; i++) {
+            y[i] = Math.round(16 + 0.257 * px[4*i] + 0.504 * px[4*i+1] + 0.098 * px[4*i+2]);
+        }
+        let s = '';
+        for (let i = 0; i < y.length; i += 8192) s += String.fromCharCode.apply(null, y.subarray(i, i + 8192));
+        done({w, h, y: btoa(s), displayMs});
+    });";
+
+impl Chromium {
+    /// Latency (ms) of the next frame the `<video>` matching `css` shows, from its pixels:
+    /// display time minus the capture time the test pattern burned into the picture (camera
+    /// and browser share the wall clock). `None` if no frame came or the code is unreadable.
+    pub async fn pixel_latency_ms(&self, css: &str) -> Option<f64> {
+        use base64::Engine as _;
+        let v = self
+            .client
+            .execute_async(GRAB_FRAME_JS, vec![json!(css), json!(96)])
+            .await
+            .ok()?;
+        let w = u32::try_from(v["w"].as_u64()?).ok()?;
+        let h = u32::try_from(v["h"].as_u64()?).ok()?;
+        let y = base64::engine::general_purpose::STANDARD
+            .decode(v["y"].as_str()?)
+            .ok()?;
+        let code = vigil_camera::testsrc::read_code(&y, w as usize, w, h)?;
+        Some(v["displayMs"].as_f64()? - code.capture_us as f64 / 1000.0)
+    }
+}
+
 /// Latencies (ms) of `cam` reported between two [`Chromium::stats`] snapshots. The player keeps
 /// only its newest samples, so the count comes from its `frames` counter.
 pub fn latencies_between(before: &Value, after: &Value, cam: &str) -> Vec<f64> {

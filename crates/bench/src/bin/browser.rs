@@ -8,6 +8,10 @@
 //!   (`requestVideoFrameCallback`) minus its capture time on the test pattern's clock, carried
 //!   with each fragment, the server clock offset applied.
 //!
+//! - the same latency read from the pixels: frames grabbed on a canvas as they are shown, the
+//!   capture time burned into the picture by the test pattern decoded from them (a check of the
+//!   player's own figure that does not trust its bookkeeping).
+//!
 //! Also prints the CPU of the whole demo process (two encoders, recorder, web server) during the
 //! latency window, for scale. Needs `chromium` and `chromium-driver` (Debian packages).
 
@@ -31,6 +35,9 @@ struct Args {
     /// Fresh page loads measured for the first frame.
     #[arg(long, default_value_t = 5)]
     loads: u32,
+    /// Frames per camera whose latency is also read from their pixels.
+    #[arg(long, default_value_t = 30)]
+    pixel_frames: u32,
     /// The vigil binary (default: next to this binary).
     #[arg(long)]
     vigil: Option<PathBuf>,
@@ -162,6 +169,22 @@ async fn run(args: &Args, demo: &Demo, chrome: &Chromium) -> anyhow::Result<()> 
     for cam in &cameras {
         let lat = latencies_between(&before, &after, cam);
         println!("{} {:>7.1}", stats_line(cam, &lat), lat.len() as f64 / wall);
+    }
+    println!();
+    println!("the same, read from the pixels of shown frames (canvas, burned-in capture time):");
+    println!(
+        "{:<8} {:>7} {:>7} {:>7} {:>7}",
+        "camera", "frames", "p50", "p95", "max"
+    );
+    for cam in &cameras {
+        let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
+        let mut lat = Vec::new();
+        for _ in 0..args.pixel_frames {
+            if let Some(l) = chrome.pixel_latency_ms(&css).await {
+                lat.push(l);
+            }
+        }
+        println!("{}", stats_line(cam, &lat));
     }
     println!();
     println!(
