@@ -96,7 +96,7 @@ fn spec(name: &str, url: &str) -> CameraSpec {
         max_age_s: None,
         event_max_age_s: None,
         record: RecordMode::Continuous,
-        motion: MotionSettings::default(),
+        motion: MotionSettings { enabled: false, ..MotionSettings::default() },
         source: CameraSource::Ui,
     }
 }
@@ -289,6 +289,13 @@ async fn config_cameras_are_read_only_and_stored_cameras_come_back_after_a_resta
         nvr.snapshot_jpeg("nope").await,
         Err(NvrError::NoSuchCamera(_))
     ));
+    // The stored password is never sent to another address than the one it was given for.
+    let mut moved = spec("shed", "rtsp://192.0.2.99/shed");
+    moved.username = Some("u".into());
+    let e = nvr.update_camera("shed", moved.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("password again"), "{e}");
+    let e = nvr.probe_camera(&moved).await.unwrap_err();
+    assert!(e.to_string().contains("password again"), "{e}");
     nvr.shutdown().await;
     drop(nvr);
 

@@ -337,10 +337,10 @@ impl Nvr {
         }
         spec.source = CameraSource::Ui;
         let old = stored.iter().find(|c| c.name == name).cloned();
-        if spec.password.is_none() {
-            spec.password = old.as_ref().and_then(|o| o.password.clone());
-        }
         store::validate(&mut spec)?;
+        if let Some(old) = &old {
+            keep_password(&mut spec, old)?;
+        }
         let next: Vec<CameraSpec> = stored
             .iter()
             .map(|c| {
@@ -386,12 +386,11 @@ impl Nvr {
     /// edited camera can be tested without typing the password again.
     pub async fn probe_camera(&self, spec: &CameraSpec) -> Result<ProbeReport, NvrError> {
         let mut spec = spec.clone();
-        if spec.password.is_none() {
-            if let Some(r) = lock(&self.running).get(&spec.name) {
-                spec.password = r.spec.password.clone();
-            }
-        }
         store::validate(&mut spec)?;
+        let known = lock(&self.running).get(&spec.name).map(|r| r.spec.clone());
+        if let Some(known) = &known {
+            keep_password(&mut spec, known)?;
+        }
         probe::probe(&spec).await
     }
 
@@ -435,14 +434,17 @@ impl Nvr {
     }
 
     fn check_editable(&self, name: &str, stored: &[CameraSpec]) -> Result<(), NvrError> {
-        if stored.iter().any(|c| c.name == name) {
-            return Ok(());
+        // A configured camera wins over a stored one of the same name (which is not run).
+        if lock(&self.running)
+            .get(name)
+            .is_some_and(|r| r.spec.source == CameraSource::Config)
+        {
+            return Err(NvrError::ReadOnly(name.to_owned()));
         }
-        match lock(&self.running).get(name) {
-            Some(r) if r.spec.source == CameraSource::Config => {
-                Err(NvrError::ReadOnly(name.to_owned()))
-            }
-            _ => Err(NvrError::NoSuchCamera(name.to_owned())),
+        if stored.iter().any(|c| c.name == name) {
+            Ok(())
+        } else {
+            Err(NvrError::NoSuchCamera(name.to_owned()))
         }
     }
 
@@ -512,6 +514,28 @@ fn spawn_event_retention(
             }
         }
     })
+}
+
+/// A validated spec sent without a password keeps `old`'s, so that an edit does not need
+/// the password typed again — but only towards the same camera (host and port) as the
+/// user name: a stored password is never sent to an address it was not given for.
+fn keep_password(spec: &mut CameraSpec, old: &CameraSpec) -> Result<(), NvrError> {
+    if spec.password.is_some() || old.password.is_none() || spec.username.is_none() {
+        return Ok(());
+    }
+    let endpoint = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()))
+    };
+    if endpoint(&spec.url) != endpoint(&old.url) || spec.username != old.username {
+        return Err(NvrError::Invalid(format!(
+            "camera {:?}: the address or user changed; enter the camera's password again",
+            spec.name
+        )));
+    }
+    spec.password = old.password.clone();
+    Ok(())
 }
 
 /// Reads `<data_dir>/cameras.json` without starting anything (none if it does not exist).
