@@ -282,6 +282,37 @@ pub fn harden(resp: &mut Response, api: bool) {
     }
 }
 
+/// API errors are always `{"error": "..."}`: the framework's own rejections (bad query or
+/// path parameters, 405, 413) come as plain text and are rewrapped here.
+async fn json_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, msg).into_response();
+    // Keep the other headers (Allow on a 405, Content-Range on a 416, …).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// The middleware of every request; see the module docs.
 pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
@@ -300,7 +331,7 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
                     if let Some(i) = identity {
                         req.extensions_mut().insert(i);
                     }
-                    next.run(req).await
+                    json_error(next.run(req).await).await
                 }
             },
         }
