@@ -200,23 +200,14 @@ pub(crate) fn spawn(
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let poller = tokio::spawn(poll_loop(eventloop, poll_tx));
     let (tx, rx) = mpsc::channel(1024);
-    let session = Session {
+    let session = Session::new(
         topics,
         cameras,
-        states: States::default(),
-        retracted: BTreeSet::new(),
-        images: BTreeMap::new(),
-        outbox: VecDeque::new(),
-        next_seq: 0,
-        connected: false,
-        issued: VecDeque::new(),
-        pkids: HashMap::new(),
-        handed: HashSet::new(),
         client,
-        status: status.clone(),
+        status.clone(),
         snapshot,
-        self_tx: tx.downgrade(),
-    };
+        tx.downgrade(),
+    );
     let task = tokio::spawn(session.run(rx, poll_rx, poller));
     Ok((
         MqttHandle {
@@ -302,6 +293,33 @@ struct Session {
 }
 
 impl Session {
+    fn new(
+        topics: Topics,
+        cameras: Vec<CameraInfo>,
+        client: AsyncClient,
+        status: Arc<Mutex<MqttStatus>>,
+        snapshot: SnapshotFn,
+        self_tx: mpsc::WeakSender<Cmd>,
+    ) -> Session {
+        Session {
+            topics,
+            cameras,
+            states: States::default(),
+            retracted: BTreeSet::new(),
+            images: BTreeMap::new(),
+            outbox: VecDeque::new(),
+            next_seq: 0,
+            connected: false,
+            issued: VecDeque::new(),
+            pkids: HashMap::new(),
+            handed: HashSet::new(),
+            client,
+            status,
+            snapshot,
+            self_tx,
+        }
+    }
+
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Cmd>,
@@ -552,6 +570,136 @@ mod tests {
         let ms: Vec<u128> = (1..=8).map(|n| reconnect_delay(n).as_millis()).collect();
         assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 15000, 15000, 15000]);
         assert_eq!(reconnect_delay(u32::MAX), Duration::from_secs(15));
+    }
+
+    /// A session whose rumqttc client is never polled: what it publishes stays in the request
+    /// channel, and the test plays the event loop's part.
+    fn session() -> (Session, EventLoop, mpsc::Sender<Cmd>) {
+        let opts = MqttOptions::new("t", "127.0.0.1", 1);
+        let (client, el) = AsyncClient::new(opts, REQUEST_CHANNEL);
+        let (tx, _rx) = mpsc::channel(1);
+        let status = Arc::new(Mutex::new(MqttStatus::disabled(None)));
+        let snapshot: SnapshotFn = Arc::new(|_| Box::pin(async { None }));
+        let cams = vec![CameraInfo {
+            name: "front".into(),
+            zones: vec![],
+        }];
+        let s = Session::new(
+            Topics::new("v", "ha"),
+            cams,
+            client,
+            status,
+            snapshot,
+            tx.downgrade(),
+        );
+        (s, el, tx)
+    }
+
+    /// Plays rumqttc reporting every publish handed to it: packet id 0 for QoS 0, then
+    /// `next_pkid`, `next_pkid + 1`, … for events.
+    fn report_publishes(s: &mut Session, next_pkid: &mut u16) {
+        for entry in s.issued.clone() {
+            let pkid = match entry {
+                Some(_) => {
+                    *next_pkid += 1;
+                    *next_pkid
+                }
+                None => 0,
+            };
+            s.on_mqtt(Event::Outgoing(Outgoing::Publish(pkid)));
+        }
+        assert!(s.issued.is_empty());
+    }
+
+    fn puback(pkid: u16) -> Event {
+        Event::Incoming(Incoming::PubAck(rumqttc::PubAck::new(pkid)))
+    }
+
+    fn connack() -> Event {
+        Event::Incoming(Incoming::ConnAck(rumqttc::ConnAck::new(
+            rumqttc::ConnectReturnCode::Success,
+            false,
+        )))
+    }
+
+    fn status(s: &Session) -> serde_json::Value {
+        lock(&s.status).to_json()
+    }
+
+    fn ev(id: i64) -> (AlertEvent, Bytes) {
+        let e = AlertEvent::CameraOnline {
+            camera: format!("c{id}"),
+        };
+        let json = Bytes::from(e.to_json());
+        (e, json)
+    }
+
+    #[tokio::test]
+    async fn unacked_events_are_resent_after_reconnect_and_leave_only_on_puback() {
+        let (mut s, _el, _tx) = session();
+        let mut pkid = 0;
+        s.on_mqtt(connack());
+        let (e, j) = ev(1);
+        s.on_event(e, j);
+        assert_eq!(
+            s.issued.back(),
+            Some(&Some(0)),
+            "event handed at once while connected"
+        );
+        report_publishes(&mut s, &mut pkid);
+        assert_eq!(s.pkids.get(&1), Some(&0));
+
+        // The connection drops before the PUBACK: the event stays.
+        s.on_error("connection reset".into());
+        assert_eq!(status(&s)["state"], "connecting");
+        assert_eq!(status(&s)["queued"], 1);
+        let (e, j) = ev(2);
+        s.on_event(e, j);
+        assert!(
+            s.issued.is_empty(),
+            "nothing is handed to rumqttc while disconnected"
+        );
+        assert_eq!(status(&s)["queued"], 2);
+
+        // Reconnected: both are handed again, after discovery and states, oldest first.
+        s.on_mqtt(connack());
+        let events: Vec<u64> = s.issued.iter().flatten().copied().collect();
+        assert_eq!(events, [0, 1]);
+        assert_eq!(s.issued.front(), Some(&None), "status/discovery go first");
+        let mut pkid = 10;
+        report_publishes(&mut s, &mut pkid);
+        // A PUBACK of the old connection's packet id means nothing now.
+        s.on_mqtt(puback(1));
+        assert_eq!(status(&s)["delivered"], 0);
+        // Acks out of order: each removes exactly its own event.
+        s.on_mqtt(puback(12));
+        assert_eq!(status(&s)["delivered"], 1);
+        assert_eq!(s.outbox.iter().map(|q| q.seq).collect::<Vec<_>>(), [0]);
+        s.on_mqtt(puback(11));
+        assert_eq!(status(&s)["delivered"], 2);
+        assert_eq!(status(&s)["queued"], 0);
+        assert!(s.outbox.is_empty() && s.handed.is_empty() && s.pkids.is_empty());
+    }
+
+    #[tokio::test]
+    async fn window_and_outbox_bound() {
+        let (mut s, _el, _tx) = session();
+        for i in 0..(OUTBOX_MAX as i64 + 5) {
+            let (e, j) = ev(i);
+            s.on_event(e, j);
+        }
+        // Bounded: the five oldest were dropped and counted.
+        assert_eq!(s.outbox.len(), OUTBOX_MAX);
+        assert_eq!(s.outbox.front().map(|q| q.seq), Some(5));
+        assert_eq!(status(&s)["dropped"], 5);
+        s.on_mqtt(connack());
+        // At most WINDOW events are in flight; each PUBACK lets one more go.
+        assert_eq!(s.issued.iter().flatten().count(), WINDOW);
+        let mut pkid = 0;
+        report_publishes(&mut s, &mut pkid);
+        s.on_mqtt(puback(1));
+        assert_eq!(s.issued.iter().flatten().count(), 1);
+        assert_eq!(s.handed.len(), WINDOW);
     }
 
     #[test]
