@@ -342,6 +342,21 @@ async fn flow(target: &Target) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = stats(&b).await;
     b.screenshot("browser-grid").await;
+    // On a phone's screen the grid fits the width (no sideways scrolling).
+    b.client.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let overflow = b
+        .js(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await;
+    b.screenshot("browser-grid-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+    assert!(
+        overflow.as_f64().is_some_and(|o| o <= 0.0),
+        "the grid scrolls sideways on a 390 px wide screen by {overflow} px"
+    );
     let mut report = Vec::new();
     for cam in CAMERAS {
         let s = &after[cam];
@@ -488,6 +503,29 @@ async fn flow(target: &Target) {
         "playback from the wrong moment: clicked {t}, shown capture {} at media time {:.2} s",
         shown.code.capture_us,
         shown.media_time
+    );
+    // Speed: at 2x the media time runs at least 1.5 times as fast as the wall clock.
+    b.client
+        .find(Locator::Css("select#speed"))
+        .await
+        .expect("select#speed")
+        .select_by_value("2")
+        .await
+        .unwrap();
+    let rate_js = "const v = document.querySelector('video#playback');
+                   return v.playbackRate === 2 ? v.currentTime : null;";
+    let m0 = b
+        .wait_js("playbackRate 2", rate_js, Duration::from_secs(5))
+        .await
+        .as_f64()
+        .unwrap();
+    let w0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m1 = b.js(rate_js, vec![]).await.as_f64().unwrap_or(m0);
+    let ratio = (m1 - m0) / w0.elapsed().as_secs_f64();
+    assert!(
+        ratio >= 1.5,
+        "at speed 2 the media ran {ratio:.2}x the wall clock"
     );
     b.js("window.scrollTo(0, 0); return 1;", vec![]).await;
     b.screenshot("browser-timeline").await;
