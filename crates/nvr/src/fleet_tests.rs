@@ -96,7 +96,7 @@ fn spec(name: &str, url: &str) -> CameraSpec {
         max_age_s: None,
         event_max_age_s: None,
         record: RecordMode::Continuous,
-        motion: MotionSettings { enabled: false, ..MotionSettings::default() },
+        motion: MotionSettings::default(),
         source: CameraSource::Ui,
     }
 }
