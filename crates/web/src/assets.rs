@@ -144,6 +144,45 @@ mod tests {
         }
     }
 
+    /// The embedded table is the assets directory as it is now (the build script reruns on
+    /// any change in it).
+    #[test]
+    fn table_matches_the_assets_directory() {
+        fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.ends_with('~') {
+                    continue;
+                }
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    let rel = p
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        files.sort();
+        let embedded: Vec<_> = all()
+            .map(|a| (a.path.to_owned(), a.data.to_vec()))
+            .collect();
+        assert_eq!(embedded.len(), files.len());
+        for ((p1, d1), (p2, d2)) in embedded.iter().zip(&files) {
+            assert_eq!(p1, p2);
+            assert!(d1 == d2, "{p1} differs from the file");
+        }
+        assert!(get("index.html").is_some(), "the UI has an index.html");
+    }
+
     #[test]
     fn content_types() {
         assert_eq!(content_type("a/b.js"), "text/javascript; charset=utf-8");
