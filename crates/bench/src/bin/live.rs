@@ -1,19 +1,23 @@
 //! Live-view benchmark: server CPU per live viewer at 1, 10 and 50 WebSocket viewers of one
-//! 640x360 test-pattern camera.
+//! 640x360 test-pattern camera, in one of two set-ups (`--server`):
 //!
-//! Everything runs in this process, each part on its own named threads so that `/proc` tells
-//! their CPU apart (per-thread scheduler runtime, [`procstat`]):
-//! - the camera (`vigil-cam-main`: render + OpenH264 encode) publishes into a hub;
-//! - the server (`vigil-web` threads, a 2-worker tokio runtime) is Vigil's live handler
+//! - `inproc` (default): everything in this process, each part on its own named threads so
+//!   that `/proc` tells their CPU apart (per-thread scheduler runtime, [`procstat`]): the camera
+//!   (`vigil-cam-main`: render + OpenH264 encode) publishes into a hub; the server
+//!   (`vigil-web` threads, a 2-worker tokio runtime) is Vigil's live handler
 //!   ([`vigil_web::live::serve_socket`]: fMP4 muxing per viewer, bounded queue, WebSocket)
-//!   behind HTTPS (axum-server + rustls, TLS 1.3, as `vigil serve` runs it);
-//! - the viewers (`bench-client` threads) are tokio-tungstenite clients over TLS that read
-//!   every message and record each fragment's latency from its capture time.
+//!   behind HTTPS (axum-server + rustls, TLS 1.3, as `vigil serve` runs it); the viewers
+//!   (`bench-client` threads) are tokio-tungstenite clients over TLS. Only the server threads
+//!   count: the camera costs the same with 0 or 50 viewers, and the viewers are browsers.
+//! - `demo`: the whole system as a user runs it: `vigil demo` (two cameras, RTSP, NVR
+//!   ingest, recording, motion, the web app over HTTPS) as a child process; the bench creates
+//!   the admin through the one-time setup link, then N viewers open the real
+//!   `/api/cameras/front/live` with the session cookie. The figure is the whole process's CPU
+//!   with N viewers minus the same window with none, divided by N.
 //!
-//! For each viewer count: connect, warm up, then measure the server threads' CPU over a fixed
-//! window. Only the server's threads count: the camera costs the same with 0 or 50 viewers,
-//! and the clients would be in browsers. The figure excludes what the real server does for
-//! every request besides (the session lookup, once per connection).
+//! For each viewer count: connect, warm up, then measure CPU over a fixed window. Each viewer
+//! records, per fragment, received time − capture time (the capture time travels in the
+//! 17-byte header; it is taken before encoding, so it includes the encoder).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,9 +58,16 @@ struct Args {
     /// Camera frame rate.
     #[arg(long, default_value_t = 15.0)]
     fps: f64,
-    /// Camera bit rate, bits per second.
+    /// Camera bit rate, bits per second (inproc).
     #[arg(long, default_value_t = 1_000_000)]
     bitrate: u32,
+    /// `inproc` (the live handler alone, server threads measured) or `demo` (`vigil demo`
+    /// as a child process, the whole process measured against a no-viewer baseline).
+    #[arg(long, default_value = "inproc")]
+    server: String,
+    /// The vigil binary for `--server demo` (default: next to this binary).
+    #[arg(long)]
+    vigil: Option<std::path::PathBuf>,
 }
 
 /// What all viewers of one round saw.
@@ -86,7 +97,7 @@ fn now_us() -> i64 {
 }
 
 /// CPU seconds of this process's server threads between two samples.
-fn server_cpu(before: &procstat::ProcSample, after: &procstat::ProcSample) -> f64 {
+fn server_threads_cpu(before: &procstat::ProcSample, after: &procstat::ProcSample) -> f64 {
     let names = children::thread_names(std::process::id());
     after
         .threads
@@ -100,10 +111,25 @@ fn server_cpu(before: &procstat::ProcSample, after: &procstat::ProcSample) -> f6
         .sum()
 }
 
-/// Trusts exactly the server's self-signed certificate (pinned by its bytes).
+/// CPU seconds of the whole process between two samples.
+fn process_cpu(before: &procstat::ProcSample, after: &procstat::ProcSample) -> f64 {
+    procstat::cpu_between(before, after).cpu_s
+}
+
+/// SHA-256 of a certificate as `AB:CD:…`, the form `vigil` prints on `tls-fingerprint`.
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Trusts exactly the server certificate with this fingerprint (self-signed, as printed).
 #[derive(Debug)]
 struct Pinned {
-    der: CertificateDer<'static>,
+    sha256: String,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -116,7 +142,7 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_ref() {
+        if fingerprint(end_entity.as_ref()).eq_ignore_ascii_case(&self.sha256) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General("not the pinned certificate".into()))
@@ -146,28 +172,56 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-/// Starts the HTTPS live server for `hub` on the server runtime; returns its address and the
-/// client TLS configuration that trusts it.
-fn start_server(
-    rt: &tokio::runtime::Runtime,
-    hub: Hub,
-) -> anyhow::Result<(SocketAddr, Arc<rustls::ClientConfig>)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
-    let der = cert.cert.der().clone();
-    let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
-    let server_cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], key.into())?;
-    let client_cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS client configuration trusting only the certificate with this fingerprint.
+fn pinned_client(sha256: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = provider();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned {
-            der,
+            sha256: sha256.to_owned(),
             algs: provider.signature_verification_algorithms,
         }))
         .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Where viewers connect and what they send.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    /// Path and query of the live WebSocket.
+    path: String,
+    /// Extra request headers (cookie, origin).
+    headers: Vec<(&'static str, String)>,
+}
+
+/// A TLS connection to the target.
+async fn connect_tls(
+    t: &Target,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(t.addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = ServerName::try_from("localhost")?;
+    Ok(tokio_rustls::TlsConnector::from(t.tls.clone())
+        .connect(name, tcp)
+        .await?)
+}
+
+/// Starts the HTTPS live server for `hub` on the server runtime.
+fn start_inproc_server(rt: &tokio::runtime::Runtime, hub: Hub) -> anyhow::Result<Target> {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let der = cert.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key.into())?;
     let app = Router::new().route(
         "/live",
         get(move |ws: WebSocketUpgrade| {
@@ -185,24 +239,125 @@ fn start_server(
             eprintln!("server: {e}");
         }
     });
-    Ok((addr, Arc::new(client_cfg)))
+    Ok(Target {
+        addr,
+        tls: pinned_client(&fingerprint(der.as_ref()))?,
+        path: "/live".into(),
+        headers: Vec::new(),
+    })
+}
+
+/// `vigil demo` running, set up, with camera `front` recording.
+struct Demo {
+    child: children::ChildGuard,
+    target: Target,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `vigil demo`, creates the admin through its setup link, and waits for `front`.
+fn start_demo(
+    rt: &tokio::runtime::Runtime,
+    vigil: Option<std::path::PathBuf>,
+) -> anyhow::Result<Demo> {
+    let bin = vigil_bench::servers::vigil_binary(vigil)?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("demo")
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--rtsp", "127.0.0.1:0"]);
+    let (child, lines) = children::ChildGuard::spawn_with_lines(
+        cmd,
+        &dir.path().join("demo.log"),
+        Duration::from_secs(10),
+    )?;
+    let (mut addr, mut sha, mut token, mut recording) = (None, None, None, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(addr.is_some() && sha.is_some() && token.is_some() && recording) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).with_context(|| {
+            format!(
+                "vigil demo did not come up; see {}",
+                dir.path().join("demo.log").display()
+            )
+        })?;
+        if let Some(a) = line.strip_prefix("listening https ") {
+            addr = Some(a.trim().parse::<SocketAddr>()?);
+        } else if let Some(f) = line.strip_prefix("tls-fingerprint sha256 ") {
+            sha = Some(f.trim().to_owned());
+        } else if let Some((_, t)) = line.split_once("#/setup/") {
+            token = Some(t.trim().to_owned());
+        } else if line.trim() == "recording front/main" {
+            recording = true;
+        }
+    }
+    let (Some(addr), Some(sha), Some(token)) = (addr, sha, token) else {
+        bail!("vigil demo printed no address, fingerprint or setup link");
+    };
+    let origin = format!("https://127.0.0.1:{}", addr.port());
+    let mut target = Target {
+        addr,
+        tls: pinned_client(&sha)?,
+        path: "/api/cameras/front/live?stream=main".into(),
+        headers: vec![("origin", origin.clone())],
+    };
+    let body = serde_json::json!({
+        "token": token, "username": "bench", "password": "bench password that is long enough"
+    })
+    .to_string();
+    let request = format!(
+        "POST /api/setup HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        addr.port(),
+        body.len()
+    );
+    let response = rt.block_on(async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tls = connect_tls(&target).await?;
+        tls.write_all(request.as_bytes()).await?;
+        let mut out = Vec::new();
+        // The server may close without close_notify; what was read is what counts.
+        let _ = tls.read_to_end(&mut out).await;
+        anyhow::Ok(String::from_utf8_lossy(&out).into_owned())
+    })?;
+    if !response.starts_with("HTTP/1.1 200") {
+        bail!("setup failed: {}", response.lines().next().unwrap_or(""));
+    }
+    let cookie = response
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| {
+            v.trim()
+                .split(';')
+                .next()
+                .filter(|c| c.starts_with("vigil_session="))
+        })
+        .context("setup answered without a session cookie")?
+        .to_owned();
+    target.headers.push(("cookie", cookie));
+    Ok(Demo {
+        child,
+        target,
+        _dir: dir,
+    })
 }
 
 /// One viewer: reads until `stop`, counting fragments and (inside the window) latencies.
 async fn viewer(
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
+    target: Target,
     seen: Arc<Seen>,
     window_open: Arc<std::sync::atomic::AtomicBool>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let name = ServerName::try_from("localhost")?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await?;
-    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/live", stream).await?;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let stream = connect_tls(&target).await?;
+    let url = format!("wss://127.0.0.1:{}{}", target.addr.port(), target.path);
+    let mut request = url.into_client_request()?;
+    for (k, v) in &target.headers {
+        request.headers_mut().insert(*k, v.parse()?);
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
@@ -230,12 +385,14 @@ async fn viewer(
     Ok(())
 }
 
+/// Runs `n` viewers (none: a baseline window) and measures `cpu` of process `pid`.
 fn measure(
     clients: &tokio::runtime::Runtime,
-    addr: SocketAddr,
-    tls: &Arc<rustls::ClientConfig>,
+    target: &Target,
     n: usize,
     args: &Args,
+    pid: u32,
+    cpu: fn(&procstat::ProcSample, &procstat::ProcSample) -> f64,
 ) -> anyhow::Result<Round> {
     let seen = Arc::new(Seen::default());
     let window_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -243,8 +400,7 @@ fn measure(
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             clients.spawn(viewer(
-                addr,
-                tls.clone(),
+                target.clone(),
                 seen.clone(),
                 window_open.clone(),
                 stop_rx.clone(),
@@ -252,7 +408,6 @@ fn measure(
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
-    let pid = std::process::id();
     let before = procstat::sample(pid)?;
     let t0 = Instant::now();
     window_open.store(true, Ordering::Relaxed);
@@ -272,9 +427,9 @@ fn measure(
     let frames = seen.fragments.load(Ordering::Relaxed) as f64;
     Ok(Round {
         viewers: n,
-        server_cpu_s: server_cpu(&before, &after),
+        server_cpu_s: cpu(&before, &after),
         window_s,
-        fps_per_viewer: frames / window_s / n as f64,
+        fps_per_viewer: frames / window_s / n.max(1) as f64,
         mbit_s_total: seen.bytes.load(Ordering::Relaxed) as f64 * 8.0 / window_s / 1e6,
         p50_ms: percentile(&lat, 50.0).unwrap_or(f64::NAN),
         p95_ms: percentile(&lat, 95.0).unwrap_or(f64::NAN),
@@ -296,62 +451,89 @@ fn main() -> anyhow::Result<()> {
         .thread_name("bench-client")
         .enable_all()
         .build()?;
-    let hub = Hub::new("bench/main", 128);
-    let cfg = CameraConfig {
-        source: SourceSpec::TestPattern,
-        main: StreamConfig {
-            width: 640,
-            height: 360,
-            fps: args.fps,
-            bitrate_bps: args.bitrate,
-            keyint: (args.fps * 2.0).round() as u32,
-        },
-        sub: None,
+    let mut camera = None;
+    let mut demo = None;
+    let (target, pid, cpu, what): (Target, u32, fn(&_, &_) -> f64, String) = match args
+        .server
+        .as_str()
+    {
+        "inproc" => {
+            let hub = Hub::new("bench/main", 128);
+            let cfg = CameraConfig {
+                source: SourceSpec::TestPattern,
+                main: StreamConfig {
+                    width: 640,
+                    height: 360,
+                    fps: args.fps,
+                    bitrate_bps: args.bitrate,
+                    keyint: (args.fps * 2.0).round() as u32,
+                },
+                sub: None,
+            };
+            camera = Some(Camera::start(cfg, hub.clone(), None)?);
+            let target = start_inproc_server(&server_rt, hub)?;
+            let what = format!(
+                    "in-process live handler, one 640x360 {} fps test-pattern camera, WebSocket over TLS (server threads only)",
+                    args.fps
+                );
+            (
+                target,
+                std::process::id(),
+                server_threads_cpu as fn(&_, &_) -> f64,
+                what,
+            )
+        }
+        "demo" => {
+            let d = start_demo(&client_rt, args.vigil.clone())?;
+            let target = d.target.clone();
+            let pid = d.child.pid();
+            demo = Some(d);
+            let what = "`vigil demo` (camera front: 640x360 15 fps), whole process, \
+                            minus the no-viewer window"
+                .to_owned();
+            (target, pid, process_cpu as fn(&_, &_) -> f64, what)
+        }
+        other => bail!("--server must be inproc or demo, not {other:?}"),
     };
-    let mut camera = Camera::start(cfg, hub.clone(), None)?;
-    let (addr, tls) = start_server(&server_rt, hub)?;
     eprintln!(
-        "live bench: 640x360 at {} fps, {} kbit/s; server on {addr}; warm-up {} s, window {} s",
-        args.fps,
-        args.bitrate / 1000,
-        args.warmup,
-        args.window
+        "live bench: {what}; server on {}; warm-up {} s, window {} s",
+        target.addr, args.warmup, args.window
     );
-    // Idle server (the hub has no viewer): what the figures are measured above.
-    let before = procstat::sample(std::process::id())?;
-    std::thread::sleep(Duration::from_secs(2));
-    let after = procstat::sample(std::process::id())?;
-    let idle_pct = server_cpu(&before, &after) / 2.0 * 100.0;
-
+    // The same window with no viewer: what the viewers' cost is measured above.
+    let baseline = measure(&client_rt, &target, 0, &args, pid, cpu)?;
+    let base_pct = baseline.server_cpu_s / baseline.window_s * 100.0;
     let mut rounds = Vec::new();
     for &n in &args.viewers {
         eprintln!("{n} viewers ...");
-        rounds.push(measure(&client_rt, addr, &tls, n, &args)?);
+        rounds.push(measure(&client_rt, &target, n, &args, pid, cpu)?);
     }
-    camera.stop();
+    if let Some(mut c) = camera {
+        c.stop();
+    }
+    drop(demo);
 
     println!();
+    println!("Live view: {what}; no viewer: {base_pct:.2} % of a core");
     println!(
-        "Live view, one 640x360 {} fps test-pattern camera, WebSocket over TLS (server threads only; idle {idle_pct:.2} % of a core)",
-        args.fps
-    );
-    println!(
-        "{:>7} | {:>16} | {:>18} | {:>13} | {:>10} | {:>11} | {:>11}",
+        "{:>7} | {:>12} | {:>14} | {:>18} | {:>10} | {:>10} | {:>10} | {:>10}",
         "viewers",
-        "server CPU %core",
+        "CPU %core",
+        "above idle %",
         "per viewer %core",
         "fps/viewer",
         "Mbit/s out",
-        "lat p50 ms",
-        "lat p95 ms"
+        "p50 ms",
+        "p95 ms"
     );
     for r in &rounds {
         let pct = r.server_cpu_s / r.window_s * 100.0;
+        let above = pct - base_pct;
         println!(
-            "{:>7} | {:>16.2} | {:>18.3} | {:>13.1} | {:>10.1} | {:>11.1} | {:>11.1}",
+            "{:>7} | {:>12.2} | {:>14.2} | {:>18.3} | {:>10.1} | {:>10.1} | {:>10.1} | {:>10.1}",
             r.viewers,
             pct,
-            pct / r.viewers as f64,
+            above,
+            above / r.viewers as f64,
             r.fps_per_viewer,
             r.mbit_s_total,
             r.p50_ms,
