@@ -673,6 +673,56 @@ async fn a_viewer_sees_only_their_cameras() {
         "{}",
         r.text()
     );
+    // By id too: an event of the other camera, its thumbnail, and the event list.
+    let store = e.state.nvr.event_store();
+    let yard_ev = store
+        .insert_start(
+            "yard",
+            &[],
+            1_000_000,
+            0.5,
+            None,
+            Some(b"\xff\xd8yard\xff\xd9".to_vec()),
+        )
+        .unwrap();
+    let front_ev = store
+        .insert_start(
+            "front",
+            &[],
+            1_000_000,
+            0.5,
+            None,
+            Some(b"\xff\xd8front\xff\xd9".to_vec()),
+        )
+        .unwrap();
+    let r = send(
+        &e.app,
+        v.req("GET", &format!("/api/events/{}/thumbnail.jpg", yard_ev.id)),
+        None,
+    )
+    .await;
+    assert!(
+        r.status == StatusCode::FORBIDDEN || r.status == StatusCode::NOT_FOUND,
+        "{}",
+        r.status
+    );
+    assert!(!r.text().contains("yard"));
+    let r = send(
+        &e.app,
+        v.req("GET", &format!("/api/events/{}/thumbnail.jpg", front_ev.id)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(&e.app, v.req("GET", "/api/events"), None).await;
+    let cams: Vec<_> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["camera"].clone())
+        .collect();
+    assert_eq!(cams, [json!("front")], "{}", r.text());
     let r = send(&e.app, v.req("GET", "/api/system"), None).await;
     assert!(!r.text().contains("yard"), "{}", r.text());
     assert_eq!(r.json()["alerts"]["mqtt"], "off");
