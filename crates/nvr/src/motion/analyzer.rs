@@ -50,7 +50,13 @@ pub struct Analyzer {
     last_ts: i64,
     need_key: bool,
     stats: AnalyzerStats,
+    /// Ends of events cut by a clock jump, reported with the next analysed picture.
+    pending: Vec<MotionEvent>,
 }
+
+/// A capture time this far behind the newest one is a clock step (NTP, a camera's clock set
+/// back), not jitter.
+const BACKWARDS_JUMP_US: i64 = 1_000_000;
 
 impl Analyzer {
     /// Checks `settings` and creates the decoder; the detector is created at the first
@@ -71,6 +77,7 @@ impl Analyzer {
             last_ts: 0,
             need_key: true,
             stats: AnalyzerStats::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -98,6 +105,20 @@ impl Analyzer {
             return Ok(None);
         }
         self.need_key = false;
+        if au.capture_us < self.last_ts.saturating_sub(BACKWARDS_JUMP_US) {
+            // The clock went back: the detector's times would stand still until the clock
+            // caught up (an open event could not end for that long). End what is open at the
+            // last time seen and start over with a fresh detector.
+            tracing::warn!(
+                jump_ms = (self.last_ts - au.capture_us) / 1000,
+                "motion: capture clock went backwards; restarting detection"
+            );
+            if let Some(mut d) = self.detector.take() {
+                self.pending.extend(d.finish(self.last_ts));
+            }
+            self.next_due = None;
+            self.last_ts = au.capture_us;
+        }
         self.last_ts = self.last_ts.max(au.capture_us);
         self.annexb.clear();
         if au.key
@@ -146,14 +167,14 @@ impl Analyzer {
             u32::try_from(w).map_err(|_| NvrError::Invalid("picture too large".into()))?,
             u32::try_from(h).map_err(|_| NvrError::Invalid("picture too large".into()))?,
         );
-        let mut ended = Vec::new();
+        let mut ended = std::mem::take(&mut self.pending);
         let fits = self
             .detector
             .as_ref()
             .is_some_and(|d| (d.config().width, d.config().height) == (w32, h32));
         if !fits {
             if let Some(mut old) = self.detector.take() {
-                ended = old.finish(au.capture_us);
+                ended.extend(old.finish(au.capture_us));
             }
             let config = motion_config(&self.settings, w32, h32)?;
             self.detector = Some(

@@ -9,6 +9,7 @@ use vigil_camera::{EncoderConfig, H264Encoder};
 use super::*;
 use crate::events::EventFilter;
 use crate::{ZoneKind, ZoneSpec};
+use vigil_motion::{MotionEvent, Scope};
 
 /// A wall-clock time that is a multiple of the scene's 30 s period.
 const BASE: i64 = 1_800_000_000_000_000;
@@ -212,4 +213,48 @@ fn garbage_access_units_never_panic_and_resume_at_a_key_frame() {
         }
     }
     assert!(analysed >= 5, "{analysed} {:?}", a.stats());
+}
+
+#[test]
+fn a_clock_stepping_back_ends_the_open_event_and_detection_goes_on() {
+    let aus = encode_scene(320, 180, 12);
+    let mut a = Analyzer::new(MotionSettings::default()).unwrap();
+    let mut events = Vec::new();
+    let split = aus.len() * 2 / 3; // 8 s: the walk (4 s to 11 s) is under way
+    for au in &aus[..split] {
+        if let Some(r) = a.push(au).unwrap() {
+            events.extend(r.result.events);
+        }
+    }
+    let starts = |ev: &[MotionEvent]| {
+        ev.iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    MotionEvent::Start {
+                        scope: Scope::Camera,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(starts(&events), 1, "{events:?}");
+    let before = a.stats().analysed;
+    let mut after = Vec::new();
+    for au in &aus[split..] {
+        let mut au = au.clone();
+        au.capture_us -= 3_600_000_000; // an hour back
+        if let Some(r) = a.push(&au).unwrap() {
+            after.extend(r.result.events);
+        }
+    }
+    // The open event ended at once, dated at the last time before the jump.
+    match after.first() {
+        Some(MotionEvent::End { ts_us, .. }) => {
+            assert_eq!(*ts_us, aus[split - 1].capture_us)
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(a.stats().analysed >= before + 15, "{:?}", a.stats());
 }
