@@ -95,6 +95,18 @@ impl Gate {
     pub fn push(&mut self, au: AccessUnit) -> Option<AccessUnit> {
         self.seq += 1;
         let seq = self.seq;
+        if self
+            .last_capture_us
+            .is_some_and(|last| au.capture_us < last.saturating_sub(1_000_000))
+        {
+            // The capture clock stepped back: re-base the post-roll on the new clock and
+            // forget the buffer (its ages are meaningless now), so neither the post-roll nor
+            // the buffer's trimming waits for the old time to come back.
+            if let Some(until) = self.until_us.as_mut() {
+                *until = au.capture_us.saturating_add(self.post_roll_us);
+            }
+            self.buf.clear();
+        }
         self.last_capture_us = Some(au.capture_us);
         if self.forwarding {
             match self.until_us {
@@ -263,6 +275,30 @@ mod tests {
             got.extend(g.push(au(n)));
         }
         assert_eq!(frames(&got), (0..=18).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_clock_stepping_back_neither_prolongs_the_post_roll_nor_breaks_the_buffer() {
+        let mut g = Gate::new(Duration::from_secs(1), Duration::from_secs(1));
+        for n in 0..20 {
+            g.push(au(n));
+        }
+        g.set_active(true);
+        g.set_active(false); // post-roll: 1 s after frame 19
+        let back = |n: i64| {
+            let mut a = au(n);
+            a.capture_us -= 3_600_000_000;
+            a
+        };
+        let mut forwarded = 0;
+        for n in 20..60 {
+            forwarded += usize::from(g.push(back(n)).is_some());
+        }
+        assert!(!g.is_forwarding());
+        assert!(forwarded <= 11, "{forwarded}");
+        // The buffer trims on the new clock: about 1 s (one or two GOPs), not everything.
+        assert!(g.buf.len() <= 20, "{}", g.buf.len());
+        assert!(g.buf.front().is_some_and(|(_, a)| a.key));
     }
 
     #[test]
