@@ -181,9 +181,12 @@ impl Endpoint {
         let status = match resp {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                // Read (and drop) a little of the body so the server sees a clean close; a
-                // receiver that streams forever is cut by the caller's timeout.
-                let _ = resp.into_body().collect().await;
+                // Read (and drop) the body so the server sees a clean close, but at most
+                // 64 KiB: only the status matters, and a hostile endpoint must not make us
+                // buffer an endless body (the caller's timeout bounds the time).
+                let _ = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+                    .collect()
+                    .await;
                 Ok(status)
             }
             Err(e) => Err(e),

@@ -505,3 +505,42 @@ async fn https_endpoint_with_own_ca() {
     assert!(rx.try_recv().is_err());
     server.abort();
 }
+
+/// An endpoint answering 200 with an endless body: delivered, and Vigil neither buffers the
+/// body nor waits for its end.
+#[tokio::test]
+async fn endless_response_body_is_not_buffered() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
+                let chunk = format!("{:x}\r\n{}\r\n", 60_000, "x".repeat(60_000));
+                while s.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    let alerts = Alerts::start(
+        hook(format!("http://127.0.0.1:{port}/hook"), |w| {
+            w.timeout_s = 30
+        }),
+        vec![],
+        no_snapshot(),
+    );
+    let t0 = Instant::now();
+    alerts.send(motion_start(1));
+    wait_status(&alerts, "delivered", |s| s["delivered"] == 1).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
+    alerts.shutdown().await;
+    server.abort();
+}
