@@ -1,6 +1,7 @@
 //! Motion events: `GET /api/events` (newest first, only cameras the user may view) and each
 //! event's JPEG thumbnail.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -72,9 +73,9 @@ fn filter_for(user: &CurrentUser, q: EventQuery) -> Result<EventFilter, ApiError
 async fn list(
     user: CurrentUser,
     State(state): State<AppState>,
-    Query(q): Query<EventQuery>,
+    q: Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
-    let filter = filter_for(&user, q)?;
+    let filter = filter_for(&user, crate::playback::query(q)?)?;
     let store = state.nvr.event_store().clone();
     let rows = tokio::task::spawn_blocking(move || store.list(&filter))
         .await
@@ -91,8 +92,11 @@ async fn list(
 async fn thumbnail(
     user: CurrentUser,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("event ids are numbers"))?;
     let store = state.nvr.event_store().clone();
     let (row, jpeg) = tokio::task::spawn_blocking(move || {
         let row = store.get(id)?;

@@ -31,6 +31,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -93,12 +94,14 @@ async fn live(
     user: CurrentUser,
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<LiveQuery>,
+    q: Result<Query<LiveQuery>, QueryRejection>,
     // Taken as a Result so that authorization and the camera's existence are answered (403,
     // 404) before a request that is no WebSocket upgrade is refused.
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let stream = q.stream.unwrap_or_else(|| "main".to_owned());
+    let stream = crate::playback::query(q)?
+        .stream
+        .unwrap_or_else(|| "main".to_owned());
     if stream != "main" && stream != "sub" {
         return Err(ApiError::bad_request("stream must be main or sub"));
     }

@@ -9,6 +9,7 @@
 //! in memory, and a client that stops reading stops the reads.
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,6 +89,13 @@ fn validate(q: &RangeQuery) -> Result<Span, ApiError> {
     })
 }
 
+/// A query string that does not parse (a number that is none, …) is a 400 with the API's JSON
+/// error body, like every other error, not axum's plain-text rejection.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
 fn check_camera(user: &CurrentUser, name: &str) -> Result<(), ApiError> {
     if !user.can_view(name) {
         return Err(ApiError::forbidden());
@@ -120,9 +128,10 @@ async fn recordings(
     user: CurrentUser,
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<RangeQuery>,
+    q: Result<Query<RangeQuery>, QueryRejection>,
 ) -> Result<Json<Recordings>, ApiError> {
     check_camera(&user, &name)?;
+    let q = query(q)?;
     let span = validate(&q)?;
     let recorder = state.nvr.recorder().clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -163,9 +172,10 @@ async fn export(
     method: Method,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(q): Query<RangeQuery>,
+    q: Result<Query<RangeQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     check_camera(&user, &name)?;
+    let q = query(q)?;
     let span = validate(&q)?;
     let download = q.download.as_deref() == Some("1");
     let recorder = state.nvr.recorder().clone();

@@ -34,6 +34,7 @@ fn now_us() -> i64 {
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    nvr: Arc<Nvr>,
     app: Router,
     admin: String,
     viewer: String,
@@ -76,7 +77,7 @@ async fn fixture() -> Fixture {
     })
     .await
     .unwrap();
-    let state = AppState::new(nvr, Arc::new(|| serde_json::json!({})), dir.path()).unwrap();
+    let state = AppState::new(nvr.clone(), Arc::new(|| serde_json::json!({})), dir.path()).unwrap();
     let users = &state.accounts.users;
     users.add("admin", PASSWORD, Role::Admin).unwrap();
     users
@@ -86,6 +87,7 @@ async fn fixture() -> Fixture {
     let viewer = state.accounts.create_token("viewer", "test").unwrap().1;
     Fixture {
         _dir: dir,
+        nvr,
         app: vigil_web::router(state),
         admin,
         viewer,
@@ -340,4 +342,76 @@ async fn playback_refuses_what_it_must() {
         .get(Some(&f.admin), "/api/events/12345/thumbnail.jpg", None)
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_thumbnails_follow_camera_access() {
+    let f = fixture().await;
+    let store = f.nvr.event_store();
+    let t = now_us() - 3_600_000_000;
+    let jpeg = |tag: u8| vec![0xff, 0xd8, tag, 0xff, 0xd9];
+    let front = store
+        .insert_start("front", &["door".into()], t, 0.5, None, Some(jpeg(1)))
+        .unwrap();
+    store.finish(front.id, t + 5_000_000, 0.6, None).unwrap();
+    let yard = store
+        .insert_start("yard", &[], t + 60_000_000, 0.3, None, Some(jpeg(2)))
+        .unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let list = async |token: &str, query: &str| {
+        let resp = f
+            .get(Some(token), &format!("/api/events{query}"), None)
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{query}");
+        serde_json::from_slice::<serde_json::Value>(&body(resp).await).unwrap()
+    };
+    // Admin: everything, newest first; filters by camera, zone, time and count.
+    assert_eq!(ids(&list(&f.admin, "").await), [yard.id, front.id]);
+    assert_eq!(ids(&list(&f.admin, "?camera=front").await), [front.id]);
+    assert_eq!(ids(&list(&f.admin, "?zone=door").await), [front.id]);
+    assert_eq!(
+        ids(&list(&f.admin, "?zone=nosuch").await),
+        Vec::<i64>::new()
+    );
+    let q = format!("?start_us={}&end_us={}", t + 30_000_000, t + 90_000_000);
+    assert_eq!(ids(&list(&f.admin, &q).await), [yard.id]);
+    assert_eq!(ids(&list(&f.admin, "?limit=1").await), [yard.id]);
+    let all = list(&f.admin, "").await;
+    assert_eq!(all[1]["camera"], "front");
+    assert_eq!(all[1]["zones"], serde_json::json!(["door"]));
+    assert_eq!(all[1]["end_us"], t + 5_000_000);
+    assert_eq!(all[0]["end_us"], serde_json::Value::Null);
+    // The viewer of yard sees only yard, and is refused front by name and by id.
+    assert_eq!(ids(&list(&f.viewer, "").await), [yard.id]);
+    let resp = f
+        .get(Some(&f.viewer), "/api/events?camera=front", None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let thumb = |id: i64| format!("/api/events/{id}/thumbnail.jpg");
+    let resp = f.get(Some(&f.viewer), &thumb(front.id), None).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = f.get(Some(&f.viewer), &thumb(yard.id), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header_str(&resp, header::CONTENT_TYPE), "image/jpeg");
+    assert_eq!(body(resp).await, jpeg(2));
+    let resp = f.get(Some(&f.admin), &thumb(front.id), None).await;
+    assert_eq!(body(resp).await, jpeg(1));
+    // Not a number: 400 with the API's JSON error, not a panic or a 500.
+    for uri in [
+        "/api/events/x/thumbnail.jpg",
+        "/api/events?limit=many",
+        "/api/cameras/front/export.mp4?start_us=now&end_us=1",
+        "/api/cameras/front/live?stream=main&stream=sub",
+    ] {
+        let resp = f.get(Some(&f.admin), uri, None).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{uri}");
+        let v: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+        assert!(v["error"].is_string(), "{uri}: {v}");
+    }
 }
