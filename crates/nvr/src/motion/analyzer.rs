@@ -37,6 +37,25 @@ pub struct AnalyzerStats {
     pub skipped: u64,
     /// Decode errors.
     pub errors: u64,
+    /// Non-reference pictures not decoded because no analysis was due (nothing refers to them).
+    pub not_needed: u64,
+}
+
+/// Whether every slice of `au` has `nal_ref_idc` 0: no other picture refers to it, so it
+/// need not be decoded when it is not analysed (ITU-T H.264 §7.4.1; cameras with temporal
+/// scalability send every other picture like this).
+fn is_non_reference(au: &AccessUnit) -> bool {
+    let mut slices = 0;
+    for nal in au.nal_units() {
+        let Some(&h) = nal.first() else { continue };
+        if (1..=5).contains(&(h & 0x1f)) {
+            if h & 0x60 != 0 {
+                return false;
+            }
+            slices += 1;
+        }
+    }
+    slices > 0
 }
 
 /// OpenH264 + [`MotionDetector`] for one stream.
@@ -120,6 +139,11 @@ impl Analyzer {
             self.last_ts = au.capture_us;
         }
         self.last_ts = self.last_ts.max(au.capture_us);
+        let due = self.next_due.is_none_or(|d| au.capture_us >= d);
+        if !due && !au.key && is_non_reference(au) {
+            self.stats.not_needed += 1;
+            return Ok(None);
+        }
         self.annexb.clear();
         if au.key
             && !au
@@ -137,7 +161,6 @@ impl Analyzer {
             self.annexb.extend_from_slice(nal);
         }
         self.stats.decoded += 1;
-        let due = self.next_due.is_none_or(|d| au.capture_us >= d);
         let yuv = match self.decoder.decode(&self.annexb) {
             Ok(Some(yuv)) => yuv,
             Ok(None) => return Ok(None),

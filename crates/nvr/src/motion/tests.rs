@@ -258,3 +258,37 @@ fn a_clock_stepping_back_ends_the_open_event_and_detection_goes_on() {
     }
     assert!(a.stats().analysed >= before + 15, "{:?}", a.stats());
 }
+
+#[test]
+fn non_reference_pictures_are_not_decoded_when_no_analysis_is_due() {
+    let mut aus = encode_scene(320, 180, 3);
+    // The picture before each key frame is referred to by nothing: mark its slices
+    // non-reference (nal_ref_idc 0). Decoding them now would fail (the slice header changes
+    // meaning), so a decode error here means one was decoded.
+    let mut marked = 0;
+    for i in 0..aus.len() - 1 {
+        if aus[i + 1].key && !aus[i].key {
+            let mut data = aus[i].data.to_vec();
+            let mut pos = 0;
+            while pos + 4 < data.len() {
+                let len = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+                data[pos + 4] &= !0x60;
+                pos += 4 + len;
+            }
+            aus[i].data = bytes::Bytes::from(data);
+            marked += 1;
+        }
+    }
+    assert!(marked >= 2);
+    let mut a = Analyzer::new(MotionSettings {
+        fps: 1.0, // due once a second: on the key frames of this 1 s GOP stream
+        ..MotionSettings::default()
+    })
+    .unwrap();
+    for au in &aus {
+        a.push(au).unwrap();
+    }
+    let st = a.stats();
+    assert_eq!((st.not_needed, st.errors), (marked, 0), "{st:?}");
+    assert_eq!(st.decoded, aus.len() as u64 - marked);
+}
