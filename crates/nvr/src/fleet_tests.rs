@@ -118,6 +118,31 @@ fn recorded_end(nvr: &Nvr, camera: &str, stream: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Writes an export and decodes it with ffmpeg (which must be installed: scripts/test.sh
+/// installs it); returns what ffmpeg reported as errors.
+fn ffmpeg_decode_errors(plan: &vigil_recorder::ExportPlan, dir: &std::path::Path) -> String {
+    use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+    let path = dir.join("export.mp4");
+    let mut out = std::fs::File::create(&path).unwrap();
+    out.write_all(&plan.header).unwrap();
+    for (file, offset, len) in &plan.ranges {
+        let mut f = std::fs::File::open(file).unwrap();
+        f.seek(SeekFrom::Start(*offset)).unwrap();
+        let mut buf = vec![0; usize::try_from(*len).unwrap()];
+        f.read_exact(&mut buf).unwrap();
+        out.write_all(&buf).unwrap();
+    }
+    drop(out);
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg must be installed (scripts/test.sh installs it)");
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Waits until `f` holds, polling; panics with `what` after `timeout`.
 async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -207,6 +232,20 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
         || recorded_end(&nvr, "porch", "main") > before + 1_000_000,
     )
     .await;
+    // The restart is a gap in the index, and the recording around it exports as one MP4
+    // whose frames keep increasing in time (the new pipeline's pts continue the old ones).
+    let gaps = nvr.recorder().gaps("porch", "main", 0, i64::MAX).unwrap();
+    assert!(
+        gaps.iter().any(|g| g.reason.contains("restarted")),
+        "{gaps:?}"
+    );
+    let plan = nvr
+        .recorder()
+        .export("porch", "main", 0, recorded_end(&nvr, "porch", "main"))
+        .unwrap();
+    assert!(plan.frames > 15, "{}", plan.frames);
+    let errors = ffmpeg_decode_errors(&plan, dir.path());
+    assert!(errors.is_empty(), "ffmpeg: {errors}");
     let sub_end = recorded_end(&nvr, "porch", "sub");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -229,6 +268,15 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
     assert_eq!(recorded_end(&nvr, "porch", "main"), end, "still recording");
     let stored = std::fs::read_to_string(dir.path().join(crate::CAMERAS_FILE)).unwrap();
     assert!(!stored.contains("porch"), "{stored}");
+
+    // Added again under the same name: recorded again.
+    nvr.add_camera(spec("porch", &cam.url("main")))
+        .await
+        .unwrap();
+    wait_for("recording after re-adding", Duration::from_secs(20), || {
+        recorded_end(&nvr, "porch", "main") > end + 1_000_000
+    })
+    .await;
     nvr.shutdown().await;
 }
 
