@@ -1,0 +1,361 @@
+//! Security tests of accounts: setup token, login throttling, session fixation, password
+//! change, logout, API tokens, default passwords.
+
+#![allow(clippy::unwrap_used)]
+
+mod security_support;
+
+use std::time::Duration;
+
+use axum::http::{header, Request, StatusCode};
+use security_support::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_fresh_data_dir_opens_nothing_and_default_passwords_fail() {
+    let e = env_with(false, false).await;
+    let r = send(&e.app, req("GET", "/api/setup"), None).await;
+    assert_eq!(r.json(), json!({"needed": true}));
+    for (u, p) in [
+        ("admin", "admin"),
+        ("root", "root"),
+        ("admin", "12345"),
+        ("admin", ""),
+        ("admin", "password"),
+    ] {
+        let r = send(
+            &e.app,
+            req("POST", "/api/login"),
+            Some(json!({"username": u, "password": p})),
+        )
+        .await;
+        assert!(
+            r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::TOO_MANY_REQUESTS,
+            "{u}/{p}: {}",
+            r.status
+        );
+    }
+    let r = send(&e.app, req("GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_tokens_work_without_csrf_and_are_shown_once() {
+    let e = env().await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/tokens"),
+        Some(json!({"name": "ha", "username": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let list = send(&e.app, admin.req("GET", "/api/tokens"), None).await;
+    assert!(!list.text().contains(&token));
+    let bearer = |m: &str, p: &str| {
+        Request::builder()
+            .method(m)
+            .uri(p)
+            .header(header::HOST, HOST)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+    };
+    let r = send(&e.app, bearer("GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let names: Vec<_> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("front")],
+        "the token has its user's camera access"
+    );
+    // A viewer's token is still a viewer.
+    let r = send(&e.app, bearer("GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let id = list.json()[0]["id"].as_str().unwrap().to_owned();
+    let r = send(
+        &e.app,
+        admin.req("DELETE", &format!("/api/tokens/{id}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&e.app, bearer("GET", "/api/cameras"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_session_id_from_before_login_is_not_accepted_after_it() {
+    let e = env().await;
+    // The attacker plants a cookie, the victim logs in with it present.
+    let planted = "attacker-chosen-session-id";
+    let r = send(
+        &e.app,
+        req("POST", "/api/login").header(header::COOKIE, format!("vigil_session={planted}")),
+        Some(json!({"username": "admin", "password": ADMIN_PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let fresh = cookie_of(&r);
+    assert_ne!(fresh, planted);
+    assert!(fresh.len() >= 43, "256-bit id");
+    let sc = r.headers[header::SET_COOKIE].to_str().unwrap();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(sc.contains(attr), "{sc}");
+    }
+    let with =
+        |c: &str| req("GET", "/api/session").header(header::COOKIE, format!("vigil_session={c}"));
+    assert_eq!(
+        send(&e.app, with(planted), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&e.app, with(&fresh), None).await.status,
+        StatusCode::OK
+    );
+    // A real session held before a new login is ended by it.
+    let r = send(
+        &e.app,
+        req("POST", "/api/login").header(header::COOKIE, format!("vigil_session={fresh}")),
+        Some(json!({"username": "viewer", "password": VIEWER_PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        send(&e.app, with(&fresh), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let second = cookie_of(&r);
+    assert_eq!(
+        send(&e.app, with(&second), None).await.json()["username"],
+        "viewer"
+    );
+}
+
+#[tokio::test]
+async fn fifty_wrong_passwords_get_429_then_the_right_one_works() {
+    let e = env().await;
+    let mut statuses = Vec::new();
+    let mut retry_after = 0;
+    for i in 0..50 {
+        let r = send(
+            &e.app,
+            req("POST", "/api/login"),
+            Some(json!({"username": "admin", "password": format!("wrong guess {i}")})),
+        )
+        .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+            assert!(r.headers.get(header::SET_COOKIE).is_none());
+        } else {
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        *statuses.last().unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count()
+            >= 40
+    );
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    // During the penalty even the right password is refused unchecked …
+    let right = json!({"username": "admin", "password": ADMIN_PW});
+    assert_eq!(
+        send(&e.app, req("POST", "/api/login"), Some(right.clone()))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // … and after it, it works: a slow-down, not a lock-out.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(
+        send(&e.app, req("POST", "/api/login"), Some(right))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let log = e.state.accounts.audit_log(100).unwrap();
+    assert!(log.iter().filter(|r| r.action == "login_failed").count() >= 4);
+    assert!(
+        log.iter().all(|r| !r.detail.contains("wrong guess")),
+        "no password in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn the_setup_token_is_single_use_and_expires() {
+    let e = env_with(false, false).await;
+    let acc = &e.state.accounts;
+    let setup =
+        |token: &str, pw: &str| json!({"token": token, "username": "owner", "password": pw});
+    let expired = acc.new_setup_token_with_ttl(Duration::ZERO);
+    let r = send(
+        &e.app,
+        req("POST", "/api/setup"),
+        Some(setup(&expired, ADMIN_PW)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let token = acc.new_setup_token();
+    assert_eq!(
+        send(
+            &e.app,
+            req("POST", "/api/setup"),
+            Some(setup(&expired, ADMIN_PW))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN,
+        "an older token is replaced"
+    );
+    assert_eq!(
+        send(
+            &e.app,
+            req("POST", "/api/setup"),
+            Some(setup("guess", ADMIN_PW))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    // A weak password is refused and does not use the token up.
+    let r = send(
+        &e.app,
+        req("POST", "/api/setup"),
+        Some(setup(&token, "admin")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = send(
+        &e.app,
+        req("POST", "/api/setup"),
+        Some(setup(&token, ADMIN_PW)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json(), json!({"username": "owner", "role": "admin"}));
+    let cookie = cookie_of(&r);
+    let s = send(
+        &e.app,
+        req("GET", "/api/session").header(header::COOKIE, format!("vigil_session={cookie}")),
+        None,
+    )
+    .await;
+    assert_eq!(s.json()["role"], "admin");
+    // Used: a second use fails, also after the user is gone again.
+    let r = send(
+        &e.app,
+        req("POST", "/api/setup"),
+        Some(setup(&token, "another pass phrase")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    acc.users.remove("owner").unwrap();
+    let r = send(
+        &e.app,
+        req("POST", "/api/setup"),
+        Some(setup(&token, "another pass phrase")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let log = acc.audit_log(10).unwrap();
+    assert!(log.iter().any(|r| r.action == "setup"));
+    assert!(log.iter().any(|r| r.action == "setup_failed"));
+}
+
+#[tokio::test]
+async fn password_change_and_logout_end_sessions() {
+    let e = env().await;
+    let a1 = login(&e.app, "viewer", VIEWER_PW).await;
+    let a2 = login(&e.app, "viewer", VIEWER_PW).await;
+    let r = send(
+        &e.app,
+        a1.req("POST", "/api/account/password"),
+        Some(json!({"current": "nope nope", "new": "x new pass phrase"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &e.app,
+        a1.req("POST", "/api/account/password"),
+        Some(json!({"current": VIEWER_PW, "new": "x new pass phrase"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(
+        send(&e.app, a2.req("GET", "/api/session"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&e.app, a1.req("GET", "/api/session"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = send(&e.app, a1.req("POST", "/api/logout"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        send(&e.app, a1.req("GET", "/api/session"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Revocation by an admin, and deleting a user, end sessions too.
+    let v = login(&e.app, "viewer", "x new pass phrase").await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let r = send(&e.app, admin.req("DELETE", "/api/users/viewer"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&e.app, v.req("GET", "/api/session"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The last admin stays.
+    let r = send(&e.app, admin.req("DELETE", "/api/users/admin"), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let log = send(&e.app, admin.req("GET", "/api/audit?limit=50"), None)
+        .await
+        .json();
+    let actions: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    for a in [
+        "login",
+        "password_change_failed",
+        "password_changed",
+        "logout",
+        "user_removed",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} not in {actions:?}");
+    }
+}

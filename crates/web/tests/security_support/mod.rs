@@ -1,0 +1,178 @@
+//! Shared fixtures of the security tests: a real NVR on a temporary data directory, the real
+//! router driven with tower `oneshot`, and a logged-in browser (cookie + CSRF token).
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+use vigil_auth::Role;
+use vigil_nvr::{CameraSpec, Nvr, NvrConfig};
+use vigil_web::AppState;
+
+pub const HOST: &str = "vigil.test:8443";
+pub const ORIGIN: &str = "https://vigil.test:8443";
+pub const ADMIN_PW: &str = "correct horse battery";
+pub const VIEWER_PW: &str = "viewer pass phrase";
+pub const CAM_PW: &str = "s3cret-camera-pw-93";
+
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub state: AppState,
+    pub app: Router,
+}
+
+pub async fn env_with(users: bool, cameras: bool) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let nvr = Nvr::start(NvrConfig {
+        data_dir: dir.path().to_owned(),
+        recorder: Default::default(),
+        cameras: Vec::new(),
+        announce: false,
+    })
+    .await
+    .unwrap();
+    if cameras {
+        for name in ["front", "yard"] {
+            let spec: CameraSpec = serde_json::from_value(json!({
+                "name": name,
+                // Nothing listens there: the camera stays offline, which is fine here.
+                "url": format!("rtsp://127.0.0.1:9/{name}"),
+                "username": "cam",
+                "password": CAM_PW,
+            }))
+            .unwrap();
+            nvr.add_camera(spec).await.unwrap();
+        }
+    }
+    let state = AppState::new(
+        nvr,
+        Arc::new(|| json!({"alerts": {"mqtt": "off"}})),
+        dir.path(),
+    )
+    .unwrap();
+    if users {
+        let u = &state.accounts.users;
+        u.add("admin", ADMIN_PW, Role::Admin).unwrap();
+        u.add_with_cameras(
+            "viewer",
+            VIEWER_PW,
+            Role::Viewer,
+            Some(vec!["front".into()]),
+        )
+        .unwrap();
+    }
+    let app = vigil_web::router(state.clone());
+    Env {
+        _dir: dir,
+        state,
+        app,
+    }
+}
+
+pub async fn env() -> Env {
+    env_with(true, true).await
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A request from a browser on our own origin (Host, Origin) from 192.0.2.10.
+pub fn req(method: &str, path: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+}
+
+pub async fn send(app: &Router, r: axum::http::request::Builder, body: Option<Value>) -> Resp {
+    let mut r = match body {
+        Some(b) => r
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => r.body(Body::empty()).unwrap(),
+    };
+    r.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 10], 40000))));
+    let resp = app.clone().oneshot(r).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
+        .await
+        .unwrap()
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A logged-in browser: cookie and CSRF token.
+pub struct Client {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Client {
+    pub fn req(&self, method: &str, path: &str) -> axum::http::request::Builder {
+        req(method, path)
+            .header(header::COOKIE, format!("vigil_session={}", self.cookie))
+            .header("x-csrf-token", &self.csrf)
+    }
+}
+
+pub fn cookie_of(r: &Resp) -> String {
+    let sc = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    let v = sc.strip_prefix("vigil_session=").unwrap();
+    v.split(';').next().unwrap().to_owned()
+}
+
+pub async fn login(app: &Router, user: &str, pw: &str) -> Client {
+    let r = send(
+        app,
+        req("POST", "/api/login"),
+        Some(json!({"username": user, "password": pw})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let cookie = cookie_of(&r);
+    let s = send(
+        app,
+        req("GET", "/api/session").header(header::COOKIE, format!("vigil_session={cookie}")),
+        None,
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::OK);
+    Client {
+        cookie,
+        csrf: s.json()["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A concrete path for a route pattern.
+pub fn concrete(path: &str, camera: &str) -> String {
+    path.replace("{name}", camera)
+        .replace("{id}", "1")
+        .replace("{*path}", "app.js")
+}

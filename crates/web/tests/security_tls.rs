@@ -1,0 +1,231 @@
+//! Security tests of the web app over its real HTTPS listener: raw request targets, transport
+//! limits (slow clients, connection floods), and `start()` with its certificate.
+
+#![allow(clippy::unwrap_used)]
+
+mod security_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use security_support::{env, env_with};
+use serde_json::json;
+use vigil_nvr::{Nvr, NvrConfig};
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// Sends raw bytes over TLS and returns what the server answered before closing.
+async fn raw_https(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = tls_connect(addr).await.unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn over_https_raw_paths_and_unauthenticated_requests() {
+    let e = env().await;
+    let material = vigil_web::tls::load_or_create(&e.state.data_dir, &[]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let handle =
+        vigil_web::server::serve(listener, material.server_config.clone(), e.state.clone())
+            .unwrap();
+    let addr = handle.local_addr();
+    for target in [
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e%2fCargo.toml",
+        "/assets//etc/passwd",
+        "/../../etc/passwd",
+    ] {
+        let resp = raw_https(
+            addr,
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        let status = resp.lines().next().unwrap_or("");
+        assert!(
+            status.contains(" 404 ") || status.contains(" 400 "),
+            "{target}: {status}"
+        );
+        assert!(
+            !resp.contains("[package]") && !resp.contains("root:"),
+            "{target}"
+        );
+    }
+    let resp = raw_https(
+        addr,
+        b"GET /api/cameras HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    assert!(resp
+        .to_ascii_lowercase()
+        .contains("content-security-policy"));
+    // An absolute-form target naming another host does not bypass anything either.
+    let resp = raw_https(
+        addr,
+        b"GET https://localhost/api/users HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        resp.starts_with("HTTP/1.1 401") || resp.starts_with("HTTP/1.1 400"),
+        "{resp}"
+    );
+    // A huge request head is refused.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let resp = raw_https(addr, big.as_bytes()).await;
+    assert!(
+        !resp.starts_with("HTTP/1.1 200"),
+        "{}",
+        resp.lines().next().unwrap_or("")
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_serves_https_and_keeps_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let nvr = Nvr::start(NvrConfig {
+        data_dir: dir.path().to_owned(),
+        recorder: Default::default(),
+        cameras: Vec::new(),
+        announce: false,
+    })
+    .await
+    .unwrap();
+    let cfg = vigil_web::WebConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cert: None,
+        key: None,
+        data_dir: dir.path().to_owned(),
+    };
+    let h = vigil_web::start(cfg.clone(), nvr.clone(), Arc::new(|| json!({})))
+        .await
+        .unwrap();
+    let resp = raw_https(
+        h.local_addr(),
+        b"GET /api/setup HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains(r#"{"needed":true}"#), "{resp}");
+    h.shutdown().await;
+    let first = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
+    let h = vigil_web::start(cfg, nvr, Arc::new(|| json!({})))
+        .await
+        .unwrap();
+    h.shutdown().await;
+    assert_eq!(
+        std::fs::read(dir.path().join("tls/cert.pem")).unwrap(),
+        first,
+        "the certificate is kept"
+    );
+}
+
+#[tokio::test]
+async fn slow_clients_and_connection_floods_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let e = env_with(true, false).await;
+    let material = vigil_web::tls::load_or_create(&e.state.data_dir, &[]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let handle =
+        vigil_web::server::serve(listener, material.server_config.clone(), e.state.clone())
+            .unwrap();
+    let addr = handle.local_addr();
+
+    // Slowloris: a request head that never ends is dropped after the header read timeout.
+    let started = std::time::Instant::now();
+    let mut slow = tls_connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        vigil_web::server::HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after the header read timeout"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains(" 200 "));
+    assert!(started.elapsed() >= vigil_web::server::HEADER_READ_TIMEOUT - Duration::from_secs(1));
+
+    // One address cannot hold more than its share of connections.
+    let mut held = Vec::new();
+    for _ in 0..vigil_web::server::MAX_CONNECTIONS_PER_ADDRESS {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tls_connect(addr).await.is_err(),
+        "a connection beyond the limit was served"
+    );
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = raw_https(
+        addr,
+        b"GET /api/setup HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    drop(held);
+    handle.shutdown().await;
+}
