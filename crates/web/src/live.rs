@@ -19,7 +19,7 @@
 //! with a new init message and init segment, on a key frame.
 //!
 //! Isolation: each viewer has its own bounded queue of [`QUEUE_LEN`] messages between the hub
-//! and its socket. A viewer whose network cannot keep up fills its queue; what does not fit
+//! and its socket (the cached GOP at the start waits for room in it; live pictures do not). A viewer whose network cannot keep up fills its queue; what does not fit
 //! is dropped and the viewer resumes at the next key frame (the same happens when it lags
 //! behind the hub itself). The camera, the recorder and the other viewers never wait for it.
 //! A viewer that takes nothing for [`SEND_TIMEOUT`] is disconnected.
@@ -194,12 +194,26 @@ async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
                 return std::future::pending().await;
             }
         };
+        // The cached GOP arrives all at once and may be longer than the queue (a 2 s GOP at
+        // 30 fps is 60 pictures): those wait for room instead of being dropped, or a new
+        // viewer would start at the next key frame instead of now. Only live pictures are
+        // dropped when the viewer is behind.
+        let mut catch_up = sub.pending();
         loop {
             tokio::select! {
                 r = sub.recv() => match r {
                     Ok(au) => {
                         let out = muxer.push(&au, now_us());
-                        enqueue(&tx, &mut muxer, out);
+                        if catch_up > 0 {
+                            catch_up -= 1;
+                            for m in out {
+                                if tx.send(m).await.is_err() {
+                                    return;
+                                }
+                            }
+                        } else {
+                            enqueue(&tx, &mut muxer, out);
+                        }
                     }
                     // The hub was dropped: the camera was edited or removed.
                     Err(_) => break,

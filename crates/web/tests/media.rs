@@ -115,6 +115,10 @@ struct TestCamera(Camera);
 
 impl TestCamera {
     fn start(hub: &Hub) -> Self {
+        Self::with_keyint(hub, 15)
+    }
+
+    fn with_keyint(hub: &Hub, keyint: u32) -> Self {
         let cfg = CameraConfig {
             source: SourceSpec::TestPattern,
             main: StreamConfig {
@@ -122,7 +126,7 @@ impl TestCamera {
                 height: 180,
                 fps: 15.0,
                 bitrate_bps: 300_000,
-                keyint: 15,
+                keyint,
             },
             sub: None,
         };
@@ -382,4 +386,47 @@ async fn removed_camera_closes_the_socket_with_4404() {
         Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 4404),
         other => panic!("expected close, got {other:?}"),
     }
+}
+
+/// A cached GOP longer than the viewer's queue (4 s at 15 fps = 60 pictures) is sent whole:
+/// the viewer starts at the cached key frame and gets every picture after it, rather than
+/// losing the tail of the burst and waiting for the next key frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_cached_gop_is_sent_whole() {
+    let hub = Hub::new("test", 128);
+    let _cam = TestCamera::with_keyint(&hub, 60);
+    // Wait until the cache holds well over a queue's worth of pictures.
+    let t0 = Instant::now();
+    while hub.gop().len() < 45 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no long GOP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cached = hub.gop().len();
+    assert!(cached > vigil_web::live::QUEUE_LEN);
+    let h = hub.clone();
+    let url = serve(move || Lookup::Hub(h.clone())).await;
+    let t0 = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let mut file = expect_init(&mut ws).await;
+    let mut pts = Vec::new();
+    while pts.len() < cached + 5 {
+        if let Live::Bin {
+            pts: p, payload, ..
+        } = next(&mut ws).await
+        {
+            pts.push(p);
+            file.extend_from_slice(&payload);
+        }
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    // One picture after the other: 6000 ticks at 15 fps, nothing skipped.
+    for w in pts.windows(2) {
+        assert_eq!(w[1] - w[0], 6000, "pts {pts:?}");
+    }
+    let scanned = fmp4::scan(&file).unwrap();
+    assert!(scanned.fragments[0].runs[0].samples[0].is_sync);
 }
