@@ -192,9 +192,13 @@ struct WriteSlots {
     max: usize,
 }
 
-/// A batch of this many queued inputs (≈ seconds of footage) means the stream's writer
-/// fell behind: waiting for a slot, or its storage is slow.
+/// A batch of this many queued fragments (≈ seconds of footage) means the stream's
+/// writer fell behind: waiting for a slot, or its storage is slow.
 const BACKLOG: usize = 3;
+
+fn has_fragment(input: &Input) -> bool {
+    matches!(input, Input::Events(ev) if ev.iter().any(|e| matches!(e, Event::Fragment(_))))
+}
 
 impl WriteSlots {
     fn new(config: &RecorderConfig) -> Arc<Self> {
@@ -416,12 +420,14 @@ impl Recorder {
                 while let Ok(input) = rx.try_recv() {
                     batch.push(input);
                 }
-                if batch.len() >= backlog {
+                // Fragments, not inputs: a file start, a gap report and the first
+                // fragment arrive together at startup without anything being behind.
+                let behind = batch.iter().filter(|i| has_fragment(i)).count();
+                if behind >= backlog {
                     if let Some(n) = slots.grow() {
                         info!(
-                            "recording {name}: writer {} inputs behind (slow storage?): \
-                             {n} streams may now write at once",
-                            batch.len()
+                            "recording {name}: writer {behind} fragments behind (slow \
+                             storage?): {n} streams may now write at once"
                         );
                     }
                 }
