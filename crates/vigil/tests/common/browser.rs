@@ -65,11 +65,65 @@ impl Demo {
     /// `listening https`, `tls-fingerprint` and `setup-url` lines.
     pub fn start() -> Demo {
         let data = tempfile::tempdir().expect("tempdir");
+        let (child, rx, stdout, stderr) = Self::spawn(data.path(), "127.0.0.1:0");
+        let mut demo = Demo {
+            child,
+            data,
+            https: "0.0.0.0:0".parse().unwrap(),
+            rtsp: None,
+            fingerprint: String::new(),
+            setup_url: String::new(),
+            stderr,
+            stdout,
+        };
+        demo.read_lines(&rx, true);
+        demo
+    }
+
+    /// Stops the demo with `signal` (`TERM`: a user's restart; `KILL`: a crash, or to the
+    /// browser the same as the network dropping) and starts it again on the same data
+    /// directory and HTTPS port: the browser sees the server and both cameras drop and return.
+    pub fn restart(&mut self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            assert!(
+                Instant::now() < deadline,
+                "vigil demo did not exit within 20 s of SIG{signal}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let listen = format!("127.0.0.1:{}", self.https.port());
+        let (child, rx, stdout, stderr) = Self::spawn(self.data.path(), &listen);
+        self.child = child;
+        self.stdout = stdout;
+        self.stderr = stderr;
+        let old = (self.https, self.fingerprint.clone());
+        self.read_lines(&rx, false);
+        assert_eq!(self.https, old.0, "restarted on another address");
+        assert_eq!(
+            self.fingerprint, old.1,
+            "restarted with another certificate"
+        );
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn spawn(
+        data: &Path,
+        listen: &str,
+    ) -> (
+        Child,
+        mpsc::Receiver<String>,
+        Arc<Mutex<Vec<String>>>,
+        Arc<Mutex<String>>,
+    ) {
         let mut child = Command::new(vigil_bin())
             .arg("demo")
             .arg("--data")
-            .arg(data.path())
-            .args(["--listen", "127.0.0.1:0", "--rtsp", "127.0.0.1:0"])
+            .arg(data)
+            .args(["--listen", listen, "--rtsp", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -104,26 +158,23 @@ impl Demo {
                 }
             });
         }
-        let mut demo = Demo {
-            child,
-            data,
-            https: "0.0.0.0:0".parse().unwrap(),
-            rtsp: None,
-            fingerprint: String::new(),
-            setup_url: String::new(),
-            stderr,
-            stdout,
-        };
-        let (mut https, mut fingerprint, mut setup) = (None, None, None);
+        (child, rx, stdout, stderr)
+    }
+
+    /// Reads stdout lines until `listening https` and `tls-fingerprint` (and `setup-url` if
+    /// `setup`) were printed.
+    fn read_lines(&mut self, rx: &mpsc::Receiver<String>, setup: bool) {
+        let (mut https, mut fingerprint, mut setup_url) = (None, None, None);
         let deadline = Instant::now() + DEMO_START;
-        while https.is_none() || fingerprint.is_none() || setup.is_none() {
+        while https.is_none() || fingerprint.is_none() || (setup && setup_url.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
-                let status = demo.child.try_wait().ok().flatten();
+                let status = self.child.try_wait().ok().flatten();
                 panic!(
-                    "vigil demo did not print listening https / tls-fingerprint / setup-url \
+                    "vigil demo did not print listening https / tls-fingerprint{} \
                      within {DEMO_START:?} (exit status {status:?}); stdout: {:?}",
-                    demo.stdout.lock().unwrap()
+                    if setup { " / setup-url" } else { "" },
+                    self.stdout.lock().unwrap()
                 );
             };
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -133,16 +184,17 @@ impl Demo {
                     assert_ne!(addr.port(), 0, "port 0 printed: {line:?}");
                     https = Some(addr);
                 }
-                ["listening", "rtsp", addr] => demo.rtsp = addr.parse().ok(),
+                ["listening", "rtsp", addr] => self.rtsp = addr.parse().ok(),
                 ["tls-fingerprint", "sha256", fp] => fingerprint = Some((*fp).to_owned()),
-                ["setup-url", url] => setup = Some((*url).to_owned()),
+                ["setup-url", url] => setup_url = Some((*url).to_owned()),
                 _ => {}
             }
         }
-        demo.https = https.unwrap();
-        demo.fingerprint = fingerprint.unwrap();
-        demo.setup_url = setup.unwrap();
-        demo
+        self.https = https.unwrap();
+        self.fingerprint = fingerprint.unwrap();
+        if let Some(u) = setup_url {
+            self.setup_url = u;
+        }
     }
 
     /// `https://127.0.0.1:PORT` (the address the demo really listens on).
