@@ -220,6 +220,12 @@ pub struct RawConfig {
     /// The web app.
     #[serde(default)]
     pub web: WebSection,
+    /// MQTT alerts (Home Assistant discovery), see docs/alerts.md.
+    #[serde(default)]
+    pub mqtt: Option<vigil_alerts::MqttConfig>,
+    /// Webhook alerts, see docs/alerts.md.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<vigil_alerts::WebhookConfig>,
 }
 
 /// One camera stream to record, ready for the ingest.
@@ -246,6 +252,8 @@ pub struct Config {
     pub cameras: Vec<CameraSpec>,
     /// The web app.
     pub web: WebSettings,
+    /// MQTT and webhook alerts.
+    pub alerts: vigil_alerts::AlertsConfig,
     /// Whether any camera has a password (the file should then be private).
     pub has_secrets: bool,
 }
@@ -328,12 +336,20 @@ impl Config {
         }
         recorder.retention = retention;
         let web = web_settings(&raw.web, path).map_err(invalid)?;
+        let alerts = vigil_alerts::AlertsConfig {
+            mqtt: raw.mqtt.clone(),
+            webhooks: raw.webhooks.clone(),
+        };
+        alerts.validate().map_err(|e| invalid(e.to_string()))?;
+        has_secrets |= raw.mqtt.as_ref().is_some_and(|m| m.password.is_some());
+        has_secrets |= !raw.webhooks.is_empty();
         Ok(Config {
             data_dir,
             recorder,
             streams,
             cameras,
             web,
+            alerts,
             has_secrets,
         })
     }

@@ -33,7 +33,8 @@ use vigil_nvr::{
 };
 use vigil_rtsp::{RtspAuth, RtspServer};
 
-use crate::serve_cmd::{create_private_dir, no_extra_status, shutdown_signal, DataLock};
+use crate::alerts_link::AlertsLink;
+use crate::serve_cmd::{create_private_dir, shutdown_signal, DataLock};
 
 /// Access units a demo camera's hub holds (~4 s at 15 fps).
 const HUB_CAPACITY: usize = 64;
@@ -192,7 +193,7 @@ async fn serve(
             key: None,
             data_dir: args.data.clone(),
         };
-        let web = match vigil_web::start(web_cfg, nvr.clone(), no_extra_status()).await {
+        let web = match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {
             Ok(w) => w,
             Err(e) => {
                 nvr.shutdown().await;

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod alerts_link;
 mod camera_cmd;
 mod config;
 mod demo_cmd;

@@ -15,7 +15,6 @@
 //! `setup-url …`. Everything else is logged to stderr.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
@@ -23,6 +22,7 @@ use tracing::{info, warn};
 use vigil_nvr::{Nvr, NvrConfig};
 use vigil_recorder::Recorder;
 
+use crate::alerts_link::AlertsLink;
 use crate::config::{self, Config, DataSource};
 
 /// Name of the lock file in the data directory: one recorder per directory, and no
@@ -107,6 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     info!(data_dir = %cfg.data_dir.display(), cameras = nvr.cameras().len(), "recorder started");
+    let alerts = AlertsLink::start(cfg.alerts.clone(), nvr.clone());
     let web = match cfg.web.listen {
         Some(listen) => {
             let web_cfg = vigil_web::WebConfig {
@@ -115,9 +116,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 key: cfg.web.key.clone(),
                 data_dir: cfg.data_dir.clone(),
             };
-            match vigil_web::start(web_cfg, nvr.clone(), no_extra_status()).await {
+            let status = AlertsLink::status_provider(alerts.as_ref());
+            match vigil_web::start(web_cfg, nvr.clone(), status).await {
                 Ok(w) => Some(w),
                 Err(e) => {
+                    if let Some(a) = alerts {
+                        a.shutdown().await;
+                    }
                     nvr.shutdown().await;
                     return Err(e.context("starting the web app"));
                 }
@@ -132,13 +137,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         w.shutdown().await;
     }
     nvr.shutdown().await;
+    // After the NVR: the motion events its shutdown ends still reach the alerts.
+    if let Some(a) = alerts {
+        a.shutdown().await;
+    }
     info!("stopped");
     Ok(())
-}
-
-/// The web app's extra status when nothing (alerts) adds any.
-pub(crate) fn no_extra_status() -> vigil_web::StatusProvider {
-    Arc::new(|| serde_json::json!({}))
 }
 
 /// Warns when a configuration file holding camera passwords is readable by group or others.
