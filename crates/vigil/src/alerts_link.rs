@@ -138,7 +138,9 @@ async fn feed(nvr: Arc<Nvr>, alerts: Alerts) {
 }
 
 fn zones_by_camera(c: &[CameraInfo]) -> BTreeMap<String, Vec<String>> {
-    c.iter().map(|c| (c.name.clone(), c.zones.clone())).collect()
+    c.iter()
+        .map(|c| (c.name.clone(), c.zones.clone()))
+        .collect()
 }
 
 #[cfg(test)]
