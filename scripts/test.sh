@@ -43,6 +43,11 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+# Node.js runs the web UI's unit tests (node --test, no npm packages); any node >= 18 will do,
+# so Debian's is installed only when none is on PATH.
+if ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
+fi
 
 if ((${#missing[@]} > 0)); then
     if [[ $(id -u) -eq 0 ]]; then
@@ -62,7 +67,7 @@ else
 fi
 
 # The tools the end-to-end tests spawn: fail here, loudly, rather than in a test.
-for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl; do
+for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl mosquitto chromium chromedriver node; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found after install" >&2; exit 1; }
 done
 for element in rtspsrc rtph264depay h264parse avdec_h264 fakesink; do
@@ -88,6 +93,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings"
 cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings
+
+step "node --test crates/web/assets-tests/ (web UI units)"
+node --test crates/web/assets-tests/
 
 step "cargo test --workspace --features vigil/v4l2 --no-fail-fast"
 cargo test --workspace --features vigil/v4l2 --no-fail-fast
