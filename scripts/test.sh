@@ -30,6 +30,7 @@ packages=(
     python3-gi
     gir1.2-gst-rtsp-server-1.0
     libclang-dev
+    nasm
     g++
     make
     pkg-config
