@@ -272,6 +272,15 @@ impl Accounts {
         }
     }
 
+    /// Whether an unexpired setup token exists.
+    pub fn setup_token_live(&self) -> bool {
+        self.setup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|t| Instant::now() < t.expires)
+    }
+
     /// Uses up the setup token (after the admin was created).
     pub fn consume_setup_token(&self) {
         *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -632,11 +641,14 @@ mod tests {
         assert_eq!(a.check_setup_token("x"), SetupCheck::Invalid);
         let t = a.new_setup_token();
         assert_eq!(a.check_setup_token(&t), SetupCheck::Valid);
+        assert!(a.setup_token_live());
         assert_eq!(a.check_setup_token(&format!("{t}x")), SetupCheck::Invalid);
         a.consume_setup_token();
         assert_eq!(a.check_setup_token(&t), SetupCheck::Invalid);
+        assert!(!a.setup_token_live());
         let t = a.new_setup_token_with_ttl(Duration::ZERO);
         assert_eq!(a.check_setup_token(&t), SetupCheck::Invalid);
+        assert!(!a.setup_token_live());
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct WebHandle {
     addr: SocketAddr,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<()>,
+    /// Renews the setup link while no user exists (see [`start`]).
+    setup_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl WebHandle {
@@ -63,6 +65,9 @@ impl WebHandle {
 
     /// Stops accepting, gives open requests a few seconds, and waits for the server to end.
     pub async fn shutdown(self) {
+        if let Some(t) = &self.setup_task {
+            t.abort();
+        }
         self.handle.graceful_shutdown(Some(GRACE));
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "web server task ended abnormally");
@@ -234,7 +239,49 @@ pub fn serve(
             tracing::error!(error = %e, "web server failed");
         }
     });
-    Ok(WebHandle { addr, handle, task })
+    Ok(WebHandle {
+        addr,
+        handle,
+        task,
+        setup_task: None,
+    })
+}
+
+/// How often the setup link is checked for renewal.
+const SETUP_CHECK: Duration = Duration::from_secs(30);
+
+/// Prints the `setup-url` line.
+fn print_setup_url(port: u16, token: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "setup-url https://localhost:{port}/#/setup/{token}")?;
+    out.flush()
+}
+
+/// A new setup token if no user exists and no valid token does.
+fn renew_setup_token(accounts: &crate::accounts::Accounts) -> Option<String> {
+    (matches!(accounts.users.is_empty(), Ok(true)) && !accounts.setup_token_live())
+        .then(|| accounts.new_setup_token())
+}
+
+/// While no user exists, keeps a valid setup link: a new one is printed when the previous one
+/// expired unused, or when every user was removed (`vigil user remove`) while running.
+fn spawn_setup_renewal(
+    accounts: Arc<crate::accounts::Accounts>,
+    port: u16,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SETUP_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Some(token) = renew_setup_token(&accounts) {
+                tracing::info!("no user exists: a new one-time setup link was printed");
+                if let Err(e) = print_setup_url(port, &token) {
+                    tracing::warn!(error = %e, "cannot print the setup link");
+                }
+            }
+        }
+    })
 }
 
 /// Starts the web app: TLS material, accounts, listener; prints `listening https ADDR`,
@@ -258,22 +305,50 @@ pub async fn start(
     };
     let listener = std::net::TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding the web app to {}", cfg.listen))?;
-    let handle = serve(listener, material.server_config.clone(), state)?;
+    let accounts = state.accounts.clone();
+    let mut handle = serve(listener, material.server_config.clone(), state)?;
     let addr = handle.local_addr();
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening https {addr}")?;
-    writeln!(
-        out,
-        "tls-fingerprint sha256 {}",
-        material.fingerprint_sha256
-    )?;
-    if let Some(t) = setup_token {
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening https {addr}")?;
         writeln!(
             out,
-            "setup-url https://localhost:{}/#/setup/{t}",
-            addr.port()
+            "tls-fingerprint sha256 {}",
+            material.fingerprint_sha256
         )?;
+        out.flush()?;
     }
-    out.flush()?;
+    if let Some(t) = setup_token {
+        print_setup_url(addr.port(), &t)?;
+    }
+    handle.setup_task = Some(spawn_setup_renewal(accounts, addr.port()));
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_link_is_renewed_only_when_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = crate::accounts::Accounts::open(dir.path()).unwrap();
+        // No user, no token: a new one.
+        let t = renew_setup_token(&acc).unwrap();
+        // A live token is kept.
+        assert!(renew_setup_token(&acc).is_none());
+        assert_eq!(
+            acc.check_setup_token(&t),
+            crate::accounts::SetupCheck::Valid
+        );
+        // Expired unused: renewed.
+        acc.new_setup_token_with_ttl(Duration::ZERO);
+        assert!(renew_setup_token(&acc).is_some());
+        // Once a user exists, never.
+        acc.consume_setup_token();
+        acc.users
+            .add("owner", "correct horse battery", vigil_auth::Role::Admin)
+            .unwrap();
+        assert!(renew_setup_token(&acc).is_none());
+    }
 }
