@@ -630,6 +630,19 @@ async fn flow(target: &Target) {
     let r = old.request("GET", "/api/session", None).await;
     assert_eq!(r.status, 401, "old session after logout: {}", r.text());
 
+    // The whole walk ran under the real Content-Security-Policy without a violation or an
+    // uncaught script error.
+    let console = b.console_log().await;
+    let bad: Vec<&str> = console
+        .lines()
+        .filter(|l| {
+            l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.contains("Uncaught")
+        })
+        .collect();
+    assert!(bad.is_empty(), "browser console: {bad:#?}");
+
     b.close().await;
 }
 
