@@ -73,6 +73,8 @@ async fn harness_drives_chromium() {
     bounded("harness", async {
         let port = static_page(
             "<!doctype html><title>harness</title>\
+             <meta http-equiv=Content-Security-Policy content=\"img-src 'none'\">\
+             <img src='data:image/gif;base64,R0lGODlhAQABAAAAACw='>\
              <div id=box style='position:absolute;left:100px;top:100px;width:400px;height:50px;\
              background:#08f'></div>\
              <script>window.__clicks=[];document.getElementById('box').addEventListener('click',\
@@ -90,6 +92,8 @@ async fn harness_drives_chromium() {
         );
         let log = b.console_log().await;
         assert!(log.contains("harness page loaded"), "console: {log}");
+        // A CSP violation shows in the console the way the demo walk-through looks for it.
+        assert!(log.contains("Refused to load the image"), "console: {log}");
         assert_eq!(b.alert_open().await, None);
         b.js("setTimeout(() => alert('boom'), 0); return 1;", vec![])
             .await;
