@@ -373,6 +373,34 @@ impl Accounts {
         Ok(Some(s))
     }
 
+    /// Whether session `id` (public id) still exists and has not expired.
+    pub fn session_alive(&self, id: &str) -> Result<bool, AccountsError> {
+        let now = now_us();
+        let row: Option<(i64, i64)> = self
+            .db()
+            .query_row(
+                "SELECT created_us, last_seen_us FROM session WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.is_some_and(|(created, last_seen)| {
+            now.saturating_sub(last_seen) <= dur_us(SESSION_IDLE)
+                && now.saturating_sub(created) <= dur_us(SESSION_MAX)
+        }))
+    }
+
+    /// Whether API token `id` still exists.
+    pub fn token_alive(&self, id: &str) -> Result<bool, AccountsError> {
+        Ok(self
+            .db()
+            .query_row("SELECT 1 FROM api_token WHERE id = ?1", params![id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
     /// Sessions of `username`, or of everyone for `None`.
     pub fn sessions(
         &self,
@@ -600,7 +628,10 @@ mod tests {
         );
         assert!(a.session(&s1.secret).unwrap().is_none());
         assert!(a.session(&s2.secret).unwrap().is_some());
+        assert!(a.session_alive(&s2.session.id).unwrap());
+        assert!(!a.session_alive(&s1.session.id).unwrap());
         assert!(a.revoke_session(&s2.session.id).unwrap());
+        assert!(!a.session_alive(&s2.session.id).unwrap());
         assert!(a.session(&s2.secret).unwrap().is_none());
         // The database holds no secret.
         drop(a);
@@ -663,7 +694,9 @@ mod tests {
         );
         assert!(a.token("vigil_nope").unwrap().is_none());
         assert_eq!(a.tokens().unwrap().len(), 1);
+        assert!(a.token_alive(&info.id).unwrap());
         assert!(a.delete_token(&info.id).unwrap());
+        assert!(!a.token_alive(&info.id).unwrap());
         assert!(a.token(&token).unwrap().is_none());
         a.audit("alice", ip(), "login", "ok");
         a.audit("mallory\n", ip(), "login_failed", "wrong password");

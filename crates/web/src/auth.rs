@@ -56,6 +56,25 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Whether this caller is still logged in: the session not ended or expired (or the API
+    /// token not deleted) and the user still there with access to `camera` (if given). For
+    /// long-lived answers such as the live WebSocket, to re-check now and then (e.g. at every
+    /// ping) so that a logout, a revocation or a removed user also ends open streams.
+    pub fn still_valid(&self, st: &AppState, camera: Option<&str>) -> bool {
+        let acc = &st.accounts;
+        let cred_ok = match &self.credential {
+            Credential::Session(s) => acc.session_alive(&s.id),
+            Credential::Token { id } => acc.token_alive(id),
+        };
+        if !matches!(cred_ok, Ok(true)) {
+            return false;
+        }
+        match acc.users.get(&self.user.name) {
+            Ok(Some(u)) => camera.is_none_or(|c| u.can_view(c)),
+            _ => false,
+        }
+    }
+
     /// The session, if the caller used one.
     pub fn session(&self) -> Option<&Session> {
         match &self.credential {

@@ -359,3 +359,29 @@ async fn password_change_and_logout_end_sessions() {
         assert!(actions.iter().any(|x| x == a), "{a} not in {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn open_streams_can_tell_when_their_login_ends() {
+    use vigil_web::auth::{Credential, Identity};
+    let e = env().await;
+    let v = login(&e.app, "viewer", VIEWER_PW).await;
+    let session = e.state.accounts.session(&v.cookie).unwrap().unwrap();
+    let user = e.state.accounts.users.get("viewer").unwrap().unwrap();
+    let id = Identity {
+        user: vigil_web::CurrentUser::from_user(user),
+        credential: Credential::Session(session),
+    };
+    assert!(id.still_valid(&e.state, Some("front")));
+    assert!(!id.still_valid(&e.state, Some("yard")));
+    // Access narrowed by an admin: the stream of that camera must end.
+    e.state
+        .accounts
+        .users
+        .update("viewer", None, Some(Some(vec!["yard".into()])))
+        .unwrap();
+    assert!(!id.still_valid(&e.state, Some("front")));
+    assert!(id.still_valid(&e.state, Some("yard")));
+    let r = send(&e.app, v.req("POST", "/api/logout"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!id.still_valid(&e.state, None));
+}
