@@ -634,6 +634,21 @@ async fn flow(target: &Target) {
     let r = old.request("GET", "/api/session", None).await;
     assert_eq!(r.status, 401, "old session after logout: {}", r.text());
 
+    // A wrong password is refused with a message; the right one opens the grid again.
+    fill(&b, "form#login-form", "username", ADMIN).await;
+    fill(&b, "form#login-form", "password", "not-the-password").await;
+    submit(&b, "form#login-form").await;
+    b.wait_js(
+        "a message in #login-error",
+        "const e = document.querySelector('#login-error');
+         return e && e.textContent.trim().length > 0;",
+        Duration::from_secs(10),
+    )
+    .await;
+    login(&b, &base).await;
+    b.wait_css("#grid .tile video", Duration::from_secs(20))
+        .await;
+
     // The whole walk ran under the real Content-Security-Policy without a violation or an
     // uncaught script error.
     let console = b.console_log().await;
