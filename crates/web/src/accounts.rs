@@ -211,6 +211,17 @@ impl Accounts {
     pub fn open(data_dir: &Path) -> Result<Self, AccountsError> {
         let users = UserStore::open(data_dir)?;
         let path = data_dir.join("web.sqlite3");
+        // Created 0600 before SQLite opens it (SQLite gives its -wal/-shm files the same mode),
+        // so the sessions table is never readable by others, not even briefly.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
         let conn = Connection::open(&path)?;
         #[cfg(unix)]
         {
@@ -633,7 +644,13 @@ mod tests {
         assert!(a.revoke_session(&s2.session.id).unwrap());
         assert!(!a.session_alive(&s2.session.id).unwrap());
         assert!(a.session(&s2.secret).unwrap().is_none());
-        // The database holds no secret.
+        // The database is the owner's only, and holds no secret.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let m = std::fs::metadata(dir.path().join("web.sqlite3")).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        }
         drop(a);
         let mut raw = Vec::new();
         for e in std::fs::read_dir(dir.path()).unwrap() {
