@@ -211,11 +211,14 @@ fn round_from(n: usize, w: &Window) -> Round {
 }
 
 fn vigil_config(dir: &Path, n: usize, url: &str) -> anyhow::Result<PathBuf> {
-    let mut toml = String::from("data_dir = \"data\"\n");
+    // The recorder alone, as `ffmpeg -c copy` is: no web app, no motion detection (which
+    // would decode every stream).
+    let mut toml = String::from("data_dir = \"data\"\n\n[web]\nlisten = \"off\"\n");
     for i in 0..n {
         write!(
             toml,
-            "\n[[camera]]\nname = \"cam{i:03}\"\nurl = \"{url}\"\ntransport = \"tcp\"\n"
+            "\n[[camera]]\nname = \"cam{i:03}\"\nurl = \"{url}\"\ntransport = \"tcp\"\n\
+             [camera.motion]\nenabled = false\n"
         )?;
     }
     let path = dir.join("vigil.toml");
