@@ -3,6 +3,32 @@
 //! Media Source Extensions), playback and export of recordings, and the UI (plain ES modules
 //! and CSS embedded in the binary).
 //!
+//! # Security model
+//! - **Transport**: TLS 1.2+ only (rustls); a self-signed certificate is made on first run in
+//!   `<data>/tls/` and kept (its SHA-256 fingerprint is printed), or the operator's own
+//!   ([`tls`]). HTTP/1.1 only, request heads ≤ 16 KiB read within 10 s, JSON bodies ≤ 64 KiB,
+//!   ≤ 256 connections per address and 1024 in all ([`server`]).
+//! - **First run**: no user and no default password; a single-use setup token (256 bits, kept
+//!   only as a hash in memory, valid 1 h, renewed while no user exists) is printed as
+//!   `setup-url …` and creates the first admin.
+//! - **Accounts** ([`accounts`]): users in `users.json` (argon2id, shared with `vigil user`),
+//!   admin and viewer roles, per-camera access for viewers. Sessions in `web.sqlite3` store
+//!   only SHA-256 of a 256-bit id, with a per-session CSRF token, 7-day idle and 30-day
+//!   absolute expiry; a new id at every login (the previous session of that browser ends); a
+//!   password change ends the user's other sessions. API tokens are stored hashed and shown
+//!   once. Logins are slowed per address and per user name (429 + Retry-After, never a
+//!   lock-out). An audit log keeps logins, failures, setup and every change.
+//! - **Requests** ([`auth`]): only the session cookie or a bearer API token identify a caller
+//!   (never addresses or forwarded headers); every route but login, setup and the static UI
+//!   answers 401 without one; state changes and WebSocket upgrades need our own `Origin`, and
+//!   with a session the `X-CSRF-Token`; every response carries a strict CSP, nosniff,
+//!   no-referrer, HSTS, and API answers `Cache-Control: no-store`.
+//! - **Files**: the UI is embedded at build time ([`assets`]) and looked up by exact path, so
+//!   no request reaches the filesystem; camera passwords are write-only.
+//!
+//! The route table [`ROUTES`] is the single source for the router, the OpenAPI document and
+//! the tests that walk every route.
+//!
 //! Module owners: `state`/`auth`/`accounts`/`api`/`assets`/`server`/`tls` (web core),
 //! `live`/`playback`/`events_api` (media routes).
 

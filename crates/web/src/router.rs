@@ -1,7 +1,7 @@
 //! The route table ([`ROUTES`]) and the router built from it.
 //!
 //! Core routes are registered by walking [`CORE_ROUTES`] and looking each one's handler up in
-//! [`core_handler`], so no core route can exist without its table entry (which the OpenAPI
+//! `core_handler`, so no core route can exist without its table entry (which the OpenAPI
 //! document and the "every route answers 401" test are generated from). The media modules'
 //! routers are merged, with their own tables appended to [`ROUTES`].
 
