@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  hub ──subscribe──► feeder task ──bounded queue──► worker thread ──► sink task
-//!   (sub stream)       (async, never     (drops to the     (OpenH264 decode of   (thumbnail JPEG,
+//!   (sub stream)       (async, never     (drops to the     (OpenH264 or libav   (thumbnail JPEG,
 //!                       blocks the hub)   next key frame    every AU, detector    EventStore rows,
 //!                                         when full)        at settings.fps)      NvrEvent bus)
 //! ```
@@ -20,10 +20,12 @@
 
 mod analyzer;
 mod gate;
+#[cfg(feature = "libav")]
+mod libav;
 mod settings;
 mod sink;
 
-pub use analyzer::{Analysed, Analyzer, AnalyzerStats};
+pub use analyzer::{Analysed, Analyzer, AnalyzerStats, DecoderKind};
 pub use gate::{spawn_gate, Gate};
 pub use settings::{detector_sensitivity, motion_config, validate_settings, MAX_FPS};
 
@@ -352,5 +354,8 @@ fn event(
     }
 }
 
+#[cfg(test)]
+#[cfg(feature = "libav")]
+mod libav_tests;
 #[cfg(test)]
 mod tests;

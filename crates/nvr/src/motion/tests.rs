@@ -12,8 +12,8 @@ use crate::{ZoneKind, ZoneSpec};
 use vigil_motion::{MotionEvent, Scope};
 
 /// A wall-clock time that is a multiple of the scene's 30 s period.
-const BASE: i64 = 1_800_000_000_000_000;
-const FPS: f64 = 10.0;
+pub(crate) const BASE: i64 = 1_800_000_000_000_000;
+pub(crate) const FPS: f64 = 10.0;
 
 fn rect(name: &str, kind: ZoneKind, (x0, y0, x1, y1): (f32, f32, f32, f32)) -> ZoneSpec {
     ZoneSpec {
@@ -38,7 +38,7 @@ pub(crate) fn scene_settings(w: u32, h: u32) -> MotionSettings {
 }
 
 /// `seconds` of the scene from `BASE`, encoded at 10 fps with a key frame every second.
-fn encode_scene(w: u32, h: u32, seconds: u32) -> Vec<AccessUnit> {
+pub(crate) fn encode_scene(w: u32, h: u32, seconds: u32) -> Vec<AccessUnit> {
     let mut tp = TestPattern::scene(w, h, SceneScript::default()).unwrap();
     let mut enc = H264Encoder::new(EncoderConfig {
         width: w,
@@ -169,7 +169,8 @@ fn thumbnails_are_small_jpegs() {
 
 #[test]
 fn h265_streams_are_refused_not_misdecoded() {
-    let mut a = Analyzer::new(MotionSettings::default()).unwrap();
+    // OpenH264 decodes H.264 only (libavcodec decodes H.265: libav_tests.rs).
+    let mut a = Analyzer::with_decoder(MotionSettings::default(), DecoderKind::OpenH264).unwrap();
     let au = AccessUnit {
         params: Arc::new(vigil_media::StreamParams {
             codec: vigil_media::Codec::H265,
