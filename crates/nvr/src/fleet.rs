@@ -8,9 +8,7 @@
 //! Stopping goes ingest first (nothing new arrives), then each writer drains its queue,
 //! writes its pending fragment and closes its file.
 
-use std::collections::HashMap;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,35 +40,6 @@ pub(crate) struct Ctx {
     pub announce: bool,
     /// The motion event store (for the motion pipeline).
     pub events: Arc<crate::events::EventStore>,
-    /// Recordings of stopped streams, by `camera/stream`, kept for a restart (see [`Parked`]).
-    pub parked: Mutex<HashMap<String, Parked>>,
-}
-
-/// The recording of a stream whose camera was stopped (edited or removed), kept running on
-/// its (now idle) hub. The recorder accepts one recording per camera stream per process,
-/// so a restarted camera cannot start a new one: its new pipeline is relayed into this one
-/// instead ([`relay`]), pts re-based to continue the old timeline, with a gap row for the
-/// restart and a new file at its first key frame. Audio is not carried over (the audio
-/// subscription belonged to the old ingest). Stopped for real at shutdown.
-pub(crate) struct Parked {
-    hub: Hub,
-    recording: RecordingHandle,
-}
-
-impl Ctx {
-    /// Stops every parked recording (shutdown).
-    pub(crate) async fn stop_parked(&self) {
-        let parked: Vec<Parked> = self
-            .parked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
-        for p in parked {
-            p.recording.stop().await;
-        }
-    }
 }
 
 /// One running stream.
@@ -81,10 +50,6 @@ pub(crate) struct StreamRun {
     pub hub: Hub,
     ingest: Ingest,
     recording: RecordingHandle,
-    /// The hub `recording` subscribes to (kept to park the recording).
-    recorded_hub: Hub,
-    /// Forwards into a parked recording after a restart.
-    relay: Option<JoinHandle<()>>,
     status: watch::Receiver<IngestStatus>,
     rates: Arc<Mutex<RateWindow>>,
     tasks: Vec<JoinHandle<()>>,
@@ -112,7 +77,6 @@ pub(crate) struct CameraRun {
     motion: Option<MotionHandle>,
     /// Recording gates of a motion-only camera, one per stream.
     gates: Vec<JoinHandle<()>>,
-    ctx: Arc<Ctx>,
 }
 
 impl CameraRun {
@@ -126,7 +90,6 @@ impl CameraRun {
             error: None,
             motion: None,
             gates: Vec::new(),
-            ctx: ctx.clone(),
         };
         let name = run.spec.name.clone();
         let mut urls = vec![("main", run.spec.url.clone())];
@@ -187,7 +150,7 @@ impl CameraRun {
                     run.error = Some(e.to_string());
                     let streams = std::mem::take(&mut run.streams);
                     let (motion, gates) = (run.motion.take(), std::mem::take(&mut run.gates));
-                    stop_streams(ctx, streams, motion, gates, true).await;
+                    stop_streams(streams, motion, gates).await;
                     return run;
                 }
             }
@@ -227,32 +190,26 @@ impl CameraRun {
             .map(|s| s.hub.clone())
     }
 
-    /// Stops the camera for a restart or removal: ingests first; the recordings are
-    /// parked (see [`Parked`]).
+    /// Stops the camera: ingests first, then the recordings flush and close their files.
+    /// Once it returns the camera can start again (an edit, or removed and added again):
+    /// its streams get fresh recordings, with a gap row for the time between.
     pub(crate) async fn stop(self) {
-        stop_streams(&self.ctx, self.streams, self.motion, self.gates, true).await;
-    }
-
-    /// Stops the camera for good (shutdown): the recordings flush and close their files.
-    pub(crate) async fn stop_final(self) {
-        stop_streams(&self.ctx, self.streams, self.motion, self.gates, false).await;
+        stop_streams(self.streams, self.motion, self.gates).await;
     }
 }
 
 /// Stops a camera's parts: all ingests at once, then the detector (closing an open
 /// event) and the gates, then each recording.
 async fn stop_streams(
-    ctx: &Ctx,
     streams: Vec<StreamRun>,
     motion: Option<MotionHandle>,
     gates: Vec<JoinHandle<()>>,
-    park: bool,
 ) {
     let mut rest = Vec::new();
     let mut stops = tokio::task::JoinSet::new();
     for s in streams {
         stops.spawn(s.ingest.stop());
-        rest.push((s.hub, s.recording, s.recorded_hub, s.relay, s.tasks));
+        rest.push((s.hub, s.recording, s.tasks));
     }
     while stops.join_next().await.is_some() {}
     // Let the hub-to-writer tasks (and gates) forward what the ingests published last.
@@ -266,22 +223,9 @@ async fn stop_streams(
     for g in gates {
         g.abort();
     }
-    for (hub, recording, recorded_hub, relay, tasks) in rest {
-        if let Some(r) = relay {
-            r.abort();
-        }
-        if park {
-            // Nothing arrives any more; the pending fragment is written with the next
-            // frames of a restart, or at shutdown.
-            let parked = Parked {
-                hub: recorded_hub,
-                recording,
-            };
-            lock_parked(ctx).insert(hub.name().to_owned(), parked);
-        } else {
-            recording.stop().await;
-            info!(stream = %hub.name(), "recording stopped");
-        }
+    for (hub, recording, tasks) in rest {
+        recording.stop().await;
+        info!(stream = %hub.name(), "recording stopped");
         // The event writer ends when the ingest's queue closes, the status watcher at
         // `Stopped`; neither may hold up a shutdown.
         for mut t in tasks {
@@ -292,39 +236,6 @@ async fn stop_streams(
                 t.abort();
             }
         }
-    }
-}
-
-fn lock_parked(ctx: &Ctx) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
-    ctx.parked.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Forwards a restarted stream's access units into a parked recording's hub: pts re-based
-/// to follow the last one recorded by the time that passed, a gap row for the restart and
-/// a new file at the first key frame. `offset` is shared with the event writer, which
-/// re-bases the ingest's discontinuity pts the same way.
-async fn relay(src: Hub, dst: Hub, events: RecordingEvents, offset: Arc<AtomicI64>) {
-    let last = dst.gop().last().map(|au| (au.pts, au.capture_us));
-    let mut sub = src.subscribe();
-    drop(src);
-    let mut first = true;
-    while let Ok(mut au) = sub.recv().await {
-        if first {
-            first = false;
-            if let Some((pts, capture_us)) = last {
-                // µs → 90 kHz ticks; at least one tick so pts keep increasing.
-                let step = (au.capture_us.saturating_sub(capture_us).max(0) * 9 / 100).max(1);
-                let off = pts.saturating_add(step).saturating_sub(au.pts);
-                offset.store(off, Ordering::Relaxed);
-                let reason = "camera restarted (settings changed)";
-                let _ = events.gap(capture_us, au.capture_us, reason).await;
-                let _ = events
-                    .discontinuity(au.pts.saturating_add(off), reason)
-                    .await;
-            }
-        }
-        au.pts = au.pts.saturating_add(offset.load(Ordering::Relaxed));
-        dst.publish(au);
     }
 }
 
@@ -365,37 +276,19 @@ fn start_stream(
     // The ingest only connects once this task yields, so subscribing to its audio right
     // after spawning it misses no frame.
     let mut ingest = Ingest::spawn(cfg, hub.clone());
-    let parked = lock_parked(ctx).remove(&name);
-    let offset = Arc::new(AtomicI64::new(0));
-    let (recording, recorded_hub, relay) = match parked {
-        Some(p) => {
-            info!(stream = %name, "camera restarted: continuing its recording");
-            let relay = tokio::spawn(relay(
-                record_hub,
-                p.hub.clone(),
-                p.recording.events(),
-                offset.clone(),
-            ));
-            (p.recording, p.hub, Some(relay))
-        }
-        None => {
-            let recording = if spec.audio {
-                let audio = ingest.subscribe_audio();
-                ctx.recorder
-                    .record_with_audio(&spec.name, stream, record_hub.clone(), audio)
-            } else {
-                ctx.recorder.record(&spec.name, stream, record_hub.clone())
-            }?;
-            (recording, record_hub, None)
-        }
-    };
+    let recording = if spec.audio {
+        let audio = ingest.subscribe_audio();
+        ctx.recorder
+            .record_with_audio(&spec.name, stream, record_hub, audio)
+    } else {
+        ctx.recorder.record(&spec.name, stream, record_hub)
+    }?;
     let mut tasks = Vec::new();
     if let Some(events) = ingest.take_events() {
         tasks.push(tokio::spawn(write_events(
             name.clone(),
             recording.events(),
             events,
-            offset,
         )));
     }
     let status = ingest.status();
@@ -416,8 +309,6 @@ fn start_stream(
         hub,
         ingest,
         recording,
-        recorded_hub,
-        relay,
         status,
         rates,
         tasks,
@@ -507,7 +398,6 @@ async fn write_events(
     name: String,
     recording: RecordingEvents,
     mut events: mpsc::Receiver<IngestEvent>,
-    pts_offset: Arc<AtomicI64>,
 ) {
     while let Some(ev) = events.recv().await {
         let r = match ev {
@@ -525,8 +415,7 @@ async fn write_events(
             IngestEvent::Discontinuity(d) => {
                 warn!(stream = %name, reason = %d.reason,
                       "camera timestamps jumped; a new file starts at the next key frame");
-                let pts = d.pts.saturating_add(pts_offset.load(Ordering::Relaxed));
-                recording.discontinuity(pts, d.reason).await
+                recording.discontinuity(d.pts, d.reason).await
             }
         };
         if let Err(e) = r {

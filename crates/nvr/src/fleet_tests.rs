@@ -232,12 +232,27 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
         || recorded_end(&nvr, "porch", "main") > before + 1_000_000,
     )
     .await;
-    // The restart is a gap in the index, and the recording around it exports as one MP4
-    // whose frames keep increasing in time (the new pipeline's pts continue the old ones).
+    // The restart stopped the old recording and started a fresh one: a new file after
+    // the old one (never overlapping it), the time between a gap row, and the recording
+    // around it exports as one MP4 that decodes cleanly.
     let gaps = nvr.recorder().gaps("porch", "main", 0, i64::MAX).unwrap();
+    assert!(gaps.iter().any(|g| g.reason == "not recording"), "{gaps:?}");
+    let mut files: Vec<_> = nvr
+        .recorder()
+        .store()
+        .db()
+        .all_files()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.path.starts_with("porch/main/"))
+        .collect();
+    files.sort_by_key(|f| f.start_wall_us);
+    assert!(files.len() >= 2, "{files:?}");
     assert!(
-        gaps.iter().any(|g| g.reason.contains("restarted")),
-        "{gaps:?}"
+        files
+            .windows(2)
+            .all(|w| w[0].end_wall_us <= w[1].start_wall_us),
+        "{files:?}"
     );
     let plan = nvr
         .recorder()

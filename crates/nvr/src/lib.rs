@@ -228,7 +228,6 @@ impl Nvr {
             bus,
             announce: config.announce,
             events: Arc::new(events),
-            parked: Mutex::new(std::collections::HashMap::new()),
         });
         let retention = ctx.recorder.spawn_retention();
         let event_ages = Arc::new(Mutex::new(event_ages_for(
@@ -423,11 +422,9 @@ impl Nvr {
             .collect();
         let mut stops = tokio::task::JoinSet::new();
         for r in runs {
-            stops.spawn(r.stop_final());
+            stops.spawn(r.stop());
         }
         while stops.join_next().await.is_some() {}
-        // Recordings of cameras edited or removed while running.
-        self.ctx.stop_parked().await;
         for task in [&self.retention_task, &self.event_task] {
             if let Some(t) = lock(task).take() {
                 t.abort();
