@@ -11,9 +11,11 @@
 //!
 //! Vigil's side runs in this process on one thread: [`vigil_nvr::motion::Analyzer`] (what
 //! `spawn_motion`'s worker thread runs) over every access unit, with detection at 5 fps (the
-//! default) and, for reference, at every picture and not at all (decode only). CPU time is the
-//! thread's scheduler runtime (`/proc/thread-self/schedstat`, ns); ffmpeg's is its own
-//! `-benchmark` utime + stime. Each measurement is the best of `--runs`.
+//! default) and, for reference, at every picture; OpenH264 alone (decode only) too. With the
+//! `libav` feature the Analyzer runs with both decoders, OpenH264 and libavcodec (one
+//! thread), in the same run. CPU time is the thread's scheduler runtime
+//! (`/proc/thread-self/schedstat`, ns); ffmpeg's is its own `-benchmark` utime + stime. Each
+//! measurement is the best of `--runs`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -26,7 +28,7 @@ use openh264::OpenH264API;
 use vigil_camera::testsrc::{SceneScript, TestPattern};
 use vigil_camera::{EncoderConfig, H264Encoder};
 use vigil_media::AccessUnit;
-use vigil_nvr::motion::Analyzer;
+use vigil_nvr::motion::{Analyzer, DecoderKind};
 use vigil_nvr::MotionSettings;
 
 #[derive(Parser, Debug)]
@@ -149,12 +151,12 @@ fn decoded_frames(stderr: &str) -> Option<u64> {
 }
 
 /// Analyzer over every access unit, detection at `fps`; returns (CPU s, analysed).
-fn run_analyzer(aus: &[AccessUnit], fps: f32) -> anyhow::Result<(f64, u64)> {
+fn run_analyzer(aus: &[AccessUnit], kind: DecoderKind, fps: f32) -> anyhow::Result<(f64, u64)> {
     let settings = MotionSettings {
         fps,
         ..MotionSettings::default()
     };
-    let mut a = Analyzer::new(settings)?;
+    let mut a = Analyzer::with_decoder(settings, kind)?;
     let t0 = thread_cpu()?;
     for au in aus {
         a.push(au)?;
@@ -318,8 +320,18 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let (dec_cpu, ()) = best(args.runs, || Ok((run_decode_only(&annexb)?, ())))?;
-    let (at5_cpu, at5_n) = best(args.runs, || run_analyzer(&aus, 5.0))?;
-    let (all_cpu, all_n) = best(args.runs, || run_analyzer(&aus, 30.0))?;
+    let kinds = [
+        DecoderKind::OpenH264,
+        #[cfg(feature = "libav")]
+        DecoderKind::Libav,
+    ];
+    // (decoder, CPU at 5 fps, analysed at 5 fps, CPU at every picture, analysed)
+    let mut runs = Vec::new();
+    for &kind in &kinds {
+        let (at5_cpu, at5_n) = best(args.runs, || run_analyzer(&aus, kind, 5.0))?;
+        let (all_cpu, all_n) = best(args.runs, || run_analyzer(&aus, kind, 30.0))?;
+        runs.push((kind, at5_cpu, at5_n, all_cpu, all_n));
+    }
 
     let fps = |cpu: f64| n / cpu;
     println!();
@@ -328,42 +340,54 @@ fn main() -> anyhow::Result<()> {
         args.runs
     );
     println!(
-        "  ffmpeg -threads 1 decode only (libavcodec)   {:7.3} ms  {:7.0} fps",
+        "  ffmpeg -threads 1 decode only (libavcodec)      {:7.3} ms  {:7.0} fps",
         ff_cpu / n * 1e3,
         fps(ff_cpu)
     );
     println!(
-        "  OpenH264 decode only                          {:7.3} ms  {:7.0} fps",
+        "  OpenH264 decode only                             {:7.3} ms  {:7.0} fps",
         dec_cpu / n * 1e3,
         fps(dec_cpu)
     );
-    println!(
-        "  Vigil decode all + detect at 5 fps ({at5_n:4} det) {:7.3} ms  {:7.0} fps",
-        at5_cpu / n * 1e3,
-        fps(at5_cpu)
-    );
-    println!(
-        "  Vigil decode all + detect every picture ({all_n:4}) {:7.3} ms  {:7.0} fps",
-        all_cpu / n * 1e3,
-        fps(all_cpu)
-    );
-    let detect_ms = ((all_cpu - at5_cpu) / (all_n.saturating_sub(at5_n)).max(1) as f64) * 1e3;
-    let decode_ms = (at5_cpu / n * 1e3 - detect_ms * at5_n as f64 / n).max(0.0);
-    println!("  => detection {detect_ms:.3} ms per analysed picture, decode path {decode_ms:.3} ms per picture");
+    // (decoder, decode path ms per picture, detection ms per analysed picture, ratio)
+    let mut per = Vec::new();
+    for &(kind, at5_cpu, at5_n, all_cpu, all_n) in &runs {
+        let name = kind.name();
+        println!(
+            "  Vigil/{name:<10} decode all + detect at 5 fps ({at5_n:4} det) {:7.3} ms  {:7.0} fps",
+            at5_cpu / n * 1e3,
+            fps(at5_cpu)
+        );
+        println!(
+            "  Vigil/{name:<10} decode all + detect every picture ({all_n:4}) {:7.3} ms  {:7.0} fps",
+            all_cpu / n * 1e3,
+            fps(all_cpu)
+        );
+        let detect_ms = ((all_cpu - at5_cpu) / (all_n.saturating_sub(at5_n)).max(1) as f64) * 1e3;
+        let decode_ms = (at5_cpu / n * 1e3 - detect_ms * at5_n as f64 / n).max(0.0);
+        println!(
+            "    => detection {detect_ms:.3} ms per analysed picture, decode path {decode_ms:.3} ms per picture"
+        );
+        per.push((name, decode_ms, detect_ms, at5_cpu / ff_cpu));
+    }
     println!();
-    println!(
-        "ratio Vigil (decode + detect at 5 fps) / ffmpeg decode-only CPU: {:.2}x (goal <= 1.3x)",
-        at5_cpu / ff_cpu
-    );
+    for &(name, _, _, ratio) in &per {
+        println!(
+            "ratio Vigil/{name} (decode + detect at 5 fps) / ffmpeg decode-only CPU: {ratio:.2}x (goal <= 1.3x)"
+        );
+    }
     println!("cameras per core, motion at 5 fps (every picture decoded):");
     for stream_fps in [5.0, 10.0, 15.0, 30.0] {
-        let per_s = stream_fps * decode_ms + 5.0f64.min(stream_fps) * detect_ms;
         let ff = stream_fps * ff_cpu / n * 1e3;
-        println!(
-            "  sub stream {stream_fps:>2} fps: Vigil {:5.1} cameras ({per_s:.1} ms CPU per camera-second); ffmpeg decode alone {:5.1}",
-            1000.0 / per_s,
-            1000.0 / ff
-        );
+        let mut line = format!("  sub stream {stream_fps:>2} fps:");
+        for &(name, decode_ms, detect_ms, _) in &per {
+            let per_s = stream_fps * decode_ms + 5.0f64.min(stream_fps) * detect_ms;
+            line += &format!(
+                " Vigil/{name} {:5.1} cameras ({per_s:.1} ms CPU per camera-second);",
+                1000.0 / per_s
+            );
+        }
+        println!("{line} ffmpeg decode alone {:5.1}", 1000.0 / ff);
     }
     if args.keep {
         let kept = dir.keep();
