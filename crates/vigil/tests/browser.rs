@@ -93,7 +93,7 @@ async fn harness_drives_chromium() {
         let log = b.console_log().await;
         assert!(log.contains("harness page loaded"), "console: {log}");
         // A CSP violation shows in the console the way the demo walk-through looks for it.
-        assert!(log.contains("Refused to load the image"), "console: {log}");
+        assert!(log.contains("Content Security Policy"), "console: {log}");
         assert_eq!(b.alert_open().await, None);
         b.js("setTimeout(() => alert('boom'), 0); return 1;", vec![])
             .await;
