@@ -261,11 +261,15 @@ impl Analyzer {
                 }
             }
             #[cfg(feature = "libav")]
-            Backend::Libav(decoder) => match decoder.decode(au) {
-                Ok(Some(pic)) => Ok(Some(d.analyse(pic)?)),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            },
+            Backend::Libav(decoder) => {
+                use super::libav::LibavError;
+                match decoder.decode(au) {
+                    Ok(Some(pic)) => Ok(Some(d.analyse(pic)?)),
+                    Ok(None) => Ok(None),
+                    Err(LibavError::Corrupt(e)) => Err(e),
+                    Err(LibavError::Unsupported(e)) => return Err(NvrError::Invalid(e)),
+                }
+            }
         };
         match out {
             Ok(a) => {

@@ -75,6 +75,14 @@ fn luma_8bit(p: Pixel) -> bool {
     )
 }
 
+/// Why [`LibavDecoder::decode`] gave no picture.
+pub(super) enum LibavError {
+    /// A damaged access unit: resume at the next key frame.
+    Corrupt(String),
+    /// A stream the detector cannot read (not 8-bit luma): stop analysing it.
+    Unsupported(String),
+}
+
 /// A libavcodec decoder, opened for the codec of the first access unit (and reopened if the
 /// stream changes codec).
 pub(super) struct LibavDecoder {
@@ -126,12 +134,11 @@ impl LibavDecoder {
 
     /// Decodes `au`; the newest picture it completes, if any. Pictures come out with the
     /// capture time of their own access unit (the packet's pts), so a decoder that holds
-    /// pictures back (B-frames) still dates them right. A decode error is an `Err` (the
-    /// caller resumes at the next key frame).
-    pub(super) fn decode(&mut self, au: &AccessUnit) -> Result<Option<Picture<'_>>, String> {
+    /// pictures back (B-frames) still dates them right.
+    pub(super) fn decode(&mut self, au: &AccessUnit) -> Result<Option<Picture<'_>>, LibavError> {
         let codec = au.params.codec;
         if self.open.as_ref().is_none_or(|(c, _)| *c != codec) {
-            self.open = Some((codec, Self::open(codec)?));
+            self.open = Some((codec, Self::open(codec).map_err(LibavError::Unsupported)?));
         }
         let Some((_, dec)) = self.open.as_mut() else {
             return Ok(None);
@@ -139,7 +146,8 @@ impl LibavDecoder {
         to_annexb(au, &mut self.annexb);
         let mut pkt = ff::Packet::copy(&self.annexb);
         pkt.set_pts(Some(au.capture_us));
-        dec.send_packet(&pkt).map_err(|e| e.to_string())?;
+        dec.send_packet(&pkt)
+            .map_err(|e| LibavError::Corrupt(e.to_string()))?;
         let mut got = false;
         loop {
             match dec.receive_frame(&mut self.scratch) {
@@ -152,7 +160,7 @@ impl LibavDecoder {
                     errno: ff::util::error::EAGAIN,
                 })
                 | Err(ff::Error::Eof) => break,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(LibavError::Corrupt(e.to_string())),
             }
         }
         if !got {
@@ -160,10 +168,10 @@ impl LibavDecoder {
         }
         let f = &self.frame;
         if !luma_8bit(f.format()) {
-            return Err(format!(
-                "pictures in {:?} (motion detection reads 8-bit luma)",
+            return Err(LibavError::Unsupported(format!(
+                "motion detection reads 8-bit luma; this stream decodes to {:?}",
                 f.format()
-            ));
+            )));
         }
         if f.planes() == 0 {
             return Ok(None);

@@ -227,3 +227,37 @@ fn garbage_h265_never_panics_and_resumes_at_a_key_frame() {
         .count();
     assert!(analysed >= 5, "{analysed} {:?}", a.stats());
 }
+
+#[test]
+fn ten_bit_h265_is_refused_not_misread() {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x64:rate=10",
+            "-frames:v",
+            "3",
+        ])
+        .args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error",
+        ])
+        .args(["-pix_fmt", "yuv420p10le", "-f", "hevc", "-"])
+        .output()
+        .expect("ffmpeg with libx265 is needed (apt-get install ffmpeg)");
+    assert!(out.status.success(), "ffmpeg libx265 (10-bit) failed");
+    let aus = hevc_access_units(&out.stdout, 64, 64);
+    assert!(aus[0].key);
+    let mut a = Analyzer::new(MotionSettings::default()).unwrap();
+    let err = aus
+        .iter()
+        .find_map(|au| a.push(au).err())
+        .expect("10-bit pictures were analysed");
+    assert!(err.to_string().contains("8-bit luma"), "{err}");
+}
