@@ -645,11 +645,24 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
         })
         .await;
     let id1 = start1["id"].as_i64().unwrap();
+    assert!(
+        start1["bbox"]["w"].as_f64().unwrap_or(0.0) > 0.0,
+        "{start1}"
+    );
+    assert_eq!(start1["zones"], serde_json::json!([]), "{start1}");
+    // The snapshot for Home Assistant's camera entity: a JPEG, retained.
+    let snapshot = format!("{PREFIX}/{CAMERA}/snapshot");
+    sub.wait(&format!("a JPEG on {snapshot}"), from, t, |p| {
+        p.topic == snapshot && p.payload.starts_with(&[0xFF, 0xD8])
+    })
+    .await;
     let (i_on, _) = sub.wait_payload(&motion_topic, "ON", from, t).await;
     {
         let mut late = Sub::connect(broker.port, "alerts-e2e-late2", false).await;
         let (_, on) = late.wait_payload(&motion_topic, "ON", 0, t).await;
         assert!(on.retain, "the motion state is not retained");
+        let (_, jpeg) = late.wait(&snapshot, 0, t, |p| p.topic == snapshot).await;
+        assert!(jpeg.retain, "the snapshot is not retained");
     }
     // End: the same event, within the script, then the state OFF.
     let (_, end1) = sub
