@@ -14,7 +14,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::browser::{artifacts_dir, decode_chunked, percentile, Api, Browser, Demo};
+use common::browser::{
+    artifacts_dir, click_timeline_at, decode_chunked, fill, login, new_latencies, percentile,
+    recorded_ranges, stats, submit, wait_grid_playing, wait_playback, Api, Browser, Demo,
+};
 use common::{ffprobe_streams, run_peer};
 use fantoccini::Locator;
 use serde_json::{json, Value};
@@ -112,181 +115,6 @@ async fn harness_drives_chromium() {
     assert_eq!(decode_chunked(b"3\r\nabc\r\n"), None);
 }
 
-/// Types `value` into `form [name=NAME]`.
-async fn fill(b: &Browser, form: &str, name: &str, value: &str) {
-    let css = format!("{form} [name={name}]");
-    let el = b.wait_css(&css, Duration::from_secs(10)).await;
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
-}
-
-/// Logs the admin in through `form#login-form` and waits for the grid.
-async fn login(b: &Browser, base: &str) {
-    b.goto(&format!("{base}/#/login")).await;
-    b.wait_css("form#login-form", Duration::from_secs(20)).await;
-    fill(b, "form#login-form", "username", ADMIN).await;
-    fill(b, "form#login-form", "password", ADMIN_PASSWORD).await;
-    submit(b, "form#login-form").await;
-    b.wait_css("#grid", Duration::from_secs(20)).await;
-}
-
-/// Submits `form` with its `button[type=submit]`.
-async fn submit(b: &Browser, form: &str) {
-    let css = format!("{form} button[type=submit]");
-    b.client
-        .find(Locator::Css(&css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-/// `currentTime` of each grid tile's video (null when the tile or video is missing).
-const GRID_TIMES: &str = "const out = {};
-    for (const name of arguments[0]) {
-        const v = document.querySelector(`#grid .tile[data-camera=\"${name}\"] video`);
-        out[name] = v ? v.currentTime : null;
-    }
-    return out;";
-
-/// Waits until every camera's grid video has played `secs` of media past its first sample.
-async fn wait_grid_playing(b: &Browser, secs: f64) {
-    let mut first: Vec<Option<f64>> = vec![None; CAMERAS.len()];
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let t = b.js(GRID_TIMES, vec![json!(CAMERAS)]).await;
-        let mut done = true;
-        for (i, cam) in CAMERAS.iter().enumerate() {
-            let now = t[cam].as_f64();
-            match (first[i], now) {
-                (None, Some(x)) => {
-                    first[i] = Some(x);
-                    done = false;
-                }
-                (Some(f), Some(x)) if x - f >= secs => {}
-                _ => done = false,
-            }
-        }
-        if done {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "grid videos not playing: first {first:?}, now {t}\npage: {}\nconsole: {}",
-                b.page_summary().await,
-                b.console_log().await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// `window.__vigil.stats` (a copy), or null.
-async fn stats(b: &Browser) -> Value {
-    b.js(
-        "return (window.__vigil && window.__vigil.stats) \
-         ? JSON.parse(JSON.stringify(window.__vigil.stats)) : null;",
-        vec![],
-    )
-    .await
-}
-
-/// Latencies (ms) reported since `before` (a previous [`stats`] snapshot) for `cam`; handles a
-/// player that keeps only the newest N samples by counting `frames`.
-fn new_latencies(before: &Value, after: &Value, cam: &str) -> Vec<f64> {
-    let all: Vec<f64> = after[cam]["latencies"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let old_len = before[cam]["latencies"].as_array().map_or(0, Vec::len);
-    let new = match (
-        before[cam]["frames"].as_u64(),
-        after[cam]["frames"].as_u64(),
-    ) {
-        (Some(f0), Some(f1)) => (f1.saturating_sub(f0)) as usize,
-        _ => all.len().saturating_sub(old_len),
-    };
-    all[all.len().saturating_sub(new)..].to_vec()
-}
-
-/// Clicks the timeline of the open timeline page at time `t_us` and returns the click's x.
-async fn click_timeline_at(b: &Browser, t_us: i64) -> f64 {
-    let r = b
-        .js(
-            "const el = document.querySelector('#timeline');
-             el.scrollIntoView({block: 'center'});
-             const r = el.getBoundingClientRect();
-             return {left: r.left, top: r.top, width: r.width, height: r.height,
-                     start: Number(el.dataset.startUs), end: Number(el.dataset.endUs)};",
-            vec![],
-        )
-        .await;
-    let (left, top, width, height) = (
-        r["left"].as_f64().unwrap(),
-        r["top"].as_f64().unwrap(),
-        r["width"].as_f64().unwrap(),
-        r["height"].as_f64().unwrap(),
-    );
-    let (start, end) = (r["start"].as_f64().unwrap(), r["end"].as_f64().unwrap());
-    assert!(end > start && width > 10.0, "timeline geometry: {r}");
-    let x = left + (t_us as f64 - start) / (end - start) * width;
-    assert!(
-        x >= left && x <= left + width,
-        "t {t_us} outside window {r}"
-    );
-    b.click_at(x, top + height / 2.0).await;
-    x
-}
-
-/// Waits until `video#playback` has played `secs` of media past its first sample.
-async fn wait_playback(b: &Browser, secs: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let mut first = None;
-    loop {
-        let v = b
-            .js(
-                "const v = document.querySelector('video#playback');
-                 return v ? {t: v.currentTime, paused: v.paused, ready: v.readyState,
-                             err: v.error ? v.error.message || String(v.error.code) : null}
-                          : null;",
-                vec![],
-            )
-            .await;
-        if let Some(t) = v["t"].as_f64() {
-            match first {
-                None => first = Some(t),
-                Some(f) if t - f >= secs => return t,
-                Some(_) => {}
-            }
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "video#playback not playing: first {first:?}, now {v}\npage: {}\nconsole: {}",
-                b.page_summary().await,
-                b.console_log().await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Recorded ranges of `cam` between `start_us` and `end_us` from the API.
-async fn recorded_ranges(api: &Api, cam: &str, start_us: i64, end_us: i64) -> Vec<(i64, i64)> {
-    let path =
-        format!("/api/cameras/{cam}/recordings?start_us={start_us}&end_us={end_us}&stream=main");
-    let r = api.request("GET", &path, None).await;
-    assert_eq!(r.status, 200, "GET {path}: {}", r.text());
-    r.json()["ranges"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| Some((x["start_us"].as_i64()?, x["end_us"].as_i64()?)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// setup link → admin created → grid with both cameras playing → latency under the goal →
 /// timeline → click a recorded moment → playback plays → download the selected range with the
 /// browser's session and check it with ffprobe → logout → the grid asks for a login.
@@ -332,7 +160,7 @@ async fn flow(target: &Target) {
         let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
         b.wait_css(&css, Duration::from_secs(30)).await;
     }
-    wait_grid_playing(&b, 1.5).await;
+    wait_grid_playing(&b, &CAMERAS, 1.5).await;
     let playing_after_setup = nav_start.elapsed();
     assert!(
         b.cookie("vigil_session").await.is_some(),
@@ -347,7 +175,7 @@ async fn flow(target: &Target) {
         let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
         b.wait_css(&css, Duration::from_secs(30)).await;
     }
-    wait_grid_playing(&b, 1.0).await;
+    wait_grid_playing(&b, &CAMERAS, 1.0).await;
     let playing_after = reload.elapsed();
 
     // Latency: what the player measured over a 10 s window of steady live play.
@@ -645,7 +473,7 @@ async fn flow(target: &Target) {
         Duration::from_secs(10),
     )
     .await;
-    login(&b, &base).await;
+    login(&b, &base, ADMIN, ADMIN_PASSWORD).await;
     b.wait_css("#grid .tile video", Duration::from_secs(20))
         .await;
 
@@ -734,7 +562,7 @@ async fn xss(target: &Target, setup_token: &str) {
     hostile.login(ADMIN, ADMIN_PASSWORD).await;
 
     let b = Browser::start().await;
-    login(&b, &base).await;
+    login(&b, &base, ADMIN, ADMIN_PASSWORD).await;
 
     if camera_named {
         assert_shown_as_text(&b, &base, "#/cameras").await;
@@ -776,8 +604,8 @@ async fn recovery(demo: &mut Demo, signal: &str) {
     let mut api = demo.api();
     api.setup(&demo.setup_token(), ADMIN, ADMIN_PASSWORD).await;
     let b = Browser::start().await;
-    login(&b, &base).await;
-    wait_grid_playing(&b, 1.0).await;
+    login(&b, &base, ADMIN, ADMIN_PASSWORD).await;
+    wait_grid_playing(&b, &CAMERAS, 1.0).await;
 
     let frames = |v: &Value| CAMERAS.map(|c| v[c]["frames"].as_u64().unwrap_or(0));
     let down = Instant::now();
