@@ -447,3 +447,96 @@ async fn old_motion_events_are_deleted_by_their_cameras_age_limit() {
     assert!(store.get(other.id).unwrap().is_some());
     nvr.shutdown().await;
 }
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_of_a_motion_event_outlives_the_cameras_age_limit() {
+    let cam = TestCamera::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Continuous footage is kept 1 s, footage of an event 1 h; files of about 1 s.
+    let mut gate = spec("gate", &cam.url("main"));
+    gate.source = CameraSource::Config;
+    gate.max_age_s = Some(1);
+    gate.event_max_age_s = Some(3600);
+    gate.motion.enabled = false; // the only event is the one this test writes
+    let mut cfg = config(dir.path(), vec![gate]);
+    cfg.recorder.file_duration = Duration::from_secs(1);
+    cfg.recorder.retention_interval = Duration::from_secs(1);
+    let nvr = Nvr::start(cfg).await.unwrap();
+    let files = || -> Vec<vigil_recorder::db::FileRow> {
+        let mut f: Vec<_> = nvr
+            .recorder()
+            .store()
+            .db()
+            .all_files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.path.starts_with("gate/main/"))
+            .collect();
+        f.sort_by_key(|f| f.start_wall_us);
+        f
+    };
+    wait_for("recording", Duration::from_secs(20), || {
+        recorded_end(&nvr, "gate", "main") > 0
+    })
+    .await;
+    let first_start = files()[0].start_wall_us;
+    // A motion event from t+6 s to t+7 s, through the real event store, written while it
+    // happens (open first, as the detector does). With the 5 s kept before an event,
+    // [t+1 s, t+7 s] is event footage.
+    let t = now_us();
+    let store = nvr.event_store().clone();
+    let ev = store
+        .insert_start("gate", &[], t + 6_000_000, 0.5, None, None)
+        .unwrap();
+    let (keep_from, keep_to) = (t + 1_000_000, t + 7_000_000);
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    store.finish(ev.id, t + 7_000_000, 0.5, None).unwrap();
+    let event_footage =
+        |f: &vigil_recorder::db::FileRow| f.start_wall_us <= keep_to && f.end_wall_us >= keep_from;
+    // Every closed file that ended more than 3 s ago (two passes past its 1 s limit) is
+    // gone unless it holds event footage.
+    wait_for(
+        "continuous footage deleted, event footage kept",
+        Duration::from_secs(20),
+        || {
+            let old = now_us() - 3_000_000;
+            recorded_end(&nvr, "gate", "main") > t + 11_000_000
+                && files()
+                    .iter()
+                    .filter(|f| f.state == vigil_recorder::db::FileState::Closed)
+                    .filter(|f| f.end_wall_us < old)
+                    .all(event_footage)
+        },
+    )
+    .await;
+    let left = files();
+    assert!(
+        left[0].start_wall_us > first_start,
+        "the oldest footage went"
+    );
+    let kept: Vec<_> = left.iter().filter(|f| event_footage(f)).collect();
+    let kept_s = kept
+        .iter()
+        .map(|f| f.end_wall_us - f.start_wall_us)
+        .sum::<i64>();
+    assert!(kept_s >= 5_000_000, "{kept:?}");
+    assert!(
+        kept.iter().all(|f| f.end_wall_us < now_us() - 3_000_000),
+        "kept past the 1 s limit: {kept:?}"
+    );
+    // After the event, continuous footage goes again.
+    assert!(
+        left.iter()
+            .filter(|f| f.start_wall_us > keep_to)
+            .all(|f| f.end_wall_us > now_us() - 5_000_000),
+        "{left:?}"
+    );
+    nvr.shutdown().await;
+}

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_hub::Hub;
-use vigil_recorder::retention::RetentionConfig;
+use vigil_recorder::retention::{EventRetention, RetentionConfig};
 use vigil_recorder::{Recorder, RecorderConfig};
 
 use fleet::{CameraRun, Ctx};
@@ -229,6 +229,11 @@ impl Nvr {
             announce: config.announce,
             events: Arc::new(events),
         });
+        // Before the first retention pass, which runs at once.
+        ctx.recorder.set_event_retention(event_retention_for(
+            &ctx.events,
+            config_cams.iter().chain(&stored),
+        ));
         let retention = ctx.recorder.spawn_retention();
         let event_ages = Arc::new(Mutex::new(event_ages_for(
             config_cams.iter().chain(&stored),
@@ -464,6 +469,10 @@ impl Nvr {
             .collect();
         let r = retention_for(&self.base_retention, config_cams.iter().chain(stored));
         self.ctx.recorder.set_retention(r);
+        self.ctx.recorder.set_event_retention(event_retention_for(
+            &self.ctx.events,
+            config_cams.iter().chain(stored),
+        ));
         *lock(&self.event_ages) = event_ages_for(config_cams.iter().chain(stored));
     }
 }
@@ -480,6 +489,107 @@ fn event_ages_for<'a>(
                 .map(|s| (c.name.clone(), std::time::Duration::from_secs(s)))
         })
         .collect()
+}
+
+/// Footage kept before an event's start (at least): the web app plays an event from 5 s
+/// before it.
+const EVENT_PRE_ROLL_US: i64 = 5_000_000;
+
+/// The recorder's event retention: each camera's `event_max_age_s`, and the spans of its
+/// motion events read from the event store when a retention pass asks, widened by what is
+/// played or recorded around an event (5 s before, the web app's pre-roll, or a
+/// motion-only camera's pre-roll if longer; its post-roll after). The recorder then keeps
+/// a file past the camera's `max_age_s` while it overlaps an event younger than
+/// `event_max_age_s`; size limits ignore this (docs/recording.md, "Retention").
+fn event_retention_for<'a>(
+    events: &Arc<events::EventStore>,
+    cameras: impl Iterator<Item = &'a CameraSpec>,
+) -> EventRetention {
+    let mut max_age = BTreeMap::new();
+    let mut pads = BTreeMap::new();
+    for c in cameras {
+        let Some(age) = c.event_max_age_s else {
+            continue;
+        };
+        max_age.insert(c.name.clone(), std::time::Duration::from_secs(age));
+        let (pre, post) = match c.record {
+            RecordMode::Motion {
+                pre_roll_s,
+                post_roll_s,
+            } => (
+                i64::from(pre_roll_s) * 1_000_000,
+                i64::from(post_roll_s) * 1_000_000,
+            ),
+            RecordMode::Continuous => (0, 0),
+        };
+        pads.insert(c.name.clone(), (pre.max(EVENT_PRE_ROLL_US), post));
+    }
+    let store = events.clone();
+    let spans = move |camera: &str, from: i64, to: i64| -> Vec<(i64, i64)> {
+        let (pre, post) = pads.get(camera).copied().unwrap_or((EVENT_PRE_ROLL_US, 0));
+        // A widened span [start - pre, end + post] overlaps [from, to] when the event
+        // overlaps [from - post, to + pre].
+        match event_spans(
+            &store,
+            camera,
+            from.saturating_sub(post),
+            to.saturating_add(pre),
+        ) {
+            Ok(spans) => spans
+                .into_iter()
+                .map(|(s, e)| (s.saturating_sub(pre), e.saturating_add(post)))
+                .collect(),
+            Err(e) => {
+                // Keeping footage longer beats deleting an event's; size limits still hold.
+                tracing::warn!(
+                    camera,
+                    "retention: cannot read motion events ({e}); \
+                               keeping this camera's older footage for now"
+                );
+                vec![(i64::MIN, i64::MAX)]
+            }
+        }
+    };
+    EventRetention {
+        max_age,
+        spans: Arc::new(spans),
+    }
+}
+
+/// `(start_us, end_us)` of a camera's events overlapping `[from, to]` (an open event
+/// ends at `i64::MAX`), all of them: the store answers in pages, newest first.
+fn event_spans(
+    store: &events::EventStore,
+    camera: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, i64)>, NvrError> {
+    const PAGE: u32 = 10_000;
+    let mut spans = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut end = to.saturating_add(1);
+    loop {
+        let page = store.list(&events::EventFilter {
+            cameras: Some(vec![camera.to_owned()]),
+            start_us: Some(from),
+            end_us: Some(end),
+            limit: Some(PAGE),
+            ..Default::default()
+        })?;
+        let full = page.len() >= PAGE as usize;
+        let mut added = false;
+        for ev in page {
+            end = end.min(ev.start_us.saturating_add(1));
+            if seen.insert(ev.id) {
+                added = true;
+                spans.push((ev.start_us, ev.end_us.unwrap_or(i64::MAX)));
+            }
+        }
+        // The next page ends at the oldest start seen (inclusive: the ids dedupe).
+        if !full || !added {
+            return Ok(spans);
+        }
+    }
 }
 
 /// Deletes finished motion events older than their camera's limit, on the recorder's

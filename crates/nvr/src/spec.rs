@@ -142,7 +142,10 @@ pub struct CameraSpec {
     /// Delete this camera's recordings older than this many seconds.
     #[serde(default)]
     pub max_age_s: Option<u64>,
-    /// Keep recordings that overlap a motion event this many seconds (default: as max_age_s).
+    /// Keep this camera's motion events this many seconds (default: as `max_age_s`), and
+    /// the recordings that overlap them (with 5 s before, or the motion pre-roll): when
+    /// longer than `max_age_s`, event footage outlives continuous footage. The storage's
+    /// size limits still delete the oldest first, event or not.
     #[serde(default)]
     pub event_max_age_s: Option<u64>,
     /// Continuous or motion-only.

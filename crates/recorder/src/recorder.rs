@@ -19,7 +19,7 @@ use crate::db::{Db, GapRow, RecordedRange, Totals};
 use crate::export::{self, ExportPlan};
 use crate::ingest::AudioFrame;
 use crate::recovery::{self, RecoveryReport};
-use crate::retention::{self, RetentionConfig, RetentionReport};
+use crate::retention::{self, EventRetention, RetentionConfig, RetentionReport};
 use crate::segment::{Event, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::{Store, StreamWriter};
@@ -617,6 +617,13 @@ impl Recorder {
     /// The current retention limits.
     pub fn retention(&self) -> RetentionConfig {
         self.store.retention()
+    }
+
+    /// Keeps footage of events longer than the cameras' maximum age (the NVR, from its
+    /// event store, at start and when a camera's limits are edited): see
+    /// [`EventRetention`]. Size limits and a full disk ignore it.
+    pub fn set_event_retention(&self, events: EventRetention) {
+        self.store.set_event_retention(events);
     }
 
     /// One retention pass now.

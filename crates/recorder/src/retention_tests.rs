@@ -122,3 +122,100 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
         4
     );
 }
+
+#[test]
+fn event_footage_outlives_the_age_limit_but_not_the_size_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    for cam in ["door", "yard"] {
+        let mut w = StreamWriter::new(store.clone(), cam, "main", short_files()).unwrap();
+        let mut g = AuGen::new(T0);
+        for _ in 0..600 {
+            w.push(g.next_au()).unwrap(); // 20 s: files [0,4) [4,8) … [16,20) s
+        }
+        w.finish().unwrap();
+    }
+    let store = Store::new(
+        store.storage.clone(),
+        crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
+        Arc::new(SimClock::new(T0 + 30_000_000)),
+        RetentionConfig::default(),
+    );
+    let s = |secs: i64| T0 + secs * 1_000_000;
+    let door: Vec<i64> = files_of(&store, "door");
+    assert_eq!(door.len(), 5);
+    // Both cameras' footage is older than their 5 s limit; door keeps event footage 26 s.
+    store.set_retention(RetentionConfig {
+        max_age: [("door", 5), ("yard", 5)]
+            .into_iter()
+            .map(|(c, a)| (c.to_string(), Duration::from_secs(a)))
+            .collect(),
+        ..Default::default()
+    });
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls2 = calls.clone();
+    store.set_event_retention(EventRetention {
+        max_age: [("door".to_string(), Duration::from_secs(26))].into(),
+        spans: Arc::new(move |camera: &str, from, to| {
+            calls2.lock().unwrap().push((camera.to_owned(), from, to));
+            let events = [
+                ("door", s(1), s(2)),      // ended 28 s ago: older than 26 s
+                ("door", s(5), s(6)),      // ended 24 s ago: keeps [4,8)
+                ("door", s(17), i64::MAX), // still going on: keeps [16,20)
+                ("yard", s(0), s(20)),     // yard has no event age: nothing kept
+            ];
+            events
+                .iter()
+                .filter(|(c, start, end)| *c == camera && *start <= to && *end >= from)
+                .map(|&(_, start, end)| (start, end))
+                .collect()
+        }),
+    });
+    let r = run(&store).unwrap();
+    assert_eq!(r.files, 3 + 5);
+    assert_eq!(files_of(&store, "door"), vec![door[1], door[4]]);
+    assert!(files_of(&store, "yard").is_empty());
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![("door".to_string(), s(0), s(20))],
+        "asked once, for door's candidates only"
+    );
+    // The next pass keeps them too.
+    assert_eq!(run(&store).unwrap().files, 0);
+
+    // Free space below the margin: the oldest goes, event footage or not.
+    let used = disk.used();
+    disk.set_capacity(Some(used + 1000));
+    store.set_retention(RetentionConfig {
+        min_free_bytes: 2000,
+        ..store.retention()
+    });
+    assert_eq!(run(&store).unwrap().files, 1);
+    assert_eq!(files_of(&store, "door"), vec![door[4]]);
+    // A byte limit too, even for the footage of an event still going on.
+    disk.set_capacity(None);
+    store.set_retention(RetentionConfig {
+        max_bytes: Some(0),
+        ..store.retention()
+    });
+    assert_eq!(run(&store).unwrap().files, 1);
+    assert!(files_of(&store, "door").is_empty());
+}
+
+/// Ids of a camera's files, oldest first.
+fn files_of(store: &Store, camera: &str) -> Vec<i64> {
+    let mut files: Vec<_> = store
+        .db()
+        .all_files()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.path.starts_with(&format!("{camera}/")))
+        .collect();
+    files.sort_by_key(|f| f.start_wall_us);
+    files.iter().map(|f| f.id).collect()
+}

@@ -26,7 +26,7 @@ use crate::ingest::AudioFrame;
 
 use crate::clock::Clock;
 use crate::db::{wall_at, Db, FragmentRow};
-use crate::retention::{self, RetentionConfig};
+use crate::retention::{self, EventRetention, RetentionConfig};
 use crate::segment::{file_path, EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
 use crate::storage::{is_no_space, Storage, WriteFile};
 use crate::Error;
@@ -43,6 +43,9 @@ pub struct Store {
     /// [`Recorder::set_retention`](crate::Recorder::set_retention), read as a clone by
     /// each pass (see [`Store::retention`]).
     pub retention: RwLock<RetentionConfig>,
+    /// Longer retention of event footage (see [`EventRetention`]); none until the NVR
+    /// sets it.
+    event_retention: RwLock<EventRetention>,
     /// Fragment rows of all streams whose media is fsynced, waiting for the next shared
     /// index commit (see [`Store::queue_fragment`]).
     pending: Mutex<PendingRows>,
@@ -79,6 +82,7 @@ impl Store {
             db: Mutex::new(db),
             clock,
             retention: RwLock::new(retention),
+            event_retention: RwLock::new(EventRetention::default()),
             pending: Mutex::new(PendingRows::default()),
         }
     }
@@ -170,6 +174,22 @@ impl Store {
     /// Replaces the retention limits; the next pass (and the next ENOSPC) uses them.
     pub fn set_retention(&self, retention: RetentionConfig) {
         *self.retention.write().unwrap_or_else(|e| e.into_inner()) = retention;
+    }
+
+    /// The current event retention (a clone, like [`retention`](Self::retention)).
+    pub fn event_retention(&self) -> EventRetention {
+        self.event_retention
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the event retention; the next age pass uses it.
+    pub fn set_event_retention(&self, events: EventRetention) {
+        *self
+            .event_retention
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = events;
     }
 }
 
