@@ -55,6 +55,8 @@ pub struct WebHandle {
     task: tokio::task::JoinHandle<()>,
     /// Renews the setup link while no user exists (see [`start`]).
     setup_task: Option<tokio::task::JoinHandle<()>>,
+    /// Tells long-lived answers that the server is going away.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl WebHandle {
@@ -68,6 +70,8 @@ impl WebHandle {
         if let Some(t) = &self.setup_task {
             t.abort();
         }
+        // Upgraded connections (WebSockets) are not part of the graceful shutdown: tell them.
+        self.closing.send_replace(true);
         self.handle.graceful_shutdown(Some(GRACE));
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "web server task ended abnormally");
@@ -230,6 +234,7 @@ pub fn serve(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES);
+    let closing = state.closing.clone();
     let app = crate::router::router(state);
     let task = tokio::spawn(async move {
         if let Err(e) = server
@@ -244,6 +249,7 @@ pub fn serve(
         handle,
         task,
         setup_task: None,
+        closing,
     })
 }
 

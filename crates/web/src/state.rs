@@ -25,6 +25,10 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// When the web app started (`uptime_s`).
     pub started: Instant,
+    /// Becomes `true` when the server shuts down: long-lived answers (live WebSockets)
+    /// `subscribe()` to it and end with "going away" (WebSocket close 1001) rather than as if
+    /// their camera had been removed.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             accounts: Arc::new(Accounts::open(data_dir)?),
             data_dir: data_dir.to_owned(),
             started: Instant::now(),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 }

@@ -135,7 +135,13 @@ async fn over_https_raw_paths_and_unauthenticated_requests() {
         "{}",
         resp.lines().next().unwrap_or("")
     );
+    let mut closing = e.state.closing.subscribe();
+    assert!(!*closing.borrow());
     handle.shutdown().await;
+    assert!(
+        *closing.borrow_and_update(),
+        "long-lived answers are told about the shutdown"
+    );
 }
 
 #[tokio::test]
