@@ -133,6 +133,9 @@ pub struct CameraSection {
     pub transport: TransportName,
     /// Recordings older than this are deleted.
     pub max_age: Option<HumanDuration>,
+    /// Recordings overlapping a motion event (and the events) are kept this long instead
+    /// (longer than `max_age`; size limits still apply).
+    pub event_max_age: Option<HumanDuration>,
     /// Record the camera's audio (AAC, G.711) beside the video (default true).
     #[serde(default = "default_true")]
     pub audio: bool,
@@ -159,6 +162,7 @@ impl fmt::Debug for CameraSection {
             .field("password", &self.password)
             .field("transport", &self.transport)
             .field("max_age", &self.max_age)
+            .field("event_max_age", &self.event_max_age)
             .field("audio", &self.audio)
             .field("motion", &self.motion)
             .field("record", &self.record)
@@ -375,7 +379,9 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
         max_age_s: cam
             .max_age
             .map(|d| d.0.as_secs() + u64::from(d.0.subsec_nanos() > 0)),
-        event_max_age_s: None,
+        event_max_age_s: cam
+            .event_max_age
+            .map(|d| d.0.as_secs() + u64::from(d.0.subsec_nanos() > 0)),
         record: cam.record.clone(),
         motion: cam.motion.clone(),
         source: CameraSource::Config,
@@ -683,6 +689,7 @@ name = "porch"
 url = "rtsp://cam:pa%40ss@192.0.2.10/main"
 sub_url = "rtsp://192.0.2.10/sub"
 max_age = "1d"
+event_max_age = "30d"
 [camera.motion]
 sensitivity = 70
 fps = 4
@@ -717,6 +724,7 @@ url = "rtsp://192.0.2.11/live"
         assert_eq!(porch.username.as_deref(), Some("cam"));
         assert_eq!(porch.password.as_ref().map(|p| p.expose()), Some("pa@ss"));
         assert_eq!(porch.max_age_s, Some(86_400));
+        assert_eq!(porch.event_max_age_s, Some(30 * 86_400));
         assert_eq!(porch.motion.sensitivity, 70);
         assert_eq!(porch.motion.zones.len(), 2);
         assert_eq!(porch.motion.zones[1].kind, vigil_nvr::ZoneKind::Mask);
