@@ -52,6 +52,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message });
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §15.5.2: a 401 names a scheme. Bearer (RFC 6750 §3) makes no browser
+            // show a password dialog; the session cookie is obtained at /api/login.
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"vigil\""),
+            );
+        }
+        resp
     }
 }

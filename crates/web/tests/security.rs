@@ -34,6 +34,10 @@ async fn every_non_public_route_answers_401_without_a_session() {
             r.text()
         );
         assert!(r.json()["error"].is_string(), "{} {path}", d.method);
+        assert_eq!(
+            r.headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"vigil\""
+        );
         for (h, v) in forged {
             let r = send(&e.app, req(d.method, &path).header(h, v), body.clone()).await;
             assert_eq!(
