@@ -18,6 +18,7 @@ const MAX_QUEUE = 300; // appends waiting: far behind (e.g. a throttled tab) →
 const WATCHDOG_MS = 6000; // no message (pings every 2 s) for this long → reconnect
 const EDGE_TARGET_S = 0.1; // where a jump lands, before the buffered end
 const STALL_MS = 3000; // no new picture for this long while connected → "waiting for the camera…"
+const REMOVED_RETRY_MS = 5000; // after "camera removed" (4404): retry this slowly (server restart, camera re-added)
 
 /** Global stats the E2E tests read: window.__vigil.stats[camera]. */
 function statsFor(camera) {
@@ -154,8 +155,10 @@ export class LivePlayer {
       if (this.ws !== ws) return;
       this.ws = null;
       if (ev.code === 4404) {
-        // The camera was removed.
-        this.setState('error', 'camera removed');
+        // The camera was removed — or the server is stopping and its cameras went first.
+        // Keep trying, slowly: a restarted server or a re-added camera picks up again.
+        this.reconnect('camera removed', REMOVED_RETRY_MS);
+        this.setState('error', 'camera removed — retrying');
         return;
       }
       this.reconnect(ev.reason || 'connection closed');
@@ -188,11 +191,11 @@ export class LivePlayer {
   }
 
   /** Schedules a new connection with back-off; shows "reconnecting…". */
-  reconnect(reason) {
+  reconnect(reason, minDelayMs = 0) {
     this.closeSocket();
     if (!this.running) return;
     clearTimeout(this.reconnectTimer);
-    const delay = backoffMs(this.attempt);
+    const delay = Math.max(minDelayMs, backoffMs(this.attempt));
     this.attempt++;
     this.setState('reconnecting', 'reconnecting…');
     this.lastReason = reason;
