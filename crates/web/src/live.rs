@@ -28,6 +28,7 @@
 //! hub publishes again. If the camera's hub is replaced (the camera was edited), the new one is
 //! picked up; if the camera was removed, the socket is closed with code 4404.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +47,8 @@ use vigil_hub::Hub;
 use vigil_media::fmp4::live::{codec_string, init_segment, write_fragment};
 use vigil_media::{AccessUnit, StreamParams};
 
-use crate::{Access, ApiError, AppState, CurrentUser, RouteDoc};
+use crate::auth::Identity;
+use crate::{Access, ApiError, AppState, RouteDoc};
 
 /// The live route.
 pub const ROUTES: &[RouteDoc] = &[RouteDoc {
@@ -79,6 +81,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How often a viewer waiting for a camera's hub (not started yet, being restarted) asks again.
 const HUB_RETRY: Duration = Duration::from_millis(500);
+/// How often an open stream re-checks that its viewer is still logged in and allowed.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The live routes.
 pub fn routes() -> Router<AppState> {
@@ -91,7 +95,7 @@ struct LiveQuery {
 }
 
 async fn live(
-    user: CurrentUser,
+    identity: Identity,
     State(state): State<AppState>,
     Path(name): Path<String>,
     q: Result<Query<LiveQuery>, QueryRejection>,
@@ -105,7 +109,7 @@ async fn live(
     if stream != "main" && stream != "sub" {
         return Err(ApiError::bad_request("stream must be main or sub"));
     }
-    if !user.can_view(&name) {
+    if !identity.user.can_view(&name) {
         return Err(ApiError::forbidden());
     }
     if state.nvr.camera(&name).is_none() {
@@ -115,6 +119,7 @@ async fn live(
         Ok(ws) => ws,
         Err(rejection) => return Ok(rejection.into_response()),
     };
+    let until = session_end(state.clone(), identity, name.clone());
     let nvr = state.nvr.clone();
     let lookup = move || match nvr.hub(&name, &stream) {
         Some(hub) => Lookup::Hub(hub),
@@ -124,7 +129,35 @@ async fn live(
     Ok(ws
         // The client sends nothing but close: no reason to accept large messages.
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve_socket(socket, lookup)))
+        .on_upgrade(move |socket| serve_socket_until(socket, lookup, until)))
+}
+
+/// Ends a viewer's stream when the server shuts down ("going away", 1001: the client
+/// reconnects to the restarted server) or when its caller is no longer allowed to watch
+/// (logout, revoked session or token, removed user or camera access: 4401), re-checked
+/// every [`RECHECK_INTERVAL`].
+async fn session_end(state: AppState, identity: Identity, camera: String) -> CloseFrame {
+    let mut closing = state.closing.subscribe();
+    let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // A dropped sender also means the server is gone.
+            _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                return CloseFrame { code: 1001, reason: "server shutting down".into() };
+            }
+            _ = recheck.tick() => {
+                let (st, id, cam) = (state.clone(), identity.clone(), camera.clone());
+                // The check reads the accounts database: off the async workers.
+                let ok = tokio::task::spawn_blocking(move || id.still_valid(&st, Some(&cam)))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    return CloseFrame { code: 4401, reason: "session ended".into() };
+                }
+            }
+        }
+    }
 }
 
 /// What the viewer's stream currently is.
@@ -141,6 +174,16 @@ pub enum Lookup {
 /// camera is gone. `lookup` is asked for the hub at the start and whenever the hub ends.
 /// Public so that tests can serve a hub of their own.
 pub async fn serve_socket(socket: WebSocket, lookup: impl Fn() -> Lookup + Send + 'static) {
+    serve_socket_until(socket, lookup, std::future::pending()).await
+}
+
+/// [`serve_socket`], also closed with the frame `until` yields once it completes (server
+/// shutdown, session ended).
+pub async fn serve_socket_until(
+    socket: WebSocket,
+    lookup: impl Fn() -> Lookup + Send + 'static,
+    until: impl Future<Output = CloseFrame> + Send + 'static,
+) {
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_LEN);
     let write = async move {
@@ -163,14 +206,19 @@ pub async fn serve_socket(socket: WebSocket, lookup: impl Fn() -> Lookup + Send 
         }
     };
     tokio::select! {
-        _ = forward(lookup, tx) => {}
+        _ = forward(lookup, tx, until) => {}
         _ = write => {}
         _ = read => {}
     }
 }
 
 /// Feeds the viewer's queue from the hub (re-looked up whenever it ends) and the ping timer.
-async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
+async fn forward(
+    lookup: impl Fn() -> Lookup,
+    tx: mpsc::Sender<Message>,
+    until: impl Future<Output = CloseFrame>,
+) {
+    tokio::pin!(until);
     let mut muxer = LiveMuxer::default();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,6 +229,7 @@ async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
                 tokio::select! {
                     _ = tokio::time::sleep(HUB_RETRY) => {}
                     _ = ping.tick() => send_ping(&tx, &muxer),
+                    frame = &mut until => return close(&tx, frame).await,
                 }
                 continue;
             }
@@ -189,9 +238,7 @@ async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
                     code: 4404,
                     reason: "camera removed".into(),
                 };
-                let _ = tx.send(Message::Close(Some(frame))).await;
-                // The writer ends the session once the close frame is out.
-                return std::future::pending().await;
+                return close(&tx, frame).await;
             }
         };
         // The cached GOP arrives all at once and may be longer than the queue (a 2 s GOP at
@@ -219,6 +266,7 @@ async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
                     Err(_) => break,
                 },
                 _ = ping.tick() => send_ping(&tx, &muxer),
+                frame = &mut until => return close(&tx, frame).await,
             }
             if tx.is_closed() {
                 return;
@@ -227,6 +275,13 @@ async fn forward(lookup: impl Fn() -> Lookup, tx: mpsc::Sender<Message>) {
         // The next hub starts a new timeline.
         muxer.restart();
     }
+}
+
+/// Queues the close frame; the writer ends the session once it is out, so this never returns
+/// (the caller's `select!` ends with the writer).
+async fn close(tx: &mpsc::Sender<Message>, frame: CloseFrame) {
+    let _ = tx.send(Message::Close(Some(frame))).await;
+    std::future::pending().await
 }
 
 /// Queues one access unit's messages, all or nothing: if they do not fit, the viewer is

@@ -57,6 +57,22 @@ async fn next(ws: &mut Client) -> serde_json::Value {
     }
 }
 
+/// Reads until the server's close frame (at most 15 s: the re-check runs every 5 s) and
+/// returns its code.
+async fn close_code(ws: &mut Client) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => return f.code.into(),
+            Ok(Some(Ok(Message::Close(None)))) | Ok(None) => panic!("closed without a code"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => panic!("socket error before the close frame: {e}"),
+            Err(_) => panic!("no close frame within 15 s"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_view_of_an_nvr_camera_through_the_router() {
     // The "camera": test pattern → hub → RTSP server.
@@ -119,6 +135,12 @@ async fn live_view_of_an_nvr_camera_through_the_router() {
         .create_session("admin", std::net::Ipv4Addr::LOCALHOST.into(), "test")
         .unwrap()
         .secret;
+    // A second session, revoked while its stream is open.
+    let revoked = state
+        .accounts
+        .create_session("admin", std::net::Ipv4Addr::LOCALHOST.into(), "test")
+        .unwrap();
+    let (accounts, closing) = (state.accounts.clone(), state.closing.clone());
     let app = vigil_web::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -131,18 +153,16 @@ async fn live_view_of_an_nvr_camera_through_the_router() {
         .unwrap()
     });
 
-    let request = |origin: &str| {
+    let request_as = |secret: &str, origin: &str| {
         let mut req = format!("ws://{addr}/api/cameras/front/live?stream=main")
             .into_client_request()
             .unwrap();
         let h = req.headers_mut();
-        h.insert(
-            "cookie",
-            format!("vigil_session={session}").parse().unwrap(),
-        );
+        h.insert("cookie", format!("vigil_session={secret}").parse().unwrap());
         h.insert("origin", origin.parse().unwrap());
         req
     };
+    let request = |origin: &str| request_as(&session, origin);
 
     // A cross-site page cannot open the live stream with the user's session cookie.
     let err = tokio_tungstenite::connect_async(request("https://evil.example"))
@@ -180,7 +200,19 @@ async fn live_view_of_an_nvr_camera_through_the_router() {
         frags += 1;
     }
     assert!(t0.elapsed() < Duration::from_secs(15));
-    drop(ws);
+
+    // Logging out (here: revoking the session) also ends the streams it opened.
+    let origin = format!("https://{addr}");
+    let (mut ws2, _) = tokio_tungstenite::connect_async(request_as(&revoked.secret, &origin))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut ws2).await["type"], "init");
+    assert!(accounts.revoke_session(&revoked.session.id).unwrap());
+    assert_eq!(close_code(&mut ws2).await, 4401, "revoked session");
+
+    // A server shutting down says "going away" (the UI reconnects), not "camera removed".
+    closing.send_replace(true);
+    assert_eq!(close_code(&mut ws).await, 1001, "server shutdown");
     nvr.shutdown().await;
     cam.stop();
 }
