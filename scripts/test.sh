@@ -31,6 +31,9 @@ packages=(
     gir1.2-gst-rtsp-server-1.0
     libclang-dev
     nasm
+    libavcodec-dev
+    libavformat-dev
+    libavutil-dev
     g++
     make
     pkg-config
@@ -92,14 +95,14 @@ start=$SECONDS
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings"
-cargo clippy --workspace --all-targets --features vigil/v4l2 -- -D warnings
+step "cargo clippy --workspace --all-targets --features vigil/v4l2,vigil/libav -- -D warnings"
+cargo clippy --workspace --all-targets --features vigil/v4l2,vigil/libav -- -D warnings
 
 step "node --test crates/web/assets-tests/ (web UI units)"
 node --test crates/web/assets-tests/
 
-step "cargo test --workspace --features vigil/v4l2 --no-fail-fast"
-cargo test --workspace --features vigil/v4l2 --no-fail-fast
+step "cargo test --workspace --features vigil/v4l2,vigil/libav --no-fail-fast"
+cargo test --workspace --features vigil/v4l2,vigil/libav --no-fail-fast
 
 # To stderr, so that cargo test's own summary stays the last line of stdout (CI reads it).
 echo "==> all checks passed in $((SECONDS - start)) s" >&2
