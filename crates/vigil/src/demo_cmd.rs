@@ -193,13 +193,14 @@ async fn serve(
             key: None,
             data_dir: args.data.clone(),
         };
-        let web = match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {
-            Ok(w) => w,
-            Err(e) => {
-                nvr.shutdown().await;
-                return Err(e.context("starting the web app"));
-            }
-        };
+        let web =
+            match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {
+                Ok(w) => w,
+                Err(e) => {
+                    nvr.shutdown().await;
+                    return Err(e.context("starting the web app"));
+                }
+            };
         announce(&format!(
             "Open https://localhost:{}/ in your browser",
             web.local_addr().port()
