@@ -17,16 +17,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use common::alerts::{json, Broker, Sub};
 use common::recorder::{self, now_us, Proc};
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Publish, QoS};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use vigil_alerts::sign::{self, VerifyError};
 use vigil_camera::testsrc::SceneScript;
 
@@ -39,244 +38,6 @@ const S: i64 = 1_000_000;
 /// How far an event may be from the script. The detector's own test (motion.rs) holds it to
 /// 1 s; here the whole system runs on 2 busy cores, and precision is not what is tested.
 const SLACK: i64 = 3 * S / 2;
-
-// ---------------------------------------------------------------------------------------
-// Mosquitto
-
-fn mosquitto_binary() -> PathBuf {
-    for dir in std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-    {
-        let p = Path::new(dir).join("mosquitto");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("mosquitto not found: install Debian's `mosquitto` package (scripts/test.sh does)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Mosquitto on 127.0.0.1 with persistence in a temp dir: the test subscriber's persistent
-/// session (and the QoS 1 events queued for it) survives a broker restart, whoever of Vigil
-/// and the subscriber reconnects first.
-struct Broker {
-    conf: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        // Started as root, Mosquitto drops to its own user, which cannot write the temp dir:
-        // stay root then (ignored when not root).
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\nlog_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous true\n\
-                 persistence true\npersistence_location {}/\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let mut b = Broker {
-            conf,
-            port,
-            child: None,
-            _dir: dir,
-        };
-        b.run();
-        b
-    }
-
-    fn run(&mut self) {
-        let child = Command::new(mosquitto_binary())
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on port {} within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM (Mosquitto saves its persistence file), and waits for the exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let ok = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "kill -TERM mosquitto failed");
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A test client subscribed to `#`, keeping everything it receives in order.
-struct Sub {
-    rx: mpsc::UnboundedReceiver<Publish>,
-    seen: Vec<Publish>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sub {
-    /// `persistent`: the broker keeps the session (and queues QoS 1 messages) while away.
-    async fn connect(port: u16, id: &str, persistent: bool) -> Sub {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_clean_session(!persistent);
-        opts.set_max_packet_size(1 << 20, 1 << 16);
-        let (client, mut el) = AsyncClient::new(opts, 16);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, mut ready) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                        if ack.session_present {
-                            ready_tx.send_replace(true);
-                        } else {
-                            client.subscribe("#", QoS::AtLeastOnce).await.unwrap();
-                        }
-                    }
-                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                        ready_tx.send_replace(true);
-                    }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        let _ = tx.send(p);
-                    }
-                    Ok(_) => {}
-                    // Broker away: retry soon, so the subscriber is back before Vigil.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|r| *r))
-            .await
-            .expect("the test subscriber never subscribed")
-            .unwrap();
-        Sub {
-            rx,
-            seen: Vec::new(),
-            task,
-        }
-    }
-
-    /// Waits up to `timeout` for a message at position `from` or later matching `pred`;
-    /// returns its position and the message.
-    async fn wait(
-        &mut self,
-        what: &str,
-        from: usize,
-        timeout: Duration,
-        pred: impl Fn(&Publish) -> bool,
-    ) -> (usize, Publish) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(i) = (from..self.seen.len()).find(|&i| pred(&self.seen[i])) {
-                return (i, self.seen[i].clone());
-            }
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(p)) => self.seen.push(p),
-                _ => panic!(
-                    "MQTT: no {what} within {timeout:?}; received since: {:#?}",
-                    self.describe(from)
-                ),
-            }
-        }
-    }
-
-    /// `topic` with exactly `payload`, at `from` or later.
-    async fn wait_payload(
-        &mut self,
-        topic: &str,
-        payload: &str,
-        from: usize,
-        timeout: Duration,
-    ) -> (usize, Publish) {
-        self.wait(&format!("{topic} = {payload}"), from, timeout, |p| {
-            p.topic == topic && p.payload.as_ref() == payload.as_bytes()
-        })
-        .await
-    }
-
-    /// An event of `kind` on `<prefix>/events` matching `pred`.
-    async fn wait_event(
-        &mut self,
-        kind: &str,
-        from: usize,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> (usize, Value) {
-        let topic = format!("{PREFIX}/events");
-        let (i, p) = self
-            .wait(&format!("{kind} on {topic}"), from, timeout, |p| {
-                p.topic == topic && {
-                    let v = json(&p.payload);
-                    v["type"] == kind && pred(&v)
-                }
-            })
-            .await;
-        assert_eq!(p.qos, QoS::AtLeastOnce, "events are published with QoS 1");
-        (i, json(&p.payload))
-    }
-
-    fn describe(&self, from: usize) -> Vec<String> {
-        self.seen
-            .iter()
-            .skip(from)
-            .map(|p| {
-                let text = String::from_utf8_lossy(&p.payload);
-                let short: String = text.chars().take(160).collect();
-                format!(
-                    "{}{} {short}",
-                    p.topic,
-                    if p.retain { " (retained)" } else { "" }
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or(Value::Null)
-}
 
 // ---------------------------------------------------------------------------------------
 // Webhook receiver
@@ -605,6 +366,7 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
         .map(|a| a["topic"].as_str().unwrap())
         .collect();
     let status_topic = format!("{PREFIX}/status");
+    let events = format!("{PREFIX}/events");
     let cam_avail = format!("{PREFIX}/{CAMERA}/availability");
     assert_eq!(avail, [status_topic.as_str(), cam_avail.as_str()], "{doc}");
     let snap_topic = format!("homeassistant/camera/{PREFIX}_{CAMERA}/snapshot/config");
@@ -640,7 +402,7 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
     // Start: the event, then the retained state ON.
     let from = sub.seen.len();
     let (i_start, start1) = sub
-        .wait_event("motion_start", from, until(enter1 + 10 * S), |v| {
+        .wait_event(&events, "motion_start", from, until(enter1 + 10 * S), |v| {
             v["camera"] == CAMERA && (v["start_us"].as_i64().unwrap_or(0) - enter1).abs() <= SLACK
         })
         .await;
@@ -666,9 +428,13 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
     }
     // End: the same event, within the script, then the state OFF.
     let (_, end1) = sub
-        .wait_event("motion_end", i_start, until(leave1 + 10 * S), |v| {
-            v["id"] == id1
-        })
+        .wait_event(
+            &events,
+            "motion_end",
+            i_start,
+            until(leave1 + 10 * S),
+            |v| v["id"] == id1,
+        )
         .await;
     let end_us = end1["end_us"].as_i64().unwrap();
     assert!(
@@ -740,11 +506,11 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
     // after a 30 s outage at most 16 s).
     let back = Duration::from_secs(45);
     let (i_start2, start2) = sub
-        .wait_event("motion_start", from, back, |v| v["id"] == id2)
+        .wait_event(&events, "motion_start", from, back, |v| v["id"] == id2)
         .await;
     assert_eq!(start2["start_us"], ev2.1);
     let (_, end2) = sub
-        .wait_event("motion_end", i_start2, back, |v| v["id"] == id2)
+        .wait_event(&events, "motion_end", i_start2, back, |v| v["id"] == id2)
         .await;
     assert_eq!(end2["end_us"], ev2.2);
     sub.wait_payload(&motion_topic, "OFF", from, t).await;
@@ -791,6 +557,12 @@ async fn motion_alerts_reach_mqtt_and_webhook_and_survive_their_outage() {
     }
     let out = dir.path().join("outage.mp4");
     let exported = recorder::export(&config, CAMERA, down_us, up_us, &out);
+    assert!(
+        exported.start_us <= down_us && exported.end_us >= up_us - S / 2,
+        "the export of the outage starts {:.2} s and ends {:.2} s into it",
+        secs(exported.start_us, down_us),
+        secs(exported.end_us, down_us)
+    );
     let probe = recorder::ffprobe(&out);
     let want = secs(up_us, down_us);
     assert!(

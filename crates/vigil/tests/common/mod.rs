@@ -403,5 +403,6 @@ pub fn ffprobe_streams(stdout: &[u8]) -> Vec<serde_json::Value> {
 pub fn scratch(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+pub mod alerts;
 pub mod browser;
 pub mod recorder;
