@@ -11,7 +11,7 @@
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +42,10 @@ pub const MAX_SPAN_US: i64 = 24 * 3600 * 1_000_000;
 
 /// Bytes read per step when streaming an export.
 pub const CHUNK: u64 = 256 * 1024;
+
+/// Response header of `export.mp4`: wall-clock time (µs since the epoch) of the file's first
+/// picture, the key frame at or before the requested start.
+pub const START_HEADER: &str = "x-vigil-start-us";
 
 /// Chunks buffered between the reading thread and the socket.
 const CHANNEL_CHUNKS: usize = 4;
@@ -192,6 +196,7 @@ async fn export(
         e => ApiError::internal(e),
     })?;
     let total = plan.total_len;
+    let first_us = plan.start_wall_us;
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -223,6 +228,12 @@ async fn export(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    // The export starts at the key frame at or before the requested start: the player needs
+    // that time to place the playhead (and to seek to the moment that was asked for).
+    h.insert(
+        HeaderName::from_static(START_HEADER),
+        HeaderValue::from(first_us),
+    );
     // Recordings of the newest minutes still grow; never reuse a stale copy.
     h.insert(
         header::CACHE_CONTROL,

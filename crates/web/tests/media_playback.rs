@@ -189,6 +189,16 @@ async fn recordings_and_export_with_http_ranges() {
     assert_eq!(header_str(&resp, header::ACCEPT_RANGES), "bytes");
     assert_eq!(header_str(&resp, header::CONTENT_TYPE), "video/mp4");
     assert!(resp.headers().get(header::CONTENT_DISPOSITION).is_none());
+    // Where the file really starts (its first key frame), for the player's playhead: never
+    // after the requested start, and within the recording.
+    let first: i64 = header_str(&resp, header::HeaderName::from_static("x-vigil-start-us"))
+        .parse()
+        .unwrap();
+    assert!(
+        first <= f.start_us.max(a) && first >= a - 1_000_000,
+        "x-vigil-start-us {first} vs requested {} and recorded from {a}",
+        f.start_us
+    );
     let total: usize = header_str(&resp, header::CONTENT_LENGTH).parse().unwrap();
     let full = body(resp).await;
     assert_eq!(full.len(), total);

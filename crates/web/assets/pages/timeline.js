@@ -193,10 +193,23 @@ export async function render(view, params, ctx) {
       pbMsg.textContent = 'This is the live edge: open the live view.';
       return;
     }
-    win = { start, end };
+    // `first` is when the file really starts: the key frame at or before `start` (the
+    // server says so in X-Vigil-Start-Us); the player seeks from there to `start`.
+    const w = { start, end, first: start };
+    win = w;
     pbMsg.textContent = 'Loading…';
     tl.setPlayhead(start);
-    video.src = api.url(`/api/cameras/${enc}/export.mp4`, { start_us: start, end_us: end, stream: 'main' });
+    const src = api.url(`/api/cameras/${enc}/export.mp4`, { start_us: start, end_us: end, stream: 'main' });
+    fetch(src, { method: 'HEAD', credentials: 'same-origin' })
+      .then((r) => {
+        const first = Number(r.headers.get('x-vigil-start-us'));
+        if (win === w && Number.isFinite(first) && first > 0 && first <= w.start) {
+          w.first = first;
+          seekIntoFile(w);
+        }
+      })
+      .catch(() => {});
+    video.src = src;
     applySpeed();
     const p = video.play();
     if (p && p.catch) {
@@ -215,14 +228,24 @@ export async function render(view, params, ctx) {
     video.defaultPlaybackRate = r;
     video.playbackRate = r;
   }
+  /** Once both the metadata and the file's real start are known, start at the asked moment. */
+  function seekIntoFile(w) {
+    if (win !== w || w.seeked || video.readyState < 1 || w.first >= w.start) return;
+    w.seeked = true;
+    const offset = (w.start - w.first) / 1e6;
+    if (offset > 0 && offset < (video.duration || Infinity)) video.currentTime = offset;
+  }
   speed.addEventListener('change', applySpeed);
-  video.addEventListener('loadedmetadata', applySpeed);
+  video.addEventListener('loadedmetadata', () => {
+    applySpeed();
+    if (win) seekIntoFile(win);
+  });
   video.addEventListener('playing', () => {
     pbMsg.textContent = '';
   });
   video.addEventListener('timeupdate', () => {
     if (!win) return;
-    const t = win.start + video.currentTime * 1e6;
+    const t = win.first + video.currentTime * 1e6;
     tl.setPlayhead(t);
     pbTime.textContent = fmtTime(t);
     // Follow the playhead when it leaves the visible window.
