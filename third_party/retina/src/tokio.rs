@@ -58,6 +58,11 @@ impl Connection {
         })
     }
 
+    /// The TCP socket carrying the RTSP connection.
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.stream
+    }
+
     pub(crate) fn ctx(&self) -> &ConnectionContext {
         &self.ctx
     }

@@ -2827,6 +2827,16 @@ impl Demuxed {
     pub fn streams(&self) -> &[Stream] {
         self.session.streams()
     }
+
+    /// Returns the TCP socket of the RTSP connection, for socket options such as
+    /// `SO_RCVLOWAT` (with interleaved transport, it also carries the media).
+    ///
+    /// `None` only while the session is being torn down.
+    #[cfg(unix)]
+    pub fn rtsp_socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.session.0.conn.as_ref().map(|c| c.inner.socket().as_fd())
+    }
 }
 
 impl futures::Stream for Demuxed {
