@@ -11,8 +11,15 @@
 //! subscriber that falls further behind does not stall the publisher or the others; it
 //! is told it lagged, and [`Subscriber::recv`] skips ahead to the next key frame so the
 //! decoder downstream never sees a broken reference chain.
+//!
+//! Subscribers are either live ([`Hub::subscribe`]: a viewer, an RTSP client — someone
+//! waits for each frame) or bulk ([`Hub::subscribe_bulk`]: the recorder, motion
+//! analysis — a frame 50 ms late costs nothing). The source asks
+//! [`Hub::live_subscribers`] to decide whether it may trade latency for CPU (the ingest
+//! batches its socket reads while nobody watches).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
@@ -33,6 +40,9 @@ struct Inner {
     tx: broadcast::Sender<AccessUnit>,
     state: Mutex<State>,
     params_tx: watch::Sender<Option<Arc<StreamParams>>>,
+    /// Subscribers from [`Hub::subscribe`] still alive (see [`LiveGuard`]). Its own `Arc`:
+    /// a subscriber must not keep `tx` alive, or it would never see the stream end.
+    live: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -67,6 +77,7 @@ impl Hub {
                 tx,
                 state: Mutex::new(State::default()),
                 params_tx,
+                live: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -98,9 +109,19 @@ impl Hub {
         let _ = self.inner.tx.send(au);
     }
 
-    /// Subscribes: the returned subscriber yields the current GOP (starting on its key
-    /// frame), then every access unit published from now on.
+    /// Subscribes someone who waits for each frame (live view, an RTSP client): the
+    /// returned subscriber yields the current GOP (starting on its key frame), then every
+    /// access unit published from now on. While it lives, the source keeps its latency low.
     pub fn subscribe(&self) -> Subscriber {
+        self.inner.live.fetch_add(1, Ordering::Relaxed);
+        let mut sub = self.subscribe_bulk();
+        sub._live = Some(LiveGuard(self.inner.live.clone()));
+        sub
+    }
+
+    /// Subscribes a consumer that does not mind frames arriving in bursts up to ~100 ms
+    /// late (recording, motion analysis); otherwise the same as [`Hub::subscribe`].
+    pub fn subscribe_bulk(&self) -> Subscriber {
         let state = self.lock();
         let rx = self.inner.tx.subscribe();
         Subscriber {
@@ -108,7 +129,14 @@ impl Hub {
             rx,
             need_key: state.gop.is_empty(),
             skipped: 0,
+            _live: None,
         }
+    }
+
+    /// How many subscribers from [`Hub::subscribe`] are alive: while there are any, the
+    /// source must not hold frames back.
+    pub fn live_subscribers(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed)
     }
 
     /// The codec parameters in force, once the source has produced a first access unit.
@@ -161,6 +189,17 @@ pub struct Subscriber {
     rx: broadcast::Receiver<AccessUnit>,
     need_key: bool,
     skipped: u64,
+    /// Counts this subscriber in [`Hub::live_subscribers`] until dropped.
+    _live: Option<LiveGuard>,
+}
+
+/// Decrements the hub's count of live subscribers when its subscriber goes away.
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Subscriber {
@@ -282,8 +321,38 @@ mod tests {
     #[tokio::test]
     async fn closed_when_hub_dropped() {
         let hub = Hub::new("t", 4);
-        let mut sub = hub.subscribe();
+        let mut live = hub.subscribe();
+        let mut bulk = hub.subscribe_bulk();
         drop(hub);
-        assert_eq!(sub.recv().await.unwrap_err(), RecvError::Closed);
+        for sub in [&mut live, &mut bulk] {
+            let end = tokio::time::timeout(std::time::Duration::from_secs(5), sub.recv()).await;
+            assert_eq!(end.expect("still open").unwrap_err(), RecvError::Closed);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_live_subscribers_are_counted_as_live_and_only_while_they_live() {
+        let hub = Hub::new("t", 8);
+        let p = params();
+        let mut recorder = hub.subscribe_bulk();
+        assert_eq!(hub.live_subscribers(), 0);
+        let mut viewer = hub.subscribe();
+        let other = hub.subscribe();
+        assert_eq!(hub.live_subscribers(), 2);
+        drop(other);
+        assert_eq!(hub.live_subscribers(), 1);
+        // Both kinds get the same access units.
+        hub.publish(au(&p, 0, true));
+        assert_eq!(recorder.recv().await.unwrap().capture_us, 0);
+        assert_eq!(viewer.recv().await.unwrap().capture_us, 0);
+        drop(viewer);
+        assert_eq!(hub.live_subscribers(), 0);
+        // A subscriber outliving its hub handle still decrements safely.
+        let late = hub.subscribe();
+        let hub2 = hub.clone();
+        drop(hub);
+        assert_eq!(hub2.live_subscribers(), 1);
+        drop(late);
+        assert_eq!(hub2.live_subscribers(), 0);
     }
 }
