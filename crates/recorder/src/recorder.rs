@@ -498,7 +498,7 @@ impl Recorder {
         let events = RecordingEvents {
             tx: report_tx.clone(),
         };
-        let mut sub = hub.subscribe();
+        let mut sub = hub.subscribe_bulk();
         let task = tokio::spawn(async move {
             // Dropping every handle does not stop the recording: keep the queue open.
             let _keep = report_tx;

@@ -166,7 +166,7 @@ pub fn spawn_gate(
     post_roll: Duration,
     mut active: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut sub = source.subscribe();
+    let mut sub = source.subscribe_bulk();
     drop(source);
     tokio::spawn(async move {
         let mut gate = Gate::new(pre_roll, post_roll);

@@ -164,7 +164,7 @@ pub fn spawn_motion(
             source,
         })?;
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
-    let mut sub = hub.subscribe();
+    let mut sub = hub.subscribe_bulk();
     drop(hub);
     let c = counters.clone();
     let cam = camera.clone();

@@ -68,11 +68,17 @@ pub struct IngestConfig {
     pub port_probe: Option<Duration>,
     /// Seed of the back-off jitter; `None` seeds from the OS. Tests fix it.
     pub jitter_seed: Option<u64>,
+    /// With TCP transport, while no live subscriber watches the stream, let the kernel
+    /// gather about this much of the stream before waking the reader (fewer, larger
+    /// reads: about a third less CPU per recorded stream). Frames reach the hub up to
+    /// about this late (at most 4x, or 200 ms); `Duration::ZERO` turns it off. See
+    /// [`super::batching`].
+    pub read_batch: Duration,
 }
 
 impl IngestConfig {
     /// A configuration with the defaults (TCP, audio on, 4 s stall timeout, 5 s request
-    /// timeout, 0.5 s → 30 s back-off). Credentials embedded in `url`
+    /// timeout, 0.5 s → 30 s back-off, 50 ms read batches while nobody watches live). Credentials embedded in `url`
     /// (`rtsp://user:pass@host/...`) are moved out of the URL into `username`/`password`
     /// so that the URL can be logged.
     pub fn new(name: impl Into<String>, mut url: Url) -> Self {
@@ -89,6 +95,7 @@ impl IngestConfig {
             backoff: BackoffConfig::default(),
             port_probe: Some(Duration::from_millis(500)),
             jitter_seed: None,
+            read_batch: Duration::from_millis(50),
         }
     }
 
@@ -128,6 +135,7 @@ impl fmt::Debug for IngestConfig {
             .field("request_timeout", &self.request_timeout)
             .field("backoff", &self.backoff)
             .field("port_probe", &self.port_probe)
+            .field("read_batch", &self.read_batch)
             .finish()
     }
 }

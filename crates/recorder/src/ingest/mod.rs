@@ -15,6 +15,9 @@
 //!   does not answer RTSP (port closed, or hung), an `OPTIONS` probe every 0.5 s notices
 //!   when it answers again and reconnects at once. After a reconnect nothing is published
 //!   before a key frame.
+//! - With TCP transport, while no live subscriber watches (see
+//!   [`vigil_hub::Hub::live_subscribers`]), the kernel gathers about 50 ms of the stream
+//!   before waking the reader (`SO_RCVLOWAT`, [`batching`]): far fewer reads and wake-ups.
 //! - The state is a [`watch`] value ([`IngestStatus`]); outages and timestamp jumps are
 //!   [`IngestEvent`]s for the recorder's index, each naming the pts where it takes effect.
 //!
@@ -35,9 +38,11 @@
 
 pub mod audio;
 pub mod backoff;
+pub mod batching;
 pub mod config;
 mod probe;
 mod session;
+mod socket;
 pub mod status;
 mod supervisor;
 pub mod timeline;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use retina::client::SessionGroup;
+use retina::client::{Demuxed, SessionGroup};
 use retina::codec::{CodecItem, ParametersRef, VideoFrame};
 use tokio::sync::{broadcast, mpsc, watch};
 use vigil_hub::Hub;
@@ -17,15 +17,23 @@ use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use super::audio::{AudioCodec, AudioFrame, AudioParams};
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
-use super::config::IngestConfig;
+use super::batching::ReadBatching;
+use super::config::{IngestConfig, Transport};
 use super::probe;
 use super::session::{self, Connected, IngestError};
+use super::socket;
 use super::status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus, Meter};
 use super::timeline::{Jump, Timeline};
 
 /// Upper bound of one liveness probe (connect, `OPTIONS`, status line). Generous for a
 /// camera on the LAN; one that answers slower is simply left to the back-off.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// On stop, what is queued in the socket is read until it has been quiet this long
+/// (queued bytes come back within microseconds; the camera's next frame takes ~33 ms).
+const DRAIN_QUIET: Duration = Duration::from_millis(10);
+/// Upper bound of that drain.
+const DRAIN_MAX: Duration = Duration::from_millis(100);
 
 /// The channels a supervisor reports on.
 pub(crate) struct Outputs {
@@ -257,36 +265,50 @@ impl Supervisor {
             last_frame: None,
         };
         let stall = self.cfg.stall_timeout;
-        let mut deadline = tokio::time::Instant::now() + stall;
+        let now = tokio::time::Instant::now();
+        let mut deadline = now + stall;
+        let mut last_video = now;
+        let mut batching = ReadBatching::new(match self.cfg.transport {
+            Transport::Tcp => self.cfg.read_batch,
+            // The RTSP socket carries only keep-alive replies then: never hold them back.
+            Transport::Udp => Duration::ZERO,
+        });
         let error = loop {
+            let idle_at = batching.idle_after().map(|d| last_video + d);
+            let wake = idle_at.map_or(deadline, |i| i.min(deadline));
             let item = tokio::select! {
-                _ = self.stop.changed() => return End::Stopped,
-                r = tokio::time::timeout_at(deadline, demuxed.next()) => r,
+                _ = self.stop.changed() => {
+                    self.drain(&mut demuxed, &mut live, &mut batching).await;
+                    return End::Stopped;
+                }
+                r = tokio::time::timeout_at(wake, demuxed.next()) => r,
             };
-            match item {
+            let item = match item {
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    // Quiet for a while with batching on: read whatever is queued now.
+                    if let Some(mark) = batching.on_idle() {
+                        self.set_mark(&demuxed, &mut batching, mark);
+                    }
+                    continue;
+                }
                 Err(_) => break IngestError::Stalled(stall),
                 Ok(None) => break IngestError::Closed,
                 Ok(Some(Err(e))) => break IngestError::Rtsp(e),
-                Ok(Some(Ok(CodecItem::VideoFrame(f)))) if f.stream_id() == live.video => {
-                    deadline = tokio::time::Instant::now() + stall;
-                    let params = demuxed
-                        .streams()
-                        .get(live.video)
-                        .and_then(|s| s.parameters());
-                    if let Err(e) = self.on_video(&mut live, f, params) {
-                        break e;
+                Ok(Some(Ok(item))) => item,
+            };
+            if let CodecItem::VideoFrame(f) = &item {
+                if f.stream_id() == live.video {
+                    let now = tokio::time::Instant::now();
+                    deadline = now + stall;
+                    last_video = now;
+                    let watched = self.hub.live_subscribers() > 0;
+                    if let Some(mark) = batching.on_frame(now.into_std(), f.data().len(), watched) {
+                        self.set_mark(&demuxed, &mut batching, mark);
                     }
                 }
-                Ok(Some(Ok(CodecItem::AudioFrame(f)))) => {
-                    let Some((i, codec)) = live.audio.as_ref().filter(|(i, _)| *i == f.stream_id())
-                    else {
-                        continue;
-                    };
-                    let params = demuxed.streams().get(*i).and_then(|s| s.parameters());
-                    let codec = codec.clone();
-                    self.on_audio(&codec, f, params);
-                }
-                Ok(Some(Ok(_))) => {}
+            }
+            if let Err(e) = self.on_item(&mut live, &demuxed, item) {
+                break e;
             }
         };
         let streamed = live
@@ -294,6 +316,70 @@ impl Supervisor {
             .zip(live.last_frame)
             .map(|(a, b)| b.saturating_duration_since(a));
         End::Failed { error, streamed }
+    }
+
+    /// Publishes one item of the session (video of our stream, audio if recorded).
+    fn on_item(
+        &mut self,
+        live: &mut Live,
+        demuxed: &Demuxed,
+        item: CodecItem,
+    ) -> Result<(), IngestError> {
+        match item {
+            CodecItem::VideoFrame(f) if f.stream_id() == live.video => {
+                let params = demuxed
+                    .streams()
+                    .get(live.video)
+                    .and_then(|s| s.parameters());
+                self.on_video(live, f, params)
+            }
+            CodecItem::AudioFrame(f) => {
+                let Some((i, codec)) = live.audio.as_ref().filter(|(i, _)| *i == f.stream_id())
+                else {
+                    return Ok(());
+                };
+                let params = demuxed.streams().get(*i).and_then(|s| s.parameters());
+                let codec = codec.clone();
+                self.on_audio(&codec, f, params);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the socket's low-water mark; if the socket refuses, batching is off for the
+    /// rest of the session (it only ever saves CPU).
+    fn set_mark(&self, demuxed: &Demuxed, batching: &mut ReadBatching, mark: usize) {
+        let Some(fd) = demuxed.rtsp_socket() else {
+            return;
+        };
+        match socket::set_recv_low_water(fd, mark) {
+            Ok(()) => {
+                tracing::trace!(stream = %self.cfg.name, bytes = mark, "socket read batch")
+            }
+            Err(e) => {
+                tracing::warn!(stream = %self.cfg.name, error = %e, "cannot batch socket reads; reading as data comes");
+                *batching = ReadBatching::new(Duration::ZERO);
+            }
+        }
+    }
+
+    /// On stop with batching on: drops the mark and publishes what already reached the
+    /// host (until the socket has been quiet for [`DRAIN_QUIET`], at most [`DRAIN_MAX`]),
+    /// so that a stop loses no more than it would without batching.
+    async fn drain(&mut self, demuxed: &mut Demuxed, live: &mut Live, batching: &mut ReadBatching) {
+        let Some(mark) = batching.on_idle() else {
+            return;
+        };
+        self.set_mark(demuxed, batching, mark);
+        let until = tokio::time::Instant::now() + DRAIN_MAX;
+        while let Ok(Ok(Some(Ok(item)))) =
+            tokio::time::timeout_at(until, tokio::time::timeout(DRAIN_QUIET, demuxed.next())).await
+        {
+            if self.on_item(live, demuxed, item).is_err() {
+                break;
+            }
+        }
     }
 
     fn on_video(
