@@ -305,3 +305,159 @@ fn vigil_recorder_wall_us() -> i64 {
         .unwrap()
         .as_micros() as i64
 }
+
+/// Access units as they reach a subscriber, with their arrival times.
+async fn collect_timed(
+    sub: &mut Subscriber,
+    dur: Duration,
+) -> Vec<(tokio::time::Instant, AccessUnit)> {
+    let end = tokio::time::Instant::now() + dur;
+    let mut aus = Vec::new();
+    while let Ok(r) = tokio::time::timeout_at(end, sub.recv()).await {
+        aus.push((tokio::time::Instant::now(), r.unwrap()));
+    }
+    aus
+}
+
+/// Inter-arrival gaps of at least `min`: the pauses between read batches.
+fn long_gaps(aus: &[(tokio::time::Instant, AccessUnit)], min: Duration) -> usize {
+    aus.windows(2).filter(|w| w[1].0 - w[0].0 >= min).count()
+}
+
+async fn wait_batch(
+    status: &mut watch::Receiver<IngestStatus>,
+    within: Duration,
+    pred: impl Fn(u64) -> bool,
+) {
+    let r = tokio::time::timeout(within, status.wait_for(|s| pred(s.read_batch_bytes)))
+        .await
+        .is_ok();
+    assert!(
+        r,
+        "read batch not as expected within {within:?}: {} bytes",
+        status.borrow().read_batch_bytes
+    );
+}
+
+/// Burned-in counters of `aus` strictly +1 and pts exactly one frame apart: nothing lost
+/// or repeated, whatever the reads did.
+fn assert_contiguous(aus: &[(tokio::time::Instant, AccessUnit)]) {
+    let mut dec = H264Decoder::new().unwrap();
+    let mut counters = Vec::new();
+    for (_, au) in aus {
+        check_avcc(au);
+        if let Some(f) = dec.decode(au).unwrap() {
+            let code = read_code(&f.y, f.width as usize, f.width, f.height)
+                .unwrap_or_else(|| panic!("burned-in code unreadable at pts {}", au.pts));
+            counters.push(code.counter);
+        }
+    }
+    assert!(counters.len() + 1 >= aus.len());
+    for w in counters.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "lost or repeated frame");
+    }
+    for w in aus.windows(2) {
+        assert_eq!(w[1].1.pts - w[0].1.pts, STEP);
+    }
+}
+
+/// Waits for the next read batch to be delivered, then lets `after` of the stream gather
+/// in the socket, below the mark.
+async fn just_after_a_batch(sub: &mut Subscriber, after: Duration) -> Vec<AccessUnit> {
+    let mut got = vec![next_au(sub, Duration::from_secs(5)).await];
+    // The rest of this batch comes back to back.
+    while let Ok(r) = tokio::time::timeout(Duration::from_millis(30), sub.recv()).await {
+        got.push(r.unwrap());
+    }
+    tokio::time::sleep(after).await;
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_batched_only_while_nobody_watches_and_lose_nothing_on_stop_or_hang() {
+    init_logs();
+    let data = camera_data_dir();
+    // 300 kbit/s: half a second of it (18 KiB) is worth batching.
+    let cam = vigil_camera(data.path(), (320, 240), FPS, 0);
+    let budget = Duration::from_millis(500);
+    let hub = Hub::new("batched", 512);
+    let mut recorder = hub.subscribe_bulk();
+    let mut cfg = IngestConfig::new("batched", url(cam.addr)).with_credentials(USER, PASSWORD);
+    cfg.read_batch = budget;
+    let ingest = Ingest::spawn(cfg.clone(), hub.clone());
+    let mut status = ingest.status();
+    let mut seen = collect_timed(&mut recorder, Duration::from_millis(500)).await;
+
+    // Nobody watches: after a measured second, the kernel hands over ~500 ms at a time.
+    wait_batch(&mut status, Duration::from_secs(10), |b| b > 4096).await;
+    let batched = collect_timed(&mut recorder, Duration::from_secs(3)).await;
+    let pauses = long_gaps(&batched, Duration::from_millis(250));
+    println!(
+        "batched: {} bytes, {} frames in 3 s, {pauses} pauses >= 250 ms",
+        status.borrow().read_batch_bytes,
+        batched.len()
+    );
+    assert!(pauses >= 3, "reads not batched: {pauses} pauses");
+    seen.extend(batched);
+
+    // A viewer: frames flow as they come again.
+    let viewer = hub.subscribe();
+    wait_batch(&mut status, Duration::from_secs(3), |b| b == 0).await;
+    let watched = collect_timed(&mut recorder, Duration::from_secs(3)).await;
+    let pauses = long_gaps(&watched, Duration::from_millis(250));
+    println!("watched: {} frames in 3 s, {pauses} pauses", watched.len());
+    assert!(
+        pauses <= 1,
+        "a live viewer waits for batches: {pauses} pauses"
+    );
+    seen.extend(watched);
+
+    // The viewer leaves: batching again. Stop with ~300 ms of the stream below the mark:
+    // the ingest reads it before it goes.
+    drop(viewer);
+    wait_batch(&mut status, Duration::from_secs(5), |b| b > 4096).await;
+    seen.extend(collect_timed(&mut recorder, Duration::from_millis(200)).await);
+    for au in just_after_a_batch(&mut recorder, Duration::from_millis(300)).await {
+        seen.push((tokio::time::Instant::now(), au));
+    }
+    let stopped = tokio::time::Instant::now();
+    ingest.stop().await;
+    let drained: Vec<_> = collect_timed(&mut recorder, Duration::from_millis(300)).await;
+    println!("stop: {} frames drained", drained.len());
+    assert!(
+        drained.len() >= 2,
+        "frames waiting in the socket lost at stop"
+    );
+    assert!(drained
+        .iter()
+        .all(|(t, _)| *t - stopped < Duration::from_millis(300)));
+    seen.extend(drained);
+    assert_contiguous(&seen);
+
+    // A camera that hangs with frames below the mark: read once it has been quiet for
+    // 4 batches (2 s here), well before the 4 s stall timeout ends the session.
+    let hub = Hub::new("hangs", 512);
+    let mut recorder = hub.subscribe_bulk();
+    let ingest = Ingest::spawn(cfg, hub.clone());
+    let mut status = ingest.status();
+    next_au(&mut recorder, Duration::from_secs(10)).await;
+    wait_batch(&mut status, Duration::from_secs(10), |b| b > 4096).await;
+    just_after_a_batch(&mut recorder, Duration::from_millis(300)).await;
+    cam.freeze(true);
+    let frozen = tokio::time::Instant::now();
+    let after = collect_timed(&mut recorder, Duration::from_millis(3500)).await;
+    cam.freeze(false);
+    println!(
+        "hang: {} frames read {:?} after the camera froze",
+        after.len(),
+        after.first().map(|(t, _)| *t - frozen)
+    );
+    assert!(
+        after.len() >= 2,
+        "frames below the mark not read after a hang"
+    );
+    assert!(after
+        .iter()
+        .all(|(t, _)| *t - frozen < Duration::from_millis(3000)));
+    ingest.stop().await;
+}

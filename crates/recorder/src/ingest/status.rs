@@ -43,6 +43,9 @@ pub struct IngestStatus {
     pub bitrate_bps: u64,
     /// RTP packets the camera sent that never arrived (reported by retina), total.
     pub lost_packets: u64,
+    /// The socket's read batch in force (its `SO_RCVLOWAT`, see
+    /// [`super::batching`]); 0 while reading as data comes.
+    pub read_batch_bytes: u64,
 }
 
 impl Default for IngestStatus {
@@ -55,6 +58,7 @@ impl Default for IngestStatus {
             reconnects: 0,
             bitrate_bps: 0,
             lost_packets: 0,
+            read_batch_bytes: 0,
         }
     }
 }

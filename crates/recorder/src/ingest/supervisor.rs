@@ -17,7 +17,7 @@ use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use super::audio::{AudioCodec, AudioFrame, AudioParams};
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
-use super::batching::ReadBatching;
+use super::batching::{self, ReadBatching};
 use super::config::{IngestConfig, Transport};
 use super::probe;
 use super::session::{self, Connected, IngestError};
@@ -253,6 +253,8 @@ impl Supervisor {
             AudioCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c))
         });
         self.video_tl.new_session();
+        // A new socket reads as data comes until a second of the stream was measured.
+        self.status.read_batch_bytes = 0;
         if let Some(tl) = self.audio_tl.as_mut() {
             tl.new_session();
         }
@@ -349,13 +351,15 @@ impl Supervisor {
 
     /// Sets the socket's low-water mark; if the socket refuses, batching is off for the
     /// rest of the session (it only ever saves CPU).
-    fn set_mark(&self, demuxed: &Demuxed, batching: &mut ReadBatching, mark: usize) {
+    fn set_mark(&mut self, demuxed: &Demuxed, batching: &mut ReadBatching, mark: usize) {
         let Some(fd) = demuxed.rtsp_socket() else {
             return;
         };
         match socket::set_recv_low_water(fd, mark) {
             Ok(()) => {
-                tracing::trace!(stream = %self.cfg.name, bytes = mark, "socket read batch")
+                tracing::trace!(stream = %self.cfg.name, bytes = mark, "socket read batch");
+                self.status.read_batch_bytes = if mark > batching::OFF { mark as u64 } else { 0 };
+                self.out.status.send_replace(self.status.clone());
             }
             Err(e) => {
                 tracing::warn!(stream = %self.cfg.name, error = %e, "cannot batch socket reads; reading as data comes");
