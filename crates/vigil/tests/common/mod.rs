@@ -403,6 +403,9 @@ pub fn ffprobe_streams(stdout: &[u8]) -> Vec<serde_json::Value> {
 pub fn scratch(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
-pub mod alerts;
+/// Mosquitto and a collecting MQTT subscriber (shared with `vigil-alerts`' tests).
+#[allow(unused_imports)]
+// Only tests/alerts.rs uses it; every test binary compiles this module.
+pub use vigil_testkit::mqtt as alerts;
 pub mod browser;
 pub mod recorder;

@@ -1,6 +1,6 @@
-//! Helpers of the alerts end-to-end test: a real Mosquitto (Debian's package) on 127.0.0.1
-//! and a free port, which can be stopped and started again on the same port, and a test
-//! MQTT client (rumqttc) subscribed to everything.
+//! A real Mosquitto (Debian's package) on 127.0.0.1 and a free port, which can be stopped
+//! and started again on the same port, and a test MQTT client (rumqttc) subscribed to
+//! everything. Used by `vigil-alerts`' MQTT tests and the whole-system alerts test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -10,7 +10,8 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Publish, QoS};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-fn mosquitto_binary() -> PathBuf {
+/// Debian's `mosquitto` (in `/usr/sbin`, often not on a user's `PATH`).
+pub fn mosquitto_binary() -> PathBuf {
     for dir in std::env::var("PATH")
         .unwrap_or_default()
         .split(':')
@@ -24,6 +25,7 @@ fn mosquitto_binary() -> PathBuf {
     panic!("mosquitto not found: install Debian's `mosquitto` package (scripts/test.sh does)");
 }
 
+/// A port on 127.0.0.1 free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -44,21 +46,26 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// An anonymous broker with persistence (see [`Broker`]).
     pub fn start() -> Broker {
+        Broker::start_with(|dir, port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                dir.display()
+            )
+        })
+    }
+
+    /// `conf(dir, port)` writes any files it needs into `dir` (certificates, password file)
+    /// and returns the configuration.
+    pub fn start_with(conf: impl FnOnce(&Path, u16) -> String) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let text = conf(dir.path(), port);
         let conf = dir.path().join("mosquitto.conf");
-        // Started as root, Mosquitto drops to its own user, which cannot write the temp dir:
-        // stay root then (ignored when not root).
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\nlog_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous true\n\
-                 persistence true\npersistence_location {}/\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
+        // Started as root, Mosquitto drops to its own user, which cannot write the temp dir
+        // (persistence) nor read its files: stay root then (ignored when not root).
+        std::fs::write(&conf, format!("user root\nlog_dest stderr\n{text}")).unwrap();
         let mut b = Broker {
             conf,
             port,
@@ -125,6 +132,11 @@ impl Sub {
     pub async fn connect(port: u16, id: &str, persistent: bool) -> Sub {
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_clean_session(!persistent);
+        Sub::connect_with(opts).await
+    }
+
+    /// Connects with these options (TLS, credentials) and subscribes to `#`.
+    pub async fn connect_with(mut opts: MqttOptions) -> Sub {
         opts.set_max_packet_size(1 << 20, 1 << 16);
         let (client, mut el) = AsyncClient::new(opts, 16);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -160,6 +172,37 @@ impl Sub {
             seen: Vec::new(),
             task,
         }
+    }
+
+    /// The next message received (not looking at those already seen).
+    pub async fn next(&mut self) -> Publish {
+        let p = tokio::time::timeout(Duration::from_secs(15), self.rx.recv())
+            .await
+            .expect("no message within 15 s")
+            .unwrap();
+        self.seen.push(p.clone());
+        p
+    }
+
+    /// The first message, seen or arriving within 15 s, matching `pred`.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Publish) -> bool) -> Publish {
+        self.wait(what, 0, Duration::from_secs(15), pred).await.1
+    }
+
+    /// The first message on `topic` with exactly `payload`, seen or arriving within 15 s.
+    pub async fn topic(&mut self, topic: &str, payload: &[u8]) -> Publish {
+        let what = format!("{topic} = {}", String::from_utf8_lossy(payload));
+        self.wait(&what, 0, Duration::from_secs(15), |p| {
+            p.topic == topic && p.payload.as_ref() == payload
+        })
+        .await
+        .1
+    }
+
+    /// Forgets what was seen (to wait for a *new* message on a topic).
+    pub fn clear(&mut self) {
+        self.seen.clear();
+        while self.rx.try_recv().is_ok() {}
     }
 
     /// Waits up to `timeout` for a message at position `from` or later matching `pred`;

@@ -1,0 +1,5 @@
+//! Test harnesses shared by Vigil's crates (a dev-dependency only): real peers started for a
+//! test and torn down with it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod mqtt;
