@@ -2,4 +2,5 @@
 //! test and torn down with it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod mqtt;

@@ -552,31 +552,6 @@ impl ShownFrame {
     }
 }
 
-/// Waits for the next frame of the video matching `arguments[0]`, draws it on a canvas and
-/// returns the luma of its top rows (where the test pattern's code is), base64.
-const GRAB_FRAME_JS: &str = "const [css, rows, done] = arguments;
-    const v = document.querySelector(css);
-    if (!v || !v.requestVideoFrameCallback) { done(null); return; }
-    const timer = setTimeout(() => done(null), 5000);
-    v.requestVideoFrameCallback((now, meta) => {
-        clearTimeout(timer);
-        const displayMs = Date.now() + (meta.expectedDisplayTime - performance.now());
-        const w = v.videoWidth, h = Math.min(rows, v.videoHeight);
-        const c = document.createElement('canvas');
-        c.width = w; c.height = v.videoHeight;
-        const g = c.getContext('2d', {willReadFrequently: true});
-        g.drawImage(v, 0, 0);
-        const px = g.getImageData(0, 0, w, h).data;
-        const y = new Uint8Array(w * h);
-        for (let i = 0; i < w * h; i++) {
-            // BT.601 studio range, as the camera encoded it.
-            y[i] = Math.round(16 + 0.257 * px[4*i] + 0.504 * px[4*i+1] + 0.098 * px[4*i+2]);
-        }
-        let s = '';
-        for (let i = 0; i < y.length; i += 8192) s += String.fromCharCode.apply(null, y.subarray(i, i + 8192));
-        done({w, h, y: btoa(s), displayMs, mediaTime: meta.mediaTime});
-    });";
-
 impl Browser {
     /// The next frame shown by the `<video>` matching `css`, with the code read from its
     /// pixels; `None` if no frame came within 5 s or its code is unreadable.
@@ -584,8 +559,10 @@ impl Browser {
         use base64::Engine as _;
         let v = tokio::time::timeout(
             Duration::from_secs(20),
-            self.client
-                .execute_async(GRAB_FRAME_JS, vec![json!(css), json!(96)]),
+            self.client.execute_async(
+                vigil_testkit::browser::GRAB_FRAME_JS,
+                vec![json!(css), json!(96)],
+            ),
         )
         .await
         .ok()?

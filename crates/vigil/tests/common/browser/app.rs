@@ -88,23 +88,9 @@ pub async fn stats(b: &Browser) -> Value {
     .await
 }
 
-/// Latencies (ms) reported since `before` (a previous [`stats`] snapshot) for `cam`; handles a
-/// player that keeps only the newest N samples by counting `frames`.
-pub fn new_latencies(before: &Value, after: &Value, cam: &str) -> Vec<f64> {
-    let all: Vec<f64> = after[cam]["latencies"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let old_len = before[cam]["latencies"].as_array().map_or(0, Vec::len);
-    let new = match (
-        before[cam]["frames"].as_u64(),
-        after[cam]["frames"].as_u64(),
-    ) {
-        (Some(f0), Some(f1)) => (f1.saturating_sub(f0)) as usize,
-        _ => all.len().saturating_sub(old_len),
-    };
-    all[all.len().saturating_sub(new)..].to_vec()
-}
+#[allow(unused_imports)]
+// Only tests/browser.rs uses it; every test binary compiles this module.
+pub use vigil_testkit::browser::new_latencies;
 
 /// Clicks the timeline of the open timeline page at time `t_us` and returns the click's x.
 pub async fn click_timeline_at(b: &Browser, t_us: i64) -> f64 {
