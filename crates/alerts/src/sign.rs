@@ -83,6 +83,25 @@ pub fn verify(
         .map_err(|_| VerifyError::Mismatch)
 }
 
+/// A receiver's whole check of one request: `header(name)` gives a header's value as
+/// received (`None` if absent), `body` the raw body; the replay window is
+/// [`DEFAULT_TOLERANCE_S`] around `now_unix`. A missing header is refused like a malformed one.
+pub fn verify_request<'a>(
+    secret: &[u8],
+    header: impl Fn(&str) -> Option<&'a str>,
+    body: &[u8],
+    now_unix: u64,
+) -> Result<(), VerifyError> {
+    verify(
+        secret,
+        header(TIMESTAMP_HEADER).unwrap_or(""),
+        body,
+        header(SIGNATURE_HEADER).unwrap_or(""),
+        now_unix,
+        DEFAULT_TOLERANCE_S,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +187,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_request_is_checked_from_its_headers_and_missing_ones_are_refused() {
+        let ts = "1700000000";
+        let sig = sign(b"k", ts, b"body");
+        let headers = [(TIMESTAMP_HEADER, ts), (SIGNATURE_HEADER, sig.as_str())];
+        let get = |h: &str| headers.iter().find(|(n, _)| *n == h).map(|(_, v)| *v);
+        assert_eq!(verify_request(b"k", get, b"body", 1_700_000_010), Ok(()));
+        assert_eq!(
+            verify_request(b"k", get, b"tampered", 1_700_000_010),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify_request(b"k", get, b"body", 1_700_000_000 + DEFAULT_TOLERANCE_S + 1),
+            Err(VerifyError::Stale)
+        );
+        let no_sig = |h: &str| (h == TIMESTAMP_HEADER).then_some(ts);
+        assert_eq!(
+            verify_request(b"k", no_sig, b"body", 1_700_000_010),
+            Err(VerifyError::BadHeader)
+        );
+        assert_eq!(
+            verify_request(b"k", |_| None, b"body", 1_700_000_010),
+            Err(VerifyError::BadTimestamp)
+        );
     }
 }

@@ -31,22 +31,8 @@ fn now_unix() -> u64 {
 }
 
 fn check(headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
-    let ts = headers
-        .get(sign::TIMESTAMP_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sig = headers
-        .get(sign::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    sign::verify(
-        SECRET.as_bytes(),
-        ts,
-        body,
-        sig,
-        now_unix(),
-        sign::DEFAULT_TOLERANCE_S,
-    )
+    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    sign::verify_request(SECRET.as_bytes(), header, body, now_unix())
 }
 
 /// A receiver on `addr` (port 0: any free one); answers 204 to a good signature, 401 otherwise.

@@ -60,21 +60,8 @@ fn now_unix() -> u64 {
 /// The receiver's check, as docs/alerts.md describes it (raw body, timestamp window,
 /// constant-time comparison inside `verify`).
 fn check(headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
-    let get = |h: &str| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    sign::verify(
-        SECRET.as_bytes(),
-        &get(sign::TIMESTAMP_HEADER),
-        body,
-        &get(sign::SIGNATURE_HEADER),
-        now_unix(),
-        sign::DEFAULT_TOLERANCE_S,
-    )
+    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    sign::verify_request(SECRET.as_bytes(), header, body, now_unix())
 }
 
 /// An HTTP receiver on `addr`: 204 for a good signature, 401 otherwise; logs every request.
