@@ -47,17 +47,6 @@ fn field<'a>(probe: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} missing in {probe}"))
 }
 
-fn ffmpeg_decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is installed");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn export_across_two_files_plays_with_the_requested_duration() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +69,7 @@ fn export_across_two_files_plays_with_the_requested_duration() {
     assert_eq!(field(&probe, "nb_read_frames"), "150");
     let duration: f64 = field(&probe, "duration").parse().unwrap();
     assert!((duration - 5.0).abs() <= 1.0 / 30.0, "duration {duration}");
-    assert_eq!(ffmpeg_decode_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 }
 
 #[test]
@@ -111,7 +100,7 @@ fn export_starts_at_the_key_frame_before_and_serves_ranges() {
     let probe = ffprobe(&out);
     let duration: f64 = field(&probe, "duration").parse().unwrap();
     assert!((duration - 1.0).abs() <= 1.0 / 30.0, "duration {duration}");
-    assert_eq!(ffmpeg_decode_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 }
 
 #[test]

@@ -12,9 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::recorder::{
-    export, ffmpeg_errors, now_us, vigil_serve, write_config, CameraEntry, Proc,
-};
+use common::recorder::{export, now_us, vigil_serve, write_config, CameraEntry, Proc};
 use common::run_peer;
 
 /// GStreamer's RTSP server with x264 video and `audio` (`aac` or `pcmu`).
@@ -106,7 +104,7 @@ fn records_and_exports_audio(audio: &str, codec_name: &str) {
         s[1].2,
         s[0].2
     );
-    assert_eq!(ffmpeg_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 }
 
 #[test]

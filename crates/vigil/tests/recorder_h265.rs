@@ -9,8 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::recorder::{
-    export, ffmpeg_errors, ffprobe, gst_camera_codec, now_us, vigil_serve, write_config,
-    CameraEntry,
+    export, ffprobe, gst_camera_codec, now_us, vigil_serve, write_config, CameraEntry,
 };
 
 #[test]
@@ -62,7 +61,7 @@ fn records_gstreamer_x265_camera_and_exports_hevc() {
         "{} frames for {want} s at {fps} fps",
         p.frames
     );
-    assert_eq!(ffmpeg_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 
     // The camera's codec made it into the log, not a refusal.
     serve.stop_gracefully(Duration::from_secs(10));

@@ -10,8 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::recorder::{
-    burned_codes, export, ffmpeg_errors, ffprobe, files, files_on_disk, fragments, gst_camera,
-    now_us, run_export, vigil_camera, vigil_serve, write_config, CameraEntry,
+    burned_codes, export, ffprobe, files, files_on_disk, fragments, gst_camera, now_us, run_export,
+    vigil_camera, vigil_serve, write_config, CameraEntry,
 };
 use common::{PASSWORD, USER};
 
@@ -60,7 +60,7 @@ fn records_gstreamer_x264_camera_and_exports_a_range_inside() {
         p.duration
     );
     assert!(p.frames.abs_diff(e.frames) == 0, "{p:?} {e:?}");
-    assert_eq!(ffmpeg_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 
     // From that key frame exactly, the duration is the requested one, within one frame.
     let out2 = dir.path().join("exact.mp4");
@@ -78,7 +78,7 @@ fn records_gstreamer_x264_camera_and_exports_a_range_inside() {
         "{} frames for {want} s at 30 fps",
         p2.frames
     );
-    assert_eq!(ffmpeg_errors(&out2), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out2), "");
 
     // Clear errors for what cannot be exported.
     let o = run_export(&config, "nosuch", start, end, &dir.path().join("x.mp4"));
@@ -181,7 +181,7 @@ fn vigil_camera_counter_is_gapless_across_fragments_and_files() {
         "duration {} vs {want}",
         p.duration
     );
-    assert_eq!(ffmpeg_errors(&out), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out), "");
 
     let codes = burned_codes(&out, SIZE);
     assert_eq!(codes.len() as u64, e.frames);

@@ -48,18 +48,6 @@ fn ffprobe(path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Decodes every picture with `ffmpeg -f mp4`; returns its error output (empty = clean).
-fn ffmpeg_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "mp4", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg must be installed (apt-get install ffmpeg)");
-    assert!(out.status.success(), "ffmpeg failed: {out:?}");
-    String::from_utf8(out.stderr).unwrap()
-}
-
 #[test]
 fn live_fragments_of_encoded_test_pattern_decode_in_ffmpeg() {
     let mut pattern = TestPattern::new(640, 360).unwrap();
@@ -107,7 +95,7 @@ fn live_fragments_of_encoded_test_pattern_decode_in_ffmpeg() {
     ] {
         assert!(probe.lines().any(|l| l == want), "{want} not in {probe}");
     }
-    assert_eq!(ffmpeg_errors(&path), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors_as("mp4", &path), "");
 }
 
 /// A test-pattern camera publishing into `hub`, stopped on drop.
@@ -285,7 +273,7 @@ async fn websocket_starts_on_a_key_frame_and_stays_live() {
     let path = dir.path().join("ws.mp4");
     std::fs::write(&path, &file).unwrap();
     assert!(ffprobe(&path).contains(&format!("nb_read_frames={frags}")));
-    assert_eq!(ffmpeg_errors(&path), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors_as("mp4", &path), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

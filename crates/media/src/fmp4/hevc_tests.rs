@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use super::tests::{
-    append_fragment, assert_probe, export, ffmpeg_decode_errors, ffprobe, SampleData, TempFile,
-};
+use super::tests::{append_fragment, assert_probe, export, ffprobe, SampleData, TempFile};
 use super::*;
 use crate::h264::split_annexb;
 use crate::h265::{self, NAL_PPS, NAL_SPS, NAL_VPS};
@@ -97,7 +95,7 @@ fn fragmented_h265_plays_in_ffmpeg() {
             &frames,
         ],
     );
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
 }
 
 #[test]
@@ -175,5 +173,5 @@ fn export_of_h265_plays_in_ffmpeg() {
             &frames,
         ],
     );
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
 }

@@ -267,7 +267,7 @@ mod tests {
     /// ffmpeg decodes every picture without an error, as a browser's demuxer would.
     #[test]
     fn hevc_live_stream_plays_in_ffmpeg() {
-        use crate::fmp4::tests::{assert_probe, ffmpeg_decode_errors, ffprobe, TempFile};
+        use crate::fmp4::tests::{assert_probe, ffprobe, TempFile};
         use crate::h264::split_annexb;
         let clip = include_bytes!("../../testdata/x265-162x90.hevc");
         let nals: Vec<&[u8]> = split_annexb(clip).collect();
@@ -320,6 +320,6 @@ mod tests {
                 &frames,
             ],
         );
-        assert_eq!(ffmpeg_decode_errors(&f.0), "");
+        assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
     }
 }

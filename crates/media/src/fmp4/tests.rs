@@ -168,18 +168,6 @@ pub(super) fn assert_probe(probe: &str, expected: &[&str]) {
     }
 }
 
-/// Decodes every stream with ffmpeg; returns what it complained about.
-pub(super) fn ffmpeg_decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is installed");
-    assert!(out.status.success(), "ffmpeg failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn fragmented_h264_plays_in_ffmpeg() {
     let (file, _, aus) = fragmented_h264();
@@ -191,7 +179,7 @@ fn fragmented_h264_plays_in_ffmpeg() {
         &["codec_name=h264", "width=160", "height=120", &frames],
     );
     assert_probe(&probe, &["pix_fmt=yuv420p", "r_frame_rate=30/1"]);
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
 }
 
 #[test]
@@ -433,7 +421,7 @@ fn g711_tracks_play_in_ffmpeg() {
             &ffprobe(&f.0, "v:0"),
             &["codec_name=h264", "nb_read_frames=9"],
         );
-        assert_eq!(ffmpeg_decode_errors(&f.0), "");
+        assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
         assert_eq!(scan(&file).unwrap().init.unwrap().tracks, tracks);
     }
 }
@@ -456,7 +444,7 @@ fn aac_track_plays_in_ffmpeg() {
         ],
     );
     assert_probe(&probe, &[&format!("nb_read_frames={}", per_gop * 3)]);
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
     let r = scan(&file).unwrap();
     assert_eq!(r.init.unwrap().tracks, tracks);
     assert_eq!(
@@ -508,7 +496,7 @@ fn export_of_video_plays_in_ffmpeg() {
         &["codec_name=h264", "width=160", "height=120", &frames],
     );
     assert_probe(&probe, &["duration=0.300000"]);
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
     // A progressive file is not a recording: scan says so instead of guessing.
     let r = scan(&out).unwrap();
     assert!(r.init.is_none());
@@ -530,7 +518,7 @@ fn export_of_video_and_audio_plays_in_ffmpeg() {
         &probe,
         &["codec_name=aac", &format!("nb_read_frames={}", per_gop * 3)],
     );
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
 }
 
 #[test]
@@ -758,7 +746,7 @@ fn high_profile_stream_round_trips() {
             "nb_read_frames=20",
         ],
     );
-    assert_eq!(ffmpeg_decode_errors(&f.0), "");
+    assert_eq!(vigil_testkit::ffmpeg::decode_errors(&f.0), "");
     assert_eq!(scan(&file).unwrap().init.unwrap().tracks, vec![track]);
     let avcc = file.windows(4).position(|w| w == b"avcC").unwrap() + 4;
     let len = u32::from_be_bytes(file[avcc - 8..avcc - 4].try_into().unwrap()) as usize - 8;

@@ -421,19 +421,6 @@ pub fn ffprobe(path: &Path) -> Probe {
     }
 }
 
-/// What `ffmpeg -v error -i FILE -f null -` prints (nothing for a clean file).
-pub fn ffmpeg_errors(path: &Path) -> String {
-    let o = run_peer(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(path)
-            .args(["-f", "null", "-"]),
-        Duration::from_secs(60),
-    );
-    assert!(o.status.is_some(), "ffmpeg timed out on {}", path.display());
-    o.stderr
-}
-
 /// Decodes `path` to gray frames (one per coded frame) and reads each frame's burned-in
 /// test pattern code (`None` where unreadable).
 pub fn burned_codes(
