@@ -380,6 +380,7 @@ async fn on_event<S: AsyncWrite + Unpin>(
     match ev {
         Event::Rtcp { session, bye } => {
             if bye {
+                tracing::debug!(peer = %ctx.peer, %session, "RTCP BYE over UDP: ending session");
                 state.remove(&session);
                 media.remove(&session);
             } else {
