@@ -3,25 +3,13 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::SimClock;
-use crate::storage::{FaultStorage, Storage};
-use crate::testutil::AuGen;
-use crate::writer::tests::{short_files, store_with, T0};
-use crate::writer::StreamWriter;
+use crate::storage::Storage;
+use crate::writer::tests::{fault_store, recording, short_files, T0};
 
 #[test]
 fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
-    let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
-    let mut g = AuGen::new(T0);
-    for _ in 0..600 {
-        w.push(g.next_au()).unwrap(); // 20 s: 5 files, the last one open
-    }
+    let (dir, disk, store) = fault_store();
+    let (mut w, mut g) = recording(&store, "door", short_files(), 600); // 20 s: 5 files, the last open
     let before = store.db().all_files().unwrap();
     assert_eq!(before.len(), 5);
     let (open_id, _) = w.open_file().unwrap();
@@ -66,19 +54,9 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
 
 #[test]
 fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
+    let (dir, disk, store) = fault_store();
     for cam in ["door", "yard"] {
-        let mut w = StreamWriter::new(store.clone(), cam, "main", short_files()).unwrap();
-        let mut g = AuGen::new(T0);
-        for _ in 0..600 {
-            w.push(g.next_au()).unwrap();
-        }
+        let (mut w, _) = recording(&store, cam, short_files(), 600);
         w.finish().unwrap();
     }
     let clock = SimClock::new(T0 + 30_000_000);
@@ -125,19 +103,9 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
 
 #[test]
 fn event_footage_outlives_the_age_limit_but_not_the_size_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
+    let (dir, disk, store) = fault_store();
     for cam in ["door", "yard"] {
-        let mut w = StreamWriter::new(store.clone(), cam, "main", short_files()).unwrap();
-        let mut g = AuGen::new(T0);
-        for _ in 0..600 {
-            w.push(g.next_au()).unwrap(); // 20 s: files [0,4) [4,8) … [16,20) s
-        }
+        let (mut w, _) = recording(&store, cam, short_files(), 600); // 20 s: files [0,4) [4,8) … [16,20) s
         w.finish().unwrap();
     }
     let store = Store::new(

@@ -27,6 +27,35 @@ pub(crate) fn store_with(
     ))
 }
 
+/// An index in a temporary directory over an in-memory disk whose faults a test injects
+/// (a capacity for ENOSPC, a crash that drops what was not synced), default retention.
+pub(crate) fn fault_store() -> (tempfile::TempDir, FaultStorage, Arc<Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let store = store_with(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+    );
+    (dir, disk, store)
+}
+
+/// A writer of `camera`'s main stream that has been given `frames` frames (30 per second
+/// from T0, a key frame every second), and the generator to go on with.
+pub(crate) fn recording(
+    store: &Arc<Store>,
+    camera: &str,
+    config: SegmenterConfig,
+    frames: usize,
+) -> (StreamWriter, AuGen) {
+    let mut w = StreamWriter::new(store.clone(), camera, "main", config).unwrap();
+    let mut g = AuGen::new(T0);
+    for _ in 0..frames {
+        w.push(g.next_au()).unwrap();
+    }
+    (w, g)
+}
+
 pub(crate) fn short_files() -> SegmenterConfig {
     SegmenterConfig {
         file_duration_90k: 4 * 90_000,
@@ -83,19 +112,8 @@ fn no_overlap(files: &[FileRow]) {
 
 #[test]
 fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
-    let mut w =
-        StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
-    let mut g = AuGen::new(T0);
-    for _ in 0..300 {
-        w.push(g.next_au()).unwrap(); // 10 s
-    }
+    let (dir, disk, store) = fault_store();
+    let (w, _) = recording(&store, "door", SegmenterConfig::default(), 300); // 10 s
     let (_, path) = w.open_file().unwrap();
     let path = path.to_owned();
     // The shared index commit of the rows queued so far.
@@ -142,16 +160,8 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
 
 #[test]
 fn open_file_without_fragments_is_deleted_on_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
-    let mut w =
-        StreamWriter::new(store.clone(), "door", "main", SegmenterConfig::default()).unwrap();
-    w.push(AuGen::new(T0).next_au()).unwrap();
+    let (dir, disk, store) = fault_store();
+    let (w, _) = recording(&store, "door", SegmenterConfig::default(), 1);
     std::mem::forget(w);
     disk.crash();
     let store = store_with(
@@ -208,18 +218,8 @@ fn host_clock_steps_never_overlap_or_go_negative() {
 
 #[test]
 fn enospc_frees_oldest_and_keeps_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
-    let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
-    let mut g = AuGen::new(T0);
-    for _ in 0..120 {
-        w.push(g.next_au()).unwrap();
-    }
+    let (_dir, disk, store) = fault_store();
+    let (mut w, mut g) = recording(&store, "door", short_files(), 120);
     // About 3 files' worth of disk.
     let per_4s = disk.used();
     disk.set_capacity(Some(per_4s * 3));
@@ -408,13 +408,7 @@ fn a_reported_discontinuity_starts_a_new_file_without_a_gap() {
 
 #[test]
 fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = FaultStorage::new();
-    let store = store_with(
-        dir.path(),
-        Arc::new(disk.clone()),
-        RetentionConfig::default(),
-    );
+    let (dir, disk, store) = fault_store();
     let raw = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
     let committed = |raw: &rusqlite::Connection| -> (i64, i64) {
         raw.query_row(
