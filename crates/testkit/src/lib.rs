@@ -5,3 +5,4 @@
 pub mod browser;
 pub mod ffmpeg;
 pub mod mqtt;
+pub mod tls;

@@ -30,10 +30,7 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use futures::StreamExt as _;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
 use tokio_tungstenite::tungstenite::Message;
 use vigil_bench::{children, percentile, procstat};
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
@@ -126,68 +123,8 @@ fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Trusts exactly the server certificate with this fingerprint (self-signed, as printed).
-#[derive(Debug)]
-struct Pinned {
-    sha256: String,
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if fingerprint(end_entity.as_ref()).eq_ignore_ascii_case(&self.sha256) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A TLS client configuration trusting only the certificate with this fingerprint.
-fn pinned_client(sha256: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let provider = provider();
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            sha256: sha256.to_owned(),
-            algs: provider.signature_verification_algorithms,
-        }))
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
 }
 
 /// Where viewers connect and what they send.
@@ -241,7 +178,7 @@ fn start_inproc_server(rt: &tokio::runtime::Runtime, hub: Hub) -> anyhow::Result
     });
     Ok(Target {
         addr,
-        tls: pinned_client(&fingerprint(der.as_ref()))?,
+        tls: vigil_testkit::tls::pinned_client_config(&fingerprint(der.as_ref())),
         path: "/live".into(),
         headers: Vec::new(),
     })
@@ -297,7 +234,7 @@ fn start_demo(
     let origin = format!("https://127.0.0.1:{}", addr.port());
     let mut target = Target {
         addr,
-        tls: pinned_client(&sha)?,
+        tls: vigil_testkit::tls::pinned_client_config(&sha),
         path: "/api/cameras/front/live?stream=main".into(),
         headers: vec![("origin", origin.clone())],
     };

@@ -3,14 +3,10 @@
 //! session cookie and CSRF token the way the web app does.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// An HTTP/1.1 response, body complete.
@@ -149,54 +145,6 @@ pub fn decode_chunked(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Accepts exactly the certificate the demo printed the fingerprint of.
-#[derive(Debug)]
-struct Pinned(String, Arc<rustls::crypto::CryptoProvider>);
-
-/// `AA:BB:…` → `aabb…`, to compare fingerprints written either way.
-fn normalize_fp(s: &str) -> String {
-    s.chars()
-        .filter(char::is_ascii_hexdigit)
-        .collect::<String>()
-        .to_ascii_lowercase()
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if hex::encode(Sha256::digest(end_entity.as_ref())) == normalize_fp(&self.0) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("fingerprint mismatch".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A client of the demo's JSON API over HTTPS (one connection per request), pinned to the demo's
 /// certificate; sends the session cookie and CSRF token it holds like the web app does.
 #[derive(Clone)]
@@ -277,14 +225,9 @@ impl Api {
             let Some(fingerprint) = &self.fingerprint else {
                 return exchange(tcp, req.as_bytes()).await;
             };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned(fingerprint.clone(), provider)))
-                .with_no_client_auth();
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let connector = tokio_rustls::TlsConnector::from(
+                vigil_testkit::tls::pinned_client_config(fingerprint),
+            );
             let name = ServerName::try_from("localhost").unwrap();
             let tls = connector.connect(name, tcp).await?;
             exchange(tls, req.as_bytes()).await
