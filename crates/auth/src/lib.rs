@@ -26,6 +26,7 @@
 //! the user. Without server state, a captured request can be replayed verbatim (same method and
 //! uri) until its nonce expires.
 
+pub mod admission;
 mod authenticator;
 pub mod digest;
 mod store;

@@ -128,7 +128,12 @@ pub trait RtspAuth: Send + Sync {
 pub struct ServerOptions {
     /// Most simultaneous connections; further ones are closed at once.
     pub max_connections: usize,
-    /// A connection that has not completed a request within this time is closed.
+    /// Most simultaneous connections from one address (IPv4, or IPv6 /64), so that one
+    /// address cannot take every slot; clamped to `1..=max_connections`.
+    pub max_connections_per_address: usize,
+    /// A connection that has not completed a request within this time is closed, so
+    /// half-open connections hold a slot only briefly (over RTSPS the TLS handshake gets
+    /// the same time before that).
     pub first_request_timeout: Duration,
     /// A connection with no session and no request for this long is closed.
     pub idle_timeout: Duration,
@@ -147,7 +152,10 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            max_connections: 200,
+            max_connections: 512,
+            // One NVR or restreamer may pull a stream many times (the fan-out bench runs 100
+            // clients from loopback); a quarter of the total leaves the rest to others.
+            max_connections_per_address: 128,
             first_request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(5),

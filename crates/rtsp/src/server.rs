@@ -1,11 +1,12 @@
-//! The accept loop: connection limit, optional TLS, graceful shutdown.
+//! The accept loop: connection caps (in all and per address), optional TLS, graceful shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use vigil_auth::admission::{Admission, Caps, LogLimiter};
 
 use crate::conn::{self, ConnCtx};
 use crate::{Mounts, RtspAuth, ServerOptions};
@@ -48,7 +49,15 @@ impl RtspServer {
         listener: TcpListener,
         mut shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<()> {
-        let slots = Arc::new(Semaphore::new(self.options.max_connections));
+        let admission = Admission::new(
+            "RTSP",
+            Caps::new(
+                self.options.max_connections,
+                self.options.max_connections_per_address,
+            ),
+        );
+        // Accept errors (EMFILE under a flood) repeat every 100 ms: log a few, count the rest.
+        let mut accept_warn = LogLimiter::new(Duration::from_secs(60), 3);
         let mut tasks = JoinSet::new();
         let options = Arc::new(self.options);
         loop {
@@ -60,7 +69,9 @@ impl RtspServer {
                     Ok(x) => x,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "RTSP accept failed");
+                        if let Some(suppressed) = accept_warn.allow(Instant::now()) {
+                            tracing::warn!(error = %e, suppressed, "RTSP accept failed");
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -71,8 +82,9 @@ impl RtspServer {
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "RTSP connection limit reached; closing new connection");
+            // Refused connections are closed at once (dropped here); the admission logs them,
+            // a few times a minute at most.
+            let Ok(permit) = admission.admit(peer.ip()) else {
                 continue;
             };
             let _ = tcp.set_nodelay(true);

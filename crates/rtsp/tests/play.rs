@@ -522,6 +522,45 @@ async fn silent_connections_time_out_and_connection_limit_holds() {
     assert_eq!(c.request("OPTIONS", &url, "").await.status, 200);
 }
 
+/// Connects from `ip` (an address of 127.0.0.0/8), so a test can play several sources.
+async fn connect_from(ip: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_lock_out_another() {
+    let options = ServerOptions {
+        first_request_timeout: Duration::from_millis(500),
+        max_connections: 8,
+        max_connections_per_address: 4,
+        ..ServerOptions::default()
+    };
+    let fx = start(options, 3000).await;
+    // 127.0.0.2 opens far more half-open connections than the whole server takes.
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        flood.push(connect_from("127.0.0.2", fx.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // 127.0.0.1 is still served.
+    let mut c = Client::with_stream(connect_from("127.0.0.1", fx.addr).await, fx.addr);
+    let url = c.url.clone();
+    assert_eq!(c.request("OPTIONS", &url, "").await.status, 200);
+    // The flood's admitted connections are closed at the first-request deadline, the rest
+    // at once: within a bounded time every one of them is closed.
+    let started = std::time::Instant::now();
+    let mut b = [0u8; 16];
+    for s in &mut flood {
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut b))
+            .await
+            .expect("a half-open connection outlived its deadline");
+        assert!(matches!(n, Ok(0) | Err(_)), "a flood connection was served");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
 #[tokio::test]
 async fn rtcp_bye_over_interleaved_ends_the_session() {
     let fx = start(ServerOptions::default(), 3000).await;
