@@ -210,17 +210,23 @@ pub fn plan(
         files.insert(id, f.clone());
         Ok(f)
     };
-    // Walk back to a key frame at or before the start, within the first file.
+    // Walk back to a key frame at or before the start, within the first file. "At or
+    // before": when the start falls exactly on the first sample of a fragment without a key
+    // frame, the fragment before it ends exactly at the start, so `fragments_overlapping`
+    // leaves it out, and the walk must still go back through it (the export would otherwise
+    // begin at the next key frame, up to a GOP late). Only a start that precedes every
+    // located sample lies in a gap (or before the recording), where there is nothing to
+    // walk back to.
     let samples = loop {
         let mut samples = Vec::new();
         for (i, f) in frags.iter().enumerate() {
             locate(i, f, &file_of(f.file_id)?, &mut samples);
         }
-        let key_before = samples
+        let key_at_or_before = samples
             .iter()
             .any(|s| s.is_sync && s.wall_us <= start_wall_us);
-        let starts_before = samples.first().is_some_and(|s| s.wall_us < start_wall_us);
-        if key_before || !starts_before {
+        let first_at_or_before = samples.first().is_some_and(|s| s.wall_us <= start_wall_us);
+        if key_at_or_before || !first_at_or_before {
             break samples;
         }
         let Some(first) = frags.first() else {
