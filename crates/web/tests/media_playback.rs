@@ -33,7 +33,7 @@ fn now_us() -> i64 {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     nvr: Arc<Nvr>,
     app: Router,
     admin: String,
@@ -42,7 +42,8 @@ struct Fixture {
     end_us: i64,
 }
 
-/// Records camera `front` (320x180, 15 fps, a key frame per second) for about 4 s, then
+/// Records camera `front` (320x180, 15 fps, a key frame every 2 s, so every other 1 s
+/// fragment has none) for about 4 s, then
 /// starts the NVR (no cameras configured) and the router on that data directory, with an
 /// admin token and a token of a viewer limited to camera `yard`.
 async fn fixture() -> Fixture {
@@ -59,7 +60,7 @@ async fn fixture() -> Fixture {
                 height: 180,
                 fps: 15.0,
                 bitrate_bps: 300_000,
-                keyint: 15,
+                keyint: 30,
             },
             sub: None,
         };
@@ -86,7 +87,7 @@ async fn fixture() -> Fixture {
     let admin = state.accounts.create_token("admin", "test").unwrap().1;
     let viewer = state.accounts.create_token("viewer", "test").unwrap().1;
     Fixture {
-        _dir: dir,
+        dir,
         nvr,
         app: vigil_web::router(state),
         admin,
@@ -182,6 +183,33 @@ async fn recordings_and_export_with_http_ranges() {
     assert!(a >= f.start_us && b <= f.end_us + 1_000_000, "{v}");
     assert!(b - a > 2_500_000, "only {} ms recorded", (b - a) / 1000);
     assert!(v["gaps"].is_array());
+
+    // Issue 10: a start exactly on a fragment without a key frame begins at the key frame
+    // before it (the fragment before), also for a range shorter than a fragment.
+    let (key_us, keyless_us) = {
+        let db =
+            vigil_recorder::db::Db::open_read_only(&f.dir.path().join("index.sqlite3")).unwrap();
+        let stream = db.find_stream("front", "main").unwrap().unwrap();
+        let frags = db
+            .fragments_overlapping(stream, i64::MIN, i64::MAX)
+            .unwrap();
+        let i = (1..frags.len())
+            .find(|&i| !frags[i].samples[0].is_sync && frags[i - 1].samples[0].is_sync)
+            .expect("a fragment without a key frame after one with");
+        (frags[i - 1].start_wall_us, frags[i].start_wall_us)
+    };
+    for len in [2_000_000, 500_000] {
+        let uri = format!(
+            "/api/cameras/front/export.mp4?start_us={keyless_us}&end_us={}",
+            keyless_us + len
+        );
+        let resp = f.get(Some(&f.admin), &uri, None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        let first: i64 = header_str(&resp, header::HeaderName::from_static("x-vigil-start-us"))
+            .parse()
+            .unwrap();
+        assert_eq!(first, key_us, "{uri}");
+    }
 
     // The whole export: a standard MP4 that ffmpeg decodes.
     let resp = f.get(Some(&f.admin), &f.export_uri(""), None).await;
