@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use vigil_recorder::Recorder;
+use vigil_recorder::{ExportPlan, Recorder};
 
 use crate::config::DataSource;
 
@@ -130,19 +130,38 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         plan.total_len,
         args.output.display()
     );
-    if plan.start_wall_us < args.start {
-        eprintln!(
-            "vigil: the export starts {:.3} s before --start, at the key frame the pictures depend on",
-            (args.start - plan.start_wall_us) as f64 / 1e6
-        );
-    }
-    if plan.end_wall_us < args.end {
-        eprintln!(
-            "vigil: the recording ends {:.3} s before --end",
-            (args.end - plan.end_wall_us) as f64 / 1e6
-        );
+    for line in boundary_notes(args.start, args.end, &plan) {
+        eprintln!("vigil: {line}");
     }
     Ok(())
+}
+
+/// What a user should know about where the export really begins and ends compared with what
+/// was asked, in milliseconds as printed: a shortfall that rounds to 0.000 s is not worth a
+/// warning (a sample's end lands a microsecond short of `--end` after the 90 kHz → µs
+/// conversion).
+fn boundary_notes(start: i64, end: i64, plan: &ExportPlan) -> Vec<String> {
+    let ms = |us: i64| (us as f64 / 1000.0).round() / 1000.0;
+    let mut notes = Vec::new();
+    let early = ms(start - plan.start_wall_us);
+    let late = -early;
+    if early > 0.0 {
+        notes.push(format!(
+            "the export starts {early:.3} s before --start, at the key frame the pictures depend on"
+        ));
+    } else if late > 0.0 {
+        // Only when nothing was recorded at --start (a gap, or before the first recording):
+        // otherwise the export always begins at the key frame at or before it.
+        notes.push(format!(
+            "nothing was recorded at --start; the export starts {late:.3} s after it, at the \
+             first key frame recorded after --start"
+        ));
+    }
+    let short = ms(end - plan.end_wall_us);
+    if short > 0.0 {
+        notes.push(format!("the recording ends {short:.3} s before --end"));
+    }
+    notes
 }
 
 /// Writes `path` through a temporary file in the same directory (mode 0600), fsync, rename.
@@ -196,6 +215,37 @@ mod tests {
         assert_eq!(parse_time(&format_time(us)), Ok(us));
         assert!(parse_time("2024-05-01 12:00").is_err());
         assert!(parse_time("yesterday").is_err());
+    }
+
+    fn plan_of(start_wall_us: i64, end_wall_us: i64) -> ExportPlan {
+        ExportPlan {
+            header: Vec::new(),
+            ranges: Vec::new(),
+            total_len: 0,
+            start_wall_us,
+            end_wall_us,
+            frames: 1,
+            audio_frames: 0,
+        }
+    }
+
+    #[test]
+    fn boundary_notes_round_to_what_they_print() {
+        // Exactly as asked, or a microsecond off (90 kHz → µs rounding): nothing to say.
+        assert!(boundary_notes(10, 2_000_010, &plan_of(10, 2_000_010)).is_empty());
+        assert!(boundary_notes(10, 2_000_010, &plan_of(10, 2_000_009)).is_empty());
+        assert!(boundary_notes(10, 2_000_010, &plan_of(11, 2_000_010)).is_empty());
+        assert_eq!(
+            boundary_notes(1_000_000, 3_000_000, &plan_of(0, 2_998_000)),
+            [
+                "the export starts 1.000 s before --start, at the key frame the pictures depend on",
+                "the recording ends 0.002 s before --end",
+            ]
+        );
+        // Starting after --start is never silent.
+        let late = boundary_notes(0, 3_000_000, &plan_of(1_500_000, 3_000_000));
+        assert_eq!(late.len(), 1);
+        assert!(late[0].contains("starts 1.500 s after it"), "{late:?}");
     }
 
     #[test]
