@@ -160,11 +160,15 @@ impl EventStore {
     /// Opens (creating if needed) `<data_dir>/events.sqlite3` in WAL mode, and closes the
     /// events a crash left open at their last update.
     pub fn open(data_dir: &Path) -> Result<EventStore, NvrError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| NvrError::Io {
-            context: format!("creating {}", data_dir.display()),
-            source,
-        })?;
-        let conn = Connection::open(data_dir.join("events.sqlite3")).map_err(db_err)?;
+        use vigil_recorder::private_fs;
+        let path = data_dir.join("events.sqlite3");
+        private_fs::create_dir_all(data_dir)
+            .and_then(|()| private_fs::prepare_file(&path))
+            .map_err(|source| NvrError::Io {
+                context: format!("creating {}", path.display()),
+                source,
+            })?;
+        let conn = Connection::open(&path).map_err(db_err)?;
         Self::init(conn)
     }
 

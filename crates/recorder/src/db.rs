@@ -280,6 +280,8 @@ impl Db {
     /// Opens (creating if needed) the index at `path`: WAL journal, `synchronous=FULL` so a
     /// committed row survives a power cut, schema created or checked.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        crate::private_fs::prepare_file(path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let conn = Connection::open(path)?;
         Self::init(conn)
     }

@@ -30,6 +30,7 @@ use std::io;
 pub mod clock;
 pub mod db;
 pub mod export;
+pub mod private_fs;
 pub mod ingest;
 pub mod recorder;
 pub mod recovery;

@@ -8,8 +8,11 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use crate::private_fs;
 
 /// A file being written: appends only, then fsync.
 pub trait WriteFile: Send {
@@ -78,10 +81,17 @@ pub struct DirStorage {
 }
 
 impl DirStorage {
-    /// Storage rooted at `root` (created if missing).
+    /// Storage rooted at `root` (created 0700 if missing; narrowed to 0700 if it exists with
+    /// group or world access, since it holds footage).
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        fs::create_dir_all(&root)?;
+        private_fs::create_dir_all(&root)?;
+        if let Some(old) = private_fs::tighten_dir(&root)? {
+            tracing::warn!(
+                "{} was mode {old:o}, readable by other users; narrowed to 0700",
+                root.display()
+            );
+        }
         Ok(Self { root })
     }
 
@@ -179,12 +189,14 @@ impl Storage for DirStorage {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let full = self.full(path)?;
         let parent = full.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&parent)?;
+        private_fs::create_dir_all(&parent)?;
         // Append mode: after a partial write is truncated away, the next write lands at the
-        // new end instead of leaving a hole at the old cursor position.
+        // new end instead of leaving a hole at the old cursor position. Mode 0600: footage is
+        // its owner's alone, whatever the umask and the parent directory's mode.
         let f = OpenOptions::new()
             .append(true)
             .create_new(true)
+            .mode(private_fs::FILE_MODE)
             .open(&full)?;
         sync_dir(&parent)?;
         Ok(Box::new(StdFile::new(f)))

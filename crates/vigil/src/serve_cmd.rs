@@ -53,12 +53,14 @@ pub struct DataLock {
 impl DataLock {
     /// Takes the lock, failing at once if another process holds it.
     pub fn acquire(data_dir: &Path) -> anyhow::Result<DataLock> {
+        use std::os::unix::fs::OpenOptionsExt as _;
         create_private_dir(data_dir)?;
         let path = data_dir.join(LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(vigil_recorder::private_fs::FILE_MODE)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
@@ -74,17 +76,21 @@ impl DataLock {
     }
 }
 
-/// Creates the data directory (mode 0700 when new: it holds footage).
+/// Creates the data directory (mode 0700: it holds footage and credentials), or narrows an
+/// existing one that other users could read or enter to 0700, saying so.
 pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    if dir.is_dir() {
-        return Ok(());
+    use vigil_recorder::private_fs;
+    private_fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    if let Some(old) = private_fs::tighten_dir(dir)
+        .with_context(|| format!("restricting the data directory {}", dir.display()))?
+    {
+        tracing::warn!(
+            "the data directory {} was mode {old:o}, open to other users; narrowed to 0700",
+            dir.display()
+        );
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))
+    Ok(())
 }
 
 /// Runs the recorder and the web app until SIGINT or SIGTERM.

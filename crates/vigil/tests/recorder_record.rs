@@ -20,6 +20,14 @@ fn records_gstreamer_x264_camera_and_exports_a_range_inside() {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let (_cam, addr) = gst_camera("640x360@30");
+    // Issue 17 (9): a data directory that already exists open to everyone (0755, as `mkdir`
+    // under the usual umask makes it) still gets private recordings and stores.
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let config = write_config(
         dir.path(),
         "",
@@ -80,6 +88,21 @@ fn records_gstreamer_x264_camera_and_exports_a_range_inside() {
     );
     assert_eq!(vigil_testkit::ffmpeg::decode_errors(&out2), "");
 
+    // Issue 10: a start exactly on a fragment without a key frame (1 s fragments, 2 s
+    // GOP) begins at the key frame before it, as a 5 s range and as one shorter than a
+    // fragment (which used to say "nothing recorded").
+    let (key_us, keyless_us) = keyless_fragment_and_key_before(&dir.path().join("data"), start);
+    for (len, name) in [(5_000_000, "keyless.mp4"), (900_000, "short.mp4")] {
+        let out3 = dir.path().join(name);
+        let e3 = export(&config, "gst", keyless_us, keyless_us + len, &out3);
+        assert!(
+            (e3.start_us - key_us).abs() <= 1,
+            "export from {keyless_us} (+{len} µs) began at {}, want the key frame at {key_us}",
+            e3.start_us
+        );
+        assert_eq!(ffprobe(&out3).frames, e3.frames);
+    }
+
     // Clear errors for what cannot be exported.
     let o = run_export(&config, "nosuch", start, end, &dir.path().join("x.mp4"));
     assert!(!o.success());
@@ -109,6 +132,13 @@ fn records_gstreamer_x264_camera_and_exports_a_range_inside() {
     for (f, (path, len)) in indexed.iter().zip(&on_disk) {
         assert_eq!((&f.path, f.bytes as u64), (path, *len));
     }
+    let open_to_others = entries_open_to_others(&data);
+    assert!(open_to_others.is_empty(), "{open_to_others:?}");
+    assert!(
+        serve.stderr_text().contains("narrowed to 0700"),
+        "{}",
+        serve.stderr_tail(40)
+    );
     assert!(
         !serve.stderr_text().contains("ERROR"),
         "{}",
@@ -280,4 +310,51 @@ fn serve_guards_its_secrets_and_its_data_directory() {
 
     serve.stop_gracefully(Duration::from_secs(15));
     assert!(!serve.stderr_text().contains(secret));
+}
+
+/// The start of the first fragment after `after_us` whose first sample is not a key frame,
+/// and the wall time of the last key frame before it in its file, both read from the index
+/// (samples: 9 bytes each, duration u32 BE, size u32 BE, flags with bit 0 = key frame).
+fn keyless_fragment_and_key_before(data: &std::path::Path, after_us: i64) -> (i64, i64) {
+    let frags = fragments(data);
+    let mut last_key: Option<(String, i64)> = None;
+    for f in &frags {
+        let (path, start_wall_us, samples) = (&f.0, f.7, &f.9);
+        let mut t_us = start_wall_us as f64;
+        for (i, s) in samples.chunks_exact(9).enumerate() {
+            let key = s[8] & 1 == 1;
+            if i == 0 && !key && start_wall_us > after_us {
+                if let Some((p, k)) = &last_key {
+                    if p == path {
+                        return (*k, start_wall_us);
+                    }
+                }
+            }
+            if key {
+                last_key = Some((path.clone(), t_us.round() as i64));
+            }
+            let d = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
+            t_us += f64::from(d) / 0.09;
+        }
+    }
+    panic!("no fragment without a key frame after {after_us}: {frags:?}");
+}
+
+/// Every file and directory below (and including) `dir` that a user other than its owner
+/// could read, write or enter, with its mode.
+fn entries_open_to_others(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push((p.clone(), mode));
+        }
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
 }

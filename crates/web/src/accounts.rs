@@ -213,24 +213,10 @@ impl Accounts {
         let path = data_dir.join("web.sqlite3");
         // Created 0600 before SQLite opens it (SQLite gives its -wal/-shm files the same mode),
         // so the sessions table is never readable by others, not even briefly.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
+        if let Err(e) = vigil_recorder::private_fs::prepare_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot restrict the web database to its owner");
         }
         let conn = Connection::open(&path)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            {
-                tracing::warn!(path = %path.display(), error = %e, "cannot restrict the web database to its owner");
-            }
-        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
