@@ -404,10 +404,14 @@ const MAC_LEN: usize = 32;
 /// Nonces dated this far in the future are still accepted (clock steps between mint and check).
 const FUTURE_SKEW: Duration = Duration::from_secs(60);
 
-/// Mints and checks stateless nonces: base64url(timestamp_be_u64 || HMAC-SHA256(secret, timestamp)).
+/// Mints and checks stateless nonces: base64url(timestamp_be_u64 || HMAC-SHA256(secret, input)),
+/// where the MAC input is the timestamp, followed by `0x01 || connection_be_u64` for a nonce
+/// bound to a connection.
 ///
-/// Stateless means no per-client memory, at the price that a captured (method, uri, response)
-/// can be replayed verbatim until the nonce expires; the lifetime bounds that window.
+/// Stateless means no per-client memory. An unbound nonce can be replayed with a captured
+/// (method, uri, response) from anywhere until it expires; a bound nonce only on the connection
+/// it was issued on (RFC 7616 §5.5 leaves replay protection to the server: we tie the nonce to
+/// the connection instead of tracking `nc`, which some clients, e.g. GStreamer, do not send).
 pub struct NonceKey {
     secret: [u8; 32],
     lifetime: Duration,
@@ -419,25 +423,31 @@ impl NonceKey {
         Self { secret, lifetime }
     }
 
-    fn mac(&self, ts: &[u8]) -> HmacSha256 {
+    fn mac(&self, ts: &[u8], connection: Option<u64>) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut m = <HmacSha256 as Mac>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(ts);
+        if let Some(c) = connection {
+            // The timestamp has a fixed length, so bound and unbound inputs never collide.
+            m.update(&[1]);
+            m.update(&c.to_be_bytes());
+        }
         m
     }
 
-    /// A fresh nonce dated `now`.
-    pub fn mint(&self, now: SystemTime) -> String {
+    /// A fresh nonce dated `now`, valid only on `connection` when given.
+    pub fn mint(&self, now: SystemTime, connection: Option<u64>) -> String {
         let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let ts = secs.to_be_bytes();
         let mut raw = ts.to_vec();
-        raw.extend_from_slice(&self.mac(&ts).finalize().into_bytes());
+        raw.extend_from_slice(&self.mac(&ts, connection).finalize().into_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// Checks a nonce's MAC (constant-time) and age.
-    pub fn check(&self, nonce: &str, now: SystemTime) -> NonceStatus {
+    /// Checks a nonce's MAC (constant-time), its binding and its age. A nonce minted for
+    /// another connection (or unbound, or bound when `connection` is `None`) is `Invalid`.
+    pub fn check(&self, nonce: &str, now: SystemTime, connection: Option<u64>) -> NonceStatus {
         if nonce.len() > 128 {
             return NonceStatus::Invalid;
         }
@@ -448,7 +458,7 @@ impl NonceKey {
             return NonceStatus::Invalid;
         }
         let (ts, tag) = raw.split_at(TS_LEN);
-        if self.mac(ts).verify_slice(tag).is_err() {
+        if self.mac(ts, connection).verify_slice(tag).is_err() {
             return NonceStatus::Invalid;
         }
         let mut tsb = [0u8; TS_LEN];
@@ -571,29 +581,47 @@ mod tests {
     fn nonce_lifecycle() {
         let k = NonceKey::new([7; 32], Duration::from_secs(300));
         let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let n = k.mint(t0);
+        let n = k.mint(t0, None);
         assert_eq!(
-            k.check(&n, t0 + Duration::from_secs(299)),
+            k.check(&n, t0 + Duration::from_secs(299), None),
             NonceStatus::Valid
         );
         assert_eq!(
-            k.check(&n, t0 + Duration::from_secs(301)),
+            k.check(&n, t0 + Duration::from_secs(301), None),
             NonceStatus::Expired
         );
         assert_eq!(
-            k.check(&n, t0 - Duration::from_secs(30)),
+            k.check(&n, t0 - Duration::from_secs(30), None),
             NonceStatus::Valid
         );
         assert_eq!(
-            k.check(&n, t0 - Duration::from_secs(3600)),
+            k.check(&n, t0 - Duration::from_secs(3600), None),
             NonceStatus::Invalid
         );
         let other = NonceKey::new([8; 32], Duration::from_secs(300));
-        assert_eq!(other.check(&n, t0), NonceStatus::Invalid);
+        assert_eq!(other.check(&n, t0, None), NonceStatus::Invalid);
         let mut tampered = n.clone().into_bytes();
         tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(k.check(&tampered, t0), NonceStatus::Invalid);
-        assert_eq!(k.check("", t0), NonceStatus::Invalid);
+        assert_eq!(k.check(&tampered, t0, None), NonceStatus::Invalid);
+        assert_eq!(k.check("", t0, None), NonceStatus::Invalid);
+    }
+
+    /// Issue 17 item 1: a nonce issued on one connection is worthless on any other, so a
+    /// captured `Authorization` cannot be replayed from a second connection.
+    #[test]
+    fn bound_nonce_is_valid_on_its_connection_only() {
+        let k = NonceKey::new([7; 32], Duration::from_secs(300));
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let a = k.mint(t0, Some(41));
+        assert_eq!(k.check(&a, t0, Some(41)), NonceStatus::Valid);
+        assert_eq!(k.check(&a, t0, Some(42)), NonceStatus::Invalid);
+        assert_eq!(k.check(&a, t0, None), NonceStatus::Invalid);
+        let unbound = k.mint(t0, None);
+        assert_eq!(k.check(&unbound, t0, Some(41)), NonceStatus::Invalid);
+        assert_eq!(
+            k.check(&a, t0 + Duration::from_secs(301), Some(41)),
+            NonceStatus::Expired
+        );
     }
 }

@@ -5,11 +5,12 @@
 //! The caller (RTSP or HTTP server) builds an [`AuthRequest`] and calls [`Authenticator::check`]:
 //! - no user exists yet → [`AuthDecision::NoUsers`] (401 and a hint for the operator);
 //! - no `Authorization` header → [`AuthDecision::Denied`] with challenges and no delay;
-//! - `Digest` (SHA-256 or MD5, `qop=auth` or RFC 2069 style without qop) → user, realm, uri,
-//!   nonce and response are checked;
+//! - `Digest` → the [`DigestPolicy`] decides which algorithms and whether RFC 2069 style
+//!   (no `qop`) are accepted; then user, realm, uri, nonce and response are checked;
 //! - `Basic` only when the connection is TLS (`secure`), verified against the argon2id hash;
-//! - wrong credentials are counted per source address by [`LoginThrottle`], whose delay the caller
-//!   sleeps before answering.
+//! - before anything is verified the attempt takes a [`Reservation`] from [`LoginThrottle`]
+//!   (per source address and per account name), counted as a failure until it is settled;
+//!   the caller sleeps the delay of a failure before answering.
 //!
 //! # Stored secrets and their trade-off
 //! Each user record in `<data_dir>/users.json` holds an argon2id hash (for Basic and web logins)
@@ -20,11 +21,14 @@
 //! another realm). The file is therefore mode 0600 in a 0700 directory and written atomically.
 //!
 //! # Nonces
-//! Nonces are stateless: base64url(timestamp ‖ HMAC-SHA256(secret, timestamp)) with a random
-//! 32-byte secret per process, valid 5 minutes. A correct response with an expired (or
-//! pre-restart) nonce gets a fresh challenge with `stale=true`, so clients retry without asking
-//! the user. Without server state, a captured request can be replayed verbatim (same method and
-//! uri) until its nonce expires.
+//! Nonces are stateless: base64url(timestamp ‖ HMAC-SHA256(secret, timestamp ‖ connection))
+//! with a random 32-byte secret per process, valid 5 minutes. A correct response with an
+//! expired (or pre-restart) nonce gets a fresh challenge with `stale=true`, so clients retry
+//! without asking the user. Where the client keeps a connection (RTSP,
+//! [`Authenticator::check_on_connection`]) the nonce is bound to it: a captured request
+//! replayed from another connection gets only a stale challenge. Unbound nonces (HTTPS
+//! snapshots, [`Authenticator::check`]) can be replayed verbatim (same method and uri) until
+//! they expire, which TLS keeps from eavesdroppers.
 
 pub mod admission;
 mod authenticator;
@@ -36,9 +40,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use authenticator::{AuthDecision, AuthRequest, Authenticator};
+pub use authenticator::{
+    AuthDecision, AuthRequest, Authenticator, DigestPolicy, UnknownDigestPolicy,
+};
 pub use store::{validate_cameras, validate_name, validate_password, UserStore};
-pub use throttle::LoginThrottle;
+pub use throttle::{LoginThrottle, Reservation};
 
 /// The fixed authentication realm of every Vigil endpoint.
 pub const REALM: &str = "vigil";

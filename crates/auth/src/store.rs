@@ -103,6 +103,8 @@ pub struct UserStore {
     data_dir: PathBuf,
     path: PathBuf,
     cache: Mutex<Cache>,
+    /// Password verifications started ([`UserStore::password_verifications`]).
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> AuthError {
@@ -253,12 +255,20 @@ impl UserStore {
             data_dir: data_dir.to_owned(),
             path: data_dir.join(FILE_NAME),
             cache: Mutex::new(Cache::default()),
+            verifications: std::sync::atomic::AtomicU64::new(0),
         };
         let mut cache = store.lock();
         store.refresh(&mut cache)?;
         drop(cache);
         store.warn_if_loose_permissions();
         Ok(store)
+    }
+
+    /// How many password (argon2) verifications this store has started: what a brute-force
+    /// throttle must keep low, so tests and metrics count it.
+    pub fn password_verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The data directory this store lives in.
@@ -505,6 +515,8 @@ impl UserStore {
     /// Verifies a password with argon2id. Unknown users are verified against a dummy hash so the
     /// answer takes the same time. `Ok(None)` means wrong name or password.
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>, AuthError> {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let found = {
             let mut cache = self.lock();
             self.refresh(&mut cache)?;

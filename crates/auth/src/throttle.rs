@@ -1,15 +1,32 @@
-//! Per-source login throttling (sans-IO: time is passed in).
+//! Login throttling per source address and per account name (sans-IO: time is passed in).
 //!
-//! Failures from one source address accumulate in a leaky bucket: one failure leaks away every
-//! [`LoginThrottle::LEAK_INTERVAL`]. The first [`LoginThrottle::FREE_FAILURES`] failures cost
-//! nothing (typos); after that each failure imposes a delay of 250 ms doubling up to 5 s, during
-//! which further attempts from that source are refused without checking the password. There is
-//! no permanent lock-out: a legitimate user gets in after at most a few seconds, while an
-//! attacker is held to about one guess per 5 s per source. A success resets the source.
+//! Failures accumulate in leaky buckets, one per source address and one per account name: one
+//! failure leaks away every [`LoginThrottle::LEAK_INTERVAL`]. The first
+//! [`LoginThrottle::FREE_FAILURES`] failures cost nothing (typos); after that each failure
+//! imposes a delay of 250 ms doubling up to 5 s, during which further attempts are refused
+//! without checking the password. There is no permanent lock-out.
 //!
-//! The web login also throttles per user name ([`LoginThrottle::check`],
-//! [`LoginThrottle::record_failure_for`]), so guesses at one account spread over many source
-//! addresses are slowed down the same way.
+//! # Reserve, then verify
+//! An attempt first takes a [`Reservation`] ([`LoginThrottle::reserve`]), which counts it as a
+//! failure of its address *and* of the account name right away; only then is the password
+//! verified, and the caller settles the reservation: [`LoginThrottle::fail`] keeps the failure,
+//! [`LoginThrottle::succeed`] refunds it. "Check, then verify, then record" would let any number
+//! of concurrent guesses pass the check while the first ones are still being hashed (argon2
+//! takes tens of milliseconds), and a right guess among them slip through; with a reservation
+//! the fourth concurrent wrong attempt already closes the window for the fifth.
+//!
+//! # Who may clear a count
+//! A success refunds its own reservation and clears the count of the account it logged in to,
+//! nothing else: an attacker who owns some account (a viewer) and logs in with it between
+//! guesses at another account's password no longer resets the throttle of his address, and the
+//! target account's count keeps growing whatever address the guesses come from.
+//!
+//! # The per-name trade-off
+//! Anyone can keep an account's name throttle closed by failing logins to it. So the name
+//! window is a hard block only for addresses that have failed themselves; an address with no
+//! failure on record is let through after the name's remaining delay (at most
+//! [`LoginThrottle::MAX_DELAY`]), so the rightful owner at their usual address still gets in.
+//! The price is that a distributed attacker gets one guess per fresh address per window.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,11 +41,47 @@ struct Entry {
     blocked_until: SystemTime,
 }
 
-/// Tracks login failures per source address; see the module docs.
+impl Entry {
+    fn new(now: SystemTime) -> Self {
+        Entry {
+            failures: 0,
+            last: now,
+            blocked_until: now,
+        }
+    }
+}
+
+/// Tracks login failures per source address and per account name; see the module docs.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
     entries: HashMap<IpAddr, Entry>,
     names: HashMap<String, Entry>,
+}
+
+/// One bump of one bucket, remembered so that a success can undo exactly it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bump {
+    /// `blocked_until` before the bump.
+    before: SystemTime,
+    /// `blocked_until` the bump set; only undone if nobody has moved it since.
+    set: SystemTime,
+    /// When the bump happened.
+    at: SystemTime,
+}
+
+/// An attempt admitted by [`LoginThrottle::reserve`], provisionally counted as a failure.
+///
+/// Settle it with [`LoginThrottle::fail`] or [`LoginThrottle::succeed`]; one that is dropped
+/// unsettled (the request was abandoned) stays a failure, which errs on the safe side.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "settle the reservation with LoginThrottle::fail or LoginThrottle::succeed"]
+pub struct Reservation {
+    source: IpAddr,
+    source_bump: Bump,
+    name: Option<(String, Bump)>,
+    /// Wait this long before answering, whatever the outcome: the account's name throttle is
+    /// closed, and this address, having no failure on record, is let through after its delay.
+    pub delay: Duration,
 }
 
 /// The unit a user name is throttled by: case-folded and bounded, so `Admin` and `admin` share
@@ -61,7 +114,7 @@ impl LoginThrottle {
     pub const BASE_DELAY: Duration = Duration::from_millis(250);
     /// Largest delay.
     pub const MAX_DELAY: Duration = Duration::from_secs(5);
-    /// Sources tracked at once; beyond this the least-failed entries are evicted.
+    /// Sources (and names) tracked at once; beyond this the least-failed entries are evicted.
     pub const MAX_ENTRIES: usize = 10_000;
 
     /// An empty throttle.
@@ -102,50 +155,116 @@ impl LoginThrottle {
     }
 
     /// If the source is inside a penalty window, the time it still has to wait.
-    pub fn blocked(&mut self, ip: IpAddr, now: SystemTime) -> Option<Duration> {
+    pub fn blocked(&self, ip: IpAddr, now: SystemTime) -> Option<Duration> {
         Self::wait_of(self.entries.get(&source_key(ip))?, now)
     }
 
-    /// If the source or the user name is inside a penalty window, the longer remaining wait.
-    pub fn check(&mut self, ip: IpAddr, name: &str, now: SystemTime) -> Option<Duration> {
-        let by_ip = self.blocked(ip, now);
-        let by_name = self
-            .names
-            .get(&name_key(name))
-            .and_then(|e| Self::wait_of(e, now));
-        by_ip.max(by_name)
-    }
-
-    /// Records a failed login of `name` from `ip`; returns the longer of the two penalties.
-    pub fn record_failure_for(&mut self, ip: IpAddr, name: &str, now: SystemTime) -> Duration {
-        let by_ip = self.record_failure(ip, now);
-        let key = name_key(name);
-        if !self.names.contains_key(&key) && self.names.len() >= Self::MAX_ENTRIES {
-            Self::evict_map(&mut self.names, now);
+    /// Admits one login attempt of `name` (if the caller knows it yet) from `ip` at `now`, or
+    /// says how long the caller must wait first.
+    ///
+    /// Refused (`Err(wait)`, without looking at the password) while the address is in a
+    /// penalty window, or while the name is and this address has failures on record. An
+    /// admitted attempt is counted as a failure of both at once — before the caller verifies
+    /// anything — so concurrent attempts see each other; settle it with [`Self::fail`] or
+    /// [`Self::succeed`].
+    pub fn reserve(
+        &mut self,
+        ip: IpAddr,
+        name: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Reservation, Duration> {
+        let source = source_key(ip);
+        if let Some(wait) = self.blocked(source, now) {
+            return Err(wait);
         }
-        let by_name = Self::bump(
-            self.names.entry(key).or_insert(Entry {
-                failures: 0,
-                last: now,
-                blocked_until: now,
-            }),
-            now,
-        );
-        by_ip.max(by_name)
+        let key = name.map(name_key);
+        let name_wait = key
+            .as_ref()
+            .and_then(|k| self.names.get(k))
+            .and_then(|e| Self::wait_of(e, now));
+        let delay = match name_wait {
+            None => Duration::ZERO,
+            // The owner's usual address has not failed: a delay, not a lock-out.
+            Some(wait) if self.failures(source, now) == 0 => wait,
+            Some(wait) => return Err(wait),
+        };
+        let source_bump = Self::bump_in(&mut self.entries, source, now);
+        let name = key.map(|k| {
+            let b = Self::bump_in(&mut self.names, k.clone(), now);
+            (k, b)
+        });
+        Ok(Reservation {
+            source,
+            source_bump,
+            name,
+            delay,
+        })
     }
 
-    /// Records a successful login of `name` from `ip`: both start over.
-    pub fn record_success_for(&mut self, ip: IpAddr, name: &str) {
-        self.record_success(ip);
-        self.names.remove(&name_key(name));
+    /// Settles a failed attempt: its provisional failure stands. Returns how long the caller
+    /// should wait before answering (the longer of the reservation's delay and the penalty the
+    /// failure earned its address or name).
+    pub fn fail(&mut self, r: Reservation) -> Duration {
+        let gap = |b: &Bump| b.set.duration_since(b.at).unwrap_or_default();
+        let mut d = gap(&r.source_bump).max(r.delay);
+        if let Some((_, b)) = &r.name {
+            d = d.max(gap(b));
+        }
+        d
     }
 
-    fn bump(e: &mut Entry, now: SystemTime) -> Duration {
+    /// Settles a successful login of the account the reservation named: the reservation's
+    /// failure on the address is refunded and the account's count is cleared. Other failures of
+    /// the address stay: only the account's own success clears anything, so logging in to one
+    /// account never resets the throttle on guesses at another.
+    pub fn succeed(&mut self, r: Reservation) {
+        Self::undo(self.entries.get_mut(&r.source), &r.source_bump);
+        if let Some((k, _)) = r.name {
+            self.names.remove(&k);
+        }
+    }
+
+    /// Settles an attempt that proved nothing either way (e.g. a right Digest response on an
+    /// expired nonce, which a replayed capture also produces): its provisional failure is
+    /// refunded on the address and the name, but no earlier count is cleared.
+    pub fn refund(&mut self, r: Reservation) {
+        Self::undo(self.entries.get_mut(&r.source), &r.source_bump);
+        if let Some((k, b)) = &r.name {
+            Self::undo(self.names.get_mut(k), b);
+        }
+    }
+
+    /// Takes back one bump: one failure less, and its window closed unless another attempt
+    /// has moved it since.
+    fn undo(e: Option<&mut Entry>, b: &Bump) {
+        if let Some(e) = e {
+            e.failures = e.failures.saturating_sub(1);
+            if e.blocked_until == b.set {
+                e.blocked_until = b.before;
+            }
+        }
+    }
+
+    fn bump_in<K: std::hash::Hash + Eq + Clone>(
+        map: &mut HashMap<K, Entry>,
+        key: K,
+        now: SystemTime,
+    ) -> Bump {
+        if !map.contains_key(&key) && map.len() >= Self::MAX_ENTRIES {
+            Self::evict_map(map, now);
+        }
+        let e = map.entry(key).or_insert_with(|| Entry::new(now));
         Self::decay(e, now);
         e.failures = e.failures.saturating_add(1);
-        let d = Self::delay_for(e.failures);
-        e.blocked_until = now + d;
-        d
+        let before = e.blocked_until;
+        // Never shorten a window another attempt opened.
+        let set = (now + Self::delay_for(e.failures)).max(before);
+        e.blocked_until = set;
+        Bump {
+            before,
+            set,
+            at: now,
+        }
     }
 
     /// Current (decayed) failure count of a source.
@@ -159,27 +278,15 @@ impl LoginThrottle {
         }
     }
 
-    /// Records a failure and returns the delay the caller must wait before answering.
-    pub fn record_failure(&mut self, ip: IpAddr, now: SystemTime) -> Duration {
-        let key = source_key(ip);
-        if !self.entries.contains_key(&key) && self.entries.len() >= Self::MAX_ENTRIES {
-            self.evict(now);
+    /// Current (decayed) failure count of an account name.
+    pub fn name_failures(&mut self, name: &str, now: SystemTime) -> u32 {
+        match self.names.get_mut(&name_key(name)) {
+            Some(e) => {
+                Self::decay(e, now);
+                e.failures
+            }
+            None => 0,
         }
-        let e = self.entries.entry(key).or_insert(Entry {
-            failures: 0,
-            last: now,
-            blocked_until: now,
-        });
-        Self::bump(e, now)
-    }
-
-    /// Records a success: the source starts over.
-    pub fn record_success(&mut self, ip: IpAddr) {
-        self.entries.remove(&source_key(ip));
-    }
-
-    fn evict(&mut self, now: SystemTime) {
-        Self::evict_map(&mut self.entries, now);
     }
 
     fn evict_map<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Entry>, now: SystemTime) {
@@ -208,69 +315,175 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn t0() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    /// One failed attempt: reserve, then fail; the delay it earned.
+    fn fail_once(
+        t: &mut LoginThrottle,
+        a: IpAddr,
+        name: Option<&str>,
+        now: SystemTime,
+    ) -> Duration {
+        let r = t.reserve(a, name, now).expect("admitted");
+        t.fail(r)
+    }
+
     #[test]
     fn delay_grows_then_caps() {
         let mut t = LoginThrottle::new();
         let a = ip("192.0.2.1");
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let delays: Vec<_> = (0..10)
-            .map(|_| t.record_failure(a, now).as_millis())
-            .collect();
+        let mut now = t0();
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            let d = fail_once(&mut t, a, None, now);
+            delays.push(d.as_millis());
+            // Inside the window the next attempt is refused with what is left of it.
+            if !d.is_zero() {
+                assert_eq!(t.reserve(a, None, now), Err(d));
+            }
+            now += d;
+        }
         assert_eq!(delays, [0, 0, 0, 250, 500, 1000, 2000, 4000, 5000, 5000]);
-        assert_eq!(t.blocked(a, now), Some(Duration::from_secs(5)));
-        assert_eq!(t.blocked(a, now + Duration::from_secs(5)), None);
         // Another address is unaffected.
         assert_eq!(t.blocked(ip("192.0.2.2"), now), None);
-        assert_eq!(t.record_failure(ip("192.0.2.2"), now), Duration::ZERO);
+        assert_eq!(
+            fail_once(&mut t, ip("192.0.2.2"), None, now),
+            Duration::ZERO
+        );
+    }
+
+    /// Issue 17 item 5: reservations taken before verification are counted at once, so
+    /// attempts in flight together are held to the free ones plus the one that opens the window.
+    #[test]
+    fn concurrent_reservations_are_counted_before_settling() {
+        let mut t = LoginThrottle::new();
+        let a = ip("192.0.2.1");
+        let admitted: Vec<Reservation> = (0..10)
+            .filter_map(|_| t.reserve(a, Some("alice"), t0()).ok())
+            .collect();
+        assert_eq!(admitted.len(), LoginThrottle::FREE_FAILURES as usize + 1);
+        // The right password, sent while those are still being verified, waits too.
+        assert_eq!(
+            t.reserve(a, Some("alice"), t0()),
+            Err(LoginThrottle::BASE_DELAY)
+        );
+        let delays: Vec<u128> = admitted
+            .into_iter()
+            .map(|r| t.fail(r).as_millis())
+            .collect();
+        assert_eq!(delays, [0, 0, 0, 250]);
+    }
+
+    /// A success refunds exactly its own provisional failure, including the window it opened.
+    #[test]
+    fn success_refunds_its_own_reservation_only() {
+        let mut t = LoginThrottle::new();
+        let a = ip("192.0.2.1");
+        for _ in 0..3 {
+            fail_once(&mut t, a, Some("alice"), t0());
+        }
+        // The 4th attempt opens a window provisionally; it succeeds, so the window closes.
+        let r = t.reserve(a, Some("alice"), t0()).unwrap();
+        assert!(t.blocked(a, t0()).is_some());
+        t.succeed(r);
+        assert_eq!(t.blocked(a, t0()), None);
+        assert_eq!(t.failures(a, t0()), 3);
+        assert_eq!(t.name_failures("alice", t0()), 0);
+    }
+
+    /// Issue 17 item 6: successes of another account do not clear the address or the target.
+    #[test]
+    fn other_accounts_success_clears_nothing_of_the_target() {
+        let mut t = LoginThrottle::new();
+        let a = ip("192.0.2.1");
+        let mut now = t0();
+        let mut delays = Vec::new();
+        for _ in 0..6 {
+            let d = fail_once(&mut t, a, Some("alice"), now);
+            delays.push(d.as_millis());
+            now += d;
+            let own = t.reserve(a, Some("bob"), now).unwrap();
+            t.succeed(own);
+        }
+        assert_eq!(delays, [0, 0, 0, 250, 500, 1000]);
+        assert_eq!(t.name_failures("alice", now), 6);
+        // Only alice's own success clears alice.
+        let r = t.reserve(
+            ip("198.51.100.7"),
+            Some("ALICE"),
+            now + Duration::from_secs(5),
+        );
+        t.succeed(r.unwrap());
+        assert_eq!(t.name_failures("alice", now), 0);
     }
 
     #[test]
-    fn failures_decay_and_success_resets() {
+    fn name_throttle_blocks_failed_addresses_and_delays_clean_ones() {
+        let mut t = LoginThrottle::new();
+        let now = t0();
+        // Four different addresses guessing one account: the 4th failure closes the name.
+        let mut last = Duration::ZERO;
+        for i in 1..=4u8 {
+            last = fail_once(&mut t, IpAddr::from([198, 51, 100, i]), Some("Alice"), now);
+        }
+        assert_eq!(last, Duration::from_millis(250));
+        // An address that has failed is refused for this name, case-insensitively...
+        let failed = IpAddr::from([198, 51, 100, 1]);
+        assert_eq!(
+            t.reserve(failed, Some("alice"), now),
+            Err(Duration::from_millis(250))
+        );
+        // ...but not for another name.
+        let r = t.reserve(failed, Some("bob"), now).unwrap();
+        t.succeed(r);
+        // An address with no failure is let through, its failure answered after the delay.
+        let clean = ip("198.51.100.9");
+        let r = t.reserve(clean, Some("alice"), now).unwrap();
+        assert_eq!(r.delay, Duration::from_millis(250));
+        assert!(t.fail(r) >= Duration::from_millis(250));
+        // No permanent lock-out: after the penalty the name may try again, and a success clears.
+        let later = now + LoginThrottle::MAX_DELAY;
+        let r = t.reserve(failed, Some("alice"), later).unwrap();
+        t.succeed(r);
+        assert_eq!(t.name_failures("alice", later), 0);
+    }
+
+    #[test]
+    fn refund_is_neutral() {
+        let mut t = LoginThrottle::new();
+        let a = ip("192.0.2.1");
+        fail_once(&mut t, a, Some("alice"), t0());
+        let r = t.reserve(a, Some("alice"), t0()).unwrap();
+        t.refund(r);
+        assert_eq!(t.failures(a, t0()), 1);
+        assert_eq!(t.name_failures("alice", t0()), 1);
+    }
+
+    #[test]
+    fn failures_decay_and_ipv6_is_throttled_by_64() {
         let mut t = LoginThrottle::new();
         let a = ip("2001:db8::1");
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut now = t0();
         for _ in 0..6 {
-            t.record_failure(a, now);
+            now += fail_once(&mut t, a, None, now);
         }
         // Same /64 counts as the same source.
         assert_eq!(t.failures(ip("2001:db8::99"), now), 6);
         let later = now + LoginThrottle::LEAK_INTERVAL * 3;
         assert_eq!(t.failures(a, later), 3);
         // The 4th failure after decay costs the first non-zero delay again.
-        assert_eq!(t.record_failure(a, later), Duration::from_millis(250));
-        t.record_success(a);
-        assert_eq!(t.failures(a, later), 0);
-        assert_eq!(t.record_failure(a, later), Duration::ZERO);
-    }
-
-    #[test]
-    fn per_name_throttle_spans_addresses() {
-        let mut t = LoginThrottle::new();
-        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        // Four different addresses guessing one account: the 4th failure delays the name.
-        let mut last = Duration::ZERO;
-        for i in 1..=4u8 {
-            last = t.record_failure_for(IpAddr::from([198, 51, 100, i]), "Alice", now);
-        }
-        assert_eq!(last, Duration::from_millis(250));
-        // A fifth address is refused for this name, case-insensitively, but not for another.
-        let fresh = ip("198.51.100.9");
         assert_eq!(
-            t.check(fresh, "alice", now),
-            Some(Duration::from_millis(250))
+            fail_once(&mut t, a, None, later),
+            Duration::from_millis(250)
         );
-        assert_eq!(t.check(fresh, "bob", now), None);
-        // No permanent lock-out: after the penalty the name may try again, and a success resets.
-        assert_eq!(t.check(fresh, "alice", now + Duration::from_secs(1)), None);
-        t.record_success_for(fresh, "alice");
-        assert_eq!(t.record_failure_for(fresh, "alice", now), Duration::ZERO);
     }
 
     #[test]
     fn ipv4_mapped_is_ipv4() {
         let mut t = LoginThrottle::new();
-        let now = UNIX_EPOCH;
-        t.record_failure(ip("::ffff:192.0.2.7"), now);
-        assert_eq!(t.failures(ip("192.0.2.7"), now), 1);
+        fail_once(&mut t, ip("::ffff:192.0.2.7"), None, t0());
+        assert_eq!(t.failures(ip("192.0.2.7"), t0()), 1);
     }
 }

@@ -187,10 +187,13 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let acc = st.accounts.clone();
     let now = std::time::SystemTime::now();
-    if let Some(wait) = acc.throttle().check(peer.0, &body.username, now) {
-        // Inside a penalty: refused without looking at the password.
-        return Ok(too_many(wait));
-    }
+    // The attempt takes its throttle slot (a provisional failure of the address and the
+    // account) before argon2 runs, so concurrent guesses see each other; inside a penalty it
+    // is refused without looking at the password.
+    let reservation = match acc.throttle().reserve(peer.0, Some(&body.username), now) {
+        Ok(r) => r,
+        Err(wait) => return Ok(too_many(wait)),
+    };
     let (a, name, pw) = (acc.clone(), body.username.clone(), body.password);
     let verified = if name.chars().count() > 64 || pw.len() > 1024 {
         None
@@ -198,9 +201,7 @@ pub async fn login(
         blocking(move || a.users.verify_password(&name, &pw)).await?
     };
     let Some(user) = verified else {
-        let delay = acc
-            .throttle()
-            .record_failure_for(peer.0, &body.username, now);
+        let delay = acc.throttle().fail(reservation);
         acc.audit(
             &body.username,
             peer.0,
@@ -213,7 +214,7 @@ pub async fn login(
             "wrong user name or password",
         ));
     };
-    acc.throttle().record_success_for(peer.0, &user.name);
+    acc.throttle().succeed(reservation);
     // Session fixation: whatever session the browser had before is ended, the new one is fresh.
     if let Some(old) = session_cookie(&headers).and_then(|c| acc.session(c).ok().flatten()) {
         acc.revoke_session(&old.id)?;
@@ -267,15 +268,16 @@ pub async fn change_password(
     let acc = st.accounts.clone();
     let name = id.user.name.clone();
     let now = std::time::SystemTime::now();
-    if let Some(wait) = acc.throttle().check(peer.0, &name, now) {
-        return Ok(too_many(wait));
-    }
+    let reservation = match acc.throttle().reserve(peer.0, Some(&name), now) {
+        Ok(r) => r,
+        Err(wait) => return Ok(too_many(wait)),
+    };
     let (a, n, cur) = (acc.clone(), name.clone(), body.current);
     if blocking(move || a.users.verify_password(&n, &cur))
         .await?
         .is_none()
     {
-        acc.throttle().record_failure_for(peer.0, &name, now);
+        let _ = acc.throttle().fail(reservation);
         acc.audit(
             &name,
             peer.0,
@@ -287,6 +289,7 @@ pub async fn change_password(
             "the current password is wrong",
         ));
     }
+    acc.throttle().succeed(reservation);
     let (a, n, new) = (acc.clone(), name.clone(), body.new);
     blocking(move || a.users.set_password(&n, &new)).await?;
     let ended = acc.revoke_user_sessions(&name, id.session().map(|s| s.id.as_str()))?;
