@@ -248,6 +248,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             tls.server_config.clone(),
             auth.clone(),
             snapshot,
+            vigil_web::edge::Limits::default(),
             shutdown,
         );
         tasks.spawn(async move { fut.await.map_err(std::io::Error::other) });

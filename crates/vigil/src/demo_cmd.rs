@@ -192,6 +192,7 @@ async fn serve(
             cert: None,
             key: None,
             data_dir: args.data.clone(),
+            limits: vigil_web::edge::Limits::default(),
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

@@ -17,14 +17,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use vigil_auth::{AuthDecision, AuthRequest, Authenticator};
+use vigil_web::edge;
 
 /// Produces a JPEG of the named stream (`"main"` or `"sub"`); called on a blocking thread.
 pub type SnapshotFn = Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
 
-/// Largest request head (request line + headers) accepted.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// A client must send its whole request head within this time (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish after shutdown is requested.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -35,12 +32,15 @@ struct AppState {
     no_users_logged: Arc<AtomicBool>,
 }
 
-/// Serves snapshots over HTTPS on `listener` until `shutdown` completes.
+/// Serves snapshots over HTTPS on `listener` until `shutdown` completes, through the same
+/// HTTPS edge as the web app (`vigil_web::edge`): connection caps in all and per address,
+/// TLS handshake, head and body deadlines, and the process-wide bound on password hashing.
 pub async fn serve_snapshots(
     listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     auth: Arc<Authenticator>,
     snapshot: SnapshotFn,
+    limits: edge::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState {
@@ -49,32 +49,31 @@ pub async fn serve_snapshots(
         no_users_logged: Arc::new(AtomicBool::new(false)),
     };
     let app = Router::new().fallback(handle).with_state(state);
+    let server = edge::serve(listener, tls, app, "snapshot", limits).context("HTTPS server")?;
+    tracing::info!(addr = %server.local_addr(), "HTTPS snapshot server listening");
+    shutdown.await;
+    server.shutdown(GRACE).await;
+    Ok(())
+}
 
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(GRACE));
-    });
-
-    listener
-        .set_nonblocking(true)
-        .context("listener non-blocking")?;
-    let local = listener.local_addr().ok();
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config).handle(handle);
-    let builder = server.http_builder();
-    *builder = std::mem::take(builder).http1_only();
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
-    tracing::info!(addr = ?local, "HTTPS snapshot server listening");
-    server
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .context("HTTPS server")
+/// A password-hashing permit if the request carries Basic credentials (argon2id, ~19 MiB and
+/// tens of ms each); Digest and no credentials are cheap and need none.
+async fn hashing_permit_for(
+    authorization: Option<&str>,
+) -> Result<Option<edge::HashingPermit>, Response> {
+    let basic = authorization
+        .and_then(|a| a.get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
+    if !basic {
+        return Ok(None);
+    }
+    match edge::hashing_permit().await {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            tracing::error!(error = %e, "password hashing unavailable");
+            Err(text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
+        }
+    }
 }
 
 /// Headers every response carries: no caching of camera images, no sniffing, no framing.
@@ -152,8 +151,15 @@ async fn handle(
     let auth = st.auth.clone();
     let m = method.as_str().to_owned();
     let u = uri.clone();
+    // At most edge::HASHING_CONCURRENCY argon2 runs at once, process-wide; the permit moves
+    // into the blocking task so a client leaving mid-hash does not free it early.
+    let hashing = match hashing_permit_for(authorization.as_deref()).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
     // Basic verification runs argon2 (tens of ms of CPU): keep it off the async workers.
     let decision = tokio::task::spawn_blocking(move || {
+        let _hashing = hashing;
         auth.check(&AuthRequest {
             method: &m,
             uri: &u,

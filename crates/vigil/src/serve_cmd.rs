@@ -121,6 +121,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cert: cfg.web.cert.clone(),
                 key: cfg.web.key.clone(),
                 data_dir: cfg.data_dir.clone(),
+                limits: vigil_web::edge::Limits::default(),
             };
             let status = AlertsLink::status_provider(alerts.as_ref());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {

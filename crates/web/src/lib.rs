@@ -7,7 +7,9 @@
 //! - **Transport**: TLS 1.2+ only (rustls); a self-signed certificate is made on first run in
 //!   `<data>/tls/` and kept (its SHA-256 fingerprint is printed), or the operator's own
 //!   ([`tls`]). HTTP/1.1 only, request heads ≤ 16 KiB read within 10 s, JSON bodies ≤ 64 KiB,
-//!   ≤ 256 connections per address and 1024 in all ([`server`]).
+//!   ≤ 256 connections per address and 1024 in all (fewer under a low descriptor limit),
+//!   request bodies within 30 s and at ≥ 1 KiB/s after 5 s ([`edge`], shared with the
+//!   camera's snapshot server).
 //! - **First run**: no user and no default password; a single-use setup token (256 bits, kept
 //!   only as a hash in memory, valid 1 h, renewed while no user exists) is printed as
 //!   `setup-url …` and creates the first admin.
@@ -37,6 +39,7 @@ pub mod api;
 pub mod api_cameras;
 pub mod assets;
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod events_api;
 pub mod live;

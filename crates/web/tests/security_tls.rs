@@ -51,6 +51,20 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 async fn tls_connect(
     addr: SocketAddr,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    tls_connect_from("127.0.0.1", addr).await
+}
+
+/// A plain TCP connection from `ip`, an address of 127.0.0.0/8 (several sources on one host).
+async fn tcp_from(ip: &str, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(format!("{ip}:0").parse().unwrap())?;
+    sock.connect(addr).await
+}
+
+async fn tls_connect_from(
+    ip: &str,
+    addr: SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -59,7 +73,7 @@ async fn tls_connect(
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tcp = tcp_from(ip, addr).await?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     connector.connect(name, tcp).await
 }
@@ -160,6 +174,7 @@ async fn start_serves_https_and_keeps_its_certificate() {
         cert: None,
         key: None,
         data_dir: dir.path().to_owned(),
+        limits: vigil_web::edge::Limits::default(),
     };
     let h = vigil_web::start(cfg.clone(), nvr.clone(), Arc::new(|| json!({})))
         .await
@@ -233,5 +248,100 @@ async fn slow_clients_and_connection_floods_are_cut_off() {
     .await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     drop(held);
+    handle.shutdown().await;
+}
+
+/// Small caps and short deadlines through the shared HTTPS edge: a flood from 127.0.0.2 does
+/// not lock out 127.0.0.1, half-open connections are closed at the handshake deadline, and a
+/// body sent a byte at a time is cut with 408 while a normal request is served.
+#[tokio::test]
+async fn one_address_cannot_lock_out_another_and_slow_bodies_get_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let e = env_with(true, false).await;
+    let material = vigil_web::tls::load_or_create(&e.state.data_dir, &[]).unwrap();
+    let limits = vigil_web::edge::Limits {
+        caps: vigil_auth::admission::Caps::new(8, 4),
+        handshake_timeout: Duration::from_secs(1),
+        body_grace: Duration::from_millis(500),
+        min_body_rate: 1000,
+        body_deadline: Duration::from_secs(3),
+        ..vigil_web::edge::Limits::default()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let handle = vigil_web::server::serve_with(
+        listener,
+        material.server_config.clone(),
+        e.state.clone(),
+        limits,
+    )
+    .unwrap();
+    let addr = handle.local_addr();
+
+    // 127.0.0.2 opens five times the server's total of half-open connections.
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        flood.push(tcp_from("127.0.0.2", addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        handle.open_connections() <= 4,
+        "{}",
+        handle.open_connections()
+    );
+
+    // 127.0.0.3 sends a login body a byte every 200 ms.
+    let slow = tokio::spawn(async move {
+        let mut tls = tls_connect_from("127.0.0.3", addr).await.unwrap();
+        tls.write_all(
+            b"POST /api/login HTTP/1.1\r\nHost: vigil.test:8443\r\nOrigin: https://vigil.test:8443\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        let mut b = [0u8; 1024];
+        for _ in 0..40 {
+            if tls.write_all(b" ").await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), tls.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => out.extend_from_slice(&b[..n]),
+                Err(_) => {}
+            }
+        }
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            started.elapsed(),
+        )
+    });
+
+    // Meanwhile 127.0.0.1 is served.
+    let resp = raw_https(
+        addr,
+        b"GET /api/setup HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    let (slow_resp, took) = slow.await.unwrap();
+    assert!(
+        slow_resp.starts_with("HTTP/1.1 408"),
+        "{slow_resp:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // Every slot comes back: the 408 closed its connection and the flood's half-open ones
+    // were dropped at the handshake deadline.
+    let mut b = [0u8; 16];
+    for s in &mut flood {
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut b))
+            .await
+            .expect("a half-open connection outlived the handshake deadline");
+        assert!(matches!(n, Ok(0) | Err(_)));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(handle.open_connections(), 0);
     handle.shutdown().await;
 }

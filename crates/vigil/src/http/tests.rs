@@ -42,6 +42,7 @@ async fn start(with_user: bool) -> Server {
         tls.server_config,
         auth,
         snapshot,
+        vigil_web::edge::Limits::default(),
         async {
             let _ = rx.await;
         },
@@ -71,9 +72,16 @@ impl Reply {
 }
 
 async fn get(s: &Server, target: &str, authorization: Option<&str>) -> Reply {
+    get_from(s, "127.0.0.1", target, authorization).await
+}
+
+/// [`get`] from `ip`, an address of 127.0.0.0/8 (several sources on one host).
+async fn get_from(s: &Server, ip: &str, target: &str, authorization: Option<&str>) -> Reply {
     let connector =
         tokio_rustls::TlsConnector::from(vigil_testkit::tls::pinned_client_config(&s.fingerprint));
-    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(s.addr).await.unwrap();
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -225,4 +233,52 @@ async fn no_users_is_401_even_for_default_credentials() {
     .unwrap();
     assert_eq!(r.status, 401);
     assert!(!r.header("www-authenticate").is_empty());
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB; for the figure printed below.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+#[tokio::test]
+async fn concurrent_password_logins_are_bounded() {
+    // 32 Basic logins at once from 32 addresses (so no per-address throttle is involved), each
+    // an argon2id run of ~19 MiB, hash at most HASHING_CONCURRENCY at a time, process-wide;
+    // all of them are still served.
+    let s = start(true).await;
+    let before = peak_rss_mib();
+    let a = basic("alice", PW);
+    let mut logins = tokio::task::JoinSet::new();
+    const LOGINS: usize = 32;
+    for i in 0..LOGINS {
+        let (addr, fingerprint, a) = (s.addr, s.fingerprint.clone(), a.clone());
+        logins.spawn(async move {
+            let s = Server {
+                addr,
+                fingerprint,
+                _dir: tempfile::tempdir().unwrap(),
+                _stop: tokio::sync::oneshot::channel().0,
+            };
+            get_from(&s, &format!("127.0.1.{}", i + 1), "/snapshot.jpg", Some(&a))
+                .await
+                .status
+        });
+    }
+    let statuses = tokio::time::timeout(Duration::from_secs(60), logins.join_all())
+        .await
+        .expect("logins took over a minute");
+    assert!(statuses.iter().all(|&st| st == 200), "{statuses:?}");
+    let peak = vigil_web::edge::hashing_peak();
+    eprintln!(
+        "password hashing: peak {peak} at once; VmHWM {before:?} -> {:?} MiB",
+        peak_rss_mib()
+    );
+    // Unbounded, all 32 hash at once (measured: peak 32).
+    assert!(
+        (1..=vigil_web::edge::HASHING_CONCURRENCY).contains(&peak) && peak < LOGINS,
+        "{peak} verifications ran at once"
+    );
 }
