@@ -83,6 +83,8 @@ pub(crate) fn rtcp_has_bye(mut data: &[u8]) -> bool {
 
 struct ConnEnv<'a> {
     ctx: &'a ConnCtx,
+    /// This connection's random id ([`AuthQuery::connection`]).
+    connection: u64,
     secure: bool,
     media: &'a mut HashMap<String, Media>,
     events: &'a mpsc::Sender<Event>,
@@ -97,6 +99,7 @@ impl Env for ConnEnv<'_> {
             peer: self.ctx.peer.ip(),
             secure: self.secure,
             now: SystemTime::now(),
+            connection: self.connection,
         })
     }
 
@@ -182,6 +185,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let opts = ctx.options.clone();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut state = ConnState::new(secure);
+    // Random rather than a counter: unique among connections even for authenticators that
+    // share a nonce secret across processes.
+    let connection: u64 = rand::random();
     let mut media: HashMap<String, Media> = HashMap::new();
     // Small and bounded: a slow connection makes its forwarders wait, so their hub
     // subscribers lag and skip ahead, instead of queueing frames here.
@@ -217,6 +223,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     let reply = {
                         let mut env = ConnEnv {
                             ctx: &ctx,
+                            connection,
                             secure,
                             media: &mut media,
                             events: &tx,

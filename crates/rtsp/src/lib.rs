@@ -51,7 +51,10 @@
 //! # Security
 //!
 //! Every method but OPTIONS is authenticated on every request through [`RtspAuth`]
-//! (a session id alone grants nothing). Failed logins are answered after the delay the
+//! (a session id alone grants nothing, and one from another connection is unknown here:
+//! 454). Each connection has a random id ([`AuthQuery::connection`]) to which the real
+//! authenticator binds its Digest nonces, so an `Authorization` header captured on one
+//! connection is refused on any other. Failed logins are answered after the delay the
 //! authenticator asks for, on that connection only. Media only ever goes to the address
 //! the request came from (`destination=` is ignored), and plain UDP media is refused on
 //! RTSPS connections (461), since it would leak a TLS-protected stream.
@@ -115,6 +118,9 @@ pub struct AuthQuery<'a> {
     pub secure: bool,
     /// Wall-clock time (nonce validity).
     pub now: std::time::SystemTime,
+    /// Random id of the RTSP connection the request came on: the authenticator binds its
+    /// nonces to it, so an `Authorization` captured on one connection is refused on another.
+    pub connection: u64,
 }
 
 /// Credential checking, implemented by the real authenticator (`vigil_auth`) and by tests.
@@ -170,11 +176,12 @@ impl Default for ServerOptions {
 /// Mount table: path segment (`main`, `sub`) to the stream's hub.
 pub type Mounts = HashMap<String, vigil_hub::Hub>;
 
-/// The real authenticator: Digest (SHA-256, MD5) always, Basic only over TLS, with its
-/// login throttle.
+/// The real authenticator: Digest (SHA-256, and MD5 unless its policy is `sha256`) with
+/// nonces bound to the connection, Basic only over TLS, with its login throttle.
 impl RtspAuth for vigil_auth::Authenticator {
     fn check(&self, q: &AuthQuery<'_>) -> AuthVerdict {
-        let decision = vigil_auth::Authenticator::check(
+        // Nonces bound to the connection: a captured header replayed elsewhere is stale.
+        let decision = vigil_auth::Authenticator::check_on_connection(
             self,
             &vigil_auth::AuthRequest {
                 method: q.method,
@@ -184,6 +191,7 @@ impl RtspAuth for vigil_auth::Authenticator {
                 secure: q.secure,
                 now: q.now,
             },
+            q.connection,
         );
         match decision {
             // Every role may watch live video; per-camera authorization can map `role` here.

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use vigil_auth::digest::{self, Algorithm, DigestCredentials};
+use vigil_auth::DigestPolicy;
 use vigil_hub::Hub;
 use vigil_media::{AccessUnit, Codec, StreamParams};
 use vigil_rtsp::{RtspServer, ServerOptions};
@@ -64,10 +65,18 @@ struct Fixture {
 }
 
 async fn start(options: ServerOptions, idr_len: usize) -> Fixture {
+    start_with_policy(options, idr_len, DigestPolicy::default()).await
+}
+
+async fn start_with_policy(
+    options: ServerOptions,
+    idr_len: usize,
+    policy: DigestPolicy,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = vigil_auth::UserStore::open(dir.path()).unwrap();
     store.add(USER, PASS, vigil_auth::Role::Viewer).unwrap();
-    let auth = Arc::new(vigil_auth::Authenticator::new(store));
+    let auth = Arc::new(vigil_auth::Authenticator::new(store).with_digest_policy(policy));
     let hub = Hub::new("main", 64);
     let source = spawn_source(hub.clone(), idr_len);
     hub.wait_params().await;
@@ -106,6 +115,9 @@ struct Client {
     cseq: u32,
     url: String,
     nonce: Option<String>,
+    /// Digest algorithm and whether to send `qop=auth` (default MD5 without qop, as
+    /// GStreamer 1.22 does).
+    digest: (Algorithm, bool),
     /// Interleaved frames that arrived before a response.
     skipped: Vec<(u8, Vec<u8>)>,
 }
@@ -130,6 +142,7 @@ impl Client {
             cseq: 0,
             url: format!("rtsp://{addr}/main"),
             nonce: None,
+            digest: (Algorithm::Md5, false),
             skipped: Vec::new(),
         }
     }
@@ -217,19 +230,20 @@ impl Client {
 
     fn authorization(&self, method: &str, uri: &str, password: &str) -> Option<String> {
         let nonce = self.nonce.clone()?;
+        let (algorithm, qop) = self.digest;
         let mut creds = DigestCredentials {
             username: USER.into(),
             realm: "vigil".into(),
             nonce,
             uri: uri.into(),
             response: String::new(),
-            algorithm: Algorithm::Md5,
-            qop: None,
-            nc: None,
-            cnonce: None,
+            algorithm,
+            qop: qop.then_some(digest::Qop::Auth),
+            nc: qop.then_some(self.cseq + 1),
+            cnonce: qop.then(|| "0a4f113b".to_owned()),
             opaque: None,
         };
-        let ha1 = digest::ha1(Algorithm::Md5, USER, "vigil", password);
+        let ha1 = digest::ha1(algorithm, USER, "vigil", password);
         creds.response = digest::expected_response(&ha1, method, &creds);
         Some(creds.to_header())
     }
@@ -632,4 +646,126 @@ async fn pause_and_resume_keep_sequence_and_timestamps_increasing() {
         (ts.wrapping_sub(last_ts) as i32) > 0,
         "timestamp went backwards"
     );
+}
+
+/// Issue 17 item 1: the DESCRIBE, SETUP and PLAY `Authorization` headers a client sent on
+/// plain RTSP, replayed verbatim by an eavesdropper from another connection and address
+/// within the nonce's lifetime, get 401 with a stale challenge (which only the password
+/// holder can answer) instead of the stream.
+#[tokio::test]
+async fn captured_authorization_replayed_from_another_connection_is_refused() {
+    let fx = start(ServerOptions::default(), 3000).await;
+    let mut victim = Client::connect(fx.addr).await;
+    let url = victim.url.clone();
+    let track = format!("{url}/trackID=0");
+    let aggregate = format!("{url}/");
+    assert_eq!(victim.describe().await.status, 200);
+    let (_, session) = victim.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
+    // What went over the wire (MD5 without qop is deterministic, so this is byte for byte).
+    let describe_h = victim.authorization("DESCRIBE", &url, PASS).unwrap();
+    let setup_h = victim.authorization("SETUP", &track, PASS).unwrap();
+    let play_h = victim.authorization("PLAY", &aggregate, PASS).unwrap();
+
+    let mut replayer = Client::with_stream(connect_from("127.0.0.3", fx.addr).await, fx.addr);
+    let r = replayer
+        .request(
+            "DESCRIBE",
+            &url,
+            &format!("Accept: application/sdp\r\nAuthorization: {describe_h}\r\n"),
+        )
+        .await;
+    assert_eq!(r.status, 401, "replayed DESCRIBE accepted");
+    assert!(
+        r.get("WWW-Authenticate").unwrap().contains("stale=true"),
+        "{:?}",
+        r.headers
+    );
+    let r = replayer
+        .request(
+            "SETUP",
+            &track,
+            &format!(
+                "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nAuthorization: {setup_h}\r\n"
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 401, "replayed SETUP accepted");
+    let r = replayer
+        .request(
+            "PLAY",
+            &aggregate,
+            &format!("Session: {session}\r\nRange: npt=0.000-\r\nAuthorization: {play_h}\r\n"),
+        )
+        .await;
+    assert_eq!(r.status, 401, "replayed PLAY accepted");
+    // The victim's own connection goes on with the same nonce.
+    victim.play(&session).await;
+    assert_eq!(victim.frame().await.0, 0);
+}
+
+/// A session belongs to the connection that set it up: another connection, even with valid
+/// credentials of its own, gets 454 for every method naming it, and the owner's session
+/// plays on untouched.
+#[tokio::test]
+async fn session_id_from_another_connection_is_refused() {
+    let fx = start(ServerOptions::default(), 3000).await;
+    let mut owner = Client::connect(fx.addr).await;
+    let url = owner.url.clone();
+    owner.describe().await;
+    let (_, session) = owner.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
+    let mut other = Client::with_stream(connect_from("127.0.0.4", fx.addr).await, fx.addr);
+    assert_eq!(other.describe().await.status, 200);
+    let aggregate = format!("{url}/");
+    for m in ["PLAY", "PAUSE", "GET_PARAMETER", "TEARDOWN"] {
+        let r = other
+            .request(m, &aggregate, &format!("Session: {session}\r\n"))
+            .await;
+        assert_eq!(r.status, 454, "{m} with another connection's session");
+    }
+    let r = other
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &format!("Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: {session}\r\n"),
+        )
+        .await;
+    assert_eq!(r.status, 454, "SETUP joining another connection's session");
+    owner.play(&session).await;
+    assert_eq!(owner.frame().await.0, 0);
+}
+
+/// Issue 17 item 2: with `--digest sha256` only a SHA-256 challenge is offered and MD5 (with or
+/// without qop) and SHA-256 without qop are refused, so a man in the middle who rewrites the
+/// challenge cannot get an MD5 response accepted; SHA-256 with qop=auth plays.
+#[tokio::test]
+async fn sha256_policy_refuses_md5_and_missing_qop() {
+    let fx = start_with_policy(ServerOptions::default(), 3000, DigestPolicy::Sha256).await;
+    let mut c = Client::connect(fx.addr).await;
+    let url = c.url.clone();
+    let accept = "Accept: application/sdp\r\n";
+    let r = c.request("DESCRIBE", &url, accept).await;
+    let challenges: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "WWW-Authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(challenges.len(), 1, "{challenges:?}");
+    assert!(challenges[0].contains("algorithm=SHA-256"));
+    let nonce = challenges[0].split("nonce=\"").nth(1).unwrap();
+    c.nonce = Some(nonce.split('"').next().unwrap().to_owned());
+    for refused in [
+        (Algorithm::Md5, true),
+        (Algorithm::Md5, false),
+        (Algorithm::Sha256, false),
+    ] {
+        c.digest = refused;
+        let r = c.request("DESCRIBE", &url, accept).await;
+        assert_eq!(r.status, 401, "{refused:?} accepted");
+    }
+    c.digest = (Algorithm::Sha256, true);
+    assert_eq!(c.request("DESCRIBE", &url, accept).await.status, 200);
+    let (_, session) = c.setup("RTP/AVP/TCP;unicast;interleaved=0-1").await;
+    c.play(&session).await;
+    assert_eq!(c.frame().await.0, 0);
 }
