@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use vigil_auth::{Authenticator, UserStore};
+use vigil_auth::{Authenticator, DigestPolicy, UserStore};
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_rtsp::{RtspAuth, RtspServer};
@@ -65,6 +65,12 @@ pub struct CameraArgs {
     /// The private key (PEM) of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Digest responses accepted on RTSP, RTSPS and HTTPS: `sha256` (SHA-256 with qop=auth
+    /// only, so a man in the middle cannot force MD5; ffmpeg and GStreamer cannot log in),
+    /// `md5` (also MD5 with qop=auth: ffmpeg) or `legacy` (also RFC 2069 MD5 without qop:
+    /// GStreamer rtspsrc, VLC). See docs/security.md.
+    #[arg(long, default_value = "legacy")]
+    digest: DigestPolicy,
 }
 
 /// A listen address or `off`.
@@ -168,7 +174,8 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    let auth = Arc::new(Authenticator::new(store));
+    let auth = Arc::new(Authenticator::new(store).with_digest_policy(args.digest));
+    tracing::info!(digest = %args.digest, "Digest policy");
 
     let main_hub = Hub::new("main", HUB_CAPACITY);
     let sub_hub = sub.map(|_| Hub::new("sub", HUB_CAPACITY));
