@@ -14,13 +14,21 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use vigil_datadir::{Migration, Schema};
 
 use crate::NvrError;
 
-/// Schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// The event store's schema (`docs/schema.md`): its migrations, oldest first. Never edit a
+/// released one; add a step.
+const SCHEMA: Schema = Schema {
+    file: "events.sqlite3",
+    migrations: &[Migration {
+        description: "events and their thumbnails",
+        sql: SCHEMA_V1,
+    }],
+};
 
-const SCHEMA: &str = "
+const SCHEMA_V1: &str = "
 CREATE TABLE event (
     id INTEGER PRIMARY KEY,
     camera TEXT NOT NULL,
@@ -160,7 +168,7 @@ impl EventStore {
     /// Opens (creating if needed) `<data_dir>/events.sqlite3` in WAL mode, and closes the
     /// events a crash left open at their last update.
     pub fn open(data_dir: &Path) -> Result<EventStore, NvrError> {
-        use vigil_recorder::private_fs;
+        use vigil_datadir::private_fs;
         let path = data_dir.join("events.sqlite3");
         private_fs::create_dir_all(data_dir)
             .and_then(|()| private_fs::prepare_file(&path))
@@ -189,23 +197,10 @@ impl EventStore {
             .map_err(db_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(db_err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db_err)?;
-        match version {
-            0 => conn
-                .execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .map_err(db_err)?,
-            SCHEMA_VERSION => {}
-            v => {
-                return Err(NvrError::Events(format!(
-                    "events.sqlite3 has schema version {v}, this Vigil knows {SCHEMA_VERSION}: \
-                     it was written by a newer Vigil"
-                )))
-            }
-        }
+        let mut conn = conn;
+        SCHEMA
+            .upgrade(&mut conn)
+            .map_err(|e| NvrError::Events(e.to_string()))?;
         let closed = conn
             .execute(
                 "UPDATE event SET end_us = MAX(updated_us, start_us) WHERE end_us IS NULL",

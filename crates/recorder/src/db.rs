@@ -9,18 +9,33 @@
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use vigil_datadir::{Migration, Schema};
 use vigil_media::fmp4::Sample;
 
 pub use crate::segment_audio::AudioRun;
 use crate::Error;
 
+/// The index's schema (`docs/schema.md`): its migrations, oldest first. Never edit a
+/// released one; add a step.
+pub const SCHEMA: Schema = Schema {
+    file: "index.sqlite3",
+    migrations: &[
+        Migration {
+            description: "cameras, streams, files, fragments, gaps, garbage",
+            sql: SCHEMA_V1,
+        },
+        Migration {
+            description: "fragments get an audio run (NULL where there is no audio)",
+            sql: "ALTER TABLE fragment ADD COLUMN audio BLOB;",
+        },
+    ],
+};
+
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = SCHEMA.migrations.len() as i64;
 
-/// Version 1 → 2: fragments got an audio run (`NULL` where there is no audio).
-const MIGRATE_1_TO_2: &str = "ALTER TABLE fragment ADD COLUMN audio BLOB;";
-
-const SCHEMA: &str = "
+/// Version 1, as Vigil created it before audio.
+const SCHEMA_V1: &str = "
 CREATE TABLE camera (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -61,7 +76,6 @@ CREATE TABLE fragment (
     frames INTEGER NOT NULL,
     key_count INTEGER NOT NULL,
     samples BLOB NOT NULL,          -- per sample: duration u32, size u32, flags u8 (1 = sync)
-    audio BLOB,                     -- audio run: tfdt u64, then samples as above; NULL = none
     PRIMARY KEY (file_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE gap (
@@ -280,7 +294,7 @@ impl Db {
     /// Opens (creating if needed) the index at `path`: WAL journal, `synchronous=FULL` so a
     /// committed row survives a power cut, schema created or checked.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        crate::private_fs::prepare_file(path)
+        vigil_datadir::private_fs::prepare_file(path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let conn = Connection::open(path)?;
         Self::init(conn)
@@ -295,19 +309,14 @@ impl Db {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            SCHEMA_VERSION => Ok(Self { conn }),
-            1 => Err(Error::Corrupt(format!(
-                "{} was written by an older Vigil; start `vigil serve` once to upgrade it",
-                path.display()
-            ))),
-            0 => Err(Error::Corrupt(format!(
+        if SCHEMA.stored_version(&conn)? == 0 {
+            return Err(Error::Corrupt(format!(
                 "{} is not a Vigil index (empty); `vigil reindex` rebuilds it",
                 path.display()
-            ))),
-            v => Err(Error::SchemaVersion(v)),
+            )));
         }
+        SCHEMA.check(&conn)?;
+        Ok(Self { conn })
     }
 
     /// An in-memory index (tests).
@@ -320,19 +329,8 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))?;
-            }
-            1 => conn.execute_batch(&format!(
-                "BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?,
-            SCHEMA_VERSION => {}
-            v => return Err(Error::SchemaVersion(v)),
-        }
+        let mut conn = conn;
+        SCHEMA.upgrade(&mut conn)?;
         Ok(Self { conn })
     }
 
@@ -818,19 +816,65 @@ mod tests {
         }
         let db = Db::open(&p).unwrap();
         assert!(db.find_stream("a", "main").unwrap().is_some());
-        // A version 1 index (no audio column) is upgraded in place.
-        db.conn
-            .execute_batch("ALTER TABLE fragment DROP COLUMN audio; PRAGMA user_version = 1;")
+        drop(db);
+        let conn = Connection::open(&p).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Db::open(&p),
+            Err(Error::Schema(vigil_datadir::SchemaError::Newer {
+                found: 99,
+                ..
+            }))
+        ));
+    }
+
+    /// Every older version, created as that Vigil created it and holding rows, is brought
+    /// to the current one by `Db::open`: rows kept, new columns usable, the same layout as
+    /// a new index; read-only opening says to upgrade instead.
+    #[test]
+    fn every_older_index_is_upgraded_in_place_keeping_its_rows() {
+        let fresh = vigil_datadir::schema::describe(&Db::open_in_memory().unwrap().conn).unwrap();
+        for version in 1..SCHEMA_VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("index.sqlite3");
+            let mut conn = Connection::open(&p).unwrap();
+            SCHEMA.create_at(&mut conn, version).unwrap();
+            // Rows as version 1 wrote them (every later version still has these columns).
+            conn.execute_batch(
+                "INSERT INTO camera (id, name) VALUES (1, 'a');
+                 INSERT INTO stream (id, camera_id, name) VALUES (1, 1, 'main');
+                 INSERT INTO segment_file VALUES
+                     (1, 1, 'a/main/x.mp4', 0, 90000, 10, 1000010, 500, 100, 'closed');
+                 INSERT INTO fragment (file_id, seq, byte_offset, byte_len, data_offset,
+                     start_90k, duration_90k, start_wall_us, end_wall_us, frames, key_count,
+                     samples)
+                     VALUES (1, 1, 100, 400, 108, 0, 90000, 10, 1000010, 1, 1,
+                             X'00015F900000000A01');",
+            )
             .unwrap();
-        drop(db);
-        assert!(Db::open_read_only(&p).is_err());
-        let mut db = Db::open(&p).unwrap();
-        let s = db.stream_id("a", "main").unwrap();
-        let f = db.insert_file(s, "a/main/x.mp4", 0, 10).unwrap();
-        db.insert_fragment(&frag(f, 2, 0, 0)).unwrap();
-        assert!(db.fragments_of_file(f).unwrap()[0].audio.is_some());
-        db.conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(db);
-        assert!(matches!(Db::open(&p), Err(Error::SchemaVersion(99))));
+            drop(conn);
+            let err = Db::open_read_only(&p).err().unwrap();
+            assert!(
+                err.to_string().contains("start `vigil serve` once"),
+                "{err}"
+            );
+
+            let mut db = Db::open(&p).unwrap();
+            assert_eq!(
+                vigil_datadir::schema::describe(&db.conn).unwrap(),
+                fresh,
+                "from version {version}"
+            );
+            assert_eq!(db.find_stream("a", "main").unwrap(), Some(1));
+            let kept = db.fragments_of_file(1).unwrap();
+            assert_eq!((kept.len(), kept[0].samples.len()), (1, 1));
+            assert!(kept[0].audio.is_none());
+            let f = db.insert_file(1, "a/main/y.mp4", 0, 10).unwrap();
+            db.insert_fragment(&frag(f, 2, 0, 0)).unwrap();
+            assert!(db.fragments_of_file(f).unwrap()[0].audio.is_some());
+            drop(db);
+            Db::open_read_only(&p).unwrap();
+        }
     }
 }

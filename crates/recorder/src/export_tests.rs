@@ -139,7 +139,7 @@ fn record_gops(dir: &Path, gop: usize) -> (Arc<Store>, i64) {
             // The clip's own IDR pictures come every 3; keep only every `gop`-th as a key
             // frame (the others decode as well, they are just not marked).
             assert!(
-                !(i % gop == 0) || au.key,
+                i % gop != 0 || au.key,
                 "gop {gop} is not a multiple of 3"
             );
             au.key = i % gop == 0;

@@ -30,7 +30,6 @@ use std::io;
 pub mod clock;
 pub mod db;
 pub mod export;
-pub mod private_fs;
 pub mod ingest;
 pub mod recorder;
 pub mod recovery;
@@ -60,9 +59,10 @@ pub enum Error {
     /// The index database failed.
     #[error("index database: {0}")]
     Db(#[from] rusqlite::Error),
-    /// The index was written by a newer Vigil.
-    #[error("index schema version {0} is newer than this Vigil supports; upgrade Vigil or run `vigil reindex`")]
-    SchemaVersion(i64),
+    /// The index's schema cannot be used: written by a newer Vigil, or by an older one and
+    /// opened read-only.
+    #[error("{0}; `vigil reindex` rebuilds the index from the recordings")]
+    Schema(#[from] vigil_datadir::SchemaError),
     /// A media file could not be read or an export could not be built.
     #[error("mp4: {0}")]
     Mp4(#[from] vigil_media::fmp4::Mp4Error),

@@ -284,7 +284,7 @@ impl Recorder {
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        crate::private_fs::create_dir_all(data_dir)
+        vigil_datadir::private_fs::create_dir_all(data_dir)
             .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
         let db = Db::open(&data_dir.join(INDEX_FILE))?;
         let store = Arc::new(Store::new(storage, db, clock, config.retention.clone()));

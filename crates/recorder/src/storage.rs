@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::private_fs;
+use vigil_datadir::private_fs;
 
 /// A file being written: appends only, then fsync.
 pub trait WriteFile: Send {

@@ -60,7 +60,7 @@ impl DataLock {
             .create(true)
             .truncate(false)
             .write(true)
-            .mode(vigil_recorder::private_fs::FILE_MODE)
+            .mode(vigil_datadir::private_fs::FILE_MODE)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
@@ -79,7 +79,7 @@ impl DataLock {
 /// Creates the data directory (mode 0700: it holds footage and credentials), or narrows an
 /// existing one that other users could read or enter to 0700, saying so.
 pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use vigil_recorder::private_fs;
+    use vigil_datadir::private_fs;
     private_fs::create_dir_all(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
     if let Some(old) = private_fs::tighten_dir(dir)

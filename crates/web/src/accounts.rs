@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use rand::RngCore as _;
 use rusqlite::{params, Connection, OptionalExtension as _};
+use vigil_datadir::{Migration, Schema};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -40,6 +41,9 @@ pub enum AccountsError {
     /// The user database failed.
     #[error(transparent)]
     Users(#[from] vigil_auth::AuthError),
+    /// `web.sqlite3` has a schema this Vigil cannot use (written by a newer one).
+    #[error(transparent)]
+    Schema(#[from] vigil_datadir::SchemaError),
 }
 
 /// Microseconds since the epoch, now.
@@ -176,7 +180,19 @@ impl std::fmt::Debug for Accounts {
     }
 }
 
-const SCHEMA: &str = "
+/// The web app's store (`web.sqlite3`, `docs/schema.md`): its migrations, oldest first.
+/// Never edit a released one; add a step.
+const SCHEMA: Schema = Schema {
+    file: "web.sqlite3",
+    migrations: &[Migration {
+        description: "sessions, API tokens, audit log",
+        sql: SCHEMA_V1,
+    }],
+};
+
+/// Version 1. `IF NOT EXISTS`: Vigil 0.1 created these tables without setting a version,
+/// so such a file (version 0 with the tables) becomes version 1 unchanged.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS session (
     id TEXT PRIMARY KEY,
     secret_hash BLOB NOT NULL UNIQUE,
@@ -213,14 +229,15 @@ impl Accounts {
         let path = data_dir.join("web.sqlite3");
         // Created 0600 before SQLite opens it (SQLite gives its -wal/-shm files the same mode),
         // so the sessions table is never readable by others, not even briefly.
-        if let Err(e) = vigil_recorder::private_fs::prepare_file(&path) {
+        if let Err(e) = vigil_datadir::private_fs::prepare_file(&path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot restrict the web database to its owner");
         }
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = conn;
+        SCHEMA.upgrade(&mut conn)?;
         Ok(Self {
             users,
             db: Mutex::new(conn),
@@ -707,5 +724,32 @@ mod tests {
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].action, "login_failed");
         assert_eq!(log[0].username, "mallory?");
+    }
+
+    /// Vigil 0.1 created `web.sqlite3` without a schema version: such a file is taken as
+    /// version 1 with its sessions and audit log kept, and a newer one is refused.
+    #[test]
+    fn an_unversioned_web_database_is_adopted_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute(
+            "INSERT INTO audit (time_us, username, address, action, detail) \
+             VALUES (5, 'alice', '192.0.2.1', 'login', '')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let a = Accounts::open(dir.path()).unwrap();
+        let log = a.audit_log(10).unwrap();
+        assert_eq!((log.len(), log[0].action.as_str()), (1, "login"));
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 1);
+        drop(a);
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        drop(conn);
+        let err = Accounts::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("newer Vigil"), "{err}");
     }
 }

@@ -53,6 +53,7 @@ impl From<AccountsError> for ApiError {
         match e {
             AccountsError::Users(a) => a.into(),
             AccountsError::Db(d) => ApiError::internal(d),
+            AccountsError::Schema(e) => ApiError::internal(e),
         }
     }
 }
