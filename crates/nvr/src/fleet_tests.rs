@@ -232,8 +232,8 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
     assert!(gaps.iter().any(|g| g.reason == "not recording"), "{gaps:?}");
     let mut files: Vec<_> = nvr
         .recorder()
-        .store()
-        .db()
+        .archive()
+        .index()
         .all_files()
         .unwrap()
         .into_iter()
@@ -467,8 +467,8 @@ async fn footage_of_a_motion_event_outlives_the_cameras_age_limit() {
     let files = || -> Vec<vigil_recorder::db::FileRow> {
         let mut f: Vec<_> = nvr
             .recorder()
-            .store()
-            .db()
+            .archive()
+            .index()
             .all_files()
             .unwrap()
             .into_iter()

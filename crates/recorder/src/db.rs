@@ -1,6 +1,6 @@
 //! The SQLite index (`<data>/index.sqlite3`): every segment file and every fragment in it,
 //! with time ranges, byte offsets and sample tables, so playback and export never scan
-//! media files. The schema and its invariants are described in `docs/recording.md`.
+//! media files. The schema and its invariants are described in `docs/schema.md`.
 //!
 //! Invariant: a row never points at bytes that are not durable. The writer fsyncs a
 //! fragment's bytes before [`Db::insert_fragment`]; deletions go through the `garbage`

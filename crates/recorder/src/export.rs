@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 use vigil_media::fmp4::{self, ExportBuilder, Track};
 
+use crate::archive::Archive;
 use crate::db::{wall_at, FileRow, FragmentRow};
 use crate::segment::VIDEO_TRACK_ID;
 use crate::segment_audio::AUDIO_TRACK_ID;
-use crate::writer::Store;
 use crate::Error;
 
 /// Everything needed to produce an export file. See the module documentation.
@@ -189,12 +189,12 @@ fn locate_audio(
 
 /// Plans the export of `[start_wall_us, end_wall_us)` of a stream.
 pub fn plan(
-    store: &Store,
+    store: &Archive,
     stream_id: i64,
     start_wall_us: i64,
     end_wall_us: i64,
 ) -> Result<ExportPlan, Error> {
-    let db = store.db();
+    let db = store.index();
     let mut frags = db.fragments_overlapping(stream_id, start_wall_us, end_wall_us)?;
     if frags.is_empty() {
         return Err(Error::NothingRecorded);

@@ -12,7 +12,7 @@ use crate::testutil::AuGen;
 use crate::writer::tests::{short_files, store_with, T0};
 use crate::writer::StreamWriter;
 
-fn record(dir: &Path, seconds: usize) -> (Arc<Store>, i64) {
+fn record(dir: &Path, seconds: usize) -> (Arc<Archive>, i64) {
     let storage: Arc<dyn Storage> = Arc::new(DirStorage::new(dir.join("recordings")).unwrap());
     let store = store_with(dir, storage, RetentionConfig::default());
     let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
@@ -118,7 +118,7 @@ fn export_of_nothing_is_an_error() {
 /// most 0.3 s (9 pictures), so a GOP spans `gop / 9` fragments: 3 s, then a 10 s gap (a
 /// camera outage: a new file), then 2 s. Files rotate after 2 s, so a file also begins in
 /// the middle of the first run.
-fn record_gops(dir: &Path, gop: usize) -> (Arc<Store>, i64) {
+fn record_gops(dir: &Path, gop: usize) -> (Arc<Archive>, i64) {
     let storage: Arc<dyn Storage> = Arc::new(DirStorage::new(dir.join("recordings")).unwrap());
     let store = store_with(dir, storage, RetentionConfig::default());
     let cfg = SegmenterConfig {
@@ -138,10 +138,7 @@ fn record_gops(dir: &Path, gop: usize) -> (Arc<Store>, i64) {
             let mut au = g.next_au();
             // The clip's own IDR pictures come every 3; keep only every `gop`-th as a key
             // frame (the others decode as well, they are just not marked).
-            assert!(
-                i % gop != 0 || au.key,
-                "gop {gop} is not a multiple of 3"
-            );
+            assert!(i % gop != 0 || au.key, "gop {gop} is not a multiple of 3");
             au.key = i % gop == 0;
             w.push(au).unwrap();
         }
@@ -152,8 +149,8 @@ fn record_gops(dir: &Path, gop: usize) -> (Arc<Store>, i64) {
 }
 
 /// Every video sample of a stream as the index describes it: (file row, wall time, key).
-fn indexed_samples(store: &Store, stream: i64) -> Vec<(FileRow, i64, bool)> {
-    let db = store.db();
+fn indexed_samples(store: &Archive, stream: i64) -> Vec<(FileRow, i64, bool)> {
+    let db = store.index();
     let frags = db
         .fragments_overlapping(stream, i64::MIN, i64::MAX)
         .unwrap();
@@ -178,10 +175,10 @@ fn export_starts_at_the_last_key_frame_at_or_before_any_start() {
         let (store, stream) = record_gops(dir.path(), gop);
         let samples = indexed_samples(&store, stream);
         let frags = store
-            .db()
+            .index()
             .fragments_overlapping(stream, i64::MIN, i64::MAX)
             .unwrap();
-        let files = store.db().all_files().unwrap();
+        let files = store.index().all_files().unwrap();
         assert_eq!(files.len(), 3, "two files, a gap, one file: {files:?}");
         let keyless = frags.iter().filter(|f| !f.samples[0].is_sync).count();
         assert_eq!(
@@ -241,7 +238,7 @@ fn export_from_a_keyless_fragment_boundary_begins_at_the_key_frame_before() {
     let dir = tempfile::tempdir().unwrap();
     let (store, stream) = record_gops(dir.path(), 18);
     let frags = store
-        .db()
+        .index()
         .fragments_overlapping(stream, i64::MIN, i64::MAX)
         .unwrap();
     let keyless = frags.iter().find(|f| !f.samples[0].is_sync).unwrap();

@@ -27,6 +27,7 @@
 
 use std::io;
 
+pub mod archive;
 pub mod clock;
 pub mod db;
 pub mod export;

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 use vigil_hub::Hub;
 
+use crate::archive::Archive;
 use crate::clock::{Clock, RealClock};
 use crate::db::{Db, GapRow, RecordedRange, Totals};
 use crate::export::{self, ExportPlan};
@@ -22,7 +23,7 @@ use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, EventRetention, RetentionConfig, RetentionReport};
 use crate::segment::{Event, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
-use crate::writer::{Store, StreamWriter};
+use crate::writer::StreamWriter;
 use crate::{check_name, Error};
 
 /// File name of the index inside the data directory.
@@ -169,7 +170,7 @@ impl RecordingEvents {
 
 /// The recorder of one data directory.
 pub struct Recorder {
-    store: Arc<Store>,
+    store: Arc<Archive>,
     config: RecorderConfig,
     data_dir: PathBuf,
     /// The (camera, stream) pairs being recorded: one recording per stream at a time.
@@ -287,7 +288,7 @@ impl Recorder {
         vigil_datadir::private_fs::create_dir_all(data_dir)
             .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
         let db = Db::open(&data_dir.join(INDEX_FILE))?;
-        let store = Arc::new(Store::new(storage, db, clock, config.retention.clone()));
+        let store = Arc::new(Archive::new(storage, db, clock, config.retention.clone()));
         let report = recovery::recover(&store)?;
         if report.files > 0 {
             info!(
@@ -322,7 +323,7 @@ impl Recorder {
         let storage = DirStorage::existing(data_dir.join(RECORDINGS_DIR))
             .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
         Ok(Self {
-            store: Arc::new(Store::new(
+            store: Arc::new(Archive::new(
                 Arc::new(storage),
                 db,
                 Arc::new(RealClock::new()),
@@ -358,7 +359,7 @@ impl Recorder {
         }
         let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
             .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
-        let store = Store::new(
+        let store = Archive::new(
             Arc::new(storage),
             Db::open(&data_dir.join(INDEX_FILE))?,
             Arc::new(RealClock::new()),
@@ -373,8 +374,8 @@ impl Recorder {
         self.write_slots.total.load(Ordering::Acquire)
     }
 
-    /// The shared storage, index and clock.
-    pub fn store(&self) -> &Arc<Store> {
+    /// The recordings: media storage, index, clock and retention limits.
+    pub fn archive(&self) -> &Arc<Archive> {
         &self.store
     }
 
@@ -558,7 +559,7 @@ impl Recorder {
 
     fn stream_id(&self, camera: &str, stream: &str) -> Result<i64, Error> {
         self.store
-            .db()
+            .index()
             .find_stream(camera, stream)?
             .ok_or_else(|| Error::UnknownStream {
                 camera: camera.to_owned(),
@@ -587,7 +588,7 @@ impl Recorder {
         end_wall_us: i64,
     ) -> Result<Vec<RecordedRange>, Error> {
         let id = self.stream_id(camera, stream)?;
-        self.store.db().ranges(id, start_wall_us, end_wall_us)
+        self.store.index().ranges(id, start_wall_us, end_wall_us)
     }
 
     /// Gaps of a stream within a range.
@@ -599,12 +600,12 @@ impl Recorder {
         end_wall_us: i64,
     ) -> Result<Vec<GapRow>, Error> {
         let id = self.stream_id(camera, stream)?;
-        self.store.db().gaps(id, start_wall_us, end_wall_us)
+        self.store.index().gaps(id, start_wall_us, end_wall_us)
     }
 
     /// Storage totals.
     pub fn totals(&self) -> Result<Totals, Error> {
-        self.store.db().totals()
+        self.store.index().totals()
     }
 
     /// Changes the retention limits at runtime (the NVR, when a camera's maximum age or
@@ -659,7 +660,7 @@ impl Recorder {
 
 /// Commits the fragment rows the writers queue (all streams in one transaction) every
 /// [`INDEX_TICK`], on the blocking pool; ends with the store.
-fn spawn_committer(store: std::sync::Weak<Store>) {
+fn spawn_committer(store: std::sync::Weak<Archive>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(INDEX_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -186,7 +186,7 @@ async fn a_stopped_stream_can_be_recorded_again_without_overlap() {
         }
         handle.stop().await;
     }
-    let mut files = rec.store().db().all_files().unwrap();
+    let mut files = rec.archive().index().all_files().unwrap();
     files.sort_by_key(|f| f.start_wall_us);
     assert_eq!(files.len(), 3, "{files:?}");
     assert!(files

@@ -14,11 +14,11 @@ use std::path::Path;
 use tracing::{info, warn};
 use vigil_media::fmp4::{self, Sample, ScanResult, ScannedFragment};
 
+use crate::archive::Archive;
 use crate::db::{wall_at, AudioRun, FileState, FragmentRow};
 use crate::retention::collect_garbage;
 use crate::segment::{parse_file_path, VIDEO_TRACK_ID};
 use crate::segment_audio::AUDIO_TRACK_ID;
-use crate::writer::Store;
 use crate::Error;
 
 /// What recovery or reindex did.
@@ -81,7 +81,7 @@ pub fn fragment_row(file_id: i64, start_wall_us: i64, f: &ScannedFragment) -> Op
 
 /// Reads and scans a file, truncating a partial tail. `Ok(None)` if it is not an MP4.
 fn scan_and_truncate(
-    store: &Store,
+    store: &Archive,
     path: &str,
     report: &mut RecoveryReport,
 ) -> Result<Option<ScanResult>, Error> {
@@ -114,10 +114,10 @@ fn scan_and_truncate(
 }
 
 /// Repairs the files left open by a stop or crash. Run before any writer starts.
-pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
+pub fn recover(store: &Archive) -> Result<RecoveryReport, Error> {
     collect_garbage(store)?;
     let mut report = RecoveryReport::default();
-    let open = store.db().files_in_state(FileState::Open)?;
+    let open = store.index().files_in_state(FileState::Open)?;
     for file in open {
         report.files += 1;
         let scanned = match scan_and_truncate(store, &file.path, &mut report) {
@@ -125,7 +125,7 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let indexed = store.db().fragments_of_file(file.id)?;
+        let indexed = store.index().fragments_of_file(file.id)?;
         let indexed_end = indexed
             .iter()
             .map(|f| f.byte_offset + f.byte_len)
@@ -139,7 +139,7 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
             .collect();
         if indexed.is_empty() && missing.is_empty() {
             info!("{}: no complete fragment; deleting it", file.path);
-            store.db().move_to_garbage(&[file.id])?;
+            store.index().move_to_garbage(&[file.id])?;
             collect_garbage(store)?;
             report.files_dropped += 1;
             continue;
@@ -153,7 +153,7 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
             }
         }
         report.fragments_added += missing.len() as u64;
-        store.db().complete_file(file.id, &missing)?;
+        store.index().complete_file(file.id, &missing)?;
         info!(
             "recovered {}: {} fragments were not yet indexed",
             file.path,
@@ -164,7 +164,7 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, Error> {
 }
 
 /// Fills an empty index from the files under the recordings root.
-pub fn reindex(store: &Store) -> Result<RecoveryReport, Error> {
+pub fn reindex(store: &Archive) -> Result<RecoveryReport, Error> {
     let mut report = RecoveryReport::default();
     let paths = store
         .storage
@@ -188,7 +188,7 @@ pub fn reindex(store: &Store) -> Result<RecoveryReport, Error> {
             report.files_dropped += 1;
             continue;
         };
-        let mut db = store.db();
+        let mut db = store.index();
         let stream_id = db.stream_id(&camera, &stream)?;
         let file_id = db.insert_file(stream_id, &path, start_wall, init.len)?;
         let rows: Vec<FragmentRow> = scanned

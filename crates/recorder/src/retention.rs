@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::writer::Store;
+use crate::archive::Archive;
 use crate::Error;
 
 /// Retention limits.
@@ -82,27 +82,27 @@ pub struct RetentionReport {
 }
 
 /// Steps 2 and 3 for every pending garbage row: unlink, then forget. Idempotent.
-pub fn collect_garbage(store: &Store) -> Result<u64, Error> {
-    let paths = store.db().garbage()?;
+pub fn collect_garbage(store: &Archive) -> Result<u64, Error> {
+    let paths = store.index().garbage()?;
     let mut n = 0;
     for p in paths {
         store
             .storage
             .remove(Path::new(&p))
             .map_err(|e| Error::io(format!("deleting {p}"), e))?;
-        store.db().remove_garbage(&p)?;
+        store.index().remove_garbage(&p)?;
         n += 1;
     }
     Ok(n)
 }
 
 /// Deletes files (rows first, through the garbage table, then the files).
-fn delete_files(store: &Store, files: &[crate::db::FileRow]) -> Result<RetentionReport, Error> {
+fn delete_files(store: &Archive, files: &[crate::db::FileRow]) -> Result<RetentionReport, Error> {
     if files.is_empty() {
         return Ok(RetentionReport::default());
     }
     let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
-    store.db().move_to_garbage(&ids)?;
+    store.index().move_to_garbage(&ids)?;
     collect_garbage(store)?;
     Ok(RetentionReport {
         files: files.len() as u64,
@@ -111,7 +111,7 @@ fn delete_files(store: &Store, files: &[crate::db::FileRow]) -> Result<Retention
 }
 
 /// One retention pass: age limits per camera, then the byte limit, then free space.
-pub fn run(store: &Store) -> Result<RetentionReport, Error> {
+pub fn run(store: &Archive) -> Result<RetentionReport, Error> {
     let mut report = RetentionReport::default();
     let now = store.clock.wall_us();
     // One consistent setting for the whole pass, even if the NVR changes it meanwhile.
@@ -119,7 +119,9 @@ pub fn run(store: &Store) -> Result<RetentionReport, Error> {
     let events = store.event_retention();
     for (camera, age) in &retention.max_age {
         let cutoff = now.saturating_sub(age_us(*age));
-        let mut old = store.db().closed_files_of_camera_before(camera, cutoff)?;
+        let mut old = store
+            .index()
+            .closed_files_of_camera_before(camera, cutoff)?;
         let mut kept = 0;
         if let Some(event_age) = events.max_age.get(camera).filter(|e| *e > age) {
             let before = old.len();
@@ -137,11 +139,11 @@ pub fn run(store: &Store) -> Result<RetentionReport, Error> {
     }
     if let Some(max) = retention.max_bytes {
         loop {
-            let total = store.db().totals()?.bytes;
+            let total = store.index().totals()?.bytes;
             if total <= max {
                 break;
             }
-            let oldest = store.db().oldest_closed_files(16)?;
+            let oldest = store.index().oldest_closed_files(16)?;
             if oldest.is_empty() {
                 break;
             }
@@ -215,12 +217,12 @@ fn without_event_footage(
 
 /// Deletes the oldest closed files until `need` bytes plus the configured free margin are
 /// available (at least one file when called for a failed write). Returns bytes freed.
-pub fn free_space_for(store: &Store, need: u64) -> Result<u64, Error> {
+pub fn free_space_for(store: &Archive, need: u64) -> Result<u64, Error> {
     Ok(free_space(store, need)?.bytes)
 }
 
 /// [`free_space_for`], counting files too.
-fn free_space(store: &Store, need: u64) -> Result<RetentionReport, Error> {
+fn free_space(store: &Archive, need: u64) -> Result<RetentionReport, Error> {
     let target = need.saturating_add(store.retention().min_free_bytes);
     let mut freed = RetentionReport::default();
     let mut first = need > 0;
@@ -233,7 +235,7 @@ fn free_space(store: &Store, need: u64) -> Result<RetentionReport, Error> {
             return Ok(freed);
         }
         first = false;
-        let Some(oldest) = store.db().oldest_closed_files(1)?.pop() else {
+        let Some(oldest) = store.index().oldest_closed_files(1)?.pop() else {
             if freed.files == 0 {
                 warn!("disk full and no closed recording left to delete");
             }

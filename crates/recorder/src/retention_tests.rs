@@ -10,11 +10,11 @@ use crate::writer::tests::{fault_store, recording, short_files, T0};
 fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
     let (dir, disk, store) = fault_store();
     let (mut w, mut g) = recording(&store, "door", short_files(), 600); // 20 s: 5 files, the last open
-    let before = store.db().all_files().unwrap();
+    let before = store.index().all_files().unwrap();
     assert_eq!(before.len(), 5);
     let (open_id, _) = w.open_file().unwrap();
     let keep = before[3].bytes as u64 + before[4].bytes as u64;
-    let store2 = Store::new(
+    let store2 = Archive::new(
         store.storage.clone(),
         crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
         Arc::new(SimClock::new(T0)),
@@ -26,7 +26,7 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
     let report = run(&store2).unwrap();
     assert_eq!(report.files, 3);
     let after: Vec<i64> = store2
-        .db()
+        .index()
         .all_files()
         .unwrap()
         .iter()
@@ -38,7 +38,7 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
         "the three oldest went"
     );
     assert_eq!(disk.list().unwrap().len(), 2);
-    assert!(store2.db().garbage().unwrap().is_empty());
+    assert!(store2.index().garbage().unwrap().is_empty());
 
     // Even a limit of 0 never deletes the file being written.
     let store3 = store2;
@@ -47,7 +47,7 @@ fn deletes_oldest_first_by_bytes_and_never_the_open_file() {
         ..Default::default()
     });
     run(&store3).unwrap();
-    let left = store3.db().all_files().unwrap();
+    let left = store3.index().all_files().unwrap();
     assert_eq!(left.iter().map(|f| f.id).collect::<Vec<_>>(), vec![open_id]);
     w.push(g.next_au()).unwrap();
 }
@@ -61,7 +61,7 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
     }
     let clock = SimClock::new(T0 + 30_000_000);
     // No limit at first: the NVR sets one at runtime below.
-    let store = Store::new(
+    let store = Archive::new(
         store.storage.clone(),
         crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
         Arc::new(clock),
@@ -69,13 +69,13 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
     );
     // A deletion interrupted after step 1 (rows gone, file still there).
     let yard = store
-        .db()
+        .index()
         .all_files()
         .unwrap()
         .into_iter()
         .find(|f| f.path.starts_with("yard"))
         .unwrap();
-    store.db().move_to_garbage(&[yard.id]).unwrap();
+    store.index().move_to_garbage(&[yard.id]).unwrap();
     assert!(disk.read(std::path::Path::new(&yard.path)).is_ok());
     assert_eq!(collect_garbage(&store).unwrap(), 1);
     assert!(disk.read(std::path::Path::new(&yard.path)).is_err());
@@ -90,7 +90,7 @@ fn deletes_by_age_per_camera_set_at_runtime_and_finishes_pending_garbage() {
     let r = run(&store).unwrap();
     // door: files ending before T0+10 s are older than 20 s at T0+30 s: the first two.
     assert_eq!(r.files, 2);
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert!(files
         .iter()
         .filter(|f| f.path.starts_with("door"))
@@ -108,7 +108,7 @@ fn event_footage_outlives_the_age_limit_but_not_the_size_limits() {
         let (mut w, _) = recording(&store, cam, short_files(), 600); // 20 s: files [0,4) [4,8) … [16,20) s
         w.finish().unwrap();
     }
-    let store = Store::new(
+    let store = Archive::new(
         store.storage.clone(),
         crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
         Arc::new(SimClock::new(T0 + 30_000_000)),
@@ -176,9 +176,9 @@ fn event_footage_outlives_the_age_limit_but_not_the_size_limits() {
 }
 
 /// Ids of a camera's files, oldest first.
-fn files_of(store: &Store, camera: &str) -> Vec<i64> {
+fn files_of(store: &Archive, camera: &str) -> Vec<i64> {
     let mut files: Vec<_> = store
-        .db()
+        .index()
         .all_files()
         .unwrap()
         .into_iter()

@@ -261,7 +261,7 @@ fn g711_recording_is_indexed_recovered_and_exported_with_both_tracks() {
         w.push(au).unwrap();
     }
     w.finish().unwrap();
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert!(files.len() >= 2, "rotation at 4 s");
     // What recovery and reindex rebuild from the files equals what the writer indexed.
     for f in &files {
@@ -272,7 +272,7 @@ fn g711_recording_is_indexed_recovered_and_exported_with_both_tracks() {
             .iter()
             .filter_map(|s| crate::recovery::fragment_row(f.id, f.start_wall_us, s))
             .collect();
-        let indexed = store.db().fragments_of_file(f.id).unwrap();
+        let indexed = store.index().fragments_of_file(f.id).unwrap();
         assert_eq!(indexed, rebuilt, "{}", f.path);
         assert!(indexed.iter().all(|r| r.audio.is_some()));
     }

@@ -5,7 +5,7 @@
 //!
 //! Per fragment: append `moof`+`mdat` → fsync the file → queue the fragment row, committed
 //! with every stream's rows of the last second in one transaction (`synchronous=FULL`,
-//! see [`Store::queue_fragment`]). A crash between any two steps leaves either bytes
+//! see [`Archive::queue_fragment`](crate::archive::Archive::queue_fragment)). A crash between any two steps leaves either bytes
 //! that no row points at (recovery indexes or truncates them) — never a row pointing at
 //! missing bytes.
 //!
@@ -16,182 +16,19 @@
 //! time is derived from decode time ([`wall_at`]), never from the host clock.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
 
 use crate::ingest::AudioFrame;
 
-use crate::clock::Clock;
-use crate::db::{wall_at, Db, FragmentRow};
-use crate::retention::{self, EventRetention, RetentionConfig};
+use crate::archive::Archive;
+use crate::db::{wall_at, FragmentRow};
+use crate::retention;
 use crate::segment::{file_path, EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
-use crate::storage::{is_no_space, Storage, WriteFile};
+use crate::storage::{is_no_space, WriteFile};
 use crate::Error;
-
-/// What every writer and background task of one data directory shares.
-pub struct Store {
-    /// The recordings directory.
-    pub storage: Arc<dyn Storage>,
-    /// The index.
-    pub db: Mutex<Db>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// Retention limits (also used to free space on ENOSPC); changed at runtime through
-    /// [`Recorder::set_retention`](crate::Recorder::set_retention), read as a clone by
-    /// each pass (see [`Store::retention`]).
-    pub retention: RwLock<RetentionConfig>,
-    /// Longer retention of event footage (see [`EventRetention`]); none until the NVR
-    /// sets it.
-    event_retention: RwLock<EventRetention>,
-    /// Fragment rows of all streams whose media is fsynced, waiting for the next shared
-    /// index commit (see [`Store::queue_fragment`]).
-    pending: Mutex<PendingRows>,
-}
-
-/// Rows queued for the next index commit.
-#[derive(Default)]
-struct PendingRows {
-    rows: Vec<FragmentRow>,
-    /// When the oldest queued row was queued.
-    since: Option<Instant>,
-}
-
-/// How long a fragment row may wait for the shared index commit when no
-/// [`Store::commit_older_than`] ticker runs (a writer used on its own). Rows are queued
-/// only after their media is fsynced; after a crash recovery indexes such fragments from
-/// the file itself, so the wait costs no footage, only index freshness.
-pub const INDEX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Rows kept for a retry while the index cannot be written (≈ 1 minute of 64 streams);
-/// beyond that the oldest are dropped, logged (`vigil reindex` restores them).
-const MAX_PENDING_ROWS: usize = 4096;
-
-impl Store {
-    /// The shared state of one data directory.
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        db: Db,
-        clock: Arc<dyn Clock>,
-        retention: RetentionConfig,
-    ) -> Self {
-        Self {
-            storage,
-            db: Mutex::new(db),
-            clock,
-            retention: RwLock::new(retention),
-            event_retention: RwLock::new(EventRetention::default()),
-            pending: Mutex::new(PendingRows::default()),
-        }
-    }
-
-    /// Locks the index, after committing the queued fragment rows: whoever reads or
-    /// writes the index sees every fragment queued so far, and a file's rows are always
-    /// in before it is closed or deleted. A panic elsewhere while holding the lock leaves
-    /// SQLite consistent (its transactions roll back), so a poisoned lock is taken over.
-    pub fn db(&self) -> MutexGuard<'_, Db> {
-        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        self.commit_pending(&mut db);
-        db
-    }
-
-    /// Queues the index row of a fragment whose media is already fsynced. All streams'
-    /// rows go into one transaction, committed by the first writer that queues a row
-    /// [`INDEX_COMMIT_INTERVAL`] after the oldest queued one, or by the next use of
-    /// [`db`](Self::db) (one commit a second instead of one per stream per second).
-    pub fn queue_fragment(&self, row: FragmentRow) {
-        let due = {
-            let mut p = self.pending();
-            p.rows.push(row);
-            let since = *p.since.get_or_insert_with(Instant::now);
-            since.elapsed() >= INDEX_COMMIT_INTERVAL
-        };
-        if due {
-            drop(self.db());
-        }
-    }
-
-    /// Commits the queued rows if the oldest has waited `age` (the recorder's ticker: the
-    /// streams' fragments, cut at about the same moments, arrive in bursts; waiting a
-    /// little gathers a burst into one commit). Returns whether it committed.
-    pub fn commit_older_than(&self, age: Duration) -> bool {
-        let due = self.pending().since.is_some_and(|t| t.elapsed() >= age);
-        if due {
-            drop(self.db());
-        }
-        due
-    }
-
-    /// Whether fragment rows wait for a commit.
-    pub fn has_pending(&self) -> bool {
-        self.pending().since.is_some()
-    }
-
-    fn pending(&self) -> MutexGuard<'_, PendingRows> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn commit_pending(&self, db: &mut Db) {
-        let rows = {
-            let mut p = self.pending();
-            p.since = None;
-            std::mem::take(&mut p.rows)
-        };
-        if rows.is_empty() {
-            return;
-        }
-        if let Err(e) = db.insert_fragments(&rows) {
-            // Kept for the next commit (the media is durable; recovery would also find it
-            // after a restart, as long as its file is still open then).
-            warn!(
-                "index: {} fragment rows not committed, retrying: {e}",
-                rows.len()
-            );
-            let mut p = self.pending();
-            let mut rows = rows;
-            rows.append(&mut p.rows);
-            if rows.len() > MAX_PENDING_ROWS {
-                let n = rows.len() - MAX_PENDING_ROWS;
-                warn!("index: dropping {n} fragment rows (run `vigil reindex` to restore them)");
-                rows.drain(..n);
-            }
-            p.rows = rows;
-            p.since.get_or_insert_with(Instant::now);
-        }
-    }
-
-    /// The current retention limits (a clone: a pass works on one consistent setting
-    /// while the NVR may change it).
-    pub fn retention(&self) -> RetentionConfig {
-        self.retention
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the retention limits; the next pass (and the next ENOSPC) uses them.
-    pub fn set_retention(&self, retention: RetentionConfig) {
-        *self.retention.write().unwrap_or_else(|e| e.into_inner()) = retention;
-    }
-
-    /// The current event retention (a clone, like [`retention`](Self::retention)).
-    pub fn event_retention(&self) -> EventRetention {
-        self.event_retention
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the event retention; the next age pass uses it.
-    pub fn set_event_retention(&self, events: EventRetention) {
-        *self
-            .event_retention
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = events;
-    }
-}
 
 /// The stream's latest gap row, so that one outage seen from both sides (the ingest's
 /// report and the writer's own timestamp jump) becomes one row.
@@ -217,7 +54,7 @@ struct OpenFile {
 
 /// Writes one stream's access units into segment files and the index.
 pub struct StreamWriter {
-    store: Arc<Store>,
+    store: Arc<Archive>,
     camera: String,
     stream: String,
     stream_id: i64,
@@ -235,7 +72,7 @@ pub struct StreamWriter {
 impl StreamWriter {
     /// A writer for `camera`/`stream` (names checked with [`crate::check_name`]).
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<Archive>,
         camera: &str,
         stream: &str,
         config: SegmenterConfig,
@@ -243,7 +80,7 @@ impl StreamWriter {
         crate::check_name(camera)?;
         crate::check_name(stream)?;
         let (stream_id, last_end_wall) = {
-            let mut db = store.db();
+            let mut db = store.index();
             let id = db.stream_id(camera, stream)?;
             (id, db.stream_end_wall(id)?)
         };
@@ -342,7 +179,7 @@ impl StreamWriter {
             .last_gap
             .take()
             .filter(|g| g.from_ingest != from_ingest && start <= g.end && g.start <= end);
-        let mut db = self.store.db();
+        let mut db = self.store.index();
         match same {
             Some(g) => {
                 // The writer's range matches the files; the ingest's reason is the real one.
@@ -466,7 +303,7 @@ impl StreamWriter {
             let path = file_path(&self.camera, &self.stream, start);
             let id = match self
                 .store
-                .db()
+                .index()
                 .insert_file(self.stream_id, &path, start, init_len)
             {
                 Ok(id) => id,
@@ -479,9 +316,9 @@ impl StreamWriter {
             match self.with_space(|s| s.storage.create(Path::new(&path))) {
                 Ok(h) => break (id, path, h),
                 Err(e) => {
-                    self.store.db().move_to_garbage(&[id])?;
+                    self.store.index().move_to_garbage(&[id])?;
                     // Our row is gone; the file it names is someone else's or absent.
-                    self.store.db().remove_garbage(&path)?;
+                    self.store.index().remove_garbage(&path)?;
                     if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10 {
                         start += 1;
                         continue;
@@ -579,7 +416,7 @@ impl StreamWriter {
 
     fn end_file(&mut self, reason: EndReason) -> Result<(), Error> {
         if let Some(open) = self.open.take() {
-            self.store.db().close_file(open.id)?;
+            self.store.index().close_file(open.id)?;
             self.last_end_wall = Some(open.end_wall_us);
             if !reason.is_continuous() && reason != EndReason::StreamEnd {
                 warn!(camera = %self.camera, stream = %self.stream,
@@ -594,7 +431,7 @@ impl StreamWriter {
     fn abandon(&mut self) {
         if let Some(open) = self.open.take() {
             let _ = self.store.storage.truncate(Path::new(&open.path), open.len);
-            if let Err(e) = self.store.db().close_file(open.id) {
+            if let Err(e) = self.store.index().close_file(open.id) {
                 warn!("could not close {} in the index: {e}", open.path);
             }
             self.last_end_wall = Some(open.end_wall_us);
@@ -605,7 +442,7 @@ impl StreamWriter {
     /// Runs `op`; on ENOSPC frees space through retention and runs it once more.
     fn with_space<T>(
         &mut self,
-        mut op: impl FnMut(&Store) -> std::io::Result<T>,
+        mut op: impl FnMut(&Archive) -> std::io::Result<T>,
     ) -> std::io::Result<T> {
         match op(&self.store) {
             Err(e) if is_no_space(&e) => {
@@ -618,13 +455,6 @@ impl StreamWriter {
             }
             r => r,
         }
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        // The last queued rows (a recorder closed between commits).
-        drop(self.db());
     }
 }
 

@@ -4,11 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
+use crate::archive::INDEX_COMMIT_INTERVAL;
 use crate::clock::SimClock;
-use crate::db::{FileRow, FileState};
+use crate::db::{Db, FileRow, FileState};
 use crate::recovery::{self, fragment_row};
 use crate::retention::RetentionConfig;
-use crate::storage::{DirStorage, FaultStorage};
+use crate::storage::{DirStorage, FaultStorage, Storage};
 use crate::testutil::AuGen;
 
 /// 2024-01-01T00:00:00Z.
@@ -18,8 +19,8 @@ pub(crate) fn store_with(
     dir: &Path,
     storage: Arc<dyn Storage>,
     retention: RetentionConfig,
-) -> Arc<Store> {
-    Arc::new(Store::new(
+) -> Arc<Archive> {
+    Arc::new(Archive::new(
         storage,
         Db::open(&dir.join("index.sqlite3")).unwrap(),
         Arc::new(SimClock::new(T0)),
@@ -29,7 +30,7 @@ pub(crate) fn store_with(
 
 /// An index in a temporary directory over an in-memory disk whose faults a test injects
 /// (a capacity for ENOSPC, a crash that drops what was not synced), default retention.
-pub(crate) fn fault_store() -> (tempfile::TempDir, FaultStorage, Arc<Store>) {
+pub(crate) fn fault_store() -> (tempfile::TempDir, FaultStorage, Arc<Archive>) {
     let dir = tempfile::tempdir().unwrap();
     let disk = FaultStorage::new();
     let store = store_with(
@@ -43,7 +44,7 @@ pub(crate) fn fault_store() -> (tempfile::TempDir, FaultStorage, Arc<Store>) {
 /// A writer of `camera`'s main stream that has been given `frames` frames (30 per second
 /// from T0, a key frame every second), and the generator to go on with.
 pub(crate) fn recording(
-    store: &Arc<Store>,
+    store: &Arc<Archive>,
     camera: &str,
     config: SegmenterConfig,
     frames: usize,
@@ -65,8 +66,8 @@ pub(crate) fn short_files() -> SegmenterConfig {
 
 /// Rows of the index as they would be rebuilt from the files: (file row minus id, the
 /// fragments rebuilt from a scan of the file).
-fn index_agrees_with_files(store: &Store) {
-    let files = store.db().all_files().unwrap();
+fn index_agrees_with_files(store: &Archive) {
+    let files = store.index().all_files().unwrap();
     for f in &files {
         let data = store.storage.read(Path::new(&f.path)).unwrap();
         let scan = vigil_media::fmp4::scan(&data).unwrap();
@@ -88,7 +89,7 @@ fn index_agrees_with_files(store: &Store) {
             .filter_map(|s| fragment_row(f.id, f.start_wall_us, s))
             .collect();
         assert_eq!(
-            store.db().fragments_of_file(f.id).unwrap(),
+            store.index().fragments_of_file(f.id).unwrap(),
             from_file,
             "{}",
             f.path
@@ -117,7 +118,7 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
     let (_, path) = w.open_file().unwrap();
     let path = path.to_owned();
     // The shared index commit of the rows queued so far.
-    drop(store.db());
+    drop(store.index());
     // The process dies: part of the next fragment had reached the disk, and the last
     // fragment was fsynced but its row never committed.
     disk.crash();
@@ -147,7 +148,7 @@ fn kill_9_recovers_to_last_complete_fragment_losing_under_2s() {
         "the fsynced fragment is indexed again"
     );
     assert!(report.bytes_truncated > 0);
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].state, FileState::Closed);
     let recorded_us = files[0].end_wall_us - files[0].start_wall_us;
@@ -170,7 +171,7 @@ fn open_file_without_fragments_is_deleted_on_recovery() {
         RetentionConfig::default(),
     );
     recovery::recover(&store).unwrap();
-    assert!(store.db().all_files().unwrap().is_empty());
+    assert!(store.index().all_files().unwrap().is_empty());
     assert!(disk.list().unwrap().is_empty());
 }
 
@@ -207,10 +208,13 @@ fn host_clock_steps_never_overlap_or_go_negative() {
         w.push(g.next_au()).unwrap();
     }
     w.finish().unwrap();
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert!(files.len() >= 4, "{files:?}");
     no_overlap(&files);
-    let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+    let gaps = store
+        .index()
+        .gaps(w.stream_id(), i64::MIN, i64::MAX)
+        .unwrap();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     assert_eq!(gaps[0].reason, "timestamp jumped forward");
     index_agrees_with_files(&store);
@@ -228,7 +232,7 @@ fn enospc_frees_oldest_and_keeps_recording() {
     }
     w.finish().unwrap();
     assert!(disk.used() <= per_4s * 3);
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert!(files.len() >= 2);
     let first = files.iter().map(|f| f.start_wall_us).min().unwrap();
     assert!(first > T0, "the oldest file was deleted");
@@ -257,8 +261,8 @@ fn reindex_rebuilds_the_same_index() {
         }
         w.finish().unwrap();
     }
-    let dump = |store: &Store| {
-        let db = store.db();
+    let dump = |store: &Archive| {
+        let db = store.index();
         let mut out = Vec::new();
         for f in db.all_files().unwrap() {
             let (c, s) = db.stream_names(f.stream_id).unwrap();
@@ -297,7 +301,7 @@ fn reindex_rebuilds_the_same_index() {
 }
 
 /// A writer on simulated storage, and its store.
-fn gap_writer(dir: &Path) -> (Arc<Store>, StreamWriter) {
+fn gap_writer(dir: &Path) -> (Arc<Archive>, StreamWriter) {
     let store = store_with(
         dir,
         Arc::new(FaultStorage::new()),
@@ -344,9 +348,12 @@ fn a_long_outage_is_one_gap_row_with_the_ingest_reason_whichever_arrives_first()
             w.record_gap(last, back, reason).unwrap();
         }
         w.finish().unwrap();
-        let files = store.db().all_files().unwrap();
+        let files = store.index().all_files().unwrap();
         assert_eq!(files.len(), 2, "{files:?}");
-        let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+        let gaps = store
+            .index()
+            .gaps(w.stream_id(), i64::MIN, i64::MAX)
+            .unwrap();
         assert_eq!(gaps.len(), 1, "report first: {report_first}: {gaps:?}");
         // The range is exactly the hole between the files; the reason is the ingest's.
         assert_eq!(gaps[0].start_wall_us, files[0].end_wall_us);
@@ -372,7 +379,10 @@ fn a_short_outage_inside_a_file_is_a_gap_row_too_and_two_outages_are_two_rows() 
     // Nothing to record for an empty or inverted range.
     w.record_gap(back2, back2, "camera: nothing").unwrap();
     w.finish().unwrap();
-    let gaps = store.db().gaps(w.stream_id(), i64::MIN, i64::MAX).unwrap();
+    let gaps = store
+        .index()
+        .gaps(w.stream_id(), i64::MIN, i64::MAX)
+        .unwrap();
     assert_eq!(gaps.len(), 2, "{gaps:?}");
     assert_eq!(
         (gaps[0].start_wall_us, gaps[0].end_wall_us),
@@ -394,11 +404,11 @@ fn a_reported_discontinuity_starts_a_new_file_without_a_gap() {
     w.discontinuity(g.pts, "timestamp went back 3.000 s");
     push_n(&mut w, &mut g, 40);
     w.finish().unwrap();
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert_eq!(files.len(), 2, "{files:?}");
     assert_eq!(files[1].start_wall_us, files[0].end_wall_us);
     assert!(store
-        .db()
+        .index()
         .gaps(w.stream_id(), i64::MIN, i64::MAX)
         .unwrap()
         .is_empty());
@@ -452,7 +462,7 @@ fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_cra
         first,
         "the next rows wait for the next interval"
     );
-    drop(store.db());
+    drop(store.index());
     let all = committed(&raw).0;
     assert!(all > first);
 
@@ -478,7 +488,7 @@ fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_cra
     );
     let report = recovery::recover(&store).unwrap();
     assert_eq!(report.fragments_added as i64, all - first, "{report:?}");
-    let files = store.db().all_files().unwrap();
+    let files = store.index().all_files().unwrap();
     assert_eq!(files.len(), 2);
     for f in &files {
         assert!(f.end_wall_us - f.start_wall_us >= 5_000_000, "{f:?}");
