@@ -74,19 +74,24 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Password hashings at once: each argon2 run takes ~19 MiB and tens of ms of a core, so a
-/// flood of logins from many addresses queues here instead of exhausting memory and CPU.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
-/// Runs blocking work (argon2) off the async workers, at most [`HASHING`] at once.
+/// Runs blocking work (argon2) off the async workers, under the process-wide password-hashing
+/// bound of the HTTPS edge ([`crate::edge::hashing_permit`], shared with the camera's snapshot
+/// server): a flood of logins from many addresses queues there instead of exhausting memory
+/// and CPU. The permit moves into the blocking task, so a client that leaves mid-hash does not
+/// free it early.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = HASHING.acquire().await.map_err(ApiError::internal)?;
-    tokio::task::spawn_blocking(f)
+    let permit = crate::edge::hashing_permit()
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+        .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {
