@@ -16,7 +16,7 @@ use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_rtsp::{RtspAuth, RtspServer};
 
-use crate::{http, tls};
+use crate::{fd_limits, http, tls};
 
 /// Access units a hub's broadcast holds: about 4 s at 30 fps. A subscriber further behind
 /// skips to the next key frame, so this bounds memory per stream, not per client.
@@ -215,11 +215,28 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let rtsp_auth: Arc<dyn RtspAuth> = auth.clone();
+    let caps = {
+        use fd_limits::Listener;
+        let mut listeners = Vec::new();
+        listeners.extend(args.rtsp.0.map(|_| Listener::Rtsp));
+        listeners.extend(args.rtsps.0.map(|_| Listener::Rtsp));
+        listeners.extend(args.http.0.map(|_| Listener::Snapshot));
+        fd_limits::derive_now(mounts.len(), &listeners)
+    };
+    let rtsp_options = {
+        let c = caps.of(fd_limits::Listener::Rtsp);
+        vigil_rtsp::ServerOptions {
+            max_connections: c.total,
+            max_connections_per_address: c.per_source,
+            ..vigil_rtsp::ServerOptions::default()
+        }
+    };
 
     if let Some(addr) = args.rtsp.0 {
         let listener = bind(addr, "RTSP").await?;
         announce(&format!("listening rtsp {}", listener.local_addr()?));
-        let server = RtspServer::new(mounts.clone(), rtsp_auth.clone());
+        let server =
+            RtspServer::new(mounts.clone(), rtsp_auth.clone()).with_options(rtsp_options.clone());
         tasks.spawn(server.serve(listener, shutdown_rx.clone()));
     }
     if let (Some(addr), Some(tls)) = (args.rtsps.0, &tls) {
@@ -228,7 +245,9 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         // RTSP clients offer no ALPN (or "rtsp"); the HTTP one would make them fail.
         let mut cfg = (*tls.server_config).clone();
         cfg.alpn_protocols.clear();
-        let server = RtspServer::new(mounts.clone(), rtsp_auth.clone()).with_tls(Arc::new(cfg));
+        let server = RtspServer::new(mounts.clone(), rtsp_auth.clone())
+            .with_tls(Arc::new(cfg))
+            .with_options(rtsp_options.clone());
         tasks.spawn(server.serve(listener, shutdown_rx.clone()));
     }
     if let (Some(addr), Some(tls)) = (args.http.0, &tls) {
@@ -255,7 +274,10 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             tls.server_config.clone(),
             auth.clone(),
             snapshot,
-            vigil_web::edge::Limits::default(),
+            vigil_web::edge::Limits {
+                caps: caps.of(fd_limits::Listener::Snapshot),
+                ..vigil_web::edge::Limits::default()
+            },
             shutdown,
         );
         tasks.spawn(async move { fut.await.map_err(std::io::Error::other) });

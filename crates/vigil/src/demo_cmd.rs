@@ -162,7 +162,23 @@ async fn serve(
     announce(&format!("listening rtsp {rtsp_addr}"));
     let (stop_rtsp, stop_rx) = watch::channel(false);
     let rtsp_auth: Arc<dyn RtspAuth> = Arc::new(auth);
-    let rtsp = tokio::spawn(RtspServer::new(mounts, rtsp_auth).serve(listener, stop_rx));
+    // The NVR's own ingest comes through this server: caps that fit the descriptor limit keep
+    // a flood (here or on the web app) from starving it.
+    let caps = crate::fd_limits::derive_now(
+        mounts.len(),
+        &[crate::fd_limits::Listener::Rtsp, crate::fd_limits::Listener::Web],
+    );
+    let rtsp_caps = caps.of(crate::fd_limits::Listener::Rtsp);
+    let rtsp_options = vigil_rtsp::ServerOptions {
+        max_connections: rtsp_caps.total,
+        max_connections_per_address: rtsp_caps.per_source,
+        ..vigil_rtsp::ServerOptions::default()
+    };
+    let rtsp = tokio::spawn(
+        RtspServer::new(mounts, rtsp_auth)
+            .with_options(rtsp_options)
+            .serve(listener, stop_rx),
+    );
 
     // The NVR connects over loopback even when the server listens on all interfaces.
     let connect = match rtsp_addr {
@@ -192,7 +208,10 @@ async fn serve(
             cert: None,
             key: None,
             data_dir: args.data.clone(),
-            limits: vigil_web::edge::Limits::default(),
+            limits: vigil_web::edge::Limits {
+                caps: caps.of(crate::fd_limits::Listener::Web),
+                ..vigil_web::edge::Limits::default()
+            },
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

@@ -10,6 +10,7 @@ mod camera_cmd;
 mod config;
 mod demo_cmd;
 mod export_cmd;
+mod fd_limits;
 mod http;
 mod serve_cmd;
 mod tls;
@@ -49,6 +50,18 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if matches!(
+        cli.command,
+        Command::Camera(_) | Command::Serve(_) | Command::Demo(_)
+    ) {
+        // Servers: every connection cap is derived from the limit in force (fd_limits).
+        let limit = fd_limits::raise_nofile();
+        tracing::info!(
+            soft_before = limit.before,
+            soft_now = limit.now,
+            "open-file limit"
+        );
+    }
     let result = match cli.command {
         Command::User(args) => user_cmd::run(args),
         Command::Camera(args) => tokio::runtime::Builder::new_multi_thread()

@@ -121,7 +121,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cert: cfg.web.cert.clone(),
                 key: cfg.web.key.clone(),
                 data_dir: cfg.data_dir.clone(),
-                limits: vigil_web::edge::Limits::default(),
+                // Each camera: a main and maybe a sub stream ingested and recorded.
+                limits: vigil_web::edge::Limits {
+                    caps: crate::fd_limits::derive_now(
+                        cfg.cameras.len() * 2,
+                        &[crate::fd_limits::Listener::Web],
+                    )
+                    .of(crate::fd_limits::Listener::Web),
+                    ..vigil_web::edge::Limits::default()
+                },
             };
             let status = AlertsLink::status_provider(alerts.as_ref());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {
