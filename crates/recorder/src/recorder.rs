@@ -348,6 +348,27 @@ impl Recorder {
     /// Deletes the index of `data_dir` and rebuilds it from the files (`vigil reindex`).
     /// Must not run while a recorder has the directory open.
     pub fn reindex(data_dir: &Path) -> Result<RecoveryReport, Error> {
+        let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
+            .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
+        // First finish the deletions the old index decided on (its `garbage` rows: rows
+        // gone, file not yet unlinked when the recorder stopped), or the rebuild from the
+        // files would bring them back. An index too broken to read has nothing to say.
+        let old = data_dir.join(INDEX_FILE);
+        if old.exists() {
+            match Db::open(&old).and_then(|db| db.garbage()) {
+                Ok(paths) => {
+                    for p in paths {
+                        match storage.remove(Path::new(&p)) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(Error::io(format!("deleting {p}"), e))
+                            }
+                            _ => info!("reindex: deleted {p}, which retention had removed"),
+                        }
+                    }
+                }
+                Err(e) => warn!("reindex: the old index cannot be read ({e}); rebuilding"),
+            }
+        }
         for suffix in ["", "-wal", "-shm"] {
             let p = data_dir.join(format!("{INDEX_FILE}{suffix}"));
             match std::fs::remove_file(&p) {
@@ -357,8 +378,6 @@ impl Recorder {
                 _ => {}
             }
         }
-        let storage = DirStorage::new(data_dir.join(RECORDINGS_DIR))
-            .map_err(|e| Error::io(format!("opening {}", data_dir.display()), e))?;
         let store = Archive::new(
             Arc::new(storage),
             Db::open(&data_dir.join(INDEX_FILE))?,

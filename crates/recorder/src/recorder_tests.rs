@@ -212,3 +212,35 @@ async fn a_stopped_stream_can_be_recorded_again_without_overlap() {
     let plan = rec.export("door", "main", t0, t0 + 10_000_000).unwrap();
     assert_eq!(plan.frames, 150);
 }
+
+/// `vigil reindex` after a crash between retention's index commit and its unlink: the
+/// file that retention removed is deleted, not brought back into the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_finishes_deletions_instead_of_reviving_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+    let hub = Hub::new("door/main", 64);
+    let handle = rec.record("door", "main", hub.clone()).unwrap();
+    let mut g = AuGen::new(1_704_067_200_000_000);
+    for _ in 0..60 {
+        hub.publish(g.next_au());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    handle.stop().await;
+    let files = rec.archive().index().all_files().unwrap();
+    assert_eq!(files.len(), 1);
+    // Retention's first step only (rows out, path in `garbage`), then the "crash".
+    rec.archive()
+        .index()
+        .move_to_garbage(&[files[0].id])
+        .unwrap();
+    drop(rec);
+    let media = dir.path().join(RECORDINGS_DIR).join(&files[0].path);
+    assert!(media.exists());
+
+    let report = Recorder::reindex(dir.path()).unwrap();
+    assert_eq!(report.files, 0);
+    assert!(!media.exists(), "{} came back", media.display());
+    let rec = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
+    assert_eq!(rec.totals().unwrap().files, 0);
+}
