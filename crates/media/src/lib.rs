@@ -5,6 +5,7 @@
 //! in and get bytes and events out, so every function is unit-testable and fuzzable.
 
 pub mod access_unit;
+pub mod audio;
 pub mod fmp4;
 pub mod h264;
 pub mod h265;

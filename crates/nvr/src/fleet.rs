@@ -17,9 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use url::Url;
 use vigil_hub::Hub;
-use vigil_recorder::ingest::{
-    Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport,
-};
+use vigil_ingest::{Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport};
 use vigil_recorder::{Recorder, RecordingEvents, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};

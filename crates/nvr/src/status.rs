@@ -8,8 +8,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use vigil_ingest::{IngestState, IngestStatus};
 use vigil_media::Codec;
-use vigil_recorder::ingest::{IngestState, IngestStatus};
 
 use crate::StreamStatus;
 

@@ -259,7 +259,7 @@ fn clean_url(
     let (user, pass) = if u.username().is_empty() && u.password().is_none() {
         (None, None)
     } else {
-        let cfg = vigil_recorder::ingest::IngestConfig::new("validate", u.clone());
+        let cfg = vigil_ingest::IngestConfig::new("validate", u.clone());
         let _ = u.set_username("");
         let _ = u.set_password(None);
         (cfg.username, cfg.password)

@@ -20,7 +20,11 @@
 //! - [`recovery`] repairs open files at startup; [`recovery::reindex`] rebuilds the index.
 //! - [`retention`] deletes oldest-first through the `garbage` table.
 //! - [`export`] turns a wall-clock range into an [`export::ExportPlan`] from the index alone.
-//! - [`Recorder`] ties them to tokio and [`vigil_hub::Hub`]s.
+//! - [`archive::Archive`] is what the writers and background tasks of one data directory
+//!   share: media storage, the index (behind the accessor that commits queued rows), the
+//!   retention limits.
+//! - [`Recorder`] ties them to tokio and [`vigil_hub::Hub`]s. Where the hub's access units
+//!   come from (a camera through `vigil-ingest`, or Vigil's own encoder) is not its concern.
 //!
 //! Time is injected through [`clock::Clock`] and file I/O through [`storage::Storage`],
 //! so rotation, crashes and full disks are tested deterministically.
@@ -31,7 +35,6 @@ pub mod archive;
 pub mod clock;
 pub mod db;
 pub mod export;
-pub mod ingest;
 pub mod recorder;
 pub mod recovery;
 pub mod retention;

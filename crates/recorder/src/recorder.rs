@@ -18,13 +18,13 @@ use crate::archive::Archive;
 use crate::clock::{Clock, RealClock};
 use crate::db::{Db, GapRow, RecordedRange, Totals};
 use crate::export::{self, ExportPlan};
-use crate::ingest::AudioFrame;
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, EventRetention, RetentionConfig, RetentionReport};
 use crate::segment::{Event, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::StreamWriter;
 use crate::{check_name, Error};
+use vigil_media::audio::AudioFrame;
 
 /// File name of the index inside the data directory.
 pub const INDEX_FILE: &str = "index.sqlite3";
@@ -423,7 +423,7 @@ impl Recorder {
     }
 
     /// [`record`](Self::record) with the stream's audio (the ingest's
-    /// [`subscribe_audio`](crate::ingest::Ingest::subscribe_audio)) in the same files: an
+    /// `vigil_ingest::Ingest::subscribe_audio`) in the same files: an
     /// audio track beside the video, its frames in the same queue as the access units. A
     /// lagging audio receiver skips frames (the track then has a hole), never blocks video.
     pub fn record_with_audio(

@@ -26,8 +26,8 @@ use vigil_media::fmp4::{self, Sample, Track, TrackRun, VideoTrack};
 use vigil_media::{AccessUnit, StreamParams};
 
 use crate::db::AudioRun;
-use crate::ingest::AudioFrame;
 use crate::segment_audio::{AudioMux, VideoRef};
+use vigil_media::audio::AudioFrame;
 
 /// The track id of video in recording files.
 pub const VIDEO_TRACK_ID: u32 = 1;

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use vigil_media::fmp4::{AudioTrack, Sample, Track};
 
 use crate::db::{decode_samples, encode_samples};
-use crate::ingest::{AudioCodec, AudioFrame, AudioParams};
 use crate::segment::TIMESCALE;
+use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
 
 /// The track id of audio in recording files.
 pub const AUDIO_TRACK_ID: u32 = 2;

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use vigil_media::fmp4::{self, AudioCodec as Mp4Codec, Track};
 
-use crate::ingest::{AudioCodec, AudioFrame, AudioParams};
 use crate::retention::RetentionConfig;
 use crate::segment::{EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::testutil::{AuGen, FRAME_90K};
 use crate::writer::tests::{store_with, T0};
 use crate::writer::StreamWriter;
+use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
 
 fn aac_params() -> Arc<AudioParams> {
     Arc::new(AudioParams {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
 
-use crate::ingest::AudioFrame;
+use vigil_media::audio::AudioFrame;
 
 use crate::archive::Archive;
 use crate::db::{wall_at, FragmentRow};

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+use vigil_ingest::{IngestConfig, Transport};
 use vigil_nvr::{CameraSource, CameraSpec, MotionSettings, RecordMode};
-use vigil_recorder::ingest::{IngestConfig, Transport};
 use vigil_recorder::retention::RetentionConfig;
 use vigil_recorder::RecorderConfig;
 

@@ -1,5 +1,6 @@
-//! Audio from the camera, passed through like video: encoded frames with monotonic
-//! timestamps in the stream's own clock, ready for an MP4 audio track.
+//! Audio frames as every part of Vigil passes them around: encoded frames with monotonic
+//! timestamps in the stream's own clock, passed through untouched like video access units,
+//! ready for an MP4 audio track.
 
 use std::sync::Arc;
 
@@ -17,21 +18,6 @@ pub enum AudioCodec {
     Pcmu,
     /// G.711 A-law (RFC 3551 §4.5.14 PCMA).
     Pcma,
-}
-
-impl AudioCodec {
-    /// The codec an SDP `rtpmap` encoding name (lower case, as retina reports it) stands
-    /// for, if Vigil records it. AAC's config is filled in once retina has parsed it.
-    pub(crate) fn from_encoding_name(name: &str) -> Option<AudioCodec> {
-        match name {
-            "mpeg4-generic" => Some(AudioCodec::Aac {
-                config: Bytes::new(),
-            }),
-            "pcmu" => Some(AudioCodec::Pcmu),
-            "pcma" => Some(AudioCodec::Pcma),
-            _ => None,
-        }
-    }
 }
 
 /// Parameters of an audio stream, shared (`Arc`) by its frames.
@@ -59,27 +45,4 @@ pub struct AudioFrame {
     pub duration: u32,
     /// The encoded frame (raw AAC access unit, or G.711 samples).
     pub data: Bytes,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognizes_the_recorded_codecs_only() {
-        assert!(matches!(
-            AudioCodec::from_encoding_name("mpeg4-generic"),
-            Some(AudioCodec::Aac { .. })
-        ));
-        assert_eq!(
-            AudioCodec::from_encoding_name("pcmu"),
-            Some(AudioCodec::Pcmu)
-        );
-        assert_eq!(
-            AudioCodec::from_encoding_name("pcma"),
-            Some(AudioCodec::Pcma)
-        );
-        assert_eq!(AudioCodec::from_encoding_name("g726-32"), None);
-        assert_eq!(AudioCodec::from_encoding_name("opus"), None);
-    }
 }

@@ -15,7 +15,6 @@ use tokio::sync::{broadcast, mpsc, watch};
 use vigil_hub::Hub;
 use vigil_media::{AccessUnit, Codec, StreamParams};
 
-use super::audio::{AudioCodec, AudioFrame, AudioParams};
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
 use super::batching::{self, ReadBatching};
 use super::config::{IngestConfig, Transport};
@@ -24,6 +23,7 @@ use super::session::{self, Connected, IngestError};
 use super::socket;
 use super::status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus, Meter};
 use super::timeline::{Jump, Timeline};
+use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
 
 /// Upper bound of one liveness probe (connect, `OPTIONS`, status line). Generous for a
 /// camera on the LAN; one that answers slower is simply left to the back-off.
@@ -250,7 +250,7 @@ impl Supervisor {
         } = conn;
         let audio = audio.and_then(|i| {
             let s = demuxed.streams().get(i)?;
-            AudioCodec::from_encoding_name(s.encoding_name()).map(|c| (i, c))
+            crate::audio::codec_of_encoding_name(s.encoding_name()).map(|c| (i, c))
         });
         self.video_tl.new_session();
         // A new socket reads as data comes until a second of the stream was measured.

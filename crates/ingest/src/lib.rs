@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use vigil_recorder::ingest::{Ingest, IngestConfig};
+//! use vigil_ingest::{Ingest, IngestConfig};
 //! let url = url::Url::parse("rtsp://192.0.2.10/stream1").unwrap();
 //! let cfg = IngestConfig::new("porch/main", url).with_credentials("viewer", "secret");
 //! let hub = vigil_hub::Hub::new("porch/main", 256);
@@ -36,7 +36,7 @@
 //! # }
 //! ```
 
-pub mod audio;
+mod audio;
 pub mod backoff;
 pub mod batching;
 pub mod config;
@@ -53,11 +53,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_hub::Hub;
 
-pub use audio::{AudioCodec, AudioFrame, AudioParams};
 pub use backoff::{BackoffConfig, Liveness};
 pub use config::{IngestConfig, Transport};
 pub use session::IngestError;
 pub use status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus};
+pub use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
 
 /// Events kept for a recorder that is briefly busy. They are rare (one per outage or
 /// timestamp jump), so this is hours of a flapping camera.

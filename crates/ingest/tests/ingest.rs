@@ -15,10 +15,8 @@ use url::Url;
 use vigil_camera::testsrc::read_code;
 use vigil_camera::H264Decoder;
 use vigil_hub::{Hub, Subscriber};
+use vigil_ingest::{Gap, Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport};
 use vigil_media::AccessUnit;
-use vigil_recorder::ingest::{
-    Gap, Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport,
-};
 
 const FPS: u32 = 15;
 /// pts step of one frame at [`FPS`], 90 kHz.
@@ -30,7 +28,7 @@ fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "vigil_recorder=info".into()),
+                .unwrap_or_else(|_| "vigil_ingest=info".into()),
         )
         .with_test_writer()
         .with_ansi(false)

@@ -13,9 +13,9 @@ use retina::codec::{
 };
 use vigil_media::StreamParams;
 
-use super::audio::{AudioCodec, AudioParams};
 use super::backoff::Failure;
 use super::config::{IngestConfig, Transport};
+use vigil_media::audio::{AudioCodec, AudioParams};
 
 /// Why a connection attempt or a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ pub(crate) fn pick_streams(
         .then(|| {
             streams.iter().enumerate().find_map(|(i, (m, e))| {
                 (*m == "audio")
-                    .then(|| AudioCodec::from_encoding_name(e))
+                    .then(|| crate::audio::codec_of_encoding_name(e))
                     .flatten()
                     .map(|c| (i, c))
             })
