@@ -385,3 +385,35 @@ async fn open_streams_can_tell_when_their_login_ends() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(!id.still_valid(&e.state, None));
 }
+
+/// Issue 17 item 5: wrong passwords sent at once from one address used to pass the throttle
+/// check together and all be hashed (argon2), the failures counted only afterwards. Each login
+/// now takes its throttle slot before hashing: only the three free failures and the one that
+/// opens the window are verified, the rest get 429 unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_passwords_are_throttled_before_hashing() {
+    let e = env().await;
+    let before = e.state.accounts.users.password_verifications();
+    let guesses = (0..12).map(|i| {
+        send(
+            &e.app,
+            req("POST", "/api/login"),
+            Some(json!({"username": "admin", "password": format!("wrong guess {i}")})),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    let verified = e.state.accounts.users.password_verifications() - before;
+    assert_eq!(verified, 4, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        8,
+        "{statuses:?}"
+    );
+}
