@@ -166,7 +166,10 @@ async fn serve(
     // a flood (here or on the web app) from starving it.
     let caps = crate::fd_limits::derive_now(
         mounts.len(),
-        &[crate::fd_limits::Listener::Rtsp, crate::fd_limits::Listener::Web],
+        &[
+            crate::fd_limits::Listener::Rtsp,
+            crate::fd_limits::Listener::Web,
+        ],
     );
     let rtsp_caps = caps.of(crate::fd_limits::Listener::Rtsp);
     let rtsp_options = vigil_rtsp::ServerOptions {

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use rand::RngCore as _;
 use rusqlite::{params, Connection, OptionalExtension as _};
-use vigil_datadir::{Migration, Schema};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use vigil_auth::{LoginThrottle, UserStore};
+use vigil_datadir::{Migration, Schema};
 
 /// A session unused for this long is over.
 pub const SESSION_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
