@@ -31,6 +31,7 @@
 //! they expire, which TLS keeps from eavesdroppers.
 
 pub mod admission;
+mod argon_memory;
 mod authenticator;
 pub mod digest;
 mod store;

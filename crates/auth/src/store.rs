@@ -11,10 +11,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
+
+use crate::argon_memory::ArgonMemory;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{self, Algorithm};
@@ -105,6 +105,8 @@ pub struct UserStore {
     cache: Mutex<Cache>,
     /// Password verifications started ([`UserStore::password_verifications`]).
     verifications: std::sync::atomic::AtomicU64,
+    /// argon2's working memory, reused across verifications.
+    argon_memory: ArgonMemory,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> AuthError {
@@ -256,6 +258,7 @@ impl UserStore {
             path: data_dir.join(FILE_NAME),
             cache: Mutex::new(Cache::default()),
             verifications: std::sync::atomic::AtomicU64::new(0),
+            argon_memory: ArgonMemory::new(),
         };
         let mut cache = store.lock();
         store.refresh(&mut cache)?;
@@ -527,9 +530,7 @@ impl UserStore {
             None => dummy_hash(),
         };
         let ok = match PasswordHash::new(hash) {
-            Ok(parsed) => argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => self.argon_memory.verify(password.as_bytes(), &parsed),
             Err(_) => false,
         };
         Ok(found.filter(|_| ok).map(|r| r.user()))
