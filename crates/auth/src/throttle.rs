@@ -22,11 +22,14 @@
 //! target account's count keeps growing whatever address the guesses come from.
 //!
 //! # The per-name trade-off
-//! Anyone can keep an account's name throttle closed by failing logins to it. So the name
-//! window is a hard block only for addresses that have failed themselves; an address with no
-//! failure on record is let through after the name's remaining delay (at most
-//! [`LoginThrottle::MAX_DELAY`]), so the rightful owner at their usual address still gets in.
-//! The price is that a distributed attacker gets one guess per fresh address per window.
+//! Anyone can keep an account's name throttle closed by failing logins to it. While it is
+//! closed, an address that has logged in to this account before (the last
+//! [`LoginThrottle::KNOWN_SOURCES`] are remembered per account) is let through, so the owner
+//! at home or at work gets in however long an attack lasts; every other address is refused
+//! until the window ends (at most [`LoginThrottle::MAX_DELAY`]). Guesses at one account from
+//! any number of addresses thus stay at about one per window, as if they all came from one
+//! address. The price: the owner at an address new to the account competes with the attacker
+//! for that one attempt per window while an attack lasts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -56,6 +59,8 @@ impl Entry {
 pub struct LoginThrottle {
     entries: HashMap<IpAddr, Entry>,
     names: HashMap<String, Entry>,
+    /// Per account name, the sources that logged in to it, newest last.
+    known: HashMap<String, Vec<IpAddr>>,
 }
 
 /// One bump of one bucket, remembered so that a success can undo exactly it.
@@ -79,9 +84,6 @@ pub struct Reservation {
     source: IpAddr,
     source_bump: Bump,
     name: Option<(String, Bump)>,
-    /// Wait this long before answering, whatever the outcome: the account's name throttle is
-    /// closed, and this address, having no failure on record, is let through after its delay.
-    pub delay: Duration,
 }
 
 /// The unit a user name is throttled by: case-folded and bounded, so `Admin` and `admin` share
@@ -116,6 +118,8 @@ impl LoginThrottle {
     pub const MAX_DELAY: Duration = Duration::from_secs(5);
     /// Sources (and names) tracked at once; beyond this the least-failed entries are evicted.
     pub const MAX_ENTRIES: usize = 10_000;
+    /// Sources remembered per account as having logged in to it.
+    pub const KNOWN_SOURCES: usize = 8;
 
     /// An empty throttle.
     pub fn new() -> Self {
@@ -182,12 +186,13 @@ impl LoginThrottle {
             .as_ref()
             .and_then(|k| self.names.get(k))
             .and_then(|e| Self::wait_of(e, now));
-        let delay = match name_wait {
-            None => Duration::ZERO,
-            // The owner's usual address has not failed: a delay, not a lock-out.
-            Some(wait) if self.failures(source, now) == 0 => wait,
-            Some(wait) => return Err(wait),
-        };
+        if let (Some(wait), Some(k)) = (name_wait, key.as_ref()) {
+            // Only an address that has logged in to this account before passes a closed
+            // name window (see the module docs).
+            if !self.known.get(k).is_some_and(|v| v.contains(&source)) {
+                return Err(wait);
+            }
+        }
         let source_bump = Self::bump_in(&mut self.entries, source, now);
         let name = key.map(|k| {
             let b = Self::bump_in(&mut self.names, k.clone(), now);
@@ -197,16 +202,14 @@ impl LoginThrottle {
             source,
             source_bump,
             name,
-            delay,
         })
     }
 
     /// Settles a failed attempt: its provisional failure stands. Returns how long the caller
-    /// should wait before answering (the longer of the reservation's delay and the penalty the
-    /// failure earned its address or name).
+    /// should wait before answering (the penalty the failure earned its address or name).
     pub fn fail(&mut self, r: Reservation) -> Duration {
         let gap = |b: &Bump| b.set.duration_since(b.at).unwrap_or_default();
-        let mut d = gap(&r.source_bump).max(r.delay);
+        let mut d = gap(&r.source_bump);
         if let Some((_, b)) = &r.name {
             d = d.max(gap(b));
         }
@@ -221,6 +224,18 @@ impl LoginThrottle {
         Self::undo(self.entries.get_mut(&r.source), &r.source_bump);
         if let Some((k, _)) = r.name {
             self.names.remove(&k);
+            if !self.known.contains_key(&k) && self.known.len() >= Self::MAX_ENTRIES {
+                // Forget some account's list rather than grow without bound.
+                if let Some(victim) = self.known.keys().next().cloned() {
+                    self.known.remove(&victim);
+                }
+            }
+            let known = self.known.entry(k).or_default();
+            known.retain(|s| *s != r.source);
+            if known.len() >= Self::KNOWN_SOURCES {
+                known.remove(0);
+            }
+            known.push(r.source);
         }
     }
 
@@ -420,9 +435,13 @@ mod tests {
     }
 
     #[test]
-    fn name_throttle_blocks_failed_addresses_and_delays_clean_ones() {
+    fn name_throttle_blocks_all_but_the_accounts_known_addresses() {
         let mut t = LoginThrottle::new();
         let now = t0();
+        // The owner logged in from home once.
+        let home = ip("198.51.100.9");
+        let r = t.reserve(home, Some("alice"), now).unwrap();
+        t.succeed(r);
         // Four different addresses guessing one account: the 4th failure closes the name.
         let mut last = Duration::ZERO;
         for i in 1..=4u8 {
@@ -438,10 +457,10 @@ mod tests {
         // ...but not for another name.
         let r = t.reserve(failed, Some("bob"), now).unwrap();
         t.succeed(r);
-        // An address with no failure is let through, its failure answered after the delay.
-        let clean = ip("198.51.100.9");
-        let r = t.reserve(clean, Some("alice"), now).unwrap();
-        assert_eq!(r.delay, Duration::from_millis(250));
+        // A fresh address is refused too (a botnet gets nothing from new addresses)...
+        assert!(t.reserve(ip("198.51.100.10"), Some("alice"), now).is_err());
+        // ...while the owner's known address is let through, its failure penalized as usual.
+        let r = t.reserve(home, Some("alice"), now).unwrap();
         assert!(t.fail(r) >= Duration::from_millis(250));
         // No permanent lock-out: after the penalty the name may try again, and a success clears.
         let later = now + LoginThrottle::MAX_DELAY;
@@ -485,5 +504,44 @@ mod tests {
         let mut t = LoginThrottle::new();
         fail_once(&mut t, ip("::ffff:192.0.2.7"), None, t0());
         assert_eq!(t.failures(ip("192.0.2.7"), t0()), 1);
+    }
+
+    /// Issue 17 review: any number of fresh addresses (a botnet) get one guess per window at a
+    /// closed account between them, while the owner's known address always gets in.
+    #[test]
+    fn a_botnet_gets_one_guess_per_window_and_the_owner_still_gets_in() {
+        let mut t = LoginThrottle::new();
+        let mut now = t0();
+        let home = ip("203.0.113.5");
+        let r = t.reserve(home, Some("alice"), now).unwrap();
+        t.succeed(r);
+        let mut bot = 0u32;
+        let mut next_bot = || {
+            bot += 1;
+            IpAddr::from([10, (bot >> 16) as u8, (bot >> 8) as u8, bot as u8])
+        };
+        for _ in 0..4 {
+            fail_once(&mut t, next_bot(), Some("alice"), now);
+        }
+        // 60 s of a 1000-address-a-second attack: guesses admitted per window only.
+        let mut admitted = 0;
+        for _ in 0..600 {
+            for _ in 0..100 {
+                if let Ok(r) = t.reserve(next_bot(), Some("alice"), now) {
+                    admitted += 1;
+                    t.fail(r);
+                }
+            }
+            // The owner at home is let in at any moment of the attack.
+            let r = t.reserve(home, Some("alice"), now).expect("owner admitted");
+            t.refund(r);
+            now += Duration::from_millis(100);
+        }
+        // Windows grow to 5 s: at most one guess per 5 s, plus the first short windows.
+        assert!(
+            admitted <= 60 / 5 + 4,
+            "{admitted} guesses admitted in 60 s"
+        );
+        assert!(admitted >= 1);
     }
 }
