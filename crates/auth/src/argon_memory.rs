@@ -6,25 +6,34 @@
 //! blocking-pool thread has its own arena), so every thread that ever verified a password
 //! keeps ~19 MiB: 32 concurrent logins took a camera from 152 to 722 MiB, and bounding the
 //! concurrency to two still left ~500 MiB (measured with the snapshot server's test). Here
-//! the blocks are taken from a small pool and returned, so memory stays at the pool's size
-//! whatever the number of threads and logins.
+//! the blocks come from a pool of two working memories and go back to it, and a verification
+//! that finds both in use waits for one: memory stays at two working memories whatever the
+//! number of threads, logins and callers (the web login, the snapshot server, RTSPS Basic).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
 
-/// Working memory kept between verifications; more concurrent verifications than this
-/// allocate (and free) their own. The web edge lets two run at once.
+/// Working memories in existence at most, so verifications running at once at most.
 const POOLED: usize = 2;
 
-/// A pool of argon2 working memories, one per concurrent verification.
+/// A pool of argon2 working memories, one per running verification.
 #[derive(Debug, Default)]
 pub struct ArgonMemory {
-    pool: Mutex<Vec<Vec<Block>>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a memory goes back to the pool.
+    returned: Condvar,
     allocations: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    free: Vec<Vec<Block>>,
+    /// Memories in existence: free ones and those lent out.
+    total: usize,
 }
 
 impl ArgonMemory {
@@ -71,23 +80,34 @@ impl ArgonMemory {
         ok
     }
 
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A working memory of `count` blocks: a free one of that size, a new one while fewer
+    /// than [`POOLED`] exist (or in place of a free one of another size: a hash with other
+    /// parameters), else the next one returned.
     fn take(&self, count: usize) -> Vec<Block> {
-        let reused = {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            let i = pool.iter().position(|b| b.len() == count);
-            i.map(|i| pool.swap_remove(i))
-        };
-        reused.unwrap_or_else(|| {
-            self.allocations.fetch_add(1, Ordering::Relaxed);
-            vec![Block::default(); count]
-        })
+        let mut pool = self.lock();
+        loop {
+            if let Some(i) = pool.free.iter().position(|b| b.len() == count) {
+                return pool.free.swap_remove(i);
+            }
+            if pool.total < POOLED || pool.free.pop().is_some() {
+                if pool.total < POOLED {
+                    pool.total += 1;
+                }
+                drop(pool);
+                self.allocations.fetch_add(1, Ordering::Relaxed);
+                return vec![Block::default(); count];
+            }
+            pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     fn give_back(&self, blocks: Vec<Block>) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < POOLED {
-            pool.push(blocks);
-        }
+        self.lock().free.push(blocks);
+        self.returned.notify_one();
     }
 }
 
@@ -130,25 +150,28 @@ mod tests {
         assert!(!PasswordHash::new(cut).is_ok_and(|p| mem.verify(b"pw", &p)));
     }
 
-    /// The point of the pool: many logins on many threads, two at a time (the edge's
-    /// bound), allocate two working memories, not one per login or per thread.
+    /// The point of the pool: many logins on many threads at once, whoever calls, allocate
+    /// two working memories, not one per login or per thread; the others wait their turn.
     #[test]
-    fn many_logins_on_many_threads_reuse_two_memories() {
+    fn many_logins_on_many_threads_share_two_memories() {
         let mem = ArgonMemory::new();
         let h = phc("pw", small());
         let parsed = PasswordHash::new(&h).unwrap();
-        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
-        for _ in 0..16 {
-            std::thread::scope(|s| {
-                for guess in [b"pw".as_slice(), b"wrong".as_slice()] {
-                    let (mem, parsed, gate) = (&mem, &parsed, gate.clone());
-                    s.spawn(move || {
-                        gate.wait();
-                        assert_eq!(mem.verify(guess, parsed), guess == b"pw");
-                    });
-                }
-            });
-        }
+        let gate = std::sync::Barrier::new(32);
+        std::thread::scope(|s| {
+            for i in 0..32 {
+                let (mem, parsed, gate) = (&mem, &parsed, &gate);
+                s.spawn(move || {
+                    gate.wait();
+                    let guess: &[u8] = if i % 2 == 0 { b"pw" } else { b"wrong" };
+                    assert_eq!(mem.verify(guess, parsed), i % 2 == 0);
+                });
+            }
+        });
         assert!(mem.allocations() <= 2, "{} allocations", mem.allocations());
+        // A hash with other parameters replaces a free memory rather than adding a third.
+        let other = phc("pw", Params::new(128, 1, 1, None).unwrap());
+        assert!(mem.verify(b"pw", &PasswordHash::new(&other).unwrap()));
+        assert!(mem.lock().total <= 2);
     }
 }

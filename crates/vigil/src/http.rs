@@ -56,15 +56,19 @@ pub async fn serve_snapshots(
     Ok(())
 }
 
+/// Whether the authenticator will run argon2 for this `Authorization` header: decided by the
+/// authenticator's own scheme parser, so that `Basic<TAB>…` (RFC 7235 allows any whitespace
+/// there) cannot reach argon2 without a permit.
+fn needs_hashing_permit(authorization: Option<&str>) -> bool {
+    authorization.is_some_and(|a| vigil_auth::digest::strip_scheme(a, "Basic").is_some())
+}
+
 /// A password-hashing permit if the request carries Basic credentials (argon2id, ~19 MiB and
 /// tens of ms each); Digest and no credentials are cheap and need none.
 async fn hashing_permit_for(
     authorization: Option<&str>,
 ) -> Result<Option<edge::HashingPermit>, Response> {
-    let basic = authorization
-        .and_then(|a| a.get(..6))
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
-    if !basic {
+    if !needs_hashing_permit(authorization) {
         return Ok(None);
     }
     match edge::hashing_permit().await {

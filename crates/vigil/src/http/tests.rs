@@ -282,3 +282,22 @@ async fn concurrent_password_logins_are_bounded() {
         "{peak} verifications ran at once"
     );
 }
+
+/// Issue 17 review: `Basic<TAB>credentials` is Basic to the authenticator, so it must take a
+/// hashing permit too (it used to pass as "not Basic" and hash unbounded).
+#[test]
+fn every_spelling_of_basic_takes_a_hashing_permit() {
+    for h in [
+        "Basic YTpi",
+        "basic YTpi",
+        "Basic\tYTpi",
+        "BASIC  YTpi",
+        " Basic YTpi",
+    ] {
+        assert!(super::needs_hashing_permit(Some(h)), "{h:?}");
+    }
+    for h in ["Digest username=\"a\"", "Bearer x", "Basically", ""] {
+        assert!(!super::needs_hashing_permit(Some(h)), "{h:?}");
+    }
+    assert!(!super::needs_hashing_permit(None));
+}
