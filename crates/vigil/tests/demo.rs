@@ -250,7 +250,7 @@ fn under_a_1024_descriptor_limit_a_flood_leaves_room_for_clients_and_recording()
         "{}",
         p.stderr_tail(40)
     );
-    wait_recorded(&p, &data, &["front", "yard"], t1, Duration::from_secs(8));
+    wait_recorded(&p, &data, &["front", "yard"], t1, Duration::from_secs(20));
     let log = p.stderr_text();
     assert!(
         !log.contains("Too many open files"),
