@@ -4,36 +4,13 @@
 //! reported by the config loader with the section it belongs to, not later at run time.
 //! [`crate::Alerts::start`] validates again, because code may build the structs directly.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::AlertsError;
 
-/// A secret string (broker password, webhook key). `Debug` never shows it, it has no
-/// `Serialize`, so it cannot leak into logs, status JSON or API responses by accident.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself; call only where it is used (signing, the CONNECT packet).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
+pub use vigil_auth::secret::Secret;
 
 /// The event type names a webhook's `events` filter may list (the `type` field of the JSON).
 pub const EVENT_TYPES: &[&str] = &[
@@ -268,7 +245,7 @@ impl WebhookConfig {
     /// Checks the URL scheme and host, the secret's length, the event names and the timeouts.
     pub fn validate(&self) -> Result<(), AlertsError> {
         crate::http::Endpoint::parse(&self.url, None)?;
-        let shown = crate::http::redact_url(&self.url);
+        let shown = vigil_auth::secret::redact_url(&self.url);
         let bad = |why: String| Err(AlertsError::Config(format!("[[webhook]] {shown}: {why}")));
         if self.secret.expose().chars().count() < 16 {
             return bad("secret must be at least 16 characters".into());

@@ -30,19 +30,7 @@ pub(crate) struct Endpoint {
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
-/// The URL without user info and query (which may hold tokens), for status and logs.
-pub(crate) fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
-        Err(_) => "<invalid url>".to_owned(),
-    }
-}
+use vigil_auth::secret::redact_url;
 
 impl Endpoint {
     /// Parses and checks the URL (http/https with a host only); with `tls_roots`, prepares TLS.
@@ -261,15 +249,6 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_userinfo_and_query() {
-        assert_eq!(
-            redact_url("https://bob:s3cret@hooks.example:8443/a/b?token=abc#frag"),
-            "https://hooks.example:8443/a/b"
-        );
-        assert_eq!(redact_url("::"), "<invalid url>");
-    }
 
     #[test]
     fn parses_endpoint() {

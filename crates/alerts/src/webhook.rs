@@ -76,7 +76,7 @@ fn lock(stats: &Mutex<WebhookStats>) -> std::sync::MutexGuard<'_, WebhookStats> 
 /// Starts the task for one endpoint; `None` (and the error in the stats) if the config is bad.
 pub(crate) fn spawn(cfg: WebhookConfig) -> (Option<WebhookHandle>, Arc<Mutex<WebhookStats>>) {
     let stats = Arc::new(Mutex::new(WebhookStats {
-        url: http::redact_url(&cfg.url),
+        url: vigil_auth::secret::redact_url(&cfg.url),
         ..Default::default()
     }));
     let endpoint = cfg.validate().and_then(|()| {

@@ -34,6 +34,7 @@ pub mod admission;
 mod argon_memory;
 mod authenticator;
 pub mod digest;
+pub mod secret;
 mod store;
 mod throttle;
 

@@ -113,11 +113,7 @@ impl IngestConfig {
     /// The URL as it may be logged: without user information, even if a caller put some
     /// back into `url`.
     pub fn redacted_url(&self) -> String {
-        let mut u = self.url.clone();
-        // Both setters only fail for URLs that cannot have credentials at all.
-        let _ = u.set_username("");
-        let _ = u.set_password(None);
-        u.to_string()
+        vigil_auth::secret::redact(&self.url)
     }
 }
 

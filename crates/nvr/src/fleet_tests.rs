@@ -316,7 +316,7 @@ async fn config_cameras_are_read_only_and_stored_cameras_come_back_after_a_resta
     let mut ui = spec("shed", "rtsp://127.0.0.1:9/shed");
     ui.source = CameraSource::Config; // ignored: whatever comes through the API is Ui
     ui.username = Some("u".into());
-    ui.password = Some(Secret("p".into()));
+    ui.password = Some(Secret::new("p"));
     ui.max_age_s = Some(7200);
     nvr.add_camera(ui).await.unwrap();
     let ages = nvr.recorder().retention().max_age;

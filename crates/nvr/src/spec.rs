@@ -2,27 +2,10 @@
 //! type is read from the configuration file, stored in `cameras.json` and sent by the web
 //! app (whose API never returns the password).
 
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A password: `Debug` and `Display` print `<redacted>`; serialized only into cameras.json.
-#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    /// The password itself, for the RTSP client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use vigil_auth::secret::Secret;
 
 /// Where a camera is defined.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -130,8 +113,12 @@ pub struct CameraSpec {
     /// Camera user name.
     #[serde(default)]
     pub username: Option<String>,
-    /// Camera password (write-only in the web API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Camera password (write-only in the web API; written in clear only to cameras.json).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "vigil_auth::secret::serialize_exposed"
+    )]
     pub password: Option<Secret>,
     /// `tcp` (default) or `udp`.
     #[serde(default = "default_transport")]

@@ -133,7 +133,7 @@ pub fn validate(spec: &mut CameraSpec) -> Result<(), NvrError> {
         spec.username = url_user;
     }
     if spec.password.is_none() {
-        spec.password = url_pass.map(Secret);
+        spec.password = url_pass.map(Secret::new);
     }
     if spec.password.is_some() && spec.username.is_none() {
         return bad(format!("camera {:?}: password without username", spec.name));
@@ -296,7 +296,7 @@ mod tests {
         assert!(load(dir.path()).unwrap().is_empty(), "no file = no cameras");
         let mut a = spec("porch", "rtsp://192.0.2.1/main");
         a.username = Some("viewer".into());
-        a.password = Some(Secret("s3cret-pw".into()));
+        a.password = Some(Secret::new("s3cret-pw"));
         a.sub_url = Some("rtsp://192.0.2.1/sub".into());
         a.max_age_s = Some(86_400);
         a.record = RecordMode::Motion {
@@ -353,7 +353,7 @@ mod tests {
         // Explicit fields win over the URL's.
         let mut s = spec("door", "rtsp://admin:old@192.0.2.7/live");
         s.username = Some("viewer".into());
-        s.password = Some(Secret("new".into()));
+        s.password = Some(Secret::new("new"));
         validate(&mut s).unwrap();
         assert_eq!(s.username.as_deref(), Some("viewer"));
         assert_eq!(s.password.as_ref().map(Secret::expose), Some("new"));
@@ -374,7 +374,7 @@ mod tests {
         assert!(err(&|s| s.url = "not a url".into()).contains("not a URL"));
         assert!(err(&|s| s.sub_url = Some("https://h/".into())).contains("sub URL"));
         assert!(err(&|s| s.transport = "sctp".into()).contains("transport"));
-        assert!(err(&|s| s.password = Some(Secret("x".into()))).contains("without username"));
+        assert!(err(&|s| s.password = Some(Secret::new("x"))).contains("without username"));
         assert!(err(&|s| s.max_age_s = Some(0)).contains("maximum age"));
         assert!(err(&|s| {
             s.record = RecordMode::Motion {

@@ -50,23 +50,7 @@ pub enum ConfigError {
     },
 }
 
-/// A password: `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The password itself, for the RTSP client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use vigil_auth::secret::{redact_url, Secret};
 
 /// A byte count: an integer, or a string with a unit (`"500MB"`, `"10 GiB"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,7 +353,7 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
         url: main.map(|i| i.url.to_string()).unwrap_or_default(),
         sub_url: sub.map(|i| i.url.to_string()),
         username: main.and_then(|i| i.username.clone()),
-        password: main.and_then(|i| i.password.clone()).map(vigil_nvr::Secret),
+        password: main.and_then(|i| i.password.clone()).map(vigil_nvr::Secret::new),
         transport: match cam.transport {
             TransportName::Tcp => "tcp".to_owned(),
             TransportName::Udp => "udp".to_owned(),
@@ -453,19 +437,6 @@ fn ingest_config(cam: &CameraSection, stream: &str, url: &str) -> Result<IngestC
     // The recording files get an audio track when the camera has one.
     cfg.audio = cam.audio;
     Ok(cfg)
-}
-
-/// `url` without user information, for messages. Unparseable input is not echoed at all,
-/// since it may hold a password in a shape the URL parser does not recognise.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
 }
 
 /// `--config FILE` or `--data DIR`: where `vigil export` and `vigil reindex` find the data.

@@ -272,7 +272,7 @@ fn prepare_store(
                 s.sub_url = Some(sub);
             }
             s.username = Some(CAMERA_USER.to_owned());
-            s.password = Some(Secret(password.to_owned()));
+            s.password = Some(Secret::new(password));
         }
     }
     vigil_nvr::save_stored_cameras(data, &stored)
@@ -310,7 +310,7 @@ fn demo_spec(cam: &DemoCamera, main: String, sub: String, password: &str) -> Cam
         url: main,
         sub_url: Some(sub),
         username: Some(CAMERA_USER.to_owned()),
-        password: Some(Secret(password.to_owned())),
+        password: Some(Secret::new(password)),
         transport: "tcp".to_owned(),
         audio: false,
         max_age_s: Some(MAX_AGE_S),

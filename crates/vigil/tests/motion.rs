@@ -107,7 +107,7 @@ fn spec(cam: &SceneCamera, name: &str, record: RecordMode) -> CameraSpec {
         url: format!("rtsp://{}/main", cam.rtsp),
         sub_url: Some(format!("rtsp://{}/sub", cam.rtsp)),
         username: Some(common::USER.into()),
-        password: Some(Secret(common::PASSWORD.into())),
+        password: Some(Secret::new(common::PASSWORD)),
         transport: "tcp".into(),
         audio: false,
         max_age_s: None,
