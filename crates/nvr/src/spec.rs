@@ -2,7 +2,6 @@
 //! type is read from the configuration file, stored in `cameras.json` and sent by the web
 //! app (whose API never returns the password).
 
-
 use serde::{Deserialize, Serialize};
 
 pub use vigil_auth::secret::Secret;

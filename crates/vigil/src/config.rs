@@ -353,7 +353,9 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
         url: main.map(|i| i.url.to_string()).unwrap_or_default(),
         sub_url: sub.map(|i| i.url.to_string()),
         username: main.and_then(|i| i.username.clone()),
-        password: main.and_then(|i| i.password.clone()).map(vigil_nvr::Secret::new),
+        password: main
+            .and_then(|i| i.password.clone())
+            .map(vigil_nvr::Secret::new),
         transport: match cam.transport {
             TransportName::Tcp => "tcp".to_owned(),
             TransportName::Udp => "udp".to_owned(),
