@@ -35,6 +35,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use crate::admission::source_key;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
@@ -90,21 +92,6 @@ pub struct Reservation {
 /// one bucket and a huge name cannot bloat the table.
 fn name_key(name: &str) -> String {
     name.chars().take(64).collect::<String>().to_lowercase()
-}
-
-/// Normalizes a peer address into the unit we throttle: IPv4 as is (also when IPv4-mapped),
-/// IPv6 by /64, since one host typically owns a whole /64.
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 impl LoginThrottle {
