@@ -7,7 +7,6 @@ use openh264::OpenH264API;
 use vigil_media::AccessUnit;
 
 use crate::frame::I420Frame;
-use crate::nal::{avcc_to_annexb, nal_type, NAL_SPS};
 use crate::CameraError;
 
 /// Decodes one stream's access units, in order, starting at a key frame.
@@ -33,14 +32,7 @@ impl H264Decoder {
     /// Decodes one access unit; returns the picture it completed, if any. A key frame
     /// whose data lacks SPS/PPS gets them from `au.params` first.
     pub fn decode(&mut self, au: &AccessUnit) -> Result<Option<&I420Frame>, CameraError> {
-        self.annexb.clear();
-        if au.key && !au.nal_units().any(|n| nal_type(n) == Some(NAL_SPS)) {
-            for ps in [&au.params.sps, &au.params.pps] {
-                self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-                self.annexb.extend_from_slice(ps);
-            }
-        }
-        avcc_to_annexb(&au.data, &mut self.annexb);
+        au.write_decoder_input(&mut self.annexb);
         let decoded = self
             .inner
             .decode(&self.annexb)

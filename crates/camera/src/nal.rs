@@ -1,5 +1,5 @@
-//! The H.264 NAL-unit helpers this crate uses: `vigil_media::h264` plus the two small
-//! conversions it needs beyond that (ITU-T H.264 Annex B and ISO/IEC 14496-15 framing).
+//! The H.264 NAL-unit helpers this crate uses: `vigil_media::h264` plus the small
+//! ISO/IEC 14496-15 framing and SPS summary it needs beyond that.
 
 pub(crate) use vigil_media::h264::{
     nal_type, split_annexb, AccessUnitSplitter, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS,
@@ -9,15 +9,6 @@ pub(crate) use vigil_media::h264::{
 pub(crate) fn push_avcc(out: &mut Vec<u8>, nal: &[u8]) {
     out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
     out.extend_from_slice(nal);
-}
-
-/// Converts length-prefixed NAL units to Annex B (4-byte start codes), appending to `out`.
-/// Stops at a truncated length.
-pub(crate) fn avcc_to_annexb(data: &[u8], out: &mut Vec<u8>) {
-    for nal in vigil_media::h264::AvccNalIter::new(data) {
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-    }
 }
 
 /// What this crate needs from an SPS: the cropped picture size and the VUI frame rate.
@@ -41,21 +32,6 @@ pub(crate) fn parse_sps(sps: &[u8]) -> Result<SpsSummary, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn avcc_round_trip_and_truncation() {
-        let mut avcc = Vec::new();
-        push_avcc(&mut avcc, &[0x67, 9]);
-        push_avcc(&mut avcc, &[0x65, 1, 2]);
-        let mut annexb = Vec::new();
-        avcc_to_annexb(&avcc, &mut annexb);
-        assert_eq!(annexb, vec![0, 0, 0, 1, 0x67, 9, 0, 0, 0, 1, 0x65, 1, 2]);
-        let nals: Vec<&[u8]> = split_annexb(&annexb).collect();
-        assert_eq!(nals, vec![&[0x67, 9][..], &[0x65, 1, 2]]);
-        let mut cut = Vec::new();
-        avcc_to_annexb(&avcc[..avcc.len() - 1], &mut cut);
-        assert_eq!(cut, vec![0, 0, 0, 1, 0x67, 9]);
-    }
 
     #[test]
     fn bad_sps_is_an_error() {

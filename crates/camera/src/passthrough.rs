@@ -117,7 +117,7 @@ mod tests {
                 let au = enc.encode(tp.render(n, 0), 0, 0).unwrap().unwrap();
                 let mut out = vec![0, 0, 0, 1, 0x09, 0xf0]; // an AUD, as cameras send
                 let mut body = Vec::new();
-                crate::nal::avcc_to_annexb(&au.data, &mut body);
+                vigil_media::h264::avcc_to_annexb(&au.data, &mut body);
                 out.extend_from_slice(&body);
                 (out, au.key)
             })

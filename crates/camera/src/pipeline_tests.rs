@@ -115,7 +115,7 @@ fn file_camera_passes_main_through_and_reencodes_the_sub_stream() {
     let mut originals = Vec::new();
     for n in 0..20 {
         let au = enc.encode(tp.render(n, 0), 0, 0).unwrap().unwrap();
-        crate::nal::avcc_to_annexb(&au.data, &mut bytes);
+        vigil_media::h264::avcc_to_annexb(&au.data, &mut bytes);
         originals.push(au.data);
     }
     std::fs::write(&path, &bytes).unwrap();

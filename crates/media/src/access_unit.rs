@@ -74,4 +74,96 @@ impl AccessUnit {
     pub fn nal_units(&self) -> crate::h264::AvccNalIter<'_> {
         crate::h264::AvccNalIter::new(&self.data)
     }
+
+    /// Writes this access unit into `out` (cleared first) as a decoder's input: an Annex B
+    /// byte stream (ITU-T H.264 / H.265 Annex B, a 4-byte start code before each NAL unit).
+    ///
+    /// A key frame whose data carries no SPS gets the stream's parameter sets from `params`
+    /// first ((VPS,) SPS, PPS), so a decoder can start on any key frame and follows a camera
+    /// that changes its parameter sets mid-stream without `extradata`. OpenH264 and
+    /// libavcodec both take this form; `out` is the caller's, reused across access units.
+    pub fn write_decoder_input(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let p = &*self.params;
+        let is_sps = |nal: &[u8]| match p.codec {
+            Codec::H264 => crate::h264::nal_type(nal) == Some(crate::h264::NAL_SPS),
+            Codec::H265 => crate::h265::nal_type(nal) == Some(crate::h265::NAL_SPS),
+        };
+        if self.key && !self.nal_units().any(is_sps) {
+            for ps in p.vps.iter().chain([&p.sps, &p.pps]) {
+                if !ps.is_empty() {
+                    out.extend_from_slice(&[0, 0, 0, 1]);
+                    out.extend_from_slice(ps);
+                }
+            }
+        }
+        crate::h264::avcc_to_annexb(&self.data, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn au(codec: Codec, key: bool, nals: &[&[u8]]) -> AccessUnit {
+        let vps = (codec == Codec::H265).then(|| Bytes::from_static(&[0x40, 0x01, 0xaa]));
+        let (sps, pps): (&'static [u8], &'static [u8]) = match codec {
+            Codec::H264 => (&[0x67, 0xbb], &[0x68, 0xcc]),
+            Codec::H265 => (&[0x42, 0x01, 0xbb], &[0x44, 0x01, 0xcc]),
+        };
+        AccessUnit {
+            params: Arc::new(StreamParams {
+                codec,
+                vps,
+                sps: Bytes::from_static(sps),
+                pps: Bytes::from_static(pps),
+                width: 16,
+                height: 16,
+                fps: None,
+            }),
+            pts: 0,
+            capture_us: 0,
+            key,
+            data: crate::h264::avcc_from_nals(nals.iter().copied()).into(),
+        }
+    }
+
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        nals.iter()
+            .flat_map(|n| [&[0, 0, 0, 1][..], n].concat())
+            .collect()
+    }
+
+    #[test]
+    fn h264_key_frame_without_parameter_sets_gets_them_first() {
+        let mut out = vec![9, 9];
+        au(Codec::H264, true, &[&[0x65, 1]]).write_decoder_input(&mut out);
+        assert_eq!(out, annexb(&[&[0x67, 0xbb], &[0x68, 0xcc], &[0x65, 1]]));
+    }
+
+    #[test]
+    fn key_frame_with_its_own_sps_and_non_key_frames_pass_as_they_are() {
+        let mut out = Vec::new();
+        let own: &[&[u8]] = &[&[0x67, 7], &[0x68, 8], &[0x65, 1]];
+        au(Codec::H264, true, own).write_decoder_input(&mut out);
+        assert_eq!(out, annexb(own));
+        au(Codec::H264, false, &[&[0x41, 2]]).write_decoder_input(&mut out);
+        assert_eq!(out, annexb(&[&[0x41, 2]]));
+    }
+
+    #[test]
+    fn h265_key_frame_gets_vps_sps_and_pps() {
+        let mut out = Vec::new();
+        au(Codec::H265, true, &[&[0x26, 0x01, 5]]).write_decoder_input(&mut out);
+        let want: &[&[u8]] = &[
+            &[0x40, 0x01, 0xaa],
+            &[0x42, 0x01, 0xbb],
+            &[0x44, 0x01, 0xcc],
+            &[0x26, 0x01, 5],
+        ];
+        assert_eq!(out, annexb(want));
+        let own: &[&[u8]] = &[&[0x42, 0x01, 7], &[0x26, 0x01, 5]];
+        au(Codec::H265, true, own).write_decoder_input(&mut out);
+        assert_eq!(out, annexb(own));
+    }
 }

@@ -184,6 +184,15 @@ pub fn annexb_to_avcc(data: &[u8]) -> Vec<u8> {
     avcc_from_nals(split_annexb(data))
 }
 
+/// Converts 4-byte length-prefixed NAL units to Annex B (4-byte start codes), appending to
+/// `out`. Stops at a truncated length, like [`AvccNalIter`].
+pub fn avcc_to_annexb(data: &[u8], out: &mut Vec<u8>) {
+    for nal in AvccNalIter::new(data) {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+}
+
 /// Writes NAL units (without start codes) as 4-byte big-endian length-prefixed NAL units.
 ///
 /// Empty NAL units are dropped, and so is any NAL unit longer than `u32::MAX` bytes (which
@@ -284,6 +293,18 @@ pub fn stream_params(sps: &[u8], pps: &[u8]) -> Result<StreamParams, H264Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn avcc_to_annexb_round_trips_and_stops_at_a_truncated_length() {
+        let avcc = avcc_from_nals([&[0x67, 9][..], &[0x65, 1, 2]]);
+        let mut annexb = Vec::new();
+        avcc_to_annexb(&avcc, &mut annexb);
+        assert_eq!(annexb, vec![0, 0, 0, 1, 0x67, 9, 0, 0, 0, 1, 0x65, 1, 2]);
+        assert_eq!(annexb_to_avcc(&annexb), avcc);
+        let mut cut = Vec::new();
+        avcc_to_annexb(&avcc[..avcc.len() - 1], &mut cut);
+        assert_eq!(cut, vec![0, 0, 0, 1, 0x67, 9]);
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
