@@ -6,17 +6,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// Audio codecs Vigil records.
+/// Audio codecs Vigil records: of an ingested stream, and of an MP4 audio track
+/// ([`crate::fmp4::AudioTrack`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioCodec {
-    /// MPEG-4 AAC (RFC 3640 `mpeg4-generic`); frames are raw access units.
+    /// MPEG-4 AAC (RFC 3640 `mpeg4-generic`; MP4 `mp4a` + `esds`); frames are raw access units.
     Aac {
-        /// The AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1), for the MP4 `esds` box.
+        /// The AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1), e.g. from the SDP `config=`
+        /// parameter; written into the MP4 `esds` box.
         config: Bytes,
     },
-    /// G.711 µ-law (RFC 3551 §4.5.14 PCMU).
+    /// G.711 µ-law (RFC 3551 §4.5.14 PCMU; MP4 `ulaw` sample entry, as ffmpeg and
+    /// QuickTime name it).
     Pcmu,
-    /// G.711 A-law (RFC 3551 §4.5.14 PCMA).
+    /// G.711 A-law (RFC 3551 §4.5.14 PCMA; MP4 `alaw` sample entry).
     Pcma,
 }
 

@@ -21,25 +21,18 @@ use vigil_media::fmp4::{AudioTrack, Sample, Track};
 
 use crate::db::{decode_samples, encode_samples};
 use crate::segment::TIMESCALE;
-use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
+use vigil_media::audio::{AudioFrame, AudioParams};
 
 /// The track id of audio in recording files.
 pub const AUDIO_TRACK_ID: u32 = 2;
 
 /// The recording track for audio `params`.
 pub fn audio_track(params: &AudioParams) -> Track {
-    let codec = match &params.codec {
-        AudioCodec::Aac { config } => vigil_media::fmp4::AudioCodec::Aac {
-            config: config.clone(),
-        },
-        AudioCodec::Pcmu => vigil_media::fmp4::AudioCodec::Pcmu,
-        AudioCodec::Pcma => vigil_media::fmp4::AudioCodec::Pcma,
-    };
     Track::Audio(AudioTrack {
         track_id: AUDIO_TRACK_ID,
         timescale: params.sample_rate.max(1),
         channels: params.channels.max(1),
-        codec,
+        codec: params.codec.clone(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use vigil_media::fmp4::{self, AudioCodec as Mp4Codec, Track};
+use vigil_media::fmp4::{self, Track};
 
 use crate::retention::RetentionConfig;
 use crate::segment::{EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
@@ -134,7 +134,7 @@ fn aac_frames_fall_in_their_fragments_with_monotonic_decode_times() {
     match &tracks[1] {
         Track::Audio(t) => {
             assert_eq!((t.track_id, t.timescale, t.channels), (2, 48_000, 2));
-            assert!(matches!(&t.codec, Mp4Codec::Aac { config } if config[..] == [0x11, 0x90]));
+            assert!(matches!(&t.codec, AudioCodec::Aac { config } if config[..] == [0x11, 0x90]));
         }
         other => panic!("{other:?}"),
     }
@@ -198,8 +198,8 @@ fn g711_parameter_change_starts_a_new_file_at_the_next_key_frame() {
         Track::Audio(t) => t.codec.clone(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(codec(starts[0]), Mp4Codec::Pcmu);
-    assert_eq!(codec(starts[1]), Mp4Codec::Pcma);
+    assert_eq!(codec(starts[0]), AudioCodec::Pcmu);
+    assert_eq!(codec(starts[1]), AudioCodec::Pcma);
     // Until the cut, A-law frames had no track: dropped, at most one GOP's worth.
     assert!(seg.audio_dropped() > 0 && seg.audio_dropped() <= 60);
     // The new file's audio starts where its video does.

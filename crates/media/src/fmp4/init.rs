@@ -5,7 +5,8 @@ use h264_reader::nal::sps::{ChromaFormat, SeqParameterSet};
 use h264_reader::rbsp::{decode_nal, BitReader};
 
 use super::boxes::{write_box, write_full_box, write_unity_matrix, Put};
-use super::{AudioCodec, AudioTrack, Track, VideoTrack};
+use super::{AudioTrack, Track, VideoTrack};
+use crate::audio::AudioCodec;
 use crate::{Codec, StreamParams};
 
 /// Timescale of `mvhd` and `tkhd` durations: milliseconds, as ffmpeg writes.

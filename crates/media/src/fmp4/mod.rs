@@ -23,8 +23,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
+use crate::audio::AudioCodec;
 use crate::StreamParams;
 
 mod boxes;
@@ -58,21 +57,6 @@ pub struct VideoTrack {
     pub timescale: u32,
     /// Parameter sets and picture size; the `avcC` or `hvcC` box is built from them.
     pub params: Arc<StreamParams>,
-}
-
-/// Codec of an audio track.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AudioCodec {
-    /// MPEG-4 AAC (`mp4a` + `esds`); `config` is the AudioSpecificConfig
-    /// (ISO/IEC 14496-3 §1.6.2.1), e.g. from the SDP `config=` parameter.
-    Aac {
-        /// AudioSpecificConfig bytes.
-        config: Bytes,
-    },
-    /// G.711 µ-law (`ulaw` sample entry, as ffmpeg and QuickTime name it).
-    Pcmu,
-    /// G.711 A-law (`alaw` sample entry).
-    Pcma,
 }
 
 /// An audio track.

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use super::boxes::{
     corrupt_if_short, find_child, require_child, Children, Cursor, ReadError, ReadResult,
 };
-use super::{AudioCodec, AudioTrack, Track, VideoTrack};
+use super::{AudioTrack, Track, VideoTrack};
+use crate::audio::AudioCodec;
 use crate::h264;
 
 /// More tracks than any camera stream has; bounds the work of hostile `moov`s.
