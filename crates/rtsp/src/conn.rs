@@ -1,5 +1,6 @@
-//! The tokio edge of one RTSP connection: reads requests, drives [`ConnState`], and sends
-//! the media of its playing sessions (TCP interleaved or UDP) plus RTCP sender reports.
+//! The tokio edge of one RTSP connection: reads requests and drives [`ConnState`] (the
+//! sessions) and [`MediaCore`] (what they send), then does the I/O the two ask for —
+//! interleaved or UDP writes, hub forwarders, timers. No protocol decision is made here.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -10,13 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use vigil_media::rtp::H264Packetizer;
+use vigil_auth::{AuthDecision, AuthRequest};
 use vigil_media::{AccessUnit, StreamParams};
 
-use crate::message::{self, Parsed, Response};
-use crate::session::{ConnState, Effect, Env, Session, SessionTransport, State};
+use crate::media::{Destination, EndReason, Input, MediaCore, Output, Seed, Transmit};
+use crate::message::{self, Method, Parsed, Response};
+use crate::session::{ConnState, Effect, Env, Session, SessionTransport};
 use crate::udp::UdpPair;
-use crate::{AuthQuery, AuthVerdict, Mounts, RtspAuth, ServerOptions};
+use crate::{Mounts, RtspAuth, ServerOptions};
 
 /// What one connection task knows about its surroundings.
 pub(crate) struct ConnCtx {
@@ -33,34 +35,29 @@ pub(crate) enum Event {
     /// An access unit for a playing session.
     Au {
         session: String,
-        /// Which PLAY's forwarder sent it ([`Media::generation`]).
+        /// Which PLAY's forwarder sent it ([`Output::Subscribe`]'s generation).
         generation: u64,
         au: AccessUnit,
     },
     /// The session's stream ended (source gone).
     Ended { session: String },
-    /// An RTCP packet (or NAT keep-alive) arrived over UDP for a session.
-    Rtcp { session: String, bye: bool },
+    /// A datagram from the client arrived over UDP for a session: an RTCP packet (`rtcp`),
+    /// or an RTP-port packet (NAT keep-alive, `None`). Either shows the client is alive.
+    Udp {
+        session: String,
+        rtcp: Option<Vec<u8>>,
+    },
 }
 
-/// Per-session media state, owned by the connection task.
-struct Media {
-    packetizer: H264Packetizer,
-    ts_offset: u32,
+/// The I/O resources of one session, owned by the connection task; dropping them stops
+/// the forwarder and closes the UDP sockets.
+#[derive(Default)]
+struct SessionIo {
     forwarder: Option<JoinHandle<()>>,
     udp: Option<UdpPair>,
-    /// (capture time µs, RTP timestamp) of the last access unit sent: the SR's NTP/RTP pair.
-    last_pair: Option<(i64, u32)>,
-    /// Presentation time of the last access unit sent.
-    last_pts: Option<i64>,
-    /// Bumped at each PLAY; frames queued by an earlier PLAY's forwarder are dropped.
-    generation: u64,
-    /// After PAUSE: resume only at a key frame later than this presentation time.
-    resume_after: Option<i64>,
-    sr_due: bool,
 }
 
-impl Drop for Media {
+impl Drop for SessionIo {
     fn drop(&mut self) {
         if let Some(f) = self.forwarder.take() {
             f.abort();
@@ -68,39 +65,34 @@ impl Drop for Media {
     }
 }
 
-/// RFC 3550 §6.1: whether a compound RTCP packet contains a BYE (PT 203).
-pub(crate) fn rtcp_has_bye(mut data: &[u8]) -> bool {
-    while let (Some(&pt), Some(&hi), Some(&lo)) = (data.get(1), data.get(2), data.get(3)) {
-        if pt == 203 {
-            return true;
-        }
-        let len = (usize::from(u16::from_be_bytes([hi, lo])) + 1) * 4;
-        let Some(rest) = data.get(len..) else { break };
-        data = rest;
-    }
-    false
-}
-
 struct ConnEnv<'a> {
     ctx: &'a ConnCtx,
-    /// This connection's random id ([`AuthQuery::connection`]).
+    /// This connection's random id (the `connection` of [`RtspAuth::check`]).
     connection: u64,
     secure: bool,
-    media: &'a mut HashMap<String, Media>,
+    media: &'a mut MediaCore,
+    io: &'a mut HashMap<String, SessionIo>,
     events: &'a mpsc::Sender<Event>,
 }
 
 impl Env for ConnEnv<'_> {
-    fn authorize(&mut self, method: &str, uri: &str, authorization: Option<&str>) -> AuthVerdict {
-        self.ctx.auth.check(&AuthQuery {
-            method,
-            uri,
-            authorization,
-            peer: self.ctx.peer.ip(),
-            secure: self.secure,
-            now: SystemTime::now(),
-            connection: self.connection,
-        })
+    fn authorize(
+        &mut self,
+        method: &Method,
+        uri: &str,
+        authorization: Option<&str>,
+    ) -> AuthDecision {
+        self.ctx.auth.check(
+            &AuthRequest {
+                method: method.as_str(),
+                uri,
+                authorization,
+                peer: self.ctx.peer.ip(),
+                secure: self.secure,
+                now: SystemTime::now(),
+            },
+            self.connection,
+        )
     }
 
     fn params(&self, mount: &str) -> Option<Option<Arc<StreamParams>>> {
@@ -115,8 +107,7 @@ impl Env for ConnEnv<'_> {
             self.events.clone(),
         )?;
         let ports = pair.ports();
-        let m = self.media_for(session_id, 0);
-        m.udp = Some(pair);
+        self.io.entry(session_id.to_owned()).or_default().udp = Some(pair);
         Ok(ports)
     }
 
@@ -127,21 +118,12 @@ impl Env for ConnEnv<'_> {
             .get(&session.mount)
             .and_then(|h| h.gop().first().map(|au| au.pts))
             .unwrap_or(0);
-        let max_payload = self.ctx.options.max_payload;
-        let m = self.media_for(&session.id, session.ssrc);
-        // Keep the SSRC the SETUP reply announced.
-        if m.packetizer.ssrc() != session.ssrc {
-            m.packetizer = H264Packetizer::new(
-                session.ssrc,
-                crate::PAYLOAD_TYPE,
-                rand::random(),
-                max_payload,
-            );
-        }
-        (
-            m.packetizer.next_seq(),
-            m.ts_offset.wrapping_add(first_pts as u32),
-        )
+        let seed = Seed {
+            seq: rand::random(),
+            ts_offset: rand::random(),
+        };
+        self.media
+            .play_position(&session.id, session.ssrc, first_pts, seed)
     }
 
     fn random_u32(&mut self) -> u32 {
@@ -158,44 +140,159 @@ impl Env for ConnEnv<'_> {
     }
 }
 
-impl ConnEnv<'_> {
-    fn media_for(&mut self, id: &str, ssrc: u32) -> &mut Media {
-        let max_payload = self.ctx.options.max_payload;
-        self.media.entry(id.to_owned()).or_insert_with(|| Media {
-            packetizer: H264Packetizer::new(ssrc, crate::PAYLOAD_TYPE, rand::random(), max_payload),
-            ts_offset: rand::random(),
-            forwarder: None,
-            udp: None,
-            last_pair: None,
-            last_pts: None,
-            resume_after: None,
-            generation: 0,
-            sr_due: true,
-        })
+/// Everything the connection task owns besides its read buffer.
+struct Conn<'a, S> {
+    stream: S,
+    ctx: &'a ConnCtx,
+    state: ConnState,
+    media: MediaCore,
+    io: HashMap<String, SessionIo>,
+    events: mpsc::Sender<Event>,
+    /// Reused buffers: response bytes, coalesced frames, one UDP datagram.
+    out: Vec<u8>,
+    dgram: Vec<u8>,
+}
+
+impl<S: AsyncWrite + Unpin> Conn<'_, S> {
+    /// Carries out everything the media core asks for.
+    async fn drain_media(&mut self) -> Result<(), String> {
+        while let Some(output) = self.media.poll_output() {
+            match output {
+                Output::Transmit(t) => self.transmit(t).await?,
+                Output::Subscribe {
+                    session,
+                    generation,
+                } => {
+                    let Some(s) = self.state.session(&session) else {
+                        continue;
+                    };
+                    let Some(hub) = self.ctx.mounts.get(&s.mount) else {
+                        continue;
+                    };
+                    tracing::info!(peer = %self.ctx.peer, session = %session, user = %s.user, mount = %s.mount, "RTSP PLAY");
+                    let forwarder =
+                        spawn_forwarder(hub, session.clone(), generation, self.events.clone());
+                    self.io.entry(session).or_default().forwarder = Some(forwarder);
+                }
+                Output::Unsubscribe { session } => {
+                    if let Some(f) = self.io.get_mut(&session).and_then(|io| io.forwarder.take()) {
+                        f.abort();
+                    }
+                }
+                Output::Ended { session, reason } => {
+                    if reason == EndReason::Bye {
+                        tracing::debug!(peer = %self.ctx.peer, %session, "RTCP BYE: ending session");
+                    }
+                    self.state.remove(&session);
+                    self.io.remove(&session);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn transmit(&mut self, t: Transmit) -> Result<(), String> {
+        let limit = self.ctx.options.write_timeout;
+        match t.to {
+            Destination::Interleaved if self.state.secure => {
+                // TLS: one buffer, so the access unit becomes few full-size TLS records
+                // rather than a record per 16-byte header.
+                self.out.clear();
+                for p in &t.packets {
+                    self.out.extend_from_slice(&p.head);
+                    self.out.extend_from_slice(&p.payload);
+                }
+                write_all(&mut self.stream, &self.out, limit).await
+            }
+            Destination::Interleaved => {
+                // Plain TCP: headers and the shared access unit's slices, no copy.
+                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(t.packets.len() * 2);
+                for p in &t.packets {
+                    slices.push(IoSlice::new(&p.head));
+                    if !p.payload.is_empty() {
+                        slices.push(IoSlice::new(&p.payload));
+                    }
+                }
+                write_vectored_all(&mut self.stream, &mut slices, limit).await
+            }
+            Destination::UdpRtp { port } | Destination::UdpRtcp { port } => {
+                let Some(udp) = self.io.get(&t.session).and_then(|io| io.udp.as_ref()) else {
+                    return Ok(());
+                };
+                let socket = match t.to {
+                    Destination::UdpRtcp { .. } => &udp.rtcp,
+                    _ => &udp.rtp,
+                };
+                let to = SocketAddr::new(self.ctx.peer.ip(), port);
+                for p in &t.packets {
+                    self.dgram.clear();
+                    self.dgram.extend_from_slice(&p.head);
+                    self.dgram.extend_from_slice(&p.payload);
+                    // UDP is lossy anyway; a failed send must not end the connection.
+                    if let Err(e) = socket.send_to(&self.dgram, to).await {
+                        tracing::debug!(%to, error = %e, "RTP/RTCP send failed");
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
+/// Moves the session's stream from its hub into the connection's events, tagged with
+/// `generation`. The only code here that knows the hub's subscriber API.
+fn spawn_forwarder(
+    hub: &vigil_hub::Hub,
+    session: String,
+    generation: u64,
+    tx: mpsc::Sender<Event>,
+) -> JoinHandle<()> {
+    let mut sub = hub.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = match sub.recv_video().await {
+                Ok(au) => Event::Au {
+                    session: session.clone(),
+                    generation,
+                    au,
+                },
+                Err(_) => Event::Ended {
+                    session: session.clone(),
+                },
+            };
+            let ended = matches!(ev, Event::Ended { .. });
+            if tx.send(ev).await.is_err() || ended {
+                return;
+            }
+        }
+    })
+}
+
 /// Serves one connection until the peer leaves, an error, a timeout or shutdown.
-pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    secure: bool,
-    mut ctx: ConnCtx,
-) {
+pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bool, ctx: ConnCtx) {
     let peer = ctx.peer;
     let opts = ctx.options.clone();
+    let mut shutdown = ctx.shutdown.clone();
+    let ctx = &ctx;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut state = ConnState::new(secure);
     // Random rather than a counter: unique among connections even for authenticators that
     // share a nonce secret across processes.
     let connection: u64 = rand::random();
-    let mut media: HashMap<String, Media> = HashMap::new();
     // Small and bounded: a slow connection makes its forwarders wait, so their hub
     // subscribers lag and skip ahead, instead of queueing frames here.
     let (tx, mut rx) = mpsc::channel::<Event>(8);
-    let mut out = Vec::new();
     let started = Instant::now();
+    let mut conn = Conn {
+        stream,
+        ctx,
+        state: ConnState::new(secure),
+        media: MediaCore::new(started, opts.max_payload, opts.rtcp_interval),
+        io: HashMap::new(),
+        events: tx,
+        out: Vec::new(),
+        dgram: Vec::with_capacity(1500),
+    };
     let mut last_request: Option<Instant> = None;
-    let mut sr_tick = tokio::time::interval(opts.rtcp_interval);
     let result: Result<(), String> = 'conn: loop {
         // Handle every complete item already buffered.
         loop {
@@ -203,32 +300,40 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             match parsed {
                 Ok(Parsed::NeedMore) => break,
                 Ok(Parsed::Interleaved { channel, payload }) => {
-                    let id = state.session_by_channel(channel).filter(|s| matches!(s.transport, SessionTransport::Tcp { channels } if channels.1 == channel)).map(|s| s.id.clone());
+                    // Only the RTCP channel of one of our sessions carries anything for us.
+                    let id = conn
+                        .state
+                        .session_by_channel(channel)
+                        .filter(|s| matches!(s.transport, SessionTransport::Tcp { channels } if channels.1 == channel))
+                        .map(|s| s.id.clone());
                     if let Some(id) = id {
-                        state.touch(&id, Instant::now());
-                        if rtcp_has_bye(buf.get(payload.clone()).unwrap_or_default()) {
-                            tracing::debug!(%peer, session = %id, "RTCP BYE: ending session");
-                            state.remove(&id);
-                            media.remove(&id);
-                        }
+                        conn.state.touch(&id, Instant::now());
+                        conn.media.handle_input(Input::Rtcp {
+                            session: &id,
+                            data: buf.get(payload.clone()).unwrap_or_default(),
+                        });
                     }
                     buf.drain(..payload.end);
+                    if let Err(e) = conn.drain_media().await {
+                        break 'conn Err(e);
+                    }
                 }
                 Ok(Parsed::Request(req, n)) => {
                     buf.drain(..n);
                     last_request = Some(Instant::now());
-                    if req.method == "DESCRIBE" {
-                        wait_for_params(&ctx, &req.uri).await;
+                    if req.method == Method::Describe {
+                        wait_for_params(ctx, &req.uri).await;
                     }
                     let reply = {
                         let mut env = ConnEnv {
-                            ctx: &ctx,
+                            ctx,
                             connection,
                             secure,
-                            media: &mut media,
-                            events: &tx,
+                            media: &mut conn.media,
+                            io: &mut conn.io,
+                            events: &conn.events,
                         };
-                        state.handle(&req, &mut env)
+                        conn.state.handle(&req, &mut env)
                     };
                     if let Some(hint) = &reply.log_hint {
                         tracing::warn!(%peer, "{hint}");
@@ -239,34 +344,40 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     if !reply.delay.is_zero() {
                         tokio::time::sleep(reply.delay).await;
                     }
-                    out.clear();
+                    conn.out.clear();
                     reply
                         .response
-                        .write_to(req.cseq(), SystemTime::now(), &mut out);
-                    if let Err(e) = write_all(&mut stream, &out, opts.write_timeout).await {
+                        .write_to(req.cseq(), SystemTime::now(), &mut conn.out);
+                    if let Err(e) = write_all(&mut conn.stream, &conn.out, opts.write_timeout).await
+                    {
                         break 'conn Err(e);
                     }
-                    apply(&reply.effect, &state, &mut media, &ctx, &tx);
+                    apply(&reply.effect, &mut conn);
+                    if let Err(e) = conn.drain_media().await {
+                        break 'conn Err(e);
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "bad RTSP request; closing");
-                    out.clear();
-                    Response::new(e.status()).write_to(None, SystemTime::now(), &mut out);
-                    let _ = write_all(&mut stream, &out, opts.write_timeout).await;
+                    conn.out.clear();
+                    Response::new(e.status()).write_to(None, SystemTime::now(), &mut conn.out);
+                    let _ = write_all(&mut conn.stream, &conn.out, opts.write_timeout).await;
                     break 'conn Ok(());
                 }
             }
         }
         let deadline = match last_request {
             None => started + opts.first_request_timeout,
-            Some(t) if state.sessions().next().is_none() => t + opts.idle_timeout,
-            Some(_) => state
+            Some(t) if conn.state.sessions().next().is_none() => t + opts.idle_timeout,
+            Some(_) => conn
+                .state
                 .next_expiry()
                 .unwrap_or_else(|| Instant::now() + opts.idle_timeout),
         };
+        let report_due = conn.media.poll_timeout();
         buf.reserve(4096);
         tokio::select! {
-            r = stream.read_buf(&mut buf) => match r {
+            r = conn.stream.read_buf(&mut buf) => match r {
                 Ok(0) => break 'conn Ok(()),
                 Ok(_) => {}
                 Err(e) => {
@@ -276,7 +387,8 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
             Some(ev) = rx.recv() => {
-                if let Err(e) = on_event(ev, &mut stream, &mut state, &mut media, &ctx, &mut out).await {
+                on_event(ev, &mut conn);
+                if let Err(e) = conn.drain_media().await {
                     break 'conn Err(e);
                 }
             }
@@ -284,21 +396,22 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 if last_request.is_none() {
                     break 'conn Err("no request before timeout".into());
                 }
-                if state.sessions().next().is_none() {
+                if conn.state.sessions().next().is_none() {
                     break 'conn Ok(());
                 }
-                for id in state.expire(Instant::now()) {
+                for id in conn.state.expire(Instant::now()) {
                     tracing::info!(%peer, session = %id, "RTSP session timed out");
-                    media.remove(&id);
+                    conn.media.handle_input(Input::Teardown { session: &id });
+                }
+                if let Err(e) = conn.drain_media().await {
+                    break 'conn Err(e);
                 }
             }
-            _ = sr_tick.tick() => {
-                for m in media.values_mut() {
-                    m.sr_due = true;
-                }
+            _ = tokio::time::sleep_until(report_due.into()) => {
+                conn.media.handle_input(Input::Timeout(Instant::now()));
             }
-            r = ctx.shutdown.changed() => {
-                if r.is_err() || *ctx.shutdown.borrow() {
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
                     break 'conn Ok(());
                 }
             }
@@ -320,259 +433,49 @@ async fn wait_for_params(ctx: &ConnCtx, uri: &str) {
     }
 }
 
-fn apply(
-    effect: &Effect,
-    state: &ConnState,
-    media: &mut HashMap<String, Media>,
-    ctx: &ConnCtx,
-    tx: &mpsc::Sender<Event>,
-) {
+/// Hands the session layer's decision to the media core.
+fn apply<S>(effect: &Effect, conn: &mut Conn<'_, S>) {
     match effect {
         Effect::None => {}
         Effect::Play(id) => {
-            let (Some(s), Some(m)) = (state.session(id), media.get_mut(id)) else {
-                return;
-            };
-            let Some(hub) = ctx.mounts.get(&s.mount) else {
-                return;
-            };
-            let mut sub = hub.subscribe();
-            let tx = tx.clone();
-            let session = id.clone();
-            m.sr_due = true;
-            m.generation += 1;
-            let generation = m.generation;
-            m.forwarder = Some(tokio::spawn(async move {
-                loop {
-                    let ev = match sub.recv().await {
-                        Ok(au) => Event::Au {
-                            session: session.clone(),
-                            generation,
-                            au,
-                        },
-                        Err(_) => Event::Ended {
-                            session: session.clone(),
-                        },
-                    };
-                    let ended = matches!(ev, Event::Ended { .. });
-                    if tx.send(ev).await.is_err() || ended {
-                        return;
-                    }
-                }
-            }));
-            tracing::info!(peer = %ctx.peer, session = %id, user = %s.user, mount = %s.mount, "RTSP PLAY");
-        }
-        Effect::Pause(id) => {
-            if let Some(m) = media.get_mut(id) {
-                if let Some(f) = m.forwarder.take() {
-                    f.abort();
-                }
-                m.resume_after = m.last_pts;
+            if let Some(s) = conn.state.session(id) {
+                conn.media.handle_input(Input::Play {
+                    session: id,
+                    transport: s.transport,
+                });
             }
         }
-        Effect::Teardown(id) => {
-            media.remove(id);
-        }
+        Effect::Pause(id) => conn.media.handle_input(Input::Pause { session: id }),
+        Effect::Teardown(id) => conn.media.handle_input(Input::Teardown { session: id }),
     }
 }
 
-async fn on_event<S: AsyncWrite + Unpin>(
-    ev: Event,
-    stream: &mut S,
-    state: &mut ConnState,
-    media: &mut HashMap<String, Media>,
-    ctx: &ConnCtx,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
+fn on_event<S>(ev: Event, conn: &mut Conn<'_, S>) {
     match ev {
-        Event::Rtcp { session, bye } => {
-            if bye {
-                tracing::debug!(peer = %ctx.peer, %session, "RTCP BYE over UDP: ending session");
-                state.remove(&session);
-                media.remove(&session);
-            } else {
-                state.touch(&session, Instant::now());
+        Event::Udp { session, rtcp } => {
+            conn.state.touch(&session, Instant::now());
+            if let Some(data) = rtcp {
+                conn.media.handle_input(Input::Rtcp {
+                    session: &session,
+                    data: &data,
+                });
             }
-            Ok(())
         }
         Event::Ended { session } => {
-            tracing::info!(peer = %ctx.peer, %session, "stream ended; ending RTSP session");
-            state.remove(&session);
-            media.remove(&session);
-            Ok(())
+            tracing::info!(peer = %conn.ctx.peer, %session, "stream ended; ending RTSP session");
+            conn.media
+                .handle_input(Input::Teardown { session: &session });
         }
         Event::Au {
             session,
             generation,
             au,
-        } => {
-            let Some(s) = state
-                .session(&session)
-                .filter(|s| s.state == State::Playing)
-            else {
-                return Ok(()); // Paused or gone: a stale frame from an aborted forwarder.
-            };
-            let transport = s.transport;
-            let Some(m) = media
-                .get_mut(&session)
-                .filter(|m| m.generation == generation)
-            else {
-                return Ok(());
-            };
-            let coalesce = state.secure;
-            send_au(&au, transport, m, stream, ctx, out, coalesce).await
-        }
+        } => conn.media.handle_input(Input::AccessUnit {
+            session: &session,
+            generation,
+            au: &au,
+        }),
     }
-}
-
-/// Where a packet's payload lives: the access unit or one of the parameter sets.
-fn locate<'a>(sources: &[&'a [u8]; 3], payload: &[u8]) -> Option<&'a [u8]> {
-    let p = payload.as_ptr() as usize;
-    sources.iter().find_map(|src| {
-        let base = src.as_ptr() as usize;
-        let off = p.checked_sub(base)?;
-        src.get(off..off.checked_add(payload.len())?)
-    })
-}
-
-async fn send_au<S: AsyncWrite + Unpin>(
-    au: &AccessUnit,
-    transport: SessionTransport,
-    m: &mut Media,
-    stream: &mut S,
-    ctx: &ConnCtx,
-    out: &mut Vec<u8>,
-    coalesce: bool,
-) -> Result<(), String> {
-    // After PAUSE and PLAY the new subscriber starts again at the current GOP, which may
-    // repeat what was already sent: skip to the first key frame past it, so RTP timestamps
-    // never go backwards and the decoder never sees a broken reference chain.
-    // (Only then: in decode order B-frames have non-increasing presentation times.)
-    if let Some(after) = m.resume_after {
-        if !(au.key && au.pts > after) {
-            return Ok(());
-        }
-        m.resume_after = None;
-    }
-    m.last_pts = Some(au.pts);
-    let ts = m.ts_offset.wrapping_add(au.pts as u32);
-    let params = au.params.clone();
-    // RFC 6184 §8.4: parameter sets in-band before each IDR so a receiver that missed the
-    // SDP (or whose decoder reset) can start at any key frame.
-    let has_ps = au
-        .nal_units()
-        .any(|n| matches!(n.first().map(|h| h & 0x1f), Some(7 | 8)));
-    let in_band: Vec<&[u8]> = if au.key && !has_ps {
-        vec![&params.sps[..], &params.pps[..]]
-    } else {
-        Vec::new()
-    };
-    let sources: [&[u8]; 3] = [&au.data[..], &params.sps[..], &params.pps[..]];
-    // Headers go into `out`; payloads stay in the shared frame (no copy for plain TCP).
-    out.clear();
-    let mut packets: Vec<(std::ops::Range<usize>, &[u8])> = Vec::new();
-    let tcp_channel = match transport {
-        SessionTransport::Tcp { channels } => Some(channels.0),
-        SessionTransport::Udp { .. } => None,
-    };
-    m.packetizer.packetize(
-        ts,
-        in_band.iter().copied().chain(au.nal_units()),
-        |header, payload| {
-            let start = out.len();
-            if let Some(ch) = tcp_channel {
-                // RFC 2326 §10.12 framing; packets are < 1500 bytes so the length fits.
-                let len = (header.len() + payload.len()) as u16;
-                out.push(b'$');
-                out.push(ch);
-                out.extend_from_slice(&len.to_be_bytes());
-            }
-            out.extend_from_slice(header);
-            match locate(&sources, payload) {
-                Some(p) => packets.push((start..out.len(), p)),
-                None => {
-                    out.extend_from_slice(payload);
-                    packets.push((start..out.len(), &[]));
-                }
-            }
-        },
-    );
-    m.last_pair = Some((au.capture_us, ts));
-    match transport {
-        SessionTransport::Tcp { channels } if coalesce => {
-            // TLS: one buffer, so the access unit becomes few full-size TLS records rather
-            // than a record per 16-byte header.
-            let mut flat = Vec::with_capacity(au.data.len() + packets.len() * 18 + 64);
-            for (h, p) in &packets {
-                flat.extend_from_slice(out.get(h.clone()).unwrap_or_default());
-                flat.extend_from_slice(p);
-            }
-            if m.sr_due {
-                let sr = sender_report(m);
-                flat.push(b'$');
-                flat.push(channels.1);
-                flat.extend_from_slice(&(sr.len() as u16).to_be_bytes());
-                flat.extend_from_slice(&sr);
-            }
-            write_all(stream, &flat, ctx.options.write_timeout).await?;
-        }
-        SessionTransport::Tcp { channels } => {
-            let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(packets.len() * 2);
-            for (h, p) in &packets {
-                slices.push(IoSlice::new(out.get(h.clone()).unwrap_or_default()));
-                if !p.is_empty() {
-                    slices.push(IoSlice::new(p));
-                }
-            }
-            write_vectored_all(stream, &mut slices, ctx.options.write_timeout).await?;
-            if m.sr_due {
-                let sr = sender_report(m);
-                let mut framed = vec![b'$', channels.1];
-                framed.extend_from_slice(&(sr.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&sr);
-                write_all(stream, &framed, ctx.options.write_timeout).await?;
-            }
-        }
-        SessionTransport::Udp { client, .. } => {
-            let Some(udp) = &m.udp else { return Ok(()) };
-            let to = SocketAddr::new(ctx.peer.ip(), client.0);
-            let mut dgram = Vec::with_capacity(1500);
-            for (h, p) in &packets {
-                dgram.clear();
-                dgram.extend_from_slice(out.get(h.clone()).unwrap_or_default());
-                dgram.extend_from_slice(p);
-                if let Err(e) = udp.rtp.send_to(&dgram, to).await {
-                    tracing::debug!(%to, error = %e, "RTP send failed");
-                }
-            }
-            if m.sr_due {
-                let sr = sender_report(m);
-                let to = SocketAddr::new(ctx.peer.ip(), client.1);
-                if let Some(udp) = &m.udp {
-                    let _ = udp.rtcp.send_to(&sr, to).await;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// RFC 3550 §6.4.1 sender report mapping the last access unit's capture time to its RTP
-/// timestamp, so receivers can place frames on the wall clock.
-fn sender_report(m: &mut Media) -> Vec<u8> {
-    m.sr_due = false;
-    let (capture_us, rtp_ts) = m.last_pair.unwrap_or((0, 0));
-    let mut pkt = Vec::with_capacity(64);
-    vigil_media::rtcp::write_sender_report(
-        &mut pkt,
-        m.packetizer.ssrc(),
-        vigil_media::rtcp::ntp_from_unix_micros(capture_us),
-        rtp_ts,
-        m.packetizer.packet_count(),
-        m.packetizer.octet_count(),
-        "vigil",
-    );
-    pkt
 }
 
 async fn write_all<S: AsyncWrite + Unpin>(

@@ -32,7 +32,14 @@ fn drive(input: &[u8], splits: &[usize], limits: &Limits) -> (Vec<Item>, usize) 
                 Ok(Parsed::Interleaved { channel, payload }) => {
                     assert!(payload.end <= buf.len() && payload.start <= payload.end);
                     assert!(payload.end > 0);
-                    items.push(Item::Interleaved(channel, buf[payload.clone()].to_vec()));
+                    // The one encoder re-frames it to exactly the bytes consumed (after any
+                    // blank lines before it).
+                    let data = buf[payload.clone()].to_vec();
+                    let mut again = Vec::new();
+                    crate::message::write_interleaved(&mut again, channel, &data)
+                        .expect("a decoded frame fits the length field");
+                    assert!(buf[..payload.end].ends_with(&again), "re-framing differs");
+                    items.push(Item::Interleaved(channel, data));
                     buf.drain(..payload.end);
                 }
                 Err(e) => {
@@ -50,7 +57,7 @@ fn drive(input: &[u8], splits: &[usize], limits: &Limits) -> (Vec<Item>, usize) 
 fn check_request(req: &crate::message::Request, limits: &Limits) {
     assert!(req.headers.len() <= limits.max_headers);
     assert!(req.body.len() <= limits.max_body);
-    assert!(req.method.len() + req.uri.len() + 10 <= limits.max_line + 2);
+    assert!(req.method.as_str().len() + req.uri.len() + 10 <= limits.max_line + 2);
     let mut wire = Vec::new();
     req.write_to(&mut wire);
     // Re-serialized heads are never longer than the original (whitespace only shrinks)

@@ -2,19 +2,23 @@
 //!
 //! # Shape
 //!
-//! The protocol is sans-IO, in the style of str0m: nothing in [`message`], [`transport`]
-//! or [`session`] touches a socket or a clock.
+//! The protocol is sans-IO, in the style of str0m: nothing in [`message`], [`transport`],
+//! [`session`] or [`media`] touches a socket or a clock. [`session::ConnState`] answers
+//! requests; [`media::MediaCore`] decides what each session sends.
 //!
 //! ```text
 //! loop {
 //!     bytes from the socket ──► buf
 //!     while let Parsed::Request(req, n) | Parsed::Interleaved{..} = message::parse(&buf, &limits)? {
 //!         reply = conn_state.handle(&req, &mut env)      // env: auth, hub params, UDP bind, clock
-//!         sleep(reply.delay); write(reply.response); apply(reply.effect)   // Play / Pause / Teardown
+//!         sleep(reply.delay); write(reply.response)
+//!         media.handle_input(Play / Pause / Teardown from reply.effect, or Rtcp from a frame)
 //!         buf.drain(..n)
 //!     }
-//!     access unit from a playing session's hub ──► packetize ──► one write per access unit
-//!     timer ──► RTCP sender reports every 5 s; conn_state.expire(now) tears down idle sessions
+//!     access unit from a playing session's hub ──► media.handle_input(AccessUnit)
+//!     media.poll_timeout() reached ──► media.handle_input(Timeout(now))  // sender reports due
+//!     while let Some(out) = media.poll_output() { transmit / (un)subscribe / forget session }
+//!     conn_state.expire(now) tears down idle sessions
 //! }
 //! ```
 //!
@@ -52,7 +56,7 @@
 //!
 //! Every method but OPTIONS is authenticated on every request through [`RtspAuth`]
 //! (a session id alone grants nothing, and one from another connection is unknown here:
-//! 454). Each connection has a random id ([`AuthQuery::connection`]) to which the real
+//! 454). Each connection has a random id (the `connection` of [`RtspAuth::check`]) to which the real
 //! authenticator binds its Digest nonces, so an `Authorization` header captured on one
 //! connection is refused on any other. Failed logins are answered after the delay the
 //! authenticator asks for, on that connection only. Media only ever goes to the address
@@ -62,6 +66,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub mod media;
 pub mod message;
 pub mod session;
 pub mod transport;
@@ -73,60 +78,22 @@ mod udp;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use message::Limits;
+pub use message::{Limits, Method};
 pub use server::RtspServer;
+pub use vigil_auth::{AuthDecision, AuthRequest};
 
 /// RTP payload type of our H.264 stream (dynamic range, RFC 3551 §6).
 pub const PAYLOAD_TYPE: u8 = 96;
 
-/// The result of checking a request's credentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthVerdict {
-    /// Credentials are valid.
-    Allowed {
-        /// The authenticated user.
-        user: String,
-    },
-    /// Answer 401 with one `WWW-Authenticate` header per challenge, after `delay`.
-    Denied {
-        /// Challenge header values (SHA-256 digest first, then MD5).
-        challenges: Vec<String>,
-        /// Failed-login slowdown, slept on this connection only.
-        delay: Duration,
-    },
-    /// No user exists yet: answer 401 and log `hint` once per connection.
-    NoUsers {
-        /// Challenge header values.
-        challenges: Vec<String>,
-        /// What the operator should do.
-        hint: String,
-    },
-}
-
-/// What the server needs to know about a request to authenticate it.
-#[derive(Clone, Copy, Debug)]
-pub struct AuthQuery<'a> {
-    /// RTSP method.
-    pub method: &'a str,
-    /// Request-URI as sent (Digest `uri`).
-    pub uri: &'a str,
-    /// The `Authorization` header, if any.
-    pub authorization: Option<&'a str>,
-    /// Peer address (for throttling).
-    pub peer: std::net::IpAddr,
-    /// Whether the connection is TLS (Basic is refused on plain connections).
-    pub secure: bool,
-    /// Wall-clock time (nonce validity).
-    pub now: std::time::SystemTime,
-    /// Random id of the RTSP connection the request came on: the authenticator binds its
-    /// nonces to it, so an `Authorization` captured on one connection is refused on another.
-    pub connection: u64,
-}
-
 /// Credential checking, implemented by the real authenticator (`vigil_auth`) and by tests.
+///
+/// The request and the decision are `vigil_auth`'s own types, so the RTSP server and the
+/// authenticator cannot drift apart.
 pub trait RtspAuth: Send + Sync {
-    /// Checks one request.
-    fn check(&self, query: &AuthQuery<'_>) -> AuthVerdict;
+    /// Checks one request that arrived on the RTSP connection with the random id
+    /// `connection`: the real authenticator binds its Digest nonces to it, so an
+    /// `Authorization` captured on one connection is refused on another.
+    fn check(&self, request: &AuthRequest<'_>, connection: u64) -> AuthDecision;
 }
 
 /// Tunables of [`RtspServer`].
@@ -179,29 +146,8 @@ pub type Mounts = HashMap<String, vigil_hub::Hub>;
 /// The real authenticator: Digest (SHA-256, and MD5 unless its policy is `sha256`) with
 /// nonces bound to the connection, Basic only over TLS, with its login throttle.
 impl RtspAuth for vigil_auth::Authenticator {
-    fn check(&self, q: &AuthQuery<'_>) -> AuthVerdict {
+    fn check(&self, request: &AuthRequest<'_>, connection: u64) -> AuthDecision {
         // Nonces bound to the connection: a captured header replayed elsewhere is stale.
-        let decision = vigil_auth::Authenticator::check_on_connection(
-            self,
-            &vigil_auth::AuthRequest {
-                method: q.method,
-                uri: q.uri,
-                authorization: q.authorization,
-                peer: q.peer,
-                secure: q.secure,
-                now: q.now,
-            },
-            q.connection,
-        );
-        match decision {
-            // Every role may watch live video; per-camera authorization can map `role` here.
-            vigil_auth::AuthDecision::Allowed { user, .. } => AuthVerdict::Allowed { user },
-            vigil_auth::AuthDecision::Denied { challenges, delay } => {
-                AuthVerdict::Denied { challenges, delay }
-            }
-            vigil_auth::AuthDecision::NoUsers { challenges, hint } => {
-                AuthVerdict::NoUsers { challenges, hint }
-            }
-        }
+        self.check_on_connection(request, connection)
     }
 }

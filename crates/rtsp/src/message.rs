@@ -117,11 +117,92 @@ impl Headers {
     }
 }
 
+/// An RTSP method (RFC 2326 §6.1, §10). Tokens are case-sensitive: `play` is
+/// [`Method::Other`], not [`Method::Play`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `OPTIONS` (§10.1).
+    Options,
+    /// `DESCRIBE` (§10.2).
+    Describe,
+    /// `ANNOUNCE` (§10.3).
+    Announce,
+    /// `SETUP` (§10.4).
+    Setup,
+    /// `PLAY` (§10.5).
+    Play,
+    /// `PAUSE` (§10.6).
+    Pause,
+    /// `TEARDOWN` (§10.7).
+    Teardown,
+    /// `GET_PARAMETER` (§10.8).
+    GetParameter,
+    /// `SET_PARAMETER` (§10.9).
+    SetParameter,
+    /// `REDIRECT` (§10.10).
+    Redirect,
+    /// `RECORD` (§10.11).
+    Record,
+    /// Any other token (an extension method), as sent.
+    Other(String),
+}
+
+impl Method {
+    /// The method token as it goes on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Options => "OPTIONS",
+            Method::Describe => "DESCRIBE",
+            Method::Announce => "ANNOUNCE",
+            Method::Setup => "SETUP",
+            Method::Play => "PLAY",
+            Method::Pause => "PAUSE",
+            Method::Teardown => "TEARDOWN",
+            Method::GetParameter => "GET_PARAMETER",
+            Method::SetParameter => "SET_PARAMETER",
+            Method::Redirect => "REDIRECT",
+            Method::Record => "RECORD",
+            Method::Other(token) => token,
+        }
+    }
+}
+
+impl From<&str> for Method {
+    fn from(token: &str) -> Self {
+        match token {
+            "OPTIONS" => Method::Options,
+            "DESCRIBE" => Method::Describe,
+            "ANNOUNCE" => Method::Announce,
+            "SETUP" => Method::Setup,
+            "PLAY" => Method::Play,
+            "PAUSE" => Method::Pause,
+            "TEARDOWN" => Method::Teardown,
+            "GET_PARAMETER" => Method::GetParameter,
+            "SET_PARAMETER" => Method::SetParameter,
+            "REDIRECT" => Method::Redirect,
+            "RECORD" => Method::Record,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Method {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A parsed RTSP request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// Method token as sent (case-sensitive, RFC 2326 §6.1).
-    pub method: String,
+    /// The method (case-sensitive, RFC 2326 §6.1).
+    pub method: Method,
     /// Request-URI as sent: `*`, an absolute `rtsp://` URI or a path.
     pub uri: String,
     /// Header fields.
@@ -138,7 +219,7 @@ impl Request {
 
     /// Serializes the request as it would go on the wire (used by tests and the fuzzer).
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.method.as_bytes());
+        out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.uri.as_bytes());
         out.extend_from_slice(b" RTSP/1.0\r\n");
@@ -170,6 +251,52 @@ pub enum Parsed {
     NeedMore,
 }
 
+/// First byte of an interleaved frame (RFC 2326 §10.12, RFC 7826 §14).
+pub const INTERLEAVED_MAGIC: u8 = b'$';
+/// Length of an interleaved frame's header: `$`, channel, 16-bit length.
+pub const INTERLEAVED_HEADER_LEN: usize = 4;
+
+/// Error of [`interleaved_header`]: the data does not fit the 16-bit length field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("interleaved frame data of {0} bytes exceeds 65535")]
+pub struct FrameTooLong(pub usize);
+
+/// The header of an interleaved frame carrying `len` bytes on `channel`.
+///
+/// RFC 2326 §10.12 (RFC 7826 §14): `$`, a one-byte channel, a two-byte big-endian length,
+/// then the data (one whole RTP or RTCP packet). This, [`write_interleaved`] and
+/// [`decode_interleaved`] are the only places that know the layout; the server, the bench
+/// client and tests all frame through them.
+pub fn interleaved_header(
+    channel: u8,
+    len: usize,
+) -> Result<[u8; INTERLEAVED_HEADER_LEN], FrameTooLong> {
+    let n = u16::try_from(len).map_err(|_| FrameTooLong(len))?;
+    let [hi, lo] = n.to_be_bytes();
+    Ok([INTERLEAVED_MAGIC, channel, hi, lo])
+}
+
+/// Appends `data` to `out` as one interleaved frame on `channel` (see [`interleaved_header`]).
+/// On error nothing is written.
+pub fn write_interleaved(out: &mut Vec<u8>, channel: u8, data: &[u8]) -> Result<(), FrameTooLong> {
+    out.extend_from_slice(&interleaved_header(channel, data.len())?);
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// Decodes the interleaved frame at the start of `buf`: its channel and where its data lies
+/// in `buf` (the frame ends at the range's end). `None` when `buf` does not start with `$`
+/// or the frame is not complete yet.
+pub fn decode_interleaved(buf: &[u8]) -> Option<(u8, Range<usize>)> {
+    // RFC 2326 §10.12: '$', one-byte channel, two-byte big-endian length, data.
+    let (&[magic, channel, hi, lo], _) = buf.split_first_chunk::<INTERLEAVED_HEADER_LEN>()?;
+    if magic != INTERLEAVED_MAGIC {
+        return None;
+    }
+    let end = INTERLEAVED_HEADER_LEN + usize::from(u16::from_be_bytes([hi, lo]));
+    (buf.len() >= end).then_some((channel, INTERLEAVED_HEADER_LEN..end))
+}
+
 /// Parses the first item in `buf`. Never panics, whatever the bytes.
 pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
     // RFC 7826 §20.2.2 / RFC 2616 §4.1: ignore empty lines before a message. They count
@@ -186,20 +313,13 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
     if rest.is_empty() {
         return Ok(Parsed::NeedMore);
     }
-    if rest[0] == b'$' {
-        // RFC 2326 §10.12: '$', one-byte channel, two-byte big-endian length, data.
-        let (Some(&channel), Some(&hi), Some(&lo)) = (rest.get(1), rest.get(2), rest.get(3)) else {
-            return Ok(Parsed::NeedMore);
-        };
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        let data_start = start + 4;
-        let end = data_start + len;
-        if buf.len() < end {
-            return Ok(Parsed::NeedMore);
-        }
-        return Ok(Parsed::Interleaved {
-            channel,
-            payload: data_start..end,
+    if rest[0] == INTERLEAVED_MAGIC {
+        return Ok(match decode_interleaved(rest) {
+            Some((channel, payload)) => Parsed::Interleaved {
+                channel,
+                payload: start + payload.start..start + payload.end,
+            },
+            None => Parsed::NeedMore,
         });
     }
     parse_request(buf, start, limits)
@@ -305,7 +425,7 @@ fn finish(
     };
     Ok(Parsed::Request(
         Request {
-            method,
+            method: Method::from(method.as_str()),
             uri,
             headers,
             body: body.to_vec(),

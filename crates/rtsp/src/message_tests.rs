@@ -153,3 +153,58 @@ fn http_date_handles_leap_years() {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400); // 2000-02-29
     assert_eq!(http_date(t), "Tue, 29 Feb 2000 00:00:00 GMT");
 }
+
+/// RFC 2326 §10.12: `$`, channel, 16-bit big-endian length, data; one encoder and one
+/// decoder for the server, the bench client and the tests.
+#[test]
+fn interleaved_framing_round_trips() {
+    let mut out = Vec::new();
+    write_interleaved(&mut out, 1, &[9, 8, 7]).unwrap();
+    assert_eq!(out, [b'$', 1, 0, 3, 9, 8, 7]);
+    assert_eq!(decode_interleaved(&out), Some((1, 4..7)));
+    for cut in 0..out.len() {
+        assert_eq!(decode_interleaved(&out[..cut]), None, "incomplete at {cut}");
+    }
+    out.extend_from_slice(b"RTSP/1.0");
+    assert_eq!(
+        decode_interleaved(&out),
+        Some((1, 4..7)),
+        "the frame ends at 7"
+    );
+    assert_eq!(decode_interleaved(b"OPTIONS"), None);
+
+    let big = vec![0u8; 65_535];
+    out.clear();
+    write_interleaved(&mut out, 255, &big).unwrap();
+    assert_eq!(&out[..4], &[b'$', 255, 0xff, 0xff]);
+    assert_eq!(decode_interleaved(&out), Some((255, 4..65_539)));
+    assert_eq!(interleaved_header(0, 65_536), Err(FrameTooLong(65_536)));
+    let mut untouched = vec![1];
+    assert!(write_interleaved(&mut untouched, 0, &[0; 65_536]).is_err());
+    assert_eq!(untouched, [1], "nothing written on error");
+}
+
+#[test]
+fn methods_are_case_sensitive_tokens() {
+    let (r, _) = req(parse(b"play rtsp://h/m RTSP/1.0\r\nCSeq: 1\r\n\r\n", &lim()).unwrap());
+    assert_eq!(r.method, Method::Other("play".into()));
+    let (r, _) = req(parse(b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 2\r\n\r\n", &lim()).unwrap());
+    assert_eq!(r.method, Method::GetParameter);
+    for m in [
+        Method::Options,
+        Method::Describe,
+        Method::Announce,
+        Method::Setup,
+        Method::Play,
+        Method::Pause,
+        Method::Teardown,
+        Method::GetParameter,
+        Method::SetParameter,
+        Method::Redirect,
+        Method::Record,
+        Method::Other("X_VENDOR".into()),
+    ] {
+        assert_eq!(Method::from(m.as_str()), m);
+        assert_eq!(m.to_string(), m.as_str());
+    }
+}

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use vigil_media::StreamParams;
 
-use crate::message::{Request, Response};
+use crate::message::{Method, Request, Response};
 use crate::transport::{self, RequestedTransport, TransportError};
-use crate::AuthVerdict;
+use vigil_auth::AuthDecision;
 
 /// A session with neither a request nor (UDP) RTCP for this long is torn down.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,7 +28,12 @@ pub const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_P
 /// What the state machine needs from the outside world.
 pub trait Env {
     /// Checks the request's credentials (called for every method but OPTIONS).
-    fn authorize(&mut self, method: &str, uri: &str, authorization: Option<&str>) -> AuthVerdict;
+    fn authorize(
+        &mut self,
+        method: &Method,
+        uri: &str,
+        authorization: Option<&str>,
+    ) -> AuthDecision;
     /// `None` when no stream is mounted at `mount`; `Some(None)` while it has no parameters yet.
     fn params(&self, mount: &str) -> Option<Option<Arc<StreamParams>>>;
     /// Binds the session's server RTP/RTCP UDP pair; returns its ports.
@@ -248,8 +253,8 @@ impl ConnState {
 
     /// Handles one request.
     pub fn handle(&mut self, req: &Request, env: &mut dyn Env) -> Reply {
-        let method = req.method.as_str();
-        if method == "OPTIONS" {
+        let method = &req.method;
+        if *method == Method::Options {
             // RFC 2326 §10.1; answering OPTIONS reveals nothing, so no credentials needed.
             let mut r = Reply::new(Response::new(200).with("Public", PUBLIC));
             if let Some(id) = self.known_session(req) {
@@ -260,13 +265,14 @@ impl ConnState {
         }
         // Credentials are checked on every request; a session id alone is never trusted.
         let user = match env.authorize(method, &req.uri, req.headers.get("Authorization")) {
-            AuthVerdict::Allowed { user } => user,
-            AuthVerdict::Denied { challenges, delay } => {
+            // Every role may watch live video; per-camera authorization can use `role` here.
+            AuthDecision::Allowed { user, .. } => user,
+            AuthDecision::Denied { challenges, delay } => {
                 let mut r = Reply::new(unauthorized(challenges));
                 r.delay = delay;
                 return r;
             }
-            AuthVerdict::NoUsers { challenges, hint } => {
+            AuthDecision::NoUsers { challenges, hint } => {
                 let mut r = Reply::new(unauthorized(challenges));
                 if !self.hint_logged {
                     self.hint_logged = true;
@@ -281,17 +287,14 @@ impl ConnState {
             // RFC 2326 §12.32: we implement no option extensions.
             return Reply::new(Response::new(551).with("Unsupported", required));
         }
-        if !matches!(
-            method,
-            "DESCRIBE" | "SETUP" | "PLAY" | "PAUSE" | "TEARDOWN" | "GET_PARAMETER"
-        ) {
-            return Reply::new(Response::new(501).with("Public", PUBLIC));
-        }
         let target = target(&req.uri);
         match method {
-            "DESCRIBE" => Reply::new(self.describe(req, &target, env)),
-            "SETUP" => self.setup(req, &target, &user, env),
-            _ => self.in_session(req, &target, env),
+            Method::Describe => Reply::new(self.describe(req, &target, env)),
+            Method::Setup => self.setup(req, &target, &user, env),
+            Method::Play | Method::Pause | Method::Teardown | Method::GetParameter => {
+                self.in_session(req, &target, env)
+            }
+            _ => Reply::new(Response::new(501).with("Public", PUBLIC)),
         }
     }
 
@@ -449,7 +452,7 @@ impl ConnState {
     }
 
     fn in_session(&mut self, req: &Request, target: &Target, env: &mut dyn Env) -> Reply {
-        let method = req.method.as_str();
+        let method = &req.method;
         let Some(id) = req
             .headers
             .get("Session")
@@ -457,7 +460,7 @@ impl ConnState {
             .map(str::trim)
         else {
             // GET_PARAMETER without a session is a plain keep-alive/ping.
-            if method == "GET_PARAMETER" {
+            if *method == Method::GetParameter {
                 return Reply::new(Response::new(200));
             }
             return Reply::new(Response::new(454));
@@ -475,7 +478,7 @@ impl ConnState {
         let id = session.id.clone();
         let with_session = |r: Response| r.with("Session", session_header(&id));
         match method {
-            "PLAY" => {
+            Method::Play => {
                 // A live stream plays from "now" whatever Range asks (npt=0-, npt=0.000-,
                 // clock=…): ffmpeg, GStreamer and VLC all send a start that means "now" here.
                 let was_playing = session.state == State::Playing;
@@ -493,7 +496,7 @@ impl ConnState {
                 }
                 r
             }
-            "PAUSE" => {
+            Method::Pause => {
                 let was_playing = session.state == State::Playing;
                 session.state = State::Ready;
                 let mut r = Reply::new(with_session(Response::new(200)));
@@ -502,7 +505,7 @@ impl ConnState {
                 }
                 r
             }
-            "TEARDOWN" => {
+            Method::Teardown => {
                 self.sessions.remove(&id);
                 let mut r = Reply::new(Response::new(200));
                 r.effect = Effect::Teardown(id);

@@ -36,18 +36,26 @@ impl FakeEnv {
 }
 
 impl Env for FakeEnv {
-    fn authorize(&mut self, _method: &str, _uri: &str, authorization: Option<&str>) -> AuthVerdict {
+    fn authorize(
+        &mut self,
+        _method: &Method,
+        _uri: &str,
+        authorization: Option<&str>,
+    ) -> AuthDecision {
         self.auth_calls += 1;
         let challenges = vec!["Digest realm=\"vigil\", nonce=\"n\", algorithm=SHA-256".to_owned()];
         if self.no_users {
-            return AuthVerdict::NoUsers {
+            return AuthDecision::NoUsers {
                 challenges,
                 hint: "create a user".into(),
             };
         }
         match authorization.and_then(|a| a.strip_prefix("ok:")) {
-            Some(user) => AuthVerdict::Allowed { user: user.into() },
-            None => AuthVerdict::Denied {
+            Some(user) => AuthDecision::Allowed {
+                user: user.into(),
+                role: vigil_auth::Role::Viewer,
+            },
+            None => AuthDecision::Denied {
                 challenges,
                 delay: self.denied_delay,
             },

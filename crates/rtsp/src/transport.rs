@@ -42,14 +42,41 @@ pub fn choose(header: Option<&str>) -> Result<RequestedTransport, TransportError
         .ok_or(TransportError::Unsupported)
 }
 
+/// How RTP travels under a transport spec: RFC 2326 §12.39
+/// `transport-protocol/profile[/lower-transport]`, of which we serve `RTP/AVP` only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LowerTransport {
+    /// `RTP/AVP` or `RTP/AVP/UDP` (UDP is the default lower transport).
+    Udp,
+    /// `RTP/AVP/TCP`: interleaved on the RTSP connection.
+    Tcp,
+}
+
+impl LowerTransport {
+    /// Parses the first field of a transport spec (case-insensitively); `None` for
+    /// anything we do not serve (`RTP/SAVP`, `RAW/RAW/UDP`, ...).
+    pub fn from_protocol(protocol: &str) -> Option<Self> {
+        let mut parts = protocol.split('/');
+        let (Some(proto), Some(profile), lower, None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        if !proto.eq_ignore_ascii_case("RTP") || !profile.eq_ignore_ascii_case("AVP") {
+            return None;
+        }
+        match lower {
+            None => Some(LowerTransport::Udp),
+            Some(l) if l.eq_ignore_ascii_case("UDP") => Some(LowerTransport::Udp),
+            Some(l) if l.eq_ignore_ascii_case("TCP") => Some(LowerTransport::Tcp),
+            Some(_) => None,
+        }
+    }
+}
+
 fn parse_spec(spec: &str) -> Option<RequestedTransport> {
     let mut params = spec.split(';').map(str::trim);
-    let proto = params.next()?;
-    let tcp = match proto.to_ascii_uppercase().as_str() {
-        "RTP/AVP" | "RTP/AVP/UDP" => false,
-        "RTP/AVP/TCP" => true,
-        _ => return None,
-    };
+    let lower = LowerTransport::from_protocol(params.next()?)?;
     let mut interleaved = None;
     let mut client_port = None;
     for p in params {
@@ -68,7 +95,7 @@ fn parse_spec(spec: &str) -> Option<RequestedTransport> {
     }
     // RFC 2326 §12.39: multicast is the default, but every client in practice says unicast;
     // a spec without either is served as unicast (as live555 does) rather than refused.
-    if tcp {
+    if lower == LowerTransport::Tcp {
         return Some(RequestedTransport::Tcp { interleaved });
     }
     let (rtp_port, rtcp_port) = client_port?;
@@ -165,6 +192,23 @@ mod tests {
             assert_eq!(choose(Some(h)), Err(TransportError::Unsupported), "{h}");
         }
         assert_eq!(choose(None), Err(TransportError::Missing));
+    }
+
+    #[test]
+    fn lower_transports() {
+        use LowerTransport::{Tcp, Udp};
+        for (p, want) in [
+            ("RTP/AVP", Some(Udp)),
+            ("rtp/avp/udp", Some(Udp)),
+            ("RTP/AVP/TCP", Some(Tcp)),
+            ("RTP/SAVP", None),
+            ("RTP/AVP/SCTP", None),
+            ("RTP/AVP/TCP/X", None),
+            ("RTP", None),
+            ("", None),
+        ] {
+            assert_eq!(LowerTransport::from_protocol(p), want, "{p}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ impl Drop for UdpPair {
 
 impl UdpPair {
     /// Binds an RTP/RTCP pair on `local` (even RTP port when possible, RFC 3550 §11) and
-    /// starts a task reading RTCP from `peer`, reported as [`Event::Rtcp`] for `session`.
+    /// starts a task reading RTCP from `peer`, reported as [`Event::Udp`] for `session`.
     pub fn bind(
         local: IpAddr,
         peer: IpAddr,
@@ -83,12 +83,12 @@ async fn read_rtcp(
         if from.ip() != peer {
             continue; // Only the RTSP peer may keep its session alive.
         }
-        let bye = is_rtcp && crate::conn::rtcp_has_bye(b.get(..n).unwrap_or_default());
+        let rtcp = is_rtcp.then(|| b.get(..n).unwrap_or_default().to_vec());
         // Never block on a busy connection: a dropped liveness notice is harmless.
         if events
-            .try_send(Event::Rtcp {
+            .try_send(Event::Udp {
                 session: session.clone(),
-                bye,
+                rtcp,
             })
             .is_err()
             && events.is_closed()

@@ -14,6 +14,7 @@ use vigil_auth::digest::{self, Algorithm, DigestCredentials};
 use vigil_auth::DigestPolicy;
 use vigil_hub::Hub;
 use vigil_media::{AccessUnit, Codec, StreamParams};
+use vigil_rtsp::message::{decode_interleaved, write_interleaved, INTERLEAVED_MAGIC};
 use vigil_rtsp::{RtspServer, ServerOptions};
 
 const USER: &str = "viewer";
@@ -160,13 +161,11 @@ impl Client {
     /// Next interleaved frame (channel, data).
     async fn frame(&mut self) -> (u8, Vec<u8>) {
         loop {
-            if self.buf.len() >= 4 && self.buf[0] == b'$' {
-                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-                if self.buf.len() >= 4 + len {
-                    let ch = self.buf[1];
-                    let data = self.buf[4..4 + len].to_vec();
-                    self.buf.drain(..4 + len);
-                    return (ch, data);
+            if self.buf.first() == Some(&INTERLEAVED_MAGIC) {
+                if let Some((ch, data)) = decode_interleaved(&self.buf) {
+                    let frame = (ch, self.buf[data.clone()].to_vec());
+                    self.buf.drain(..data.end);
+                    return frame;
                 }
             } else if !self.buf.is_empty() {
                 panic!(
@@ -181,17 +180,12 @@ impl Client {
     async fn response(&mut self) -> Resp {
         loop {
             // Skip interleaved media that precedes the response.
-            while self.buf.first() == Some(&b'$') && self.buf.len() >= 4 {
-                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-                if self.buf.len() < 4 + len {
-                    break;
-                }
-                self.skipped
-                    .push((self.buf[1], self.buf[4..4 + len].to_vec()));
-                self.buf.drain(..4 + len);
+            while let Some((ch, data)) = decode_interleaved(&self.buf) {
+                self.skipped.push((ch, self.buf[data.clone()].to_vec()));
+                self.buf.drain(..data.end);
             }
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                if self.buf[0] != b'$' {
+                if self.buf[0] != INTERLEAVED_MAGIC {
                     let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
                     let mut lines = head.split("\r\n");
                     let status: u16 = lines
@@ -584,9 +578,13 @@ async fn rtcp_bye_over_interleaved_ends_the_session() {
     c.play(&session).await;
     c.frame().await;
     // RTCP RR + BYE (RFC 3550 §6.4.2, §6.6) on the RTCP channel.
-    let mut bye = vec![b'$', 1, 0, 16];
-    bye.extend_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 7]);
-    bye.extend_from_slice(&[0x81, 203, 0, 1, 0, 0, 0, 7]);
+    let mut bye = Vec::new();
+    write_interleaved(
+        &mut bye,
+        1,
+        &[0x80, 201, 0, 1, 0, 0, 0, 7, 0x81, 203, 0, 1, 0, 0, 0, 7],
+    )
+    .unwrap();
     c.tcp.write_all(&bye).await.unwrap();
     let url = format!("{}/", c.url);
     let r = c
