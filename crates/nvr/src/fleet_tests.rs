@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_recorder::RecorderConfig;
-use vigil_rtsp::{AuthQuery, AuthVerdict, RtspAuth, RtspServer};
+use vigil_rtsp::{AuthDecision, AuthRequest, RtspAuth, RtspServer};
 
 use crate::{
     CameraSource, CameraSpec, MotionSettings, Nvr, NvrConfig, NvrError, NvrEvent, RecordMode,
@@ -22,9 +22,10 @@ use crate::{
 struct AllowAll;
 
 impl RtspAuth for AllowAll {
-    fn check(&self, _: &AuthQuery<'_>) -> AuthVerdict {
-        AuthVerdict::Allowed {
+    fn check(&self, _: &AuthRequest<'_>, _connection: u64) -> AuthDecision {
+        AuthDecision::Allowed {
             user: "test".into(),
+            role: vigil_auth::Role::Viewer,
         }
     }
 }

@@ -17,16 +17,17 @@ use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_nvr::{CameraSource, CameraSpec, MotionSettings, Nvr, NvrConfig, RecordMode};
 use vigil_recorder::RecorderConfig;
-use vigil_rtsp::{AuthQuery, AuthVerdict, RtspAuth, RtspServer};
+use vigil_rtsp::{AuthDecision, AuthRequest, RtspAuth, RtspServer};
 use vigil_web::live::{HEADER_LEN, KIND_FRAGMENT, KIND_INIT};
 use vigil_web::AppState;
 
 struct AllowAll;
 
 impl RtspAuth for AllowAll {
-    fn check(&self, _: &AuthQuery<'_>) -> AuthVerdict {
-        AuthVerdict::Allowed {
+    fn check(&self, _: &AuthRequest<'_>, _connection: u64) -> AuthDecision {
+        AuthDecision::Allowed {
             user: "test".into(),
+            role: vigil_auth::Role::Viewer,
         }
     }
 }
