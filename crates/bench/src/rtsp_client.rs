@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use vigil_rtsp::message::{decode_interleaved, INTERLEAVED_MAGIC};
 
 use crate::BenchError;
 
@@ -188,21 +189,17 @@ enum Item {
 }
 
 /// Takes one complete message or interleaved frame off the front of `buf`, if there is one.
-/// RFC 2326 §10.12: `$`, channel, 16-bit length, data.
+/// Interleaved frames (RFC 2326 §10.12) are decoded by the server's own framing code.
 fn take_item(buf: &mut BytesMut) -> Result<Option<Item>, BenchError> {
-    if buf.first() == Some(&b'$') {
-        let Some(len) = buf
-            .get(2..4)
-            .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
-        else {
+    if buf.first() == Some(&INTERLEAVED_MAGIC) {
+        let Some((channel, data)) = decode_interleaved(buf) else {
             return Ok(None);
         };
-        if buf.len() < 4 + len {
-            return Ok(None);
-        }
-        let channel = buf[1];
-        buf.advance(4);
-        return Ok(Some(Item::Frame(channel, buf.split_to(len).freeze())));
+        buf.advance(data.start);
+        return Ok(Some(Item::Frame(
+            channel,
+            buf.split_to(data.len()).freeze(),
+        )));
     }
     let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         if buf.len() > MAX_MESSAGE {
