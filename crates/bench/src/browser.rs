@@ -7,14 +7,13 @@
 //! are what a person in front of the browser would see, not a server-side estimate.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
+use vigil_testkit::chromedriver::{HeadlessChromium, Options};
 
 use crate::children::ChildGuard;
 use crate::BenchError;
@@ -98,76 +97,30 @@ impl Demo {
 pub struct Chromium {
     /// The WebDriver session.
     pub client: Client,
-    driver: Option<ChildGuard>,
-    profile: tempfile::TempDir,
+    chrome: HeadlessChromium,
 }
 
 impl Chromium {
     /// Starts chromedriver (stderr to `log`) on a free port and opens a headless session with a
     /// temporary profile.
     pub async fn start(log: &Path) -> Result<Chromium, BenchError> {
-        // ring (ours) and aws-lc-rs (fantoccini's hyper-rustls) are both compiled in: choose.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let profile = tempfile::tempdir().map_err(BenchError::io("tempdir"))?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(BenchError::io("free port"))?
-            .port();
-        let mut cmd = Command::new("chromedriver");
-        cmd.arg(format!("--port={port}"));
-        let (driver, lines) = ChildGuard::spawn_with_lines(cmd, log, Duration::from_secs(3))
-            .map_err(|e| err(format!("{e} (apt-get install chromium chromium-driver)")))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(l) if l.contains("started successfully") => break,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(err("chromedriver did not start within 30 s"))
-                }
-            }
-        }
-        let caps = json!({
-            "browserName": "chrome",
-            "acceptInsecureCerts": true,
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new",
-                    "--ignore-certificate-errors",
-                    "--no-sandbox",
-                    "--autoplay-policy=no-user-gesture-required",
-                    format!("--user-data-dir={}", profile.path().display()),
-                    "--window-size=1280,900",
-                    "--disable-dev-shm-usage",
-                    "--mute-audio",
-                    "--no-first-run",
-                    "--disable-breakpad",
-                    "--disable-crash-reporter",
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            return Err(err("capabilities are an object"));
+        let opts = Options {
+            driver_log: Some(log),
+            console_log: false,
+            start_timeout: Duration::from_secs(30),
         };
-        let client = ClientBuilder::rustls()
-            .map_err(BenchError::io("rustls connector"))?
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
+        let chrome = HeadlessChromium::launch(&opts)
             .await
-            .map_err(|e| err(format!("WebDriver session with /usr/bin/chromium: {e}")))?;
+            .map_err(|e| err(e.to_string()))?;
         Ok(Chromium {
-            client,
-            driver: Some(driver),
-            profile,
+            client: chrome.client.clone(),
+            chrome,
         })
     }
 
     /// Ends the session (Chromium exits), then chromedriver.
-    pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
-        self.driver.take();
+    pub async fn close(self) {
+        self.chrome.close().await;
     }
 
     /// Runs `script` (a function body) and returns its value.
@@ -250,32 +203,6 @@ impl Chromium {
         self.js("return (window.__vigil && window.__vigil.stats) \
              ? JSON.parse(JSON.stringify(window.__vigil.stats)) : null;")
             .await
-    }
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        self.driver.take();
-        // Chromium processes can outlive chromedriver: end those of this profile only, each by
-        // its process id (their command lines carry the unique --user-data-dir).
-        let marker = format!("--user-data-dir={}", self.profile.path().display());
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.flatten() {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            if String::from_utf8_lossy(&cmdline).contains(&marker) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
     }
 }
 

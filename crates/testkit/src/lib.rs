@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod browser;
+pub mod chromedriver;
 pub mod ffmpeg;
 pub mod mqtt;
+pub mod rtsp;
 pub mod tls;

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    digest_authorization, digest_challenges, ffprobe_streams, run_peer, video_control_url, Camera,
-    CameraOpts, Response, RtspConn, PASSWORD, USER,
-};
+use common::{ffprobe_streams, run_peer, Camera, CameraOpts, PASSWORD, USER};
+use vigil_testkit::rtsp::blocking::RtspConn;
+use vigil_testkit::rtsp::digest::{self, Algorithm};
+use vigil_testkit::rtsp::{video_control_url, Response};
 
 /// Pairs that ship as defaults on cameras in the field; none may ever work.
 const DEFAULT_PAIRS: &[(&str, &str)] = &[
@@ -31,14 +31,14 @@ fn with_creds(
     headers: &[(&str, String)],
     user: &str,
     pass: &str,
-    alg: &str,
+    alg: Algorithm,
 ) -> Response {
     conn.request_digest(method, url, headers, user, pass, Some(alg))
 }
 
 fn assert_401(resp: &Response, what: &str) {
     assert_eq!(resp.status, 401, "{what}: want 401, got:\n{}", resp.head);
-    let challenges = digest_challenges(resp);
+    let challenges = digest::challenges(resp);
     assert!(
         !challenges.is_empty(),
         "{what}: 401 without a Digest challenge:\n{}",
@@ -98,7 +98,7 @@ fn fresh_data_dir_answers_401_to_everything_and_prints_the_setup_command() {
         assert_401(&r, &format!("{method} without credentials, no user yet"));
     }
     for (user, pass) in DEFAULT_PAIRS.iter().chain(&[(USER, PASSWORD)]) {
-        for alg in ["SHA-256", "MD5"] {
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
             let r = with_creds(&mut conn, "DESCRIBE", &url, &[], user, pass, alg);
             assert_eq!(
                 r.status, 401,
@@ -138,23 +138,21 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
     // The challenge: realm "vigil", SHA-256 offered, MD5 for old clients.
     let r = conn.request("DESCRIBE", &url, &[]);
     assert_401(&r, "DESCRIBE without credentials");
-    let challenges = digest_challenges(&r);
+    let challenges = digest::challenges(&r);
     assert!(
         challenges.iter().all(|c| c.realm == "vigil"),
         "{challenges:?}"
     );
-    for alg in ["SHA-256", "MD5"] {
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
         assert!(
-            challenges
-                .iter()
-                .any(|c| c.algorithm.eq_ignore_ascii_case(alg)),
+            challenges.iter().any(|c| c.algorithm == alg),
             "no {alg} challenge:\n{}",
             r.head
         );
     }
 
     // The right credentials work with either algorithm (so the 401s below mean something).
-    for alg in ["SHA-256", "MD5"] {
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
         let mut c = RtspConn::connect(cam.rtsp);
         let d = with_creds(&mut c, "DESCRIBE", &url, &[], USER, PASSWORD, alg);
         assert_eq!(
@@ -174,7 +172,7 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
     assert_401(&r, "DESCRIBE with X-Forwarded-For: 127.0.0.1");
 
     // Wrong password, both algorithms.
-    for alg in ["SHA-256", "MD5"] {
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
         let r = with_creds(
             &mut conn,
             "DESCRIBE",
@@ -189,9 +187,9 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
 
     // A valid digest for another URI or method must not be replayed here (RFC 7616 §3.4.6).
     let r = conn.request("DESCRIBE", &url, &[]);
-    let ch = digest_challenges(&r).into_iter().next().unwrap();
+    let ch = digest::challenges(&r).into_iter().next().unwrap();
     let other = cam.bare_url("sub");
-    let auth = digest_authorization(&ch, USER, PASSWORD, "DESCRIBE", &other);
+    let auth = digest::authorization(&ch, USER, PASSWORD, "DESCRIBE", &other);
     let r = conn.request("DESCRIBE", &url, &[("Authorization", auth)]);
     assert_401(&r, "DESCRIBE with a digest computed for another URI");
 
@@ -200,7 +198,7 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
     let mut good = RtspConn::connect(cam.rtsp);
     let d = good.request_digest("DESCRIBE", &url, &[], USER, PASSWORD, None);
     assert_eq!(d.status, 200, "{}", d.head);
-    let control = video_control_url(&d, &url);
+    let control = video_control_url(&String::from_utf8_lossy(&d.body), d.content_base(&url));
     let transport = (
         "Transport",
         "RTP/AVP/TCP;unicast;interleaved=0-1".to_owned(),
@@ -215,7 +213,7 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
         std::slice::from_ref(&transport),
         USER,
         "wrong-password",
-        "SHA-256",
+        Algorithm::Sha256,
     );
     assert_401(&r, "SETUP with a wrong password");
 
@@ -242,7 +240,7 @@ fn every_rtsp_method_but_options_needs_valid_digest() {
         std::slice::from_ref(&session_h),
         USER,
         "wrong-password",
-        "MD5",
+        Algorithm::Md5,
     );
     assert_401(&r, "PLAY with a wrong password");
 
@@ -278,9 +276,12 @@ fn default_passwords_never_work() {
     let url = cam.bare_url("main");
     // One algorithm per pair, alternating: after three failures the server's brute-force
     // throttle adds a growing delay, and every pair must be tried within the test's time budget.
-    for ((user, pass), alg) in DEFAULT_PAIRS.iter().zip(["SHA-256", "MD5"].iter().cycle()) {
+    for ((user, pass), alg) in DEFAULT_PAIRS
+        .iter()
+        .zip([Algorithm::Sha256, Algorithm::Md5].iter().cycle())
+    {
         let mut conn = RtspConn::connect(cam.rtsp);
-        let r = with_creds(&mut conn, "DESCRIBE", &url, &[], user, pass, alg);
+        let r = with_creds(&mut conn, "DESCRIBE", &url, &[], user, pass, *alg);
         assert_eq!(r.status, 401, "{user}/{pass} ({alg}):\n{}", r.head);
     }
     // The real admin still gets in (after the throttle's delay), so the 401s above were

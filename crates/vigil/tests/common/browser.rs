@@ -8,7 +8,7 @@
 //! test never leaves a browser behind.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -16,8 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
+use vigil_testkit::chromedriver::{HeadlessChromium, Options};
 
 use super::vigil_bin;
 
@@ -253,105 +254,35 @@ impl Drop for Demo {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released: chromedriver takes a port number only).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().unwrap().port()
-}
-
 /// Headless Chromium driven through chromedriver.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
-    driver: Child,
-    driver_port: u16,
-    profile: tempfile::TempDir,
+    chrome: HeadlessChromium,
 }
 
 impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium session with a temporary
     /// profile. Panics (never skips) when chromium or chromedriver is missing.
     pub async fn start() -> Browser {
-        // Both ring (ours) and aws-lc-rs (fantoccini's hyper-rustls) are compiled in: choose.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let profile = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot spawn chromedriver: {e} (scripts/test.sh installs chromium-driver)")
-            });
-        // chromedriver prints "... started successfully on port N." once it listens.
-        let pipe = driver.stdout.take().expect("stdout pipe");
-        let (tx, rx) = mpsc::channel::<String>();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + BROWSER_START;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("started successfully") => break,
-                Ok(_) => {}
-                Err(_) => panic!("chromedriver did not start within {BROWSER_START:?}"),
-            }
-        }
-        let caps = json!({
-            "browserName": "chrome",
-            "acceptInsecureCerts": true,
-            "goog:loggingPrefs": {"browser": "ALL"},
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new",
-                    "--ignore-certificate-errors",
-                    "--no-sandbox",
-                    "--autoplay-policy=no-user-gesture-required",
-                    format!("--user-data-dir={}", profile.path().display()),
-                    "--window-size=1280,900",
-                    "--disable-dev-shm-usage",
-                    "--mute-audio",
-                    "--no-first-run",
-                    "--disable-breakpad",
-                    "--disable-crash-reporter",
-                ],
-            },
-        });
-        let caps = match caps {
-            Value::Object(m) => m,
-            _ => unreachable!(),
+        let opts = Options {
+            driver_log: None,
+            console_log: true,
+            start_timeout: BROWSER_START,
         };
-        let connect = async {
-            ClientBuilder::rustls()
-                .expect("rustls connector")
-                .capabilities(caps)
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-        };
-        let client = match tokio::time::timeout(BROWSER_START, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => panic!("WebDriver session with /usr/bin/chromium: {e}"),
-            Err(_) => panic!("WebDriver session not opened within {BROWSER_START:?}"),
-        };
+        let chrome = HeadlessChromium::launch(&opts)
+            .await
+            .unwrap_or_else(|e| panic!("{e} (scripts/test.sh installs chromium-driver)"));
         Browser {
-            client,
-            driver,
-            driver_port: port,
-            profile,
+            client: chrome.client.clone(),
+            chrome,
         }
     }
 
     /// Closes the session (Chromium exits) and stops chromedriver.
     pub async fn close(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
         // Drop kills chromedriver and anything left of this profile's Chromium.
+        self.chrome.close().await;
     }
 
     /// Navigates to `url` (bounded).
@@ -469,10 +400,11 @@ impl Browser {
         let req = format!(
             "POST /session/{session}/se/log HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.driver_port,
+            self.chrome.driver_port(),
             body.len()
         );
-        let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.driver_port)).await
+        let Ok(stream) =
+            tokio::net::TcpStream::connect(("127.0.0.1", self.chrome.driver_port())).await
         else {
             return "<chromedriver gone>".to_owned();
         };
@@ -490,34 +422,6 @@ impl Browser {
                     .join("\n")
             })
             .unwrap_or_default()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        // Chromium processes outlive a killed chromedriver: end those of our own profile only
-        // (their command lines carry its unique --user-data-dir), each by its process id.
-        let marker = format!("--user-data-dir={}", self.profile.path().display());
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.flatten() {
-            let name = p.file_name();
-            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            if String::from_utf8_lossy(&cmdline).contains(&marker) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
     }
 }
 

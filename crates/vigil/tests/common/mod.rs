@@ -1,7 +1,7 @@
 //! Shared helpers of the end-to-end tests: spawn the real `vigil` binary on port 0 with its own
-//! data directory, run real peers (ffmpeg, ffprobe, GStreamer, curl) under a hard timeout, and a
-//! small hand-written RTSP/1.0 client (RFC 2326) with Digest authentication (RFC 7616) for the
-//! requests no well-behaved peer would send.
+//! data directory, run real peers (ffmpeg, ffprobe, GStreamer, curl) under a hard timeout, and
+//! `vigil-testkit`'s hand-written RTSP/1.0 client for the requests no well-behaved peer would
+//! send.
 //!
 //! Each test file includes this module with `mod common;` and uses a part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -385,9 +385,16 @@ fn wait_output(mut child: Child, timeout: Duration) -> PeerOutput {
     }
 }
 
-mod rtsp_client;
 #[allow(unused_imports)] // Each test binary uses a different part.
-pub use rtsp_client::*;
+pub use vigil_testkit::rtsp::blocking::RtspConn;
+#[allow(unused_imports)] // Each test binary uses a different part.
+pub use vigil_testkit::rtsp::{find, parse_head};
+
+/// [`vigil_testkit::rtsp::blocking::play_interleaved`] as [`USER`]: DESCRIBE, SETUP, PLAY over
+/// TCP interleaved; returns the session id.
+pub fn play_interleaved(conn: &mut RtspConn, url: &str) -> String {
+    vigil_testkit::rtsp::blocking::play_interleaved(conn, url, USER, PASSWORD)
+}
 
 /// Parses `ffprobe -of json -show_streams` output into its `streams` array.
 pub fn ffprobe_streams(stdout: &[u8]) -> Vec<serde_json::Value> {
