@@ -8,7 +8,8 @@
 //!   picture, CRA and BLA included), with [`vigil_media::StreamParams`] shared by `Arc`
 //!   while unchanged, pts on one monotonic 90 kHz timeline across reconnects
 //!   ([`timeline`]), and the wall-clock time of reception as `capture_us`.
-//! - Audio (AAC, G.711) frames go out on a separate broadcast ([`Ingest::subscribe_audio`]).
+//! - Audio (AAC, G.711) frames go into the same hub, in order with the video, if the hub
+//!   was made with [`vigil_hub::Hub::with_audio`] (and are dropped otherwise).
 //! - A session with no video frame for `stall_timeout` (4 s) is dropped; reconnects use
 //!   jittered exponential back-off from 0.5 s to 30 s, reset to its initial step by any
 //!   session that published frames ([`backoff`]). While backing off from a camera that
@@ -18,20 +19,20 @@
 //! - With TCP transport, while no live subscriber watches (see
 //!   [`vigil_hub::Hub::live_subscribers`]), the kernel gathers about 50 ms of the stream
 //!   before waking the reader (`SO_RCVLOWAT`, [`batching`]): far fewer reads and wake-ups.
-//! - The state is a [`watch`] value ([`IngestStatus`]); outages and timestamp jumps are
-//!   [`IngestEvent`]s for the recorder's index, each naming the pts where it takes effect.
+//! - The state is a [`watch`] value ([`IngestStatus`]). Outages and timestamp jumps go
+//!   into the hub as [`Gap`] and [`Discontinuity`] items, just before the access unit
+//!   where they take effect, so a recorder sees them in order with the media.
 //!
 //! ```no_run
 //! # async fn example() {
 //! use vigil_ingest::{Ingest, IngestConfig};
 //! let url = url::Url::parse("rtsp://192.0.2.10/stream1").unwrap();
 //! let cfg = IngestConfig::new("porch/main", url).with_credentials("viewer", "secret");
-//! let hub = vigil_hub::Hub::new("porch/main", 256);
-//! let mut ingest = Ingest::spawn(cfg, hub.clone());
-//! let mut events = ingest.take_events().unwrap();
-//! let mut sub = hub.subscribe();
-//! # let _ = (&mut events, &mut sub);
-//! // ... record `sub.recv().await` and write `events.recv().await` into the index ...
+//! let hub = vigil_hub::Hub::with_audio("porch/main", 256);
+//! let ingest = Ingest::spawn(cfg, hub.clone());
+//! let mut sub = hub.subscribe_bulk();
+//! # let _ = &mut sub;
+//! // ... record `sub.recv().await`: video, audio, gaps and discontinuities in order ...
 //! ingest.stop().await;
 //! # }
 //! ```
@@ -49,28 +50,21 @@ pub mod timeline;
 
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_hub::Hub;
 
 pub use backoff::{BackoffConfig, Liveness};
 pub use config::{IngestConfig, Transport};
 pub use session::IngestError;
-pub use status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus};
+pub use status::{IngestState, IngestStatus};
+pub use vigil_hub::{Discontinuity, Gap};
 pub use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
-
-/// Events kept for a recorder that is briefly busy. They are rare (one per outage or
-/// timestamp jump), so this is hours of a flapping camera.
-const EVENT_QUEUE: usize = 1024;
-/// Audio frames kept per audio subscriber (about 2-5 s of AAC or G.711).
-const AUDIO_QUEUE: usize = 256;
 
 /// A running ingest of one camera stream. Dropping it stops the ingest (in the
 /// background); [`Ingest::stop`] stops it and waits.
 pub struct Ingest {
     status: watch::Receiver<IngestStatus>,
-    events: Option<mpsc::Receiver<IngestEvent>>,
-    audio: broadcast::Sender<AudioFrame>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -79,19 +73,11 @@ impl Ingest {
     /// Starts ingesting `config`'s camera into `hub`. Must be called within a tokio runtime.
     pub fn spawn(config: IngestConfig, hub: Hub) -> Ingest {
         let (status_tx, status) = watch::channel(IngestStatus::default());
-        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let (audio, _) = broadcast::channel(AUDIO_QUEUE);
         let (stop, stop_rx) = watch::channel(false);
-        let out = supervisor::Outputs {
-            status: status_tx,
-            events: events_tx,
-            audio: audio.clone(),
-        };
+        let out = supervisor::Outputs { status: status_tx };
         let task = tokio::spawn(supervisor::Supervisor::new(config, hub, out, stop_rx).run());
         Ingest {
             status,
-            events: Some(events),
-            audio,
             stop,
             task: Some(task),
         }
@@ -102,19 +88,8 @@ impl Ingest {
         self.status.clone()
     }
 
-    /// The gap and discontinuity events (once; `None` afterwards). Events that find the
-    /// queue full are logged and dropped, so a recorder should keep reading.
-    pub fn take_events(&mut self) -> Option<mpsc::Receiver<IngestEvent>> {
-        self.events.take()
-    }
-
-    /// Subscribes to the camera's audio frames, if it has a recordable audio stream.
-    pub fn subscribe_audio(&self) -> broadcast::Receiver<AudioFrame> {
-        self.audio.subscribe()
-    }
-
     /// Stops the ingest (tearing the RTSP session down) and waits up to 5 s for it.
-    /// Reports an outage in progress as a final [`Gap`] without `resume_pts`.
+    /// Publishes an outage in progress as a final [`Gap`] without `resume_pts`.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

@@ -1,5 +1,6 @@
-//! What the ingest reports: its current status (a `watch` value for the UI and health
-//! checks) and events the recorder must write into its index (gaps, discontinuities).
+//! What the ingest reports beside the media: its current status (a `watch` value for the
+//! UI and health checks). Gaps and discontinuities go into the hub, in order with the
+//! access units ([`vigil_hub::Gap`], [`vigil_hub::Discontinuity`]).
 
 use std::time::{Duration, Instant};
 
@@ -61,41 +62,6 @@ impl Default for IngestStatus {
             read_batch_bytes: 0,
         }
     }
-}
-
-/// A stretch of time in which no access unit was received although the ingest was
-/// running. Reported once it is over (when the stream resumes, or when the ingest stops).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gap {
-    /// Wall-clock time of the last access unit before the gap, µs since the Unix epoch.
-    pub start_wall_us: i64,
-    /// Wall-clock time of the first access unit after the gap (or of the stop), µs.
-    pub end_wall_us: i64,
-    /// pts of the first access unit after the gap, `None` if the ingest stopped.
-    pub resume_pts: Option<i64>,
-    /// Why the session ended, for the index and the UI.
-    pub reason: String,
-}
-
-/// The camera's timestamps jumped; the access unit with pts `pts` was re-based to follow
-/// the previous one. A recorder starts a new file there; nothing before it is touched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Discontinuity {
-    /// pts (90 kHz) of the first access unit after the jump.
-    pub pts: i64,
-    /// Wall-clock time of that access unit, µs since the Unix epoch.
-    pub wall_us: i64,
-    /// What happened, for logs and the index.
-    pub reason: String,
-}
-
-/// An event for the recorder's index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IngestEvent {
-    /// No footage for a while.
-    Gap(Gap),
-    /// The camera's clock jumped.
-    Discontinuity(Discontinuity),
 }
 
 /// Sans-IO counters behind [`IngestStatus`]: frames, bytes, bit rate over ~1 s windows.

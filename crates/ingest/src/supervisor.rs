@@ -1,5 +1,6 @@
 //! The tokio task of one ingest: connect, stream into the hub, notice stalls, back off,
-//! reconnect — and tell the world (status, gap and discontinuity events) as it goes.
+//! reconnect — and tell the world as it goes: the status on a `watch`, gaps and
+//! discontinuities into the hub, in order with the access units they precede.
 //!
 //! The decisions live in sans-IO pieces ([`ReconnectPolicy`], [`Timeline`], [`Meter`]);
 //! this file only moves data between them, retina, the hub and the channels.
@@ -11,8 +12,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use retina::client::{Demuxed, SessionGroup};
 use retina::codec::{CodecItem, ParametersRef, VideoFrame};
-use tokio::sync::{broadcast, mpsc, watch};
-use vigil_hub::Hub;
+use tokio::sync::watch;
+use vigil_hub::{Discontinuity, Gap, Hub};
 use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
@@ -21,7 +22,7 @@ use super::config::{IngestConfig, Transport};
 use super::probe;
 use super::session::{self, Connected, IngestError};
 use super::socket;
-use super::status::{Discontinuity, Gap, IngestEvent, IngestState, IngestStatus, Meter};
+use super::status::{IngestState, IngestStatus, Meter};
 use super::timeline::{Jump, Timeline};
 use vigil_media::audio::{AudioCodec, AudioFrame, AudioParams};
 
@@ -35,11 +36,9 @@ const DRAIN_QUIET: Duration = Duration::from_millis(10);
 /// Upper bound of that drain.
 const DRAIN_MAX: Duration = Duration::from_millis(100);
 
-/// The channels a supervisor reports on.
+/// Where a supervisor reports its status (the media goes into the hub).
 pub(crate) struct Outputs {
     pub status: watch::Sender<IngestStatus>,
-    pub events: mpsc::Sender<IngestEvent>,
-    pub audio: broadcast::Sender<AudioFrame>,
 }
 
 pub(crate) struct Supervisor {
@@ -117,12 +116,6 @@ impl Supervisor {
         self.out.status.send_replace(self.status.clone());
     }
 
-    fn emit(&self, event: IngestEvent) {
-        if let Err(mpsc::error::TrySendError::Full(e)) = self.out.events.try_send(event) {
-            tracing::warn!(stream = %self.cfg.name, event = ?e, "ingest event queue full; event dropped");
-        }
-    }
-
     pub(crate) async fn run(mut self) {
         let name = self.cfg.name.clone();
         tracing::info!(stream = %name, url = %self.cfg.redacted_url(), transport = ?self.cfg.transport, "ingest starting");
@@ -174,12 +167,12 @@ impl Supervisor {
             }
         }
         if let Some((start_wall_us, reason)) = self.open_gap.take() {
-            self.emit(IngestEvent::Gap(Gap {
+            self.hub.publish_gap(Gap {
                 start_wall_us,
                 end_wall_us: wall_us(SystemTime::now()),
                 resume_pts: None,
                 reason,
-            }));
+            });
         }
         self.set_state(IngestState::Stopped);
         tracing::info!(stream = %name, "ingest stopped");
@@ -433,20 +426,20 @@ impl Supervisor {
         if let Some(jump) = jump {
             let reason = describe_jump(jump, 90_000);
             tracing::warn!(stream = %self.cfg.name, %reason, pts, "camera timestamps jumped; continuing after the previous frame");
-            self.emit(IngestEvent::Discontinuity(Discontinuity {
+            self.hub.publish_discontinuity(Discontinuity {
                 pts,
                 wall_us: capture_us,
                 reason,
-            }));
+            });
         }
         if let Some((start_wall_us, reason)) = self.open_gap.take() {
             tracing::info!(stream = %self.cfg.name, gap_ms = (capture_us - start_wall_us) / 1000, "stream resumed");
-            self.emit(IngestEvent::Gap(Gap {
+            self.hub.publish_gap(Gap {
                 start_wall_us,
                 end_wall_us: capture_us,
                 resume_pts: Some(pts),
                 reason,
-            }));
+            });
         }
         let data = Bytes::from(f.into_data());
         let now = Instant::now();
@@ -532,8 +525,8 @@ impl Supervisor {
             data: Bytes::copy_from_slice(f.data()),
             params,
         };
-        // No receiver is fine: audio is optional for every consumer.
-        let _ = self.out.audio.send(frame);
+        // In order with the video; a hub made without audio drops it.
+        self.hub.publish_audio(frame);
     }
 }
 

@@ -10,12 +10,12 @@ mod ingest_support;
 use std::time::{Duration, Instant};
 
 use ingest_support::{camera_data_dir, gst_server, vigil_camera, PASSWORD, USER};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use url::Url;
 use vigil_camera::testsrc::read_code;
 use vigil_camera::H264Decoder;
-use vigil_hub::{Hub, Subscriber};
-use vigil_ingest::{Gap, Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport};
+use vigil_hub::{Hub, Item, Subscriber};
+use vigil_ingest::{Gap, Ingest, IngestConfig, IngestState, IngestStatus, Transport};
 use vigil_media::AccessUnit;
 
 const FPS: u32 = 15;
@@ -40,7 +40,7 @@ fn url(addr: std::net::SocketAddr) -> Url {
 }
 
 async fn next_au(sub: &mut Subscriber, within: Duration) -> AccessUnit {
-    tokio::time::timeout(within, sub.recv())
+    tokio::time::timeout(within, sub.recv_video())
         .await
         .unwrap_or_else(|_| panic!("no access unit within {within:?}"))
         .unwrap()
@@ -51,7 +51,7 @@ async fn collect(sub: &mut Subscriber, dur: Duration) -> Vec<AccessUnit> {
     let first = next_au(sub, Duration::from_secs(15)).await;
     let end = tokio::time::Instant::now() + dur;
     let mut aus = vec![first];
-    while let Ok(r) = tokio::time::timeout_at(end, sub.recv()).await {
+    while let Ok(r) = tokio::time::timeout_at(end, sub.recv_video()).await {
         aus.push(r.unwrap());
     }
     aus
@@ -188,12 +188,23 @@ async fn vigil_camera_with_digest_auth_loses_no_frame() {
     ingest.stop().await;
 }
 
-/// Takes the next gap event, skipping nothing else (no discontinuity is expected).
-async fn next_gap(events: &mut mpsc::Receiver<IngestEvent>, within: Duration) -> Gap {
-    match tokio::time::timeout(within, events.recv()).await {
-        Ok(Some(IngestEvent::Gap(g))) => g,
-        other => panic!("expected a gap event, got {other:?}"),
+/// Takes the next gap from a subscriber that takes every item, skipping video before it
+/// (no discontinuity is expected), and checks that it comes right before the access unit
+/// the stream resumes on.
+async fn next_gap(items: &mut Subscriber, within: Duration) -> Gap {
+    let end = tokio::time::Instant::now() + within;
+    let gap = loop {
+        match tokio::time::timeout_at(end, items.recv()).await {
+            Ok(Ok(Item::Gap(g))) => break g,
+            Ok(Ok(Item::Video(_))) => continue,
+            other => panic!("expected a gap, got {other:?}"),
+        }
+    };
+    match tokio::time::timeout_at(end, items.recv()).await {
+        Ok(Ok(Item::Video(au))) => assert_eq!(Some(au.pts), gap.resume_pts, "{gap:?}"),
+        other => panic!("expected the access unit after {gap:?}, got {other:?}"),
     }
+    gap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,13 +215,14 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     let port = cam.addr.port();
     let hub = Hub::new("flaky", 512);
     let mut sub = hub.subscribe();
+    // What a recorder sees: every item, gaps in order with the access units.
+    let mut items = hub.subscribe_bulk();
     let mut cfg = IngestConfig::new("flaky", url(cam.addr)).with_credentials(USER, PASSWORD);
     // The few seconds of streaming between the outages below must count as healthy, so
     // the hang is followed by the initial back-off (the default counts any session that
     // recorded a frame; 2 s checks that a non-zero threshold is honoured too).
     cfg.backoff.healthy_after = Duration::from_secs(2);
-    let mut ingest = Ingest::spawn(cfg, hub.clone());
-    let mut events = ingest.take_events().unwrap();
+    let ingest = Ingest::spawn(cfg, hub.clone());
     let mut status = ingest.status();
     let mut last_before = collect(&mut sub, Duration::from_secs(2))
         .await
@@ -226,7 +238,7 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     .await;
     println!("backoff after {:?}: {:?}", killed.elapsed(), st.state);
     // What arrived between the collection and the kill.
-    while let Ok(Ok(au)) = tokio::time::timeout(Duration::from_millis(50), sub.recv()).await {
+    while let Ok(Ok(au)) = tokio::time::timeout(Duration::from_millis(50), sub.recv_video()).await {
         last_before = au;
     }
 
@@ -253,7 +265,7 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     );
     assert!(resumed.key);
 
-    let gap = next_gap(&mut events, Duration::from_secs(2)).await;
+    let gap = next_gap(&mut items, Duration::from_secs(2)).await;
     assert_eq!(gap.start_wall_us, last_before.capture_us);
     assert_eq!(gap.end_wall_us, resumed.capture_us);
     assert_eq!(gap.resume_pts, Some(resumed.pts));
@@ -292,7 +304,7 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
         thawed.elapsed() <= Duration::from_millis(500) + Duration::from_secs(1) + GOP,
         "initial back-off + 1 s + GOP"
     );
-    let gap = next_gap(&mut events, Duration::from_secs(2)).await;
+    let gap = next_gap(&mut items, Duration::from_secs(2)).await;
     assert!(gap.reason.contains("no video frame"), "{gap:?}");
     ingest.stop().await;
 }
@@ -311,7 +323,7 @@ async fn collect_timed(
 ) -> Vec<(tokio::time::Instant, AccessUnit)> {
     let end = tokio::time::Instant::now() + dur;
     let mut aus = Vec::new();
-    while let Ok(r) = tokio::time::timeout_at(end, sub.recv()).await {
+    while let Ok(r) = tokio::time::timeout_at(end, sub.recv_video()).await {
         aus.push((tokio::time::Instant::now(), r.unwrap()));
     }
     aus
@@ -364,7 +376,7 @@ fn assert_contiguous(aus: &[(tokio::time::Instant, AccessUnit)]) {
 async fn just_after_a_batch(sub: &mut Subscriber, after: Duration) -> Vec<AccessUnit> {
     let mut got = vec![next_au(sub, Duration::from_secs(5)).await];
     // The rest of this batch comes back to back.
-    while let Ok(r) = tokio::time::timeout(Duration::from_millis(30), sub.recv()).await {
+    while let Ok(r) = tokio::time::timeout(Duration::from_millis(30), sub.recv_video()).await {
         got.push(r.unwrap());
     }
     tokio::time::sleep(after).await;

@@ -1,9 +1,9 @@
 //! One camera's running pipeline: per stream (main, and sub when the camera has one)
-//! `Ingest` (RTSP via retina, supervised) → `Hub` → `Recorder::record`, plus the tasks
-//! around it: the ingest's gap and discontinuity events go to the stream's writer through
-//! the same queue as the frames ([`write_events`]), and the ingest's status feeds the
-//! measured rates, the `recording`/`offline` stdout lines of `vigil serve` and the
-//! `CameraOnline`/`CameraOffline` events ([`watch_status`]).
+//! `Ingest` (RTSP via retina, supervised) → `Hub` → `Recorder::record`. The hub carries
+//! the stream's video, audio (when the camera's audio is recorded), gaps and
+//! discontinuities in one ordered stream, so the recording subscribes once. The ingest's
+//! status feeds the measured rates, the `recording`/`offline` stdout lines of `vigil
+//! serve` and the `CameraOnline`/`CameraOffline` events ([`watch_status`]).
 //!
 //! Stopping goes ingest first (nothing new arrives), then each writer drains its queue,
 //! writes its pending fragment and closes its file.
@@ -12,13 +12,13 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use url::Url;
 use vigil_hub::Hub;
-use vigil_ingest::{Ingest, IngestConfig, IngestEvent, IngestState, IngestStatus, Transport};
-use vigil_recorder::{Recorder, RecordingEvents, RecordingHandle};
+use vigil_ingest::{Ingest, IngestConfig, IngestState, IngestStatus, Transport};
+use vigil_recorder::{Recorder, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};
 use crate::status::{self, RateWindow};
@@ -27,6 +27,17 @@ use crate::{CameraSpec, CameraStatus, NvrError, NvrEvent, RecordMode, StreamStat
 /// Access units a stream's hub holds for its subscribers (~4 s at 30 fps). The recorder's
 /// own queue behind it is larger (see `RecorderConfig::queue_len`).
 pub(crate) const HUB_CAPACITY: usize = 128;
+/// The same for a stream whose audio travels in the hub too (AAC at 48 kHz adds about 47
+/// frames a second to the video's 30): the same ~4 s.
+pub(crate) const HUB_CAPACITY_WITH_AUDIO: usize = 3 * HUB_CAPACITY;
+
+/// A hub for one stream of `spec` (its audio too, if the camera's audio is recorded).
+fn stream_hub(spec: &CameraSpec, name: String) -> Hub {
+    match spec.audio {
+        true => Hub::with_audio(name, HUB_CAPACITY_WITH_AUDIO),
+        false => Hub::new(name, HUB_CAPACITY),
+    }
+}
 
 /// What every camera's tasks share.
 pub(crate) struct Ctx {
@@ -97,7 +108,7 @@ impl CameraRun {
         // Hubs first: the detector and the gates subscribe before any frame arrives.
         let hubs: Vec<Hub> = urls
             .iter()
-            .map(|(stream, _)| Hub::new(format!("{name}/{stream}"), HUB_CAPACITY))
+            .map(|(stream, _)| stream_hub(&run.spec, format!("{name}/{stream}")))
             .collect();
         if run.spec.motion.enabled {
             // Motion is detected on the sub stream (cheap to decode), else on the main one.
@@ -125,7 +136,7 @@ impl CameraRun {
                     },
                     Some(m),
                 ) => {
-                    let out = Hub::new(format!("{name}/{stream}/gated"), HUB_CAPACITY);
+                    let out = stream_hub(&run.spec, format!("{name}/{stream}/gated"));
                     run.gates.push(motion::spawn_gate(
                         hub.clone(),
                         out.clone(),
@@ -224,8 +235,7 @@ async fn stop_streams(
     for (hub, recording, tasks) in rest {
         recording.stop().await;
         info!(stream = %hub.name(), "recording stopped");
-        // The event writer ends when the ingest's queue closes, the status watcher at
-        // `Stopped`; neither may hold up a shutdown.
+        // The status watcher ends at `Stopped`; it may not hold up a shutdown.
         for mut t in tasks {
             if tokio::time::timeout(Duration::from_secs(2), &mut t)
                 .await
@@ -271,24 +281,11 @@ fn start_stream(
 ) -> Result<StreamRun, NvrError> {
     let cfg = ingest_config(spec, stream, url)?;
     let name = cfg.name.clone();
-    // The ingest only connects once this task yields, so subscribing to its audio right
-    // after spawning it misses no frame.
-    let mut ingest = Ingest::spawn(cfg, hub.clone());
-    let recording = if spec.audio {
-        let audio = ingest.subscribe_audio();
-        ctx.recorder
-            .record_with_audio(&spec.name, stream, record_hub, audio)
-    } else {
-        ctx.recorder.record(&spec.name, stream, record_hub)
-    }?;
+    // The ingest only connects once this task yields, so the recording subscribing right
+    // after it misses nothing.
+    let ingest = Ingest::spawn(cfg, hub.clone());
+    let recording = ctx.recorder.record(&spec.name, stream, record_hub)?;
     let mut tasks = Vec::new();
-    if let Some(events) = ingest.take_events() {
-        tasks.push(tokio::spawn(write_events(
-            name.clone(),
-            recording.events(),
-            events,
-        )));
-    }
     let status = ingest.status();
     let rates = Arc::new(Mutex::new(RateWindow::default()));
     tasks.push(tokio::spawn(watch_status(
@@ -383,41 +380,6 @@ async fn watch_status(w: WatchCtx, mut status: watch::Receiver<IngestStatus>) {
         }
         if status.changed().await.is_err() {
             return;
-        }
-    }
-}
-
-/// Passes the ingest's events to the stream's writer: every outage becomes one gap row
-/// with the ingest's reason (the writer merges it with the file break a long outage
-/// causes), every timestamp jump a new file. An outage still open when the ingest stops
-/// is not written: the recording stops with it, and the next start records the time
-/// between as "not recording".
-async fn write_events(
-    name: String,
-    recording: RecordingEvents,
-    mut events: mpsc::Receiver<IngestEvent>,
-) {
-    while let Some(ev) = events.recv().await {
-        let r = match ev {
-            IngestEvent::Gap(gap) => {
-                let len_ms = gap.end_wall_us.saturating_sub(gap.start_wall_us) / 1000;
-                info!(stream = %name, reason = %gap.reason, gap_ms = len_ms, "camera outage");
-                if gap.resume_pts.is_none() {
-                    continue;
-                }
-                let reason = format!("camera: {}", gap.reason);
-                recording
-                    .gap(gap.start_wall_us, gap.end_wall_us, reason)
-                    .await
-            }
-            IngestEvent::Discontinuity(d) => {
-                warn!(stream = %name, reason = %d.reason,
-                      "camera timestamps jumped; a new file starts at the next key frame");
-                recording.discontinuity(d.pts, d.reason).await
-            }
-        };
-        if let Err(e) = r {
-            warn!(stream = %name, "cannot pass an ingest event to the recording: {e}");
         }
     }
 }

@@ -44,7 +44,7 @@ pub mod storage;
 pub mod writer;
 
 pub use export::ExportPlan;
-pub use recorder::{Recorder, RecorderConfig, RecordingEvents, RecordingHandle};
+pub use recorder::{Recorder, RecorderConfig, RecordingHandle};
 
 #[cfg(test)]
 mod testutil;

@@ -1,18 +1,17 @@
 //! The [`Recorder`] facade: one per data directory. Opens and repairs the index, records
-//! hubs (the sans-IO segmenter in each stream's async task, its output — about one batch
-//! per fragment — through a bounded queue to the stream's writer on the blocking pool),
-//! takes the ingest's gap and discontinuity reports through the same task (so they are
-//! ordered with the frames), runs retention, plans exports. [`Recorder::open_read_only`] serves exports beside a live
-//! recorder.
+//! hubs (one async task per stream takes the hub's items in order — video, audio, gaps,
+//! discontinuities —, runs the sans-IO segmenter on them and hands its output, about one
+//! batch per fragment, to the stream's writer on the blocking pool), runs retention,
+//! plans exports. [`Recorder::open_read_only`] serves exports beside a live recorder.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
-use vigil_hub::Hub;
+use vigil_hub::{Hub, Item};
 
 use crate::archive::Archive;
 use crate::clock::{Clock, RealClock};
@@ -24,7 +23,6 @@ use crate::segment::{Event, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::StreamWriter;
 use crate::{check_name, Error};
-use vigil_media::audio::AudioFrame;
 
 /// File name of the index inside the data directory.
 pub const INDEX_FILE: &str = "index.sqlite3";
@@ -78,21 +76,7 @@ impl RecorderConfig {
     }
 }
 
-/// The ingest's reports and the stop request, to a stream's task.
-enum Report {
-    Gap {
-        start_wall_us: i64,
-        end_wall_us: i64,
-        reason: String,
-    },
-    Discontinuity {
-        pts: i64,
-        reason: String,
-    },
-    Stop,
-}
-
-/// What a stream's writer takes from its queue, in the order the task saw it.
+/// What a stream's writer carries out, in the order the stream's task saw it.
 enum Input {
     /// The segmenter's output for one input (files, fragments).
     Events(Vec<Event>),
@@ -110,61 +94,16 @@ enum Input {
 /// A running recording of one stream; dropping it does not stop it, [`stop`](Self::stop) does.
 pub struct RecordingHandle {
     task: tokio::task::JoinHandle<()>,
-    writer: tokio::task::JoinHandle<()>,
-    events: RecordingEvents,
+    stop: oneshot::Sender<()>,
 }
 
 impl RecordingHandle {
-    /// Where the ingest's reports for this stream go (cloneable, for an event task).
-    pub fn events(&self) -> RecordingEvents {
-        self.events.clone()
-    }
-
-    /// Stops recording: what is queued is written, the pending fragment too, and the file
-    /// is closed. Reports sent afterwards fail with [`Error::Stopped`]. Once it returns,
-    /// the same camera stream can be recorded again (a new file, after a gap row for the
-    /// time between).
-    pub async fn stop(mut self) {
-        // The task flushes its segmenter, then closes the queue: the writer ends after it.
-        let _ = self.events.tx.send(Report::Stop).await;
-        let _ = (&mut self.task).await;
-        let _ = (&mut self.writer).await;
-    }
-}
-
-/// Sends the ingest's reports about one stream to its writer, through the same queue as
-/// the frames: gaps into the index, discontinuities as a new file.
-#[derive(Clone)]
-pub struct RecordingEvents {
-    tx: mpsc::Sender<Report>,
-}
-
-impl RecordingEvents {
-    /// Records an outage: no footage from `start_wall_us` (the last access unit before it)
-    /// to `end_wall_us` (the first after), µs since the epoch, because of `reason`. One
-    /// gap row per outage whatever its length (see [`StreamWriter::record_gap`]).
-    pub async fn gap(
-        &self,
-        start_wall_us: i64,
-        end_wall_us: i64,
-        reason: impl Into<String>,
-    ) -> Result<(), Error> {
-        let input = Report::Gap {
-            start_wall_us,
-            end_wall_us,
-            reason: reason.into(),
-        };
-        self.tx.send(input).await.map_err(|_| Error::Stopped)
-    }
-
-    /// The camera's timestamps jumped at `pts` (re-based by the ingest): the recording
-    /// starts a new file at the first key frame at or after it, logged with `reason`.
-    pub async fn discontinuity(&self, pts: i64, reason: impl Into<String>) -> Result<(), Error> {
-        let input = Report::Discontinuity {
-            pts,
-            reason: reason.into(),
-        };
-        self.tx.send(input).await.map_err(|_| Error::Stopped)
+    /// Stops recording: what was taken from the hub is written, the pending fragment
+    /// too, and the file is closed. Once it returns, the same camera stream can be
+    /// recorded again (a new file, after a gap row for the time between).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
     }
 }
 
@@ -411,169 +350,53 @@ impl Recorder {
 
     /// Starts recording `hub` as `camera`/`stream`. Must be called inside a tokio runtime.
     ///
-    /// A task subscribes to the hub, runs the segmenter and sends its output (about one
-    /// fragment a second) through a bounded queue to the stream's writer, which runs on
-    /// tokio's blocking pool (file I/O and fsync block; at most a few streams' writers at
-    /// once, see [`RecorderConfig::write_slots`]; more when queues back up). If the
-    /// writers still fall behind, the
-    /// task waits, the hub subscriber lags and skips to the next key frame (logged by the
-    /// hub), so a slow disk costs frames, never memory.
+    /// A task subscribes to the hub, runs the segmenter and queues its output (about one
+    /// fragment a second) for the stream's writer, which runs on tokio's blocking pool
+    /// (file I/O and fsync block; at most a few streams' writers at once, see
+    /// [`RecorderConfig::write_slots`]; more when queues back up). If the writer still
+    /// falls behind, the queue fills, the task stops reading, the hub subscriber lags and
+    /// skips to the next key frame (logged by the hub), so a slow disk costs frames,
+    /// never memory.
+    ///
+    /// The task takes the hub's items in order: audio frames go into the same files (a
+    /// hub made with [`Hub::with_audio`] gives them an audio track), gaps become rows of
+    /// the index (one per outage, with the source's reason), discontinuities start a new
+    /// file.
     pub fn record(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
-        self.record_inner(camera, stream, hub, None)
+        self.record_inner(camera, stream, hub)
     }
 
-    /// [`record`](Self::record) with the stream's audio (the ingest's
-    /// `vigil_ingest::Ingest::subscribe_audio`) in the same files: an
-    /// audio track beside the video, its frames in the same queue as the access units. A
-    /// lagging audio receiver skips frames (the track then has a hole), never blocks video.
-    pub fn record_with_audio(
-        &self,
-        camera: &str,
-        stream: &str,
-        hub: Hub,
-        audio: broadcast::Receiver<AudioFrame>,
-    ) -> Result<RecordingHandle, Error> {
-        self.record_inner(camera, stream, hub, Some(audio))
-    }
-
-    fn record_inner(
-        &self,
-        camera: &str,
-        stream: &str,
-        hub: Hub,
-        audio: Option<broadcast::Receiver<AudioFrame>>,
-    ) -> Result<RecordingHandle, Error> {
+    fn record_inner(&self, camera: &str, stream: &str, hub: Hub) -> Result<RecordingHandle, Error> {
         self.writable()?;
         check_name(camera)?;
         check_name(stream)?;
-        // Released when the writer task ends (after the file is closed), or right here
-        // if the writer cannot be created.
+        // Released when the task ends (after the file is closed), or right here if the
+        // writer cannot be created.
         let registration = Registration::take(&self.recording, camera, stream)?;
         let writer = self.writer(camera, stream)?;
         if !self.committer.swap(true, Ordering::AcqRel) {
             spawn_committer(Arc::downgrade(&self.store));
         }
         let mut seg = Segmenter::new(self.config.segmenter());
-        seg.expect_audio(audio.is_some());
-        // Set by the writer after a write error closed the file: the task's segmenter
-        // forgets it, so that the next key frame starts a new one.
-        let reset = Arc::new(AtomicBool::new(false));
-        let reset_w = reset.clone();
+        seg.expect_audio(hub.has_audio());
         let capacity = (self.config.queue_len / 30).max(2);
-        let (tx, mut rx) = mpsc::channel::<Input>(capacity);
-        let backlog = BACKLOG.min(capacity);
-        let name = format!("{camera}/{stream}");
-        // The writer runs on tokio's shared blocking pool, one batch of what is queued at a
-        // time (about one fragment a second), instead of a thread per stream.
-        let slots = self.write_slots.clone();
-        let writer_task = tokio::spawn(async move {
+        let (stop, stopped) = oneshot::channel();
+        let stream = StreamTask {
+            name: format!("{camera}/{stream}"),
+            sub: hub.subscribe_bulk(),
+            seg,
+            queue: Vec::new(),
+            capacity,
+            backlog: BACKLOG.min(capacity),
+            slots: self.write_slots.clone(),
+        };
+        let task = tokio::spawn(async move {
             // Dropped when this task ends: after `finish`, so a new recording of the
             // stream starts after this one's last file is closed and indexed.
             let _registration = registration;
-            let mut writer = writer;
-            let mut batch = Vec::new();
-            while let Some(input) = rx.recv().await {
-                batch.push(input);
-                while let Ok(input) = rx.try_recv() {
-                    batch.push(input);
-                }
-                // Fragments, not inputs: a file start, a gap report and the first
-                // fragment arrive together at startup without anything being behind.
-                let behind = batch.iter().filter(|i| has_fragment(i)).count();
-                if behind >= backlog {
-                    if let Some(n) = slots.grow() {
-                        info!(
-                            "recording {name}: writer {behind} fragments behind (slow \
-                             storage?): {n} streams may now write at once"
-                        );
-                    }
-                }
-                let (n, reset_w) = (name.clone(), reset_w.clone());
-                // Never closed, so acquiring cannot fail; without a permit, write anyway.
-                let permit = slots.sem.clone().acquire_owned().await.ok();
-                let done = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    for input in batch.drain(..) {
-                        write_input(&mut writer, input, &reset_w, &n);
-                    }
-                    (writer, batch)
-                });
-                match done.await {
-                    Ok(back) => (writer, batch) = back,
-                    Err(e) => {
-                        warn!("recording {name}: writer failed: {e}");
-                        return;
-                    }
-                }
-            }
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = writer.finish() {
-                    warn!("recording {name}: {e}");
-                }
-            })
-            .await;
+            stream.run(writer, stopped).await;
         });
-        // Reports are few; a small queue is enough.
-        let (report_tx, mut reports) = mpsc::channel::<Report>(16);
-        let events = RecordingEvents {
-            tx: report_tx.clone(),
-        };
-        let mut sub = hub.subscribe_bulk();
-        let task = tokio::spawn(async move {
-            // Dropping every handle does not stop the recording: keep the queue open.
-            let _keep = report_tx;
-            let mut audio = audio;
-            let mut hub_open = true;
-            loop {
-                let mut out = Vec::new();
-                tokio::select! {
-                    au = sub.recv(), if hub_open => match au {
-                        Ok(au) => {
-                            take_reset(&reset, &mut seg);
-                            seg.push(au, &mut out);
-                        }
-                        // The hub is gone: wait for stop (reports still go through).
-                        Err(_) => hub_open = false,
-                    },
-                    frame = recv_audio(&mut audio) => {
-                        take_reset(&reset, &mut seg);
-                        seg.push_audio(frame, &mut out);
-                    }
-                    report = reports.recv() => {
-                        let input = match report {
-                            Some(Report::Gap { start_wall_us, end_wall_us, reason }) => Input::Gap {
-                                start_wall_us,
-                                end_wall_us,
-                                reason,
-                            },
-                            Some(Report::Discontinuity { pts, reason }) => {
-                                seg.mark_discontinuity(pts);
-                                Input::Discontinuity { pts, reason }
-                            }
-                            Some(Report::Stop) | None => break,
-                        };
-                        if tx.send(input).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                if !out.is_empty() && tx.send(Input::Events(out)).await.is_err() {
-                    break;
-                }
-            }
-            // Stopping: the pending fragment is written and the file closed.
-            take_reset(&reset, &mut seg);
-            let mut out = Vec::new();
-            seg.finish(&mut out);
-            if !out.is_empty() {
-                let _ = tx.send(Input::Events(out)).await;
-            }
-        });
-        Ok(RecordingHandle {
-            task,
-            writer: writer_task,
-            events,
-        })
+        Ok(RecordingHandle { task, stop })
     }
 
     fn stream_id(&self, camera: &str, stream: &str) -> Result<i64, Error> {
@@ -693,53 +516,202 @@ fn spawn_committer(store: std::sync::Weak<Archive>) {
     });
 }
 
-/// Carries out one queued input on the stream's writer (blocking).
-fn write_input(writer: &mut StreamWriter, input: Input, reset: &AtomicBool, name: &str) {
-    let r = match input {
+/// Carries out one queued input on the stream's writer (blocking). Returns false if the
+/// writer closed its file after an error (the segmenter must then forget it).
+fn write_input(writer: &mut StreamWriter, input: Input, name: &str) -> bool {
+    let (r, ok) = match input {
         Input::Events(mut events) => {
             let r = writer.apply_events(&mut events);
-            if r.is_err() {
-                reset.store(true, Ordering::Release);
-            }
-            r
+            let ok = r.is_ok();
+            (r, ok)
         }
         Input::Gap {
             start_wall_us,
             end_wall_us,
             reason,
-        } => writer.record_gap(start_wall_us, end_wall_us, &reason),
+        } => (writer.record_gap(start_wall_us, end_wall_us, &reason), true),
         Input::Discontinuity { pts, reason } => {
             // For the log line of the cut (the task's segmenter cuts).
             writer.discontinuity(pts, &reason);
-            Ok(())
+            (Ok(()), true)
         }
     };
     if let Err(e) = r {
         warn!("recording {name}: {e}");
     }
+    ok
 }
 
-/// Forgets the segmenter's open file if the writer closed it after an error.
-fn take_reset(reset: &AtomicBool, seg: &mut Segmenter) {
-    if reset.swap(false, Ordering::Acquire) {
-        seg.reset();
-    }
+/// One stream's recording: takes the hub's items, runs the segmenter and keeps the
+/// writer busy with one batch at a time on the blocking pool. Segmenter and writer
+/// results meet in this one task, so a write error that closed the file resets the
+/// segmenter right when the batch comes back (the next key frame starts a new file;
+/// what the segmenter produced for the closed file meanwhile is dropped by the writer).
+struct StreamTask {
+    name: String,
+    sub: vigil_hub::Subscriber,
+    seg: Segmenter,
+    /// What the writer has not been given yet, in order.
+    queue: Vec<Input>,
+    /// Fragments the queue may hold (one more, see `run`) before the task stops reading
+    /// the hub.
+    capacity: usize,
+    /// Fragments in one batch that mean the writer fell behind.
+    backlog: usize,
+    slots: Arc<WriteSlots>,
 }
 
-/// The next audio frame; pends forever without audio or once the sender is gone (video
-/// goes on). Lagging skips what was lost.
-async fn recv_audio(rx: &mut Option<broadcast::Receiver<AudioFrame>>) -> AudioFrame {
-    loop {
-        let Some(r) = rx.as_mut() else {
-            return std::future::pending().await;
-        };
-        match r.recv().await {
-            Ok(f) => return f,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!("recording audio: {n} frames skipped (the writer fell behind)");
+/// A writer batch running on the blocking pool; gives back the writer, the emptied batch
+/// (its allocation is reused) and whether every input went through.
+type InFlight = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<(StreamWriter, Vec<Input>, bool)>> + Send>,
+>;
+
+impl StreamTask {
+    async fn run(mut self, writer: StreamWriter, mut stop: oneshot::Receiver<()>) {
+        let mut idle = Some((writer, Vec::new()));
+        let mut in_flight: Option<InFlight> = None;
+        let mut hub_open = true;
+        // Dropping the handle does not stop the recording.
+        let mut handle_gone = false;
+        loop {
+            if in_flight.is_none() && !self.queue.is_empty() {
+                if let Some((writer, batch)) = idle.take() {
+                    in_flight = Some(self.dispatch(writer, batch));
+                }
             }
-            Err(broadcast::error::RecvError::Closed) => *rx = None,
+            // As many as a channel of `capacity` entries plus the one its sender holds.
+            let room = self.fragments_queued() <= self.capacity;
+            tokio::select! {
+                item = self.sub.recv(), if hub_open && room => match item {
+                    Ok(item) => self.take(item),
+                    // The hub is gone: wait for stop, writing what is queued.
+                    Err(_) => hub_open = false,
+                },
+                done = async { in_flight.as_mut()?.await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    match done {
+                        Some((writer, batch, ok)) => {
+                            if !ok {
+                                self.seg.reset();
+                            }
+                            idle = Some((writer, batch));
+                        }
+                        None => return,
+                    }
+                }
+                r = &mut stop, if !handle_gone => match r {
+                    Ok(()) => break,
+                    Err(_) => handle_gone = true,
+                },
+            }
         }
+        // Stopping: what is queued is written, then the pending fragment, and the file
+        // is closed.
+        if let Some(f) = in_flight.take() {
+            match f.await {
+                Some((writer, batch, ok)) => {
+                    if !ok {
+                        self.seg.reset();
+                    }
+                    idle = Some((writer, batch));
+                }
+                None => return,
+            }
+        }
+        let Some((mut writer, _)) = idle else { return };
+        let mut out = Vec::new();
+        self.seg.finish(&mut out);
+        if !out.is_empty() {
+            self.queue.push(Input::Events(out));
+        }
+        let (queue, name) = (std::mem::take(&mut self.queue), self.name.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            for input in queue {
+                write_input(&mut writer, input, &name);
+            }
+            if let Err(e) = writer.finish() {
+                warn!("recording {name}: {e}");
+            }
+        })
+        .await;
+    }
+
+    /// Runs one item through the segmenter into the queue.
+    fn take(&mut self, item: Item) {
+        let mut out = Vec::new();
+        match item {
+            Item::Video(au) => self.seg.push(au, &mut out),
+            Item::Audio(frame) => self.seg.push_audio(frame, &mut out),
+            // An outage still open when the source stopped is not written: the recording
+            // stops with it, and the next start records the time between as "not
+            // recording".
+            Item::Gap(gap) if gap.resume_pts.is_none() => {}
+            Item::Gap(gap) => {
+                let len_ms = gap.end_wall_us.saturating_sub(gap.start_wall_us) / 1000;
+                info!(stream = %self.name, reason = %gap.reason, gap_ms = len_ms, "camera outage");
+                self.queue.push(Input::Gap {
+                    start_wall_us: gap.start_wall_us,
+                    end_wall_us: gap.end_wall_us,
+                    reason: format!("camera: {}", gap.reason),
+                });
+            }
+            Item::Discontinuity(d) => {
+                warn!(stream = %self.name, reason = %d.reason,
+                      "camera timestamps jumped; a new file starts at the next key frame");
+                self.seg.mark_discontinuity(d.pts);
+                self.queue.push(Input::Discontinuity {
+                    pts: d.pts,
+                    reason: d.reason,
+                });
+            }
+        }
+        if !out.is_empty() {
+            self.queue.push(Input::Events(out));
+        }
+    }
+
+    fn fragments_queued(&self) -> usize {
+        self.queue.iter().filter(|i| has_fragment(i)).count()
+    }
+
+    /// Hands the queue to the writer on the blocking pool, once a write slot is free.
+    fn dispatch(&mut self, mut writer: StreamWriter, mut batch: Vec<Input>) -> InFlight {
+        std::mem::swap(&mut batch, &mut self.queue);
+        // Fragments, not inputs: a file start, a gap report and the first fragment
+        // arrive together at startup without anything being behind.
+        let behind = batch.iter().filter(|i| has_fragment(i)).count();
+        if behind >= self.backlog {
+            if let Some(n) = self.slots.grow() {
+                info!(
+                    "recording {}: writer {behind} fragments behind (slow storage?): {n} \
+                     streams may now write at once",
+                    self.name
+                );
+            }
+        }
+        let (name, slots) = (self.name.clone(), self.slots.clone());
+        Box::pin(async move {
+            // Never closed, so acquiring cannot fail; without a permit, write anyway.
+            let permit = slots.sem.clone().acquire_owned().await.ok();
+            let n = name.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let mut ok = true;
+                for input in batch.drain(..) {
+                    ok &= write_input(&mut writer, input, &n);
+                }
+                (writer, batch, ok)
+            })
+            .await;
+            match done {
+                Ok(back) => Some(back),
+                Err(e) => {
+                    warn!("recording {name}: writer failed: {e}");
+                    None
+                }
+            }
+        })
     }
 }
 

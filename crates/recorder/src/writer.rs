@@ -30,16 +30,14 @@ use crate::segment::{file_path, EndReason, Event, FragmentOut, Segmenter, Segmen
 use crate::storage::{is_no_space, WriteFile};
 use crate::Error;
 
-/// The stream's latest gap row, so that one outage seen from both sides (the ingest's
-/// report and the writer's own timestamp jump) becomes one row.
+/// The ingest's latest gap row, so that the file break the same outage causes (the
+/// writer's own gap, which comes after it) updates it instead of adding a second row.
 #[derive(Clone, Debug)]
 struct LastGap {
     id: i64,
     start: i64,
     end: i64,
     reason: String,
-    /// The ingest reported it (its reason is the row's).
-    from_ingest: bool,
 }
 
 struct OpenFile {
@@ -142,10 +140,11 @@ impl StreamWriter {
     ///
     /// Whatever the outage's length, the index gets one row with this reason: a long
     /// outage also ends the file (the ingest advances pts by the outage, which the
-    /// segmenter sees as a forward jump); that gap and this report, in either order, are
-    /// merged into one row with the file boundaries' range (exact against the recordings)
-    /// and the ingest's reason. A short one stays inside the file (its last picture is
-    /// held) and only this row tells that the camera was gone.
+    /// segmenter sees as a forward jump); that file break, which comes after this report
+    /// (the hub delivers the gap before the first access unit after it), updates the row
+    /// to the file boundaries' range (exact against the recordings) and keeps the
+    /// ingest's reason. A short one stays inside the file (its last picture is held) and
+    /// only this row tells that the camera was gone.
     pub fn record_gap(
         &mut self,
         start_wall_us: i64,
@@ -166,8 +165,9 @@ impl StreamWriter {
         self.seg.mark_discontinuity(pts);
     }
 
-    /// Inserts a gap row, or merges it with the latest one when both describe the same
-    /// outage from the two sides (ingest report, writer's own file break).
+    /// Inserts a gap row; a file break (`from_ingest` false) that overlaps the ingest's
+    /// latest report of an outage updates that row instead: the writer's range matches
+    /// the files, the ingest's reason is the real one.
     fn note_gap(
         &mut self,
         start: i64,
@@ -175,32 +175,21 @@ impl StreamWriter {
         reason: &str,
         from_ingest: bool,
     ) -> Result<(), Error> {
-        let same = self
-            .last_gap
-            .take()
-            .filter(|g| g.from_ingest != from_ingest && start <= g.end && g.start <= end);
+        let reported = self.last_gap.take();
         let mut db = self.store.index();
-        match same {
-            Some(g) => {
-                // The writer's range matches the files; the ingest's reason is the real one.
-                let (s, e, why) = if from_ingest {
-                    (g.start, g.end, reason)
-                } else {
-                    (start, end, g.reason.as_str())
-                };
-                db.update_gap(g.id, s, e, why)?;
-                // Both sides seen: a later row is about another outage, so last_gap
-                // stays empty.
-            }
+        match reported.filter(|g| !from_ingest && start <= g.end && g.start <= end) {
+            // One outage seen from both sides: a later break is about another one.
+            Some(g) => db.update_gap(g.id, start, end, &g.reason)?,
             None => {
                 let id = db.insert_gap(self.stream_id, start, end, reason)?;
-                self.last_gap = Some(LastGap {
-                    id,
-                    start,
-                    end,
-                    reason: reason.to_owned(),
-                    from_ingest,
-                });
+                if from_ingest {
+                    self.last_gap = Some(LastGap {
+                        id,
+                        start,
+                        end,
+                        reason: reason.to_owned(),
+                    });
+                }
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vigil_hub::Hub;
+use vigil_hub::{Hub, Item};
 use vigil_media::AccessUnit;
 
 /// Most access units buffered while idle, whatever the pre-roll (a camera that never sends
@@ -177,11 +177,18 @@ pub fn spawn_gate(
         loop {
             tokio::select! {
                 r = sub.recv() => match r {
-                    Ok(au) => {
+                    Ok(Item::Video(au)) => {
                         if let Some(au) = gate.push(au) {
                             out.publish(au);
                         }
                     }
+                    // The rest passes as it comes, whatever the gate's state: audio
+                    // without its video is dropped by the recorder's segmenter, and gaps
+                    // and discontinuities are facts about the stream that the recording
+                    // must see (they reached it directly before the hub carried them).
+                    Ok(Item::Audio(f)) => out.publish_audio(f),
+                    Ok(Item::Gap(g)) => out.publish_gap(g),
+                    Ok(Item::Discontinuity(d)) => out.publish_discontinuity(d),
                     Err(_) => break,
                 },
                 changed = active.changed(), if watching => {
@@ -351,13 +358,44 @@ mod tests {
         source.publish(au(15));
         let mut got = Vec::new();
         while got.len() < 6 {
-            let a = tokio::time::timeout(Duration::from_secs(2), out_sub.recv())
+            let a = tokio::time::timeout(Duration::from_secs(2), out_sub.recv_video())
                 .await
                 .unwrap()
                 .unwrap();
             got.push(a);
         }
         assert_eq!(frames(&got), (10..=15).collect::<Vec<_>>());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn gaps_pass_the_gate_while_it_holds_the_video_back() {
+        let source = Hub::new("src", 64);
+        let out = Hub::new("out", 64);
+        let (_tx, rx) = watch::channel(false);
+        let mut out_sub = out.subscribe_bulk();
+        let task = spawn_gate(
+            source.clone(),
+            out.clone(),
+            Duration::ZERO,
+            Duration::ZERO,
+            rx,
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        source.publish(au(0));
+        let gap = vigil_hub::Gap {
+            start_wall_us: 0,
+            end_wall_us: 5_000_000,
+            resume_pts: Some(450_000),
+            reason: "camera closed the stream".into(),
+        };
+        source.publish_gap(gap.clone());
+        let got = tokio::time::timeout(Duration::from_secs(2), out_sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(got, Item::Gap(g) if g == gap));
+        assert_eq!(out.published(), 0, "no video while idle");
         task.abort();
     }
 }

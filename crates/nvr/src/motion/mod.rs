@@ -174,7 +174,7 @@ pub fn spawn_motion(
         loop {
             let au = tokio::select! {
                 _ = &mut stop_rx => break,
-                r = sub.recv() => match r {
+                r = sub.recv_video() => match r {
                     Ok(au) => au,
                     Err(_) => break,
                 },
