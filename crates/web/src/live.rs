@@ -248,7 +248,7 @@ async fn forward(
         let mut catch_up = sub.pending();
         loop {
             tokio::select! {
-                r = sub.recv() => match r {
+                r = sub.recv_video() => match r {
                     Ok(au) => {
                         let out = muxer.push(&au, now_us());
                         if catch_up > 0 {
