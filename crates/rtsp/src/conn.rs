@@ -172,7 +172,11 @@ impl<S: AsyncWrite + Unpin> Conn<'_, S> {
                     tracing::info!(peer = %self.ctx.peer, session = %session, user = %s.user, mount = %s.mount, "RTSP PLAY");
                     let forwarder =
                         spawn_forwarder(hub, session.clone(), generation, self.events.clone());
-                    self.io.entry(session).or_default().forwarder = Some(forwarder);
+                    let io = self.io.entry(session).or_default();
+                    // Its access units would be dropped anyway (older generation).
+                    if let Some(old) = io.forwarder.replace(forwarder) {
+                        old.abort();
+                    }
                 }
                 Output::Unsubscribe { session } => {
                     if let Some(f) = self.io.get_mut(&session).and_then(|io| io.forwarder.take()) {
