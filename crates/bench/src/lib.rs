@@ -9,7 +9,7 @@
 //!   `ffmpeg -c copy -f segment` per camera (what Frigate runs), 1, 16 and 64 streams, with a
 //!   check from the index that no frame was lost.
 //!
-//! The library holds the pieces they use: a deliberately small RTSP client ([`rtsp_client`]), an
+//! The library holds the pieces they use (the RTSP client is `vigil_testkit::rtsp::play`): an
 //! RTP H.264 depacketizer ([`depacketize`]), `/proc` sampling ([`procstat`]), guards that start
 //! and always stop the servers ([`servers`]) and other children ([`children`]), and a frame count
 //! from the recorder's index ([`recindex`]). None of this runs in `cargo test` except unit tests
@@ -20,7 +20,6 @@ pub mod children;
 pub mod depacketize;
 pub mod procstat;
 pub mod recindex;
-pub mod rtsp_client;
 pub mod servers;
 
 /// Errors of the benchmark harness.
@@ -34,9 +33,6 @@ pub enum BenchError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The server said something we could not use.
-    #[error("RTSP: {0}")]
-    Rtsp(String),
     /// A server process did not come up.
     #[error("server: {0}")]
     Server(String),

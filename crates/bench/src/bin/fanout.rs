@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use vigil_bench::procstat;
-use vigil_bench::rtsp_client::{self, Credentials};
 use vigil_bench::servers::{self, ServerGuard};
+use vigil_testkit::rtsp::{self, digest::Credentials};
 
 #[derive(Parser, Debug)]
 #[command(about = "RTSP fan-out: CPU per client, Vigil vs GStreamer, same file, same clients")]
@@ -118,7 +118,7 @@ async fn measure(
             ready_tx.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            match rtsp_client::play(&url, &creds).await {
+            match rtsp::play::play(&url, &creds).await {
                 Ok(playing) => {
                     let _ = ready.send(Ok(())).await;
                     let _ = playing.count_rtp_bytes(&counter).await;

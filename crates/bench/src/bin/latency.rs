@@ -17,9 +17,9 @@ use clap::Parser;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource as _;
 use vigil_bench::depacketize::{parse_rtp, Depacketizer};
-use vigil_bench::rtsp_client::{self, Credentials};
 use vigil_bench::{percentile, servers};
 use vigil_camera::testsrc::read_code;
+use vigil_testkit::rtsp::{self, digest::Credentials};
 
 #[derive(Parser, Debug)]
 #[command(about = "Capture-to-decoded latency of vigil's test-pattern camera over RTSP/TCP")]
@@ -97,9 +97,9 @@ impl Stats {
 
 /// This crate's client: RTP/TCP → depacketize → openh264 → read the code.
 async fn own_client(url: &str, creds: &Credentials, args: &Args) -> anyhow::Result<Stats> {
-    let mut playing = rtsp_client::play(url, creds).await?;
+    let mut playing = rtsp::play::play(url, creds).await?;
     let mut decoder = Decoder::new().context("creating the openh264 decoder")?;
-    for ps in rtsp_client::sprop_parameter_sets(&playing.sdp) {
+    for ps in rtsp::sprop_parameter_sets(&playing.sdp) {
         let mut nal = vec![0, 0, 0, 1];
         nal.extend_from_slice(&ps);
         let _ = decoder.decode(&nal);
