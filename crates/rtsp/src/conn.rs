@@ -154,10 +154,11 @@ struct Conn<'a, S> {
 }
 
 impl<S: AsyncWrite + Unpin> Conn<'_, S> {
-    /// Carries out everything the media core asks for.
-    async fn drain_media(&mut self) -> Result<(), String> {
-        while let Some(output) = self.media.poll_output() {
-            match output {
+    /// Carries out everything the media core asks for; returns when to wake it next.
+    async fn drain_media(&mut self) -> Result<Instant, String> {
+        loop {
+            match self.media.poll_output() {
+                Output::Timeout(at) => return Ok(at),
                 Output::Transmit(t) => self.transmit(t).await?,
                 Output::Subscribe {
                     session,
@@ -192,7 +193,6 @@ impl<S: AsyncWrite + Unpin> Conn<'_, S> {
                 }
             }
         }
-        Ok(())
     }
 
     async fn transmit(&mut self, t: Transmit) -> Result<(), String> {
@@ -297,6 +297,8 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
         dgram: Vec::with_capacity(1500),
     };
     let mut last_request: Option<Instant> = None;
+    // The media core's next wake-up ([`Output::Timeout`]), refreshed after every input.
+    let mut report_due = started;
     let result: Result<(), String> = 'conn: loop {
         // Handle every complete item already buffered.
         loop {
@@ -318,8 +320,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
                         });
                     }
                     buf.drain(..payload.end);
-                    if let Err(e) = conn.drain_media().await {
-                        break 'conn Err(e);
+                    match conn.drain_media().await {
+                        Ok(at) => report_due = at,
+                        Err(e) => break 'conn Err(e),
                     }
                 }
                 Ok(Parsed::Request(req, n)) => {
@@ -357,8 +360,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
                         break 'conn Err(e);
                     }
                     apply(&reply.effect, &mut conn);
-                    if let Err(e) = conn.drain_media().await {
-                        break 'conn Err(e);
+                    match conn.drain_media().await {
+                        Ok(at) => report_due = at,
+                        Err(e) => break 'conn Err(e),
                     }
                 }
                 Err(e) => {
@@ -378,7 +382,6 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
                 .next_expiry()
                 .unwrap_or_else(|| Instant::now() + opts.idle_timeout),
         };
-        let report_due = conn.media.poll_timeout();
         buf.reserve(4096);
         tokio::select! {
             r = conn.stream.read_buf(&mut buf) => match r {
@@ -392,8 +395,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
             },
             Some(ev) = rx.recv() => {
                 on_event(ev, &mut conn);
-                if let Err(e) = conn.drain_media().await {
-                    break 'conn Err(e);
+                match conn.drain_media().await {
+                    Ok(at) => report_due = at,
+                    Err(e) => break 'conn Err(e),
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -407,12 +411,17 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, secure: bo
                     tracing::info!(%peer, session = %id, "RTSP session timed out");
                     conn.media.handle_input(Input::Teardown { session: &id });
                 }
-                if let Err(e) = conn.drain_media().await {
-                    break 'conn Err(e);
+                match conn.drain_media().await {
+                    Ok(at) => report_due = at,
+                    Err(e) => break 'conn Err(e),
                 }
             }
             _ = tokio::time::sleep_until(report_due.into()) => {
                 conn.media.handle_input(Input::Timeout(Instant::now()));
+                match conn.drain_media().await {
+                    Ok(at) => report_due = at,
+                    Err(e) => break 'conn Err(e),
+                }
             }
             r = shutdown.changed() => {
                 if r.is_err() || *shutdown.borrow() {

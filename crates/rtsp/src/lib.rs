@@ -16,8 +16,9 @@
 //!         buf.drain(..n)
 //!     }
 //!     access unit from a playing session's hub ──► media.handle_input(AccessUnit)
-//!     media.poll_timeout() reached ──► media.handle_input(Timeout(now))  // sender reports due
-//!     while let Some(out) = media.poll_output() { transmit / (un)subscribe / forget session }
+//!     deadline reached ──► media.handle_input(Timeout(now))             // sender reports due
+//!     after each input: media.poll_output() until Output::Timeout(deadline), doing each
+//!         Transmit (interleaved or UDP), Subscribe / Unsubscribe (hub forwarder), Ended
 //!     conn_state.expire(now) tears down idle sessions
 //! }
 //! ```

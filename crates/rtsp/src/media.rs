@@ -7,14 +7,15 @@
 //! ```text
 //! core.handle_input(Input::Play { .. } | Input::AccessUnit { .. } | Input::Rtcp { .. }
 //!                   | Input::Timeout(now) | Input::Pause { .. } | Input::Teardown { .. });
-//! while let Some(out) = core.poll_output() {
-//!     match out {
+//! let deadline = loop {
+//!     match core.poll_output() {
 //!         Output::Transmit(t) => write t.packets to the connection or the UDP port t.to,
 //!         Output::Subscribe { .. } / Output::Unsubscribe { .. } => start / stop the hub forwarder,
 //!         Output::Ended { .. } => forget the session (its sockets, its forwarder),
+//!         Output::Timeout(at) => break at,
 //!     }
-//! }
-//! sleep until core.poll_timeout(), then feed Input::Timeout(now)
+//! };
+//! wait for the next input, or until `deadline` and then feed Input::Timeout(now)
 //! ```
 //!
 //! The tokio edge (`conn.rs`) only moves bytes and access units; everything it used to
@@ -73,7 +74,7 @@ pub enum Input<'a> {
         /// The packet as received.
         data: &'a [u8],
     },
-    /// The time is now `now` (at or after [`MediaCore::poll_timeout`]).
+    /// The time is now `now` (at or after the last [`Output::Timeout`]).
     Timeout(Instant),
 }
 
@@ -130,9 +131,12 @@ pub struct Transmit {
     pub packets: Vec<Packet>,
 }
 
-/// What the edge must do.
+/// What the edge must do. [`MediaCore::poll_output`] returns these until it returns
+/// [`Output::Timeout`], which means "nothing more until the next input or that time".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// Nothing more to do now; feed [`Input::Timeout`] at this time at the latest.
+    Timeout(Instant),
     /// Send packets.
     Transmit(Transmit),
     /// Start delivering the session's stream as [`Input::AccessUnit`] with `generation`.
@@ -242,14 +246,11 @@ impl MediaCore {
         )
     }
 
-    /// When to feed [`Input::Timeout`] next.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next_report
-    }
-
-    /// The next thing the edge must do, if any.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+    /// The next thing the edge must do; [`Output::Timeout`] once everything is done.
+    pub fn poll_output(&mut self) -> Output {
+        self.outputs
+            .pop_front()
+            .unwrap_or(Output::Timeout(self.next_report))
     }
 
     /// Feeds one input; its results come out of [`MediaCore::poll_output`].

@@ -82,13 +82,13 @@ impl Fixture {
             transport,
         });
         let generation = match core.poll_output() {
-            Some(Output::Subscribe {
+            Output::Subscribe {
                 session,
                 generation,
-            }) if session == "s" => generation,
+            } if session == "s" => generation,
             other => panic!("PLAY must subscribe, got {other:?}"),
         };
-        assert_eq!(core.poll_output(), None);
+        assert_eq!(core.poll_output(), Output::Timeout(t0));
         (
             Fixture {
                 core,
@@ -108,8 +108,20 @@ impl Fixture {
         self.outputs()
     }
 
+    /// Everything up to the [`Output::Timeout`], which is left out.
     fn outputs(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.core.poll_output()).collect()
+        std::iter::from_fn(|| match self.core.poll_output() {
+            Output::Timeout(_) => None,
+            o => Some(o),
+        })
+        .collect()
+    }
+
+    fn timeout(&mut self) -> Instant {
+        match self.core.poll_output() {
+            Output::Timeout(at) => at,
+            other => panic!("expected the timeout, got {other:?}"),
+        }
     }
 
     fn pause(&mut self) {
@@ -271,7 +283,7 @@ fn payloads_are_shared_with_the_access_unit_not_copied() {
 #[test]
 fn sender_reports_follow_play_and_the_report_timer() {
     let (mut fx, _) = Fixture::playing(TCP);
-    assert_eq!(fx.core.poll_timeout(), fx.t0, "the timer fires at once");
+    assert_eq!(fx.timeout(), fx.t0, "the timer fires at once");
     let first = frames(&fx.send(&au(0, true, 100)));
     let sr = reports(&first);
     assert_eq!(sr.len(), 1, "report with the first access unit after PLAY");
@@ -289,8 +301,11 @@ fn sender_reports_follow_play_and_the_report_timer() {
     assert!(reports(&frames(&fx.send(&au(1, false, 100)))).is_empty());
     // The timer's first tick (at creation) marks a report due again.
     fx.core.handle_input(Input::Timeout(fx.t0));
-    assert_eq!(fx.core.poll_timeout(), fx.t0 + INTERVAL);
-    assert_eq!(fx.outputs(), vec![], "a tick sends nothing by itself");
+    assert_eq!(
+        fx.timeout(),
+        fx.t0 + INTERVAL,
+        "a tick sends nothing by itself"
+    );
     let sr = reports(&frames(&fx.send(&au(2, false, 100))));
     assert_eq!(sr.len(), 1);
     assert_eq!(sr[0].rtp_ts, SEED.ts_offset.wrapping_add(2 * 3600));
@@ -303,7 +318,7 @@ fn sender_reports_follow_play_and_the_report_timer() {
     fx.core.handle_input(Input::Timeout(
         fx.t0 + INTERVAL * 3 + Duration::from_millis(1),
     ));
-    assert_eq!(fx.core.poll_timeout(), fx.t0 + INTERVAL * 4);
+    assert_eq!(fx.timeout(), fx.t0 + INTERVAL * 4);
     assert_eq!(reports(&frames(&fx.send(&au(5, false, 100)))).len(), 1);
     assert!(reports(&frames(&fx.send(&au(6, false, 100)))).is_empty());
 }
@@ -478,7 +493,7 @@ fn sessions_are_independent() {
         session: "t",
         transport: SessionTransport::Tcp { channels: (0, 1) },
     });
-    let Some(Output::Subscribe { generation, .. }) = fx.core.poll_output() else {
+    let Output::Subscribe { generation, .. } = fx.core.poll_output() else {
         panic!("no subscribe");
     };
     fx.core.handle_input(Input::AccessUnit {
