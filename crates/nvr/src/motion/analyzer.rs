@@ -15,9 +15,6 @@ use vigil_motion::{FrameResult, MotionDetector, MotionEvent, Scope};
 use super::settings::motion_config;
 use crate::{MotionSettings, NvrError};
 
-/// H.264 NAL unit type of a sequence parameter set (ITU-T H.264 Table 7-1).
-const NAL_SPS: u8 = 7;
-
 /// One analysed picture.
 #[derive(Debug)]
 pub struct Analysed {
@@ -227,22 +224,7 @@ impl Analyzer {
         self.stats.decoded += 1;
         let out = match &mut self.backend {
             Backend::OpenH264(decoder) => {
-                self.annexb.clear();
-                if au.key
-                    && !au
-                        .nal_units()
-                        .any(|n| n.first().map(|b| b & 0x1f) == Some(NAL_SPS))
-                {
-                    for ps in [&au.params.sps, &au.params.pps] {
-                        self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-                        self.annexb.extend_from_slice(ps);
-                    }
-                }
-                // ITU-T H.264 Annex B: each NAL unit behind a start code.
-                for nal in au.nal_units() {
-                    self.annexb.extend_from_slice(&[0, 0, 0, 1]);
-                    self.annexb.extend_from_slice(nal);
-                }
+                au.write_decoder_input(&mut self.annexb);
                 match decoder.decode(&self.annexb) {
                     Ok(Some(yuv)) => {
                         let (w, h) = yuv.dimensions();

@@ -4,8 +4,8 @@
 //!
 //! One thread per decoder (`thread_count` 1, like `ffmpeg -threads 1`): the motion worker is
 //! already one thread per camera, and frame threading would add a picture of latency per
-//! thread. The access units (4-byte length prefixes) are rewritten to Annex B with the
-//! parameter sets before each key frame, so no `extradata` is needed and a camera changing its
+//! thread. The access units go in as [`AccessUnit::write_decoder_input`] writes them (Annex B,
+//! parameter sets before each key frame), so no `extradata` is needed and a camera changing its
 //! parameter sets mid-stream just works. Only the luma plane is read, in place, with its stride.
 
 use ff::codec::threading;
@@ -14,49 +14,6 @@ use ffmpeg_next as ff;
 use vigil_media::{AccessUnit, Codec};
 
 use super::analyzer::Picture;
-
-/// H.264 NAL unit type of a sequence parameter set (ITU-T H.264 Table 7-1).
-const H264_SPS: u8 = 7;
-/// H.265 NAL unit type of a video parameter set (ITU-T H.265 Table 7-1; SPS 33, PPS 34).
-const H265_VPS: u8 = 32;
-
-/// The NAL unit type of `nal` in `codec`'s header layout (H.264 §7.3.1: 5 low bits of one
-/// byte; H.265 §7.3.1.2: 6 bits after the forbidden bit of a 2-byte header).
-fn nal_type(codec: Codec, nal: &[u8]) -> Option<u8> {
-    let h = *nal.first()?;
-    Some(match codec {
-        Codec::H264 => h & 0x1f,
-        Codec::H265 => (h >> 1) & 0x3f,
-    })
-}
-
-/// `au` as an Annex B byte stream into `out` (ITU-T H.264 / H.265 Annex B): a key frame that
-/// does not carry its parameter sets gets the stream's (VPS,) SPS and PPS first.
-pub(super) fn to_annexb(au: &AccessUnit, out: &mut Vec<u8>) {
-    out.clear();
-    let codec = au.params.codec;
-    let first_ps = match codec {
-        Codec::H264 => H264_SPS,
-        Codec::H265 => H265_VPS,
-    };
-    if au.key
-        && !au
-            .nal_units()
-            .any(|n| nal_type(codec, n).is_some_and(|t| t == first_ps || t == first_ps + 1))
-    {
-        let p = &au.params;
-        for ps in p.vps.iter().chain([&p.sps, &p.pps]) {
-            if !ps.is_empty() {
-                out.extend_from_slice(&[0, 0, 0, 1]);
-                out.extend_from_slice(ps);
-            }
-        }
-    }
-    for nal in au.nal_units() {
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-    }
-}
 
 /// Pixel formats whose plane 0 is 8-bit luma, one byte per pixel (what the detector reads).
 /// 10-bit H.265 (Main 10) is not among them: it is refused, not misread.
@@ -143,7 +100,7 @@ impl LibavDecoder {
         let Some((_, dec)) = self.open.as_mut() else {
             return Ok(None);
         };
-        to_annexb(au, &mut self.annexb);
+        au.write_decoder_input(&mut self.annexb);
         let mut pkt = ff::Packet::copy(&self.annexb);
         pkt.set_pts(Some(au.capture_us));
         dec.send_packet(&pkt)
