@@ -33,6 +33,63 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// Why a camera stream's settings cannot be ingested. The messages never echo the URL: it
+/// may hold a password, possibly in a shape the parser does not recognise.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CameraUrlError {
+    /// The URL does not parse.
+    #[error("URL is not a URL ({0})")]
+    NotAUrl(url::ParseError),
+    /// Not `rtsp://`.
+    #[error("URL must start with rtsp:// (got {0}://)")]
+    NotRtsp(String),
+    /// `rtsp:///path` and the like.
+    #[error("URL has no host")]
+    NoHost,
+    /// A password (in the URL or the settings) but no user name.
+    #[error("password without username")]
+    PasswordWithoutUsername,
+}
+
+/// The one check of a camera stream's URL (the configuration file, the camera store and
+/// the running NVR all use it): an `rtsp://` URL with a host. Surrounding blanks are
+/// ignored; user information is left in place (see [`IngestConfig::for_camera`]).
+pub fn camera_url(url: &str) -> Result<Url, CameraUrlError> {
+    let u = Url::parse(url.trim()).map_err(CameraUrlError::NotAUrl)?;
+    if u.scheme() != "rtsp" {
+        return Err(CameraUrlError::NotRtsp(u.scheme().to_owned()));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(CameraUrlError::NoHost);
+    }
+    Ok(u)
+}
+
+/// One stream of a camera as the configuration file and the camera store describe it.
+#[derive(Clone, Copy, Debug)]
+pub struct CameraStream<'a> {
+    /// The camera's name.
+    pub camera: &'a str,
+    /// `main` or `sub`.
+    pub stream: &'a str,
+    /// The stream's URL, possibly with credentials in it.
+    pub url: &'a str,
+    /// User name; wins over one in the URL.
+    pub username: Option<&'a str>,
+    /// Password; wins over one in the URL.
+    pub password: Option<&'a str>,
+    /// RTP transport.
+    pub transport: Transport,
+    /// Whether to set up the camera's audio too.
+    pub audio: bool,
+}
+
+impl fmt::Display for CameraStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "camera {:?}: {}", self.camera, self.stream)
+    }
+}
+
 /// One camera stream to ingest.
 ///
 /// `Debug` is written by hand: the credentials never appear in logs, and the URL is shown
@@ -114,6 +171,29 @@ impl IngestConfig {
     /// back into `url`.
     pub fn redacted_url(&self) -> String {
         vigil_auth::secret::redact(&self.url)
+    }
+}
+
+impl IngestConfig {
+    /// The one conversion from a camera's settings to an ingest, with the one validation
+    /// ([`camera_url`], and a password needs a user name). Credentials written into the
+    /// URL are moved out of it (so the URL can be logged); `username`/`password` win over
+    /// them. Named `camera/stream`.
+    pub fn for_camera(c: &CameraStream<'_>) -> Result<IngestConfig, CameraUrlError> {
+        let url = camera_url(c.url)?;
+        let mut cfg = IngestConfig::new(format!("{}/{}", c.camera, c.stream), url);
+        if let Some(u) = c.username {
+            cfg.username = Some(u.to_owned());
+        }
+        if let Some(p) = c.password {
+            cfg.password = Some(p.to_owned());
+        }
+        if cfg.password.is_some() && cfg.username.is_none() {
+            return Err(CameraUrlError::PasswordWithoutUsername);
+        }
+        cfg.transport = c.transport;
+        cfg.audio = c.audio;
+        Ok(cfg)
     }
 }
 
@@ -211,5 +291,40 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
         assert_eq!(percent_decode("%"), "%");
+    }
+
+    #[test]
+    fn one_conversion_checks_the_url_and_moves_credentials_out() {
+        let cam = |url: &'static str| CameraStream {
+            camera: "door",
+            stream: "main",
+            url,
+            username: None,
+            password: None,
+            transport: Transport::Udp,
+            audio: false,
+        };
+        let cfg = IngestConfig::for_camera(&cam(" rtsp://u:p%40ss@192.0.2.1:8554/s ")).unwrap();
+        assert_eq!(cfg.name, "door/main");
+        assert_eq!(cfg.url.as_str(), "rtsp://192.0.2.1:8554/s");
+        assert_eq!(cfg.username.as_deref(), Some("u"));
+        assert_eq!(cfg.password.as_deref(), Some("p@ss"));
+        assert_eq!((cfg.transport, cfg.audio), (Transport::Udp, false));
+        let err = |url| IngestConfig::for_camera(&cam(url)).unwrap_err();
+        assert_eq!(err("http://h/"), CameraUrlError::NotRtsp("http".into()));
+        assert_eq!(err("rtsp:///x"), CameraUrlError::NoHost);
+        assert!(matches!(
+            err("rtsp://u:sekrit@[bad"),
+            CameraUrlError::NotAUrl(_)
+        ));
+        assert!(!err("rtsp://u:sekrit@[bad").to_string().contains("sekrit"));
+        let mut c = cam("rtsp://h/");
+        c.password = Some("p");
+        assert_eq!(
+            IngestConfig::for_camera(&c).unwrap_err(),
+            CameraUrlError::PasswordWithoutUsername
+        );
+        c.username = Some("u");
+        assert!(IngestConfig::for_camera(&c).is_ok());
     }
 }

@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 use vigil_hub::Hub;
 
 pub use backoff::{BackoffConfig, Liveness};
-pub use config::{IngestConfig, Transport};
+pub use config::{camera_url, CameraStream, CameraUrlError, IngestConfig, Transport};
 pub use session::IngestError;
 pub use status::{IngestState, IngestStatus};
 pub use vigil_hub::{Discontinuity, Gap};

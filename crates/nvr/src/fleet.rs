@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
-use url::Url;
 use vigil_hub::Hub;
-use vigil_ingest::{Ingest, IngestConfig, IngestState, IngestStatus, Transport};
+use vigil_ingest::{CameraStream, Ingest, IngestConfig, IngestState, IngestStatus, Transport};
 use vigil_recorder::{Recorder, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};
@@ -247,26 +246,26 @@ async fn stop_streams(
     }
 }
 
-/// The ingest settings of one stream of a validated spec.
+/// The ingest settings of one stream of a spec, through the one conversion (and its
+/// validation) the configuration file uses too.
 pub(crate) fn ingest_config(
     spec: &CameraSpec,
     stream: &str,
     url: &str,
 ) -> Result<IngestConfig, NvrError> {
-    let url = Url::parse(url).map_err(|e| NvrError::Invalid(format!("{stream} URL: {e}")))?;
-    let mut cfg = IngestConfig::new(format!("{}/{stream}", spec.name), url);
-    if let Some(u) = &spec.username {
-        cfg.username = Some(u.clone());
-    }
-    if let Some(p) = &spec.password {
-        cfg.password = Some(p.expose().to_owned());
-    }
-    cfg.transport = match spec.transport.as_str() {
-        "udp" => Transport::Udp,
-        _ => Transport::Tcp,
+    let cam = CameraStream {
+        camera: &spec.name,
+        stream,
+        url,
+        username: spec.username.as_deref(),
+        password: spec.password.as_ref().map(|p| p.expose()),
+        transport: match spec.transport.as_str() {
+            "udp" => Transport::Udp,
+            _ => Transport::Tcp,
+        },
+        audio: spec.audio,
     };
-    cfg.audio = spec.audio;
-    Ok(cfg)
+    IngestConfig::for_camera(&cam).map_err(|e| NvrError::Invalid(format!("{cam} {e}")))
 }
 
 /// Starts one stream: its ingest publishing into `hub`, the recording of `record_hub`

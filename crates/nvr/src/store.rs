@@ -10,7 +10,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::{CameraSource, CameraSpec, NvrError, RecordMode, Secret};
 
@@ -244,17 +243,9 @@ fn clean_url(
     stream: &str,
     url: &str,
 ) -> Result<(String, Option<String>, Option<String>), NvrError> {
-    let bad = |m: String| NvrError::Invalid(format!("camera {camera:?}: {stream} URL {m}"));
-    let mut u = Url::parse(url.trim()).map_err(|e| bad(format!("is not a URL ({e})")))?;
-    if u.scheme() != "rtsp" {
-        return Err(bad(format!(
-            "must start with rtsp:// (got {}://)",
-            u.scheme()
-        )));
-    }
-    if u.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host".into()));
-    }
+    // The same check as every other way a camera becomes an ingest.
+    let mut u = vigil_ingest::camera_url(url)
+        .map_err(|e| NvrError::Invalid(format!("camera {camera:?}: {stream} {e}")))?;
     // IngestConfig::new does the moving and the decoding; reuse it rather than repeat it.
     let (user, pass) = if u.username().is_empty() && u.password().is_none() {
         (None, None)

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
-use vigil_ingest::{IngestConfig, Transport};
+use vigil_ingest::{CameraStream, CameraUrlError, IngestConfig, Transport};
 use vigil_nvr::{CameraSource, CameraSpec, MotionSettings, RecordMode};
 use vigil_recorder::retention::RetentionConfig;
 use vigil_recorder::RecorderConfig;
@@ -402,43 +401,27 @@ fn web_settings(web: &WebSection, path: &Path) -> Result<WebSettings, String> {
     }
 }
 
-/// The ingest settings of one stream. Credentials written into the URL are accepted but
-/// moved out of it (so the URL can be logged); `username`/`password` keys win over them.
+/// The ingest settings of one stream, through the one conversion (and validation) the
+/// NVR uses too: credentials written into the URL are accepted but moved out of it (so
+/// the URL can be logged); `username`/`password` keys win over them.
 fn ingest_config(cam: &CameraSection, stream: &str, url: &str) -> Result<IngestConfig, String> {
-    let parsed = Url::parse(url).map_err(|e| {
-        format!(
-            "camera {:?}: {stream} URL {:?} is not a URL: {e}",
-            cam.name,
-            redact_url(url)
-        )
-    })?;
-    if parsed.scheme() != "rtsp" {
-        return Err(format!(
-            "camera {:?}: {stream} URL must start with rtsp:// (got {}://)",
-            cam.name,
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("camera {:?}: {stream} URL has no host", cam.name));
-    }
-    let mut cfg = IngestConfig::new(format!("{}/{stream}", cam.name), parsed);
-    if let Some(u) = &cam.username {
-        cfg.username = Some(u.clone());
-    }
-    if let Some(p) = &cam.password {
-        cfg.password = Some(p.expose().to_owned());
-    }
-    if cfg.password.is_some() && cfg.username.is_none() {
-        return Err(format!("camera {:?}: password without username", cam.name));
-    }
-    cfg.transport = match cam.transport {
-        TransportName::Tcp => Transport::Tcp,
-        TransportName::Udp => Transport::Udp,
+    let c = CameraStream {
+        camera: &cam.name,
+        stream,
+        url,
+        username: cam.username.as_deref(),
+        password: cam.password.as_ref().map(|p| p.expose()),
+        transport: match cam.transport {
+            TransportName::Tcp => Transport::Tcp,
+            TransportName::Udp => Transport::Udp,
+        },
+        // The recording files get an audio track when the camera has one.
+        audio: cam.audio,
     };
-    // The recording files get an audio track when the camera has one.
-    cfg.audio = cam.audio;
-    Ok(cfg)
+    IngestConfig::for_camera(&c).map_err(|e| match e {
+        CameraUrlError::PasswordWithoutUsername => format!("camera {:?}: {e}", cam.name),
+        e => format!("{c} {e}"),
+    })
 }
 
 /// `--config FILE` or `--data DIR`: where `vigil export` and `vigil reindex` find the data.
