@@ -232,6 +232,7 @@ impl MediaCore {
             .or_insert_with(|| SessionMedia {
                 packetizer: H264Packetizer::new(ssrc, crate::PAYLOAD_TYPE, seed.seq, max_payload),
                 ts_offset: seed.ts_offset,
+                // Placeholder: nothing is sent before Input::Play sets the real one.
                 transport: SessionTransport::Tcp { channels: (0, 1) },
                 playing: false,
                 last_pair: None,
