@@ -45,10 +45,23 @@ fn reconnect_delay(failures: u32) -> Duration {
     Duration::from_millis((500u64 << exp).min(15_000))
 }
 
+/// The broker connection as `status()["mqtt"]["state"]` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConnState {
+    /// No broker configured, or the configuration was refused (`last_error` says why), or
+    /// shut down.
+    Disabled,
+    /// Connecting or reconnecting.
+    Connecting,
+    /// The broker acknowledged the connection.
+    Connected,
+}
+
 /// Status shown in `status()["mqtt"]`.
 #[derive(Debug)]
 pub(crate) struct MqttStatus {
-    state: &'static str,
+    state: ConnState,
     broker: Option<String>,
     last_error: Option<String>,
     queued: usize,
@@ -59,7 +72,7 @@ pub(crate) struct MqttStatus {
 impl MqttStatus {
     pub(crate) fn disabled(error: Option<String>) -> MqttStatus {
         MqttStatus {
-            state: "disabled",
+            state: ConnState::Disabled,
             broker: None,
             last_error: error,
             queued: 0,
@@ -125,7 +138,7 @@ impl MqttHandle {
         {
             task.abort();
         }
-        lock(&self.status).state = "disabled";
+        lock(&self.status).state = ConnState::Disabled;
     }
 }
 
@@ -189,7 +202,7 @@ pub(crate) fn spawn(
         cfg.effective_port()
     );
     let status = Arc::new(Mutex::new(MqttStatus {
-        state: "connecting",
+        state: ConnState::Connecting,
         broker: Some(broker),
         last_error: None,
         queued: 0,
@@ -370,7 +383,7 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
         }
         let mut s = lock(&self.status);
-        s.state = "disabled";
+        s.state = ConnState::Disabled;
         if !self.outbox.is_empty() {
             tracing::warn!(
                 "mqtt: {} events not delivered at shutdown",
@@ -446,7 +459,7 @@ impl Session {
                 self.handed.clear();
                 {
                     let mut s = lock(&self.status);
-                    s.state = "connected";
+                    s.state = ConnState::Connected;
                     s.last_error = None;
                 }
                 tracing::info!("mqtt: connected");
@@ -509,7 +522,7 @@ impl Session {
         self.pkids.clear();
         self.handed.clear();
         let mut s = lock(&self.status);
-        s.state = "connecting";
+        s.state = ConnState::Connecting;
         s.last_error = Some(e);
         s.queued = self.outbox.len();
     }
