@@ -98,7 +98,7 @@ pub struct NewSession {
 }
 
 /// One row of `GET /api/sessions`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SessionInfo {
     /// Public id.
     pub id: String,
@@ -117,7 +117,7 @@ pub struct SessionInfo {
 }
 
 /// One row of `GET /api/tokens` (never the token).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     /// Id (to delete it).
     pub id: String,
@@ -132,7 +132,7 @@ pub struct TokenInfo {
 }
 
 /// One row of the audit log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditRow {
     /// When.
     pub time_us: i64,

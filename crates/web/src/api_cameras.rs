@@ -8,12 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
-use vigil_nvr::{CameraSource, CameraSpec, CameraStatus, NvrError};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use vigil_nvr::{CameraSource, CameraSpec, CameraStatus, NvrError, ProbeReport};
 
-use crate::api::ApiJson;
 use crate::auth::{AdminUser, Peer};
 use crate::error::ApiError;
+use crate::json_body::ApiJson;
+use crate::nvr_schemas::{CameraSpecSchema, CameraStatusSchema, ProbeReportSchema};
 use crate::state::{AppState, CurrentUser};
 
 impl From<NvrError> for ApiError {
@@ -33,25 +36,51 @@ impl From<NvrError> for ApiError {
     }
 }
 
-/// The API's view of a camera: the spec without its password, `has_password`, `status`.
-pub fn camera_json(spec: &CameraSpec, status: &CameraStatus, has_password: bool) -> Value {
-    let mut v = serde_json::to_value(spec).unwrap_or_else(|_| json!({"name": spec.name}));
-    if let Some(o) = v.as_object_mut() {
-        // Defence in depth: whatever the NVR hands us, the password never leaves.
-        o.remove("password");
-        o.insert(
-            "has_password".into(),
-            (has_password || spec.password.is_some()).into(),
-        );
-        o.insert(
-            "status".into(),
-            serde_json::to_value(status).unwrap_or(Value::Null),
-        );
-    }
-    v
+/// A camera as the API shows it: its spec without the password, `has_password`, `status`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CameraView {
+    /// The camera's spec; its password is never here.
+    #[serde(flatten)]
+    #[schemars(with = "CameraSpecSchema")]
+    spec: CameraSpec,
+    /// Whether a camera password is stored.
+    has_password: bool,
+    /// Live state.
+    #[schemars(with = "CameraStatusSchema")]
+    status: CameraStatus,
 }
 
-/// A camera spec from a request body. The read-only fields of [`camera_json`] (`has_password`,
+/// The API's view of a camera ([`CameraView`]).
+pub fn camera_view(spec: &CameraSpec, status: &CameraStatus, has_password: bool) -> CameraView {
+    let mut spec = spec.clone();
+    // Whatever the NVR hands us, the password never leaves (`None` is not serialized).
+    let has_password = has_password || spec.password.take().is_some();
+    CameraView {
+        spec,
+        has_password,
+        status: status.clone(),
+    }
+}
+
+// The request body of `POST /api/cameras`, `PUT /api/cameras/{name}` and
+// `POST /api/cameras/test`, for the OpenAPI document; the handlers read the JSON and check it
+// with `spec_from`, which drops the read-only fields.
+/// A camera; the read-only fields of an answer (`has_password`, `status`) may be sent back
+/// and are ignored.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CameraBody {
+    #[serde(flatten)]
+    spec: CameraSpecSchema,
+    /// Ignored (read-only).
+    has_password: Option<bool>,
+    /// Ignored (read-only).
+    status: Option<Value>,
+}
+
+/// A camera spec from a request body. The read-only fields of [`camera_view`] (`has_password`,
 /// `status`) are dropped so a client may send back what it got; anything else unknown is an error.
 fn spec_from(mut v: Value) -> Result<CameraSpec, ApiError> {
     if let Some(o) = v.as_object_mut() {
@@ -68,13 +97,13 @@ fn spec_from(mut v: Value) -> Result<CameraSpec, ApiError> {
 }
 
 /// `GET /api/cameras`.
-pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Json<Vec<Value>> {
+pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Json<Vec<CameraView>> {
     Json(
         st.nvr
             .cameras()
             .iter()
             .filter(|(s, _)| user.can_view(&s.name))
-            .map(|(s, status)| camera_json(s, status, st.nvr.has_password(&s.name)))
+            .map(|(s, status)| camera_view(s, status, st.nvr.has_password(&s.name)))
             .collect(),
     )
 }
@@ -97,9 +126,9 @@ pub async fn get_one(
     State(st): State<AppState>,
     user: CurrentUser,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CameraView>, ApiError> {
     let (spec, status) = viewable(&st, &user, &name)?;
-    Ok(Json(camera_json(
+    Ok(Json(camera_view(
         &spec,
         &status,
         st.nvr.has_password(&name),
@@ -149,7 +178,7 @@ pub async fn add(
         .ok_or_else(|| ApiError::internal("camera vanished after adding"))?;
     Ok((
         StatusCode::CREATED,
-        Json(camera_json(&spec, &status, st.nvr.has_password(&name))),
+        Json(camera_view(&spec, &status, st.nvr.has_password(&name))),
     )
         .into_response())
 }
@@ -161,7 +190,7 @@ pub async fn update(
     AdminUser(admin): AdminUser,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CameraView>, ApiError> {
     let spec = spec_from(body)?;
     if spec.name != name {
         return Err(ApiError::bad_request(
@@ -175,7 +204,7 @@ pub async fn update(
         .nvr
         .camera(&name)
         .ok_or_else(|| ApiError::not_found("no such camera"))?;
-    Ok(Json(camera_json(
+    Ok(Json(camera_view(
         &spec,
         &status,
         st.nvr.has_password(&name),
@@ -195,15 +224,20 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Answer of `POST /api/cameras/test`: what the camera offers.
+#[derive(Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ProbeAnswer(#[schemars(with = "ProbeReportSchema")] ProbeReport);
+
 /// `POST /api/cameras/test` → probe report, or 422 with the reason.
 pub async fn test(
     State(st): State<AppState>,
     _a: AdminUser,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ProbeAnswer>, ApiError> {
     let spec = spec_from(body)?;
     match st.nvr.probe_camera(&spec).await {
-        Ok(report) => Ok(Json(report).into_response()),
+        Ok(report) => Ok(Json(ProbeAnswer(report))),
         Err(e @ (NvrError::Probe(_) | NvrError::Invalid(_))) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             e.to_string(),
@@ -222,11 +256,41 @@ fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
     ))
 }
 
+/// Storage figures of `GET /api/system`.
+#[derive(Serialize, JsonSchema)]
+pub struct Storage {
+    /// Bytes of recordings.
+    pub used_bytes: u64,
+    /// Free bytes of the data directory's filesystem (`null` when unknown).
+    pub free_bytes: Option<u64>,
+    /// Size of that filesystem (`null` when unknown).
+    pub total_bytes: Option<u64>,
+    /// The retention's size limit (`null`: none).
+    pub max_bytes: Option<u64>,
+}
+
+/// Answer of `GET /api/system`.
+#[derive(Serialize, JsonSchema)]
+pub struct SystemStatus {
+    /// Vigil's version.
+    pub version: &'static str,
+    /// Seconds since the web app started.
+    pub uptime_s: u64,
+    /// Recordings and disk space.
+    pub storage: Storage,
+    /// Status of the cameras the caller may view.
+    #[schemars(with = "Vec<CameraStatusSchema>")]
+    pub cameras: Vec<CameraStatus>,
+    /// What the rest of Vigil adds (e.g. `alerts`: the alert channels' state).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// `GET /api/system`.
 pub async fn system(
     State(st): State<AppState>,
     user: CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SystemStatus>, ApiError> {
     let rec = st.nvr.recorder().clone();
     let data_dir = st.data_dir.clone();
     let (used, space) = tokio::task::spawn_blocking(move || (rec.totals(), disk_space(&data_dir)))
@@ -241,32 +305,35 @@ pub async fn system(
         .filter(|(s, _)| user.can_view(&s.name))
         .map(|(_, status)| status)
         .collect();
-    let mut v = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": st.started.elapsed().as_secs(),
-        "storage": {
-            "used_bytes": used,
-            "free_bytes": space.map(|s| s.0),
-            "total_bytes": space.map(|s| s.1),
-            "max_bytes": max,
-        },
-        "cameras": cameras,
-    });
-    if let (Some(o), Value::Object(extra)) = (v.as_object_mut(), (st.status_extra)()) {
-        for (k, val) in extra {
-            // The core fields are not overridable.
-            o.entry(k).or_insert(val);
-        }
+    let mut extra = match (st.status_extra)() {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    };
+    // The core fields are not overridable.
+    for core in ["version", "uptime_s", "storage", "cameras"] {
+        extra.remove(core);
     }
-    Ok(Json(v))
+    Ok(Json(SystemStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: st.started.elapsed().as_secs(),
+        storage: Storage {
+            used_bytes: used,
+            free_bytes: space.map(|s| s.0),
+            total_bytes: space.map(|s| s.1),
+            max_bytes: max,
+        },
+        cameras,
+        extra,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn camera_json_never_has_the_password() {
+    fn camera_view_never_has_the_password() {
         let spec: CameraSpec = serde_json::from_value(json!({
             "name": "front", "url": "rtsp://cam/1", "username": "u", "password": "hunter2secret"
         }))
@@ -276,7 +343,7 @@ mod tests {
             streams: vec![],
             motion_active: false,
         };
-        let v = camera_json(&spec, &status, false);
+        let v = serde_json::to_value(camera_view(&spec, &status, false)).unwrap();
         assert!(!v.to_string().contains("hunter2secret"));
         assert_eq!(v["has_password"], true);
         assert_eq!(v["status"]["name"], "front");

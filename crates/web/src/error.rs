@@ -2,6 +2,15 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The body of every API error answer, as documented in the OpenAPI document.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    /// What went wrong, for the user.
+    pub error: String,
+}
 
 /// An API error. The message is shown to the user: it never holds secrets or internals.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +60,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
+        let body = ErrorBody {
+            error: self.message,
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 9110 §15.5.2: a 401 names a scheme. Bearer (RFC 6750 §3) makes no browser

@@ -38,12 +38,18 @@ pub fn routes() -> Router<AppState> {
         .route("/api/events/{id}/thumbnail.jpg", get(thumbnail))
 }
 
-#[derive(Deserialize)]
-struct EventQuery {
+/// Query of `GET /api/events`.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct EventQuery {
+    /// Only this camera.
     camera: Option<String>,
+    /// Only events touching this zone.
     zone: Option<String>,
+    /// Events overlapping `[start_us, end_us)`, µs since the epoch.
     start_us: Option<i64>,
+    /// See `start_us`.
     end_us: Option<i64>,
+    /// At most this many (default 200, at most 1000).
     limit: Option<u32>,
 }
 

@@ -29,20 +29,23 @@
 //!   no request reaches the filesystem; camera passwords are write-only.
 //!
 //! The route table [`ROUTES`] is the single source for the router, the OpenAPI document and
-//! the tests that walk every route.
+//! the tests that walk every route; the document's bodies are the JSON Schemas of the
+//! handlers' own request and answer types ([`openapi`]).
 //!
-//! Module owners: `state`/`auth`/`accounts`/`api`/`assets`/`server`/`tls` (web core),
-//! `live`/`playback`/`events_api` (media routes).
+//! Module owners: `state`/`auth`/`accounts`/`account_routes`/`json_body`/`assets`/`server`/
+//! `tls`/`openapi`/`nvr_schemas` (web core), `live`/`playback`/`events_api` (media routes).
 
+pub mod account_routes;
 pub mod accounts;
-pub mod api;
 pub mod api_cameras;
 pub mod assets;
 pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod events_api;
+pub mod json_body;
 pub mod live;
+pub mod nvr_schemas;
 pub mod openapi;
 pub mod playback;
 pub mod router;

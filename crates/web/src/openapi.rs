@@ -1,9 +1,31 @@
-//! `GET /api/openapi.json`: an OpenAPI 3.1 document generated from [`crate::ROUTES`], so it
-//! cannot drift from what the router serves.
+//! `GET /api/openapi.json`: an OpenAPI 3.1 document generated from [`crate::ROUTES`] and the
+//! request and answer types of the handlers, so it cannot drift from what the router serves.
+//!
+//! Paths, methods and who may call them come from the route table. Bodies come from
+//! [`bodies`], which names for every route the Rust types its handler reads and writes; their
+//! JSON Schemas (2020-12, the dialect of OpenAPI 3.1) are derived by schemars from the same
+//! serde types, so a field renamed in Rust is renamed in the document. Answer schemas are
+//! shared under `components/schemas` and closed ([`Closed`]); request schemas are inlined,
+//! because a type may read differently than it writes (a camera's password is accepted,
+//! never answered).
+//! `tests/openapi.rs` validates real answers against the served document.
 
 use axum::Json;
+use schemars::generate::SchemaSettings;
+use schemars::transform::{transform_subschemas, Transform};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
+use crate::account_routes::{
+    AuditQuery, LoggedIn, LoginBody, NewToken, NewTokenBody, NewUserBody, PasswordBody,
+    SessionView, SetupBody, SetupStatus, UpdateUserBody, UserView,
+};
+use crate::accounts::{AuditRow, SessionInfo, TokenInfo};
+use crate::api_cameras::{CameraBody, CameraView, ProbeAnswer, SystemStatus};
+use crate::error::ErrorBody;
+use crate::events_api::EventQuery;
+use crate::nvr_schemas::EventRowSchema;
+use crate::playback::{RangeQuery, Recordings};
 use crate::state::{Access, CurrentUser, RouteDoc};
 
 /// Names of the `{param}` segments of an axum path (`{*rest}` included).
@@ -19,53 +41,375 @@ fn openapi_path(path: &str) -> String {
     path.replace("{*", "{")
 }
 
+/// Where the answer schemas are kept in the document.
+const SCHEMAS: &str = "/components/schemas/";
+
+/// Closes every object schema that does not say otherwise (`additionalProperties: false`):
+/// an answer never holds more than its type writes, so a field that appears in an answer but
+/// not in the document (a leak, or a mirror of another crate's type that fell behind) fails
+/// the validation of real answers. Open objects (`/api/system`'s additions) say so.
+#[derive(Clone)]
+struct Closed;
+
+impl Transform for Closed {
+    fn transform(&mut self, schema: &mut Schema) {
+        if let Some(o) = schema.as_object_mut() {
+            if o.contains_key("properties") && !o.contains_key("additionalProperties") {
+                o.insert("additionalProperties".into(), false.into());
+            }
+        }
+        transform_subschemas(self, schema);
+    }
+}
+
+/// The two schema generators: answers are described as serde writes them, requests as serde
+/// reads them (defaults, write-only fields).
+struct Schemas {
+    answers: SchemaGenerator,
+    requests: SchemaGenerator,
+}
+
+impl Schemas {
+    fn new() -> Self {
+        Self {
+            answers: SchemaSettings::draft2020_12()
+                .for_serialize()
+                .with(|s| {
+                    s.definitions_path = SCHEMAS.into();
+                    s.meta_schema = None;
+                })
+                .with_transform(Closed)
+                .into_generator(),
+            requests: SchemaSettings::draft2020_12()
+                .for_deserialize()
+                .with(|s| {
+                    s.inline_subschemas = true;
+                    s.meta_schema = None;
+                })
+                .into_generator(),
+        }
+    }
+
+    /// A JSON answer of type `T`.
+    fn json<T: JsonSchema>(&mut self) -> Answer {
+        Answer::Json(self.answers.subschema_for::<T>().to_value())
+    }
+
+    /// A JSON request body of type `T`.
+    fn request<T: JsonSchema>(&mut self) -> Value {
+        self.requests.subschema_for::<T>().to_value()
+    }
+
+    /// The query parameters of a query type `T` (a struct of optional fields).
+    fn query<T: JsonSchema>(&mut self) -> Vec<Value> {
+        let schema = self.requests.root_schema_for::<T>().to_value();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(props) = schema["properties"].as_object() else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .map(|(name, s)| {
+                let mut s = s.clone();
+                let description = s
+                    .as_object_mut()
+                    .and_then(|o| o.remove("description"))
+                    .unwrap_or(Value::Null);
+                // A query parameter is absent or a value; it is never JSON `null`.
+                if let Some(types) = s["type"].as_array() {
+                    let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if kept.len() == 1 {
+                        s["type"] = kept[0].clone();
+                    }
+                }
+                json!({
+                    "name": name,
+                    "in": "query",
+                    "required": required.contains(&name.as_str()),
+                    "description": description,
+                    "schema": s,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One kind of answer body.
+enum Answer {
+    /// JSON of this schema.
+    Json(Value),
+    /// Bytes of this media type.
+    Bytes(&'static str),
+    /// No body.
+    Empty,
+}
+
+/// The bodies of one route: the request's, the success answers', and the error statuses
+/// the handler itself may answer with (the guard's 401 and 403 are added from the route's
+/// [`Access`] and method).
+struct Bodies {
+    request: Option<Value>,
+    query: Vec<Value>,
+    ok: Vec<(u16, &'static str, Answer)>,
+    errors: &'static [u16],
+}
+
+impl Bodies {
+    fn ok(status: u16, description: &'static str, answer: Answer) -> Self {
+        Self {
+            request: None,
+            query: Vec::new(),
+            ok: vec![(status, description, answer)],
+            errors: &[],
+        }
+    }
+
+    fn request(mut self, schema: Value) -> Self {
+        self.request = Some(schema);
+        self
+    }
+
+    fn query(mut self, params: Vec<Value>) -> Self {
+        self.query = params;
+        self
+    }
+
+    fn also(mut self, status: u16, description: &'static str, answer: Answer) -> Self {
+        self.ok.push((status, description, answer));
+        self
+    }
+
+    fn errors(mut self, errors: &'static [u16]) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+/// The bodies of every route, by the types its handler reads and writes; `None` for a route
+/// this table does not know (a test fails on it).
+fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
+    use Answer::{Bytes, Empty};
+    Some(match (d.method, d.path) {
+        ("GET", "/") | ("GET", "/index.html") => Bodies::ok(200, "The web app", Bytes("text/html")),
+        ("GET", "/manifest.webmanifest") => {
+            Bodies::ok(200, "The PWA manifest", Bytes("application/manifest+json"))
+        }
+        ("GET", "/assets/{*path}") => Bodies::ok(
+            200,
+            "The file (304 when If-None-Match matches)",
+            Bytes("*/*"),
+        ),
+        ("GET", "/api/setup") => {
+            Bodies::ok(200, "Whether setup is needed", s.json::<SetupStatus>())
+        }
+        ("POST", "/api/setup") => {
+            Bodies::ok(200, "Logged in as the new admin", s.json::<LoggedIn>())
+                .request(s.request::<SetupBody>())
+                .errors(&[400, 403, 409, 413, 415])
+        }
+        ("POST", "/api/login") => Bodies::ok(200, "Logged in", s.json::<LoggedIn>())
+            .request(s.request::<LoginBody>())
+            .errors(&[400, 401, 413, 415, 429]),
+        ("POST", "/api/logout") => Bodies::ok(204, "Logged out", Empty),
+        ("GET", "/api/session") => Bodies::ok(200, "The session", s.json::<SessionView>()),
+        ("POST", "/api/account/password") => Bodies::ok(204, "Changed", Empty)
+            .request(s.request::<PasswordBody>())
+            .errors(&[400, 403, 413, 415, 429]),
+        ("GET", "/api/sessions") => Bodies::ok(200, "Sessions", s.json::<Vec<SessionInfo>>()),
+        ("DELETE", "/api/sessions/{id}") => Bodies::ok(204, "Ended", Empty).errors(&[404]),
+        ("GET", "/api/cameras") => Bodies::ok(200, "Cameras", s.json::<Vec<CameraView>>()),
+        ("POST", "/api/cameras") => Bodies::ok(201, "Added", s.json::<CameraView>())
+            .request(s.request::<CameraBody>())
+            .errors(&[400, 409, 413, 415, 422, 503]),
+        ("POST", "/api/cameras/test") => {
+            Bodies::ok(200, "What the camera offers", s.json::<ProbeAnswer>())
+                .request(s.request::<CameraBody>())
+                .errors(&[400, 413, 415, 422, 503])
+        }
+        ("GET", "/api/cameras/{name}") => {
+            Bodies::ok(200, "The camera", s.json::<CameraView>()).errors(&[404])
+        }
+        ("PUT", "/api/cameras/{name}") => Bodies::ok(200, "Changed", s.json::<CameraView>())
+            .request(s.request::<CameraBody>())
+            .errors(&[400, 404, 409, 413, 415, 422, 503]),
+        ("DELETE", "/api/cameras/{name}") => {
+            Bodies::ok(204, "Removed", Empty).errors(&[404, 409, 503])
+        }
+        ("GET", "/api/cameras/{name}/snapshot.jpg") => {
+            Bodies::ok(200, "The picture", Bytes("image/jpeg")).errors(&[404, 503])
+        }
+        ("GET", "/api/system") => Bodies::ok(200, "System status", s.json::<SystemStatus>()),
+        ("GET", "/api/openapi.json") => Bodies::ok(
+            200,
+            "This document",
+            Answer::Json(json!({"type": "object"})),
+        ),
+        ("GET", "/api/users") => Bodies::ok(200, "Users", s.json::<Vec<UserView>>()),
+        ("POST", "/api/users") => Bodies::ok(201, "Added", s.json::<UserView>())
+            .request(s.request::<NewUserBody>())
+            .errors(&[400, 409, 413, 415]),
+        ("PUT", "/api/users/{name}") => Bodies::ok(200, "Changed", s.json::<UserView>())
+            .request(s.request::<UpdateUserBody>())
+            .errors(&[400, 404, 409, 413, 415]),
+        ("DELETE", "/api/users/{name}") => Bodies::ok(204, "Removed", Empty).errors(&[404, 409]),
+        ("GET", "/api/audit") => Bodies::ok(200, "Audit rows", s.json::<Vec<AuditRow>>())
+            .query(s.query::<AuditQuery>())
+            .errors(&[400]),
+        ("GET", "/api/tokens") => Bodies::ok(200, "Tokens", s.json::<Vec<TokenInfo>>()),
+        ("POST", "/api/tokens") => Bodies::ok(201, "Created", s.json::<NewToken>())
+            .request(s.request::<NewTokenBody>())
+            .errors(&[400, 413, 415]),
+        ("DELETE", "/api/tokens/{id}") => Bodies::ok(204, "Deleted", Empty).errors(&[404]),
+        ("GET", "/api/cameras/{name}/live") => Bodies::ok(
+            101,
+            "WebSocket: JSON text messages (init, ping) and fMP4 binary messages",
+            Empty,
+        )
+        .query(
+            s.query::<RangeQuery>()
+                .into_iter()
+                .filter(|p| p["name"] == "stream")
+                .collect(),
+        )
+        .errors(&[400, 403, 404, 426]),
+        ("GET", "/api/cameras/{name}/recordings") => {
+            Bodies::ok(200, "Ranges and gaps", s.json::<Recordings>())
+                .query(
+                    s.query::<RangeQuery>()
+                        .into_iter()
+                        .filter(|p| p["name"] != "download")
+                        .collect(),
+                )
+                .errors(&[400, 403, 404])
+        }
+        ("GET", "/api/cameras/{name}/export.mp4") => {
+            Bodies::ok(200, "The whole file", Bytes("video/mp4"))
+                .also(206, "The asked byte range", Bytes("video/mp4"))
+                .query(s.query::<RangeQuery>())
+                .errors(&[400, 403, 404, 416])
+        }
+        ("GET", "/api/events") => Bodies::ok(200, "Events", s.json::<Vec<EventRowSchema>>())
+            .query(s.query::<EventQuery>())
+            .errors(&[400, 403]),
+        ("GET", "/api/events/{id}/thumbnail.jpg") => {
+            Bodies::ok(200, "The thumbnail", Bytes("image/jpeg")).errors(&[400, 403, 404])
+        }
+        _ => return None,
+    })
+}
+
+/// The OpenAPI operation of route `d`.
+fn operation(d: &RouteDoc, s: &mut Schemas, error: &Value) -> Value {
+    let mut op = Map::new();
+    let mut summary = d.summary.to_owned();
+    if d.access == Access::Admin {
+        summary.push_str(" (admin)");
+        op.insert("x-vigil-role".into(), "admin".into());
+    }
+    op.insert("summary".into(), summary.into());
+    op.insert(
+        "operationId".into(),
+        format!("{} {}", d.method, d.path).into(),
+    );
+    if d.access == Access::Public {
+        op.insert("security".into(), json!([]));
+    }
+    let b = bodies(d, s);
+    let mut parameters: Vec<Value> = params(d.path)
+        .into_iter()
+        .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    let mut responses = Map::new();
+    let mut errors: Vec<u16> = Vec::new();
+    if let Some(b) = b {
+        parameters.extend(b.query);
+        if let Some(r) = b.request {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": r}}}),
+            );
+        }
+        for (status, description, answer) in b.ok {
+            let content = match answer {
+                Answer::Json(schema) => json!({"application/json": {"schema": schema}}),
+                Answer::Bytes(mime) => {
+                    let mut m = Map::new();
+                    m.insert(mime.into(), json!({}));
+                    Value::Object(m)
+                }
+                Answer::Empty => Value::Null,
+            };
+            let mut r = json!({"description": description});
+            if !content.is_null() {
+                r["content"] = content;
+            }
+            responses.insert(status.to_string(), r);
+        }
+        errors.extend(b.errors);
+    }
+    if d.path.starts_with("/api/") {
+        if d.access != Access::Public {
+            errors.push(401);
+        }
+        // Admin-only routes refuse viewers; state changes refuse other origins and a
+        // missing CSRF token.
+        if d.access == Access::Admin || d.method != "GET" {
+            errors.push(403);
+        }
+        errors.sort_unstable();
+        errors.dedup();
+        for status in errors {
+            responses.insert(
+                status.to_string(),
+                json!({"description": reason(status), "content": {"application/json": {"schema": error}}}),
+            );
+        }
+        responses.insert(
+            "default".into(),
+            json!({"description": "Other errors (500 …)", "content": {"application/json": {"schema": error}}}),
+        );
+    }
+    if !parameters.is_empty() {
+        op.insert("parameters".into(), parameters.into());
+    }
+    op.insert("responses".into(), responses.into());
+    Value::Object(op)
+}
+
+/// The reason phrase of an error status, for its description.
+fn reason(status: u16) -> &'static str {
+    axum::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
 /// The document for `routes`.
 pub fn document(routes: &[RouteDoc]) -> Value {
+    let mut s = Schemas::new();
+    let error = s.answers.subschema_for::<ErrorBody>().to_value();
     let mut paths = Map::new();
     for d in routes {
+        let op = operation(d, &mut s, &error);
         let entry = paths
             .entry(openapi_path(d.path))
             .or_insert_with(|| Value::Object(Map::new()));
-        let mut op = json!({
-            "summary": d.summary,
-            "operationId": format!("{} {}", d.method, d.path),
-            "responses": {
-                "200": {"description": "OK"},
-                "default": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            },
-        });
-        if let Some(o) = op.as_object_mut() {
-            let ps: Vec<Value> = params(d.path)
-                .into_iter()
-                .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
-                .collect();
-            if !ps.is_empty() {
-                o.insert("parameters".into(), ps.into());
-            }
-            match d.access {
-                Access::Public => {
-                    o.insert("security".into(), json!([]));
-                }
-                Access::User => {}
-                Access::Admin => {
-                    o.insert("x-vigil-role".into(), "admin".into());
-                    if let Some(Value::String(s)) = o.get_mut("summary") {
-                        s.push_str(" (admin)");
-                    }
-                }
-            }
-        }
         if let Some(e) = entry.as_object_mut() {
             e.insert(d.method.to_ascii_lowercase(), op);
         }
     }
+    let schemas = s.answers.take_definitions(true);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Vigil",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Vigil's JSON API. Times are microseconds since the epoch (*_us). Requests other than GET/HEAD with a session cookie need a same-origin Origin header and X-CSRF-Token (from GET /api/session); API tokens are exempt."
+            "description": "Vigil's JSON API. Times are microseconds since the epoch (*_us). Requests other than GET/HEAD with a session cookie need a same-origin Origin header and X-CSRF-Token (from GET /api/session); API tokens are exempt. Every API error is {\"error\": \"…\"}."
         },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "servers": [{"url": "/"}],
         "security": [{"session": []}, {"token": []}],
         "paths": paths,
@@ -74,9 +418,7 @@ pub fn document(routes: &[RouteDoc]) -> Value {
                 "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE},
                 "token": {"type": "http", "scheme": "bearer"}
             },
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
-            }
+            "schemas": schemas,
         }
     })
 }
@@ -91,10 +433,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_is_in_the_document() {
+    fn every_route_is_in_the_document_with_its_bodies() {
         let doc = document(crate::ROUTES);
         assert_eq!(doc["openapi"], "3.1.0");
+        let mut s = Schemas::new();
         for d in crate::ROUTES {
+            assert!(
+                bodies(d, &mut s).is_some(),
+                "{} {} has no entry in openapi::bodies",
+                d.method,
+                d.path
+            );
             let op = &doc["paths"][openapi_path(d.path)][d.method.to_ascii_lowercase()];
             assert!(op.is_object(), "{} {} missing", d.method, d.path);
             assert_eq!(
@@ -102,9 +451,79 @@ mod tests {
                 d.access == Access::Public,
                 "{d:?}"
             );
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(
+                responses
+                    .keys()
+                    .any(|k| k.starts_with('1') || k.starts_with('2')),
+                "{} {} has no success answer",
+                d.method,
+                d.path
+            );
+            if d.path.starts_with("/api/") && d.access != Access::Public {
+                assert_eq!(
+                    responses["401"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{d:?}"
+                );
+            }
         }
         let snap = &doc["paths"]["/api/cameras/{name}/snapshot.jpg"]["get"]["parameters"][0];
         assert_eq!(snap["name"], "name");
         assert_eq!(params("/assets/{*path}"), ["path"]);
+    }
+
+    /// Every `$ref` points at a schema the document holds.
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(o) => {
+                    if let Some(Value::String(r)) = o.get("$ref") {
+                        let pointer = r.strip_prefix('#').expect("local reference");
+                        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+                    }
+                    o.values().for_each(|v| walk(v, doc));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, doc)),
+                _ => {}
+            }
+        }
+        let doc = document(crate::ROUTES);
+        walk(&doc, &doc);
+    }
+
+    #[test]
+    fn bodies_are_described_by_their_types() {
+        let doc = document(crate::ROUTES);
+        let login = &doc["paths"]["/api/login"]["post"];
+        let req = &login["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(req["additionalProperties"], false, "{req}");
+        assert_eq!(req["required"], json!(["username", "password"]));
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["LoggedIn"]["properties"]["role"]["$ref"],
+            "#/components/schemas/Role"
+        );
+        let roles: Vec<&Value> = schemas["Role"]["oneOf"]
+            .as_array()
+            .expect("Role is one of its values")
+            .iter()
+            .map(|v| &v["const"])
+            .collect();
+        assert_eq!(roles, [&json!("admin"), &json!("viewer")]);
+        // The camera password is accepted, never answered.
+        let add = &doc["paths"]["/api/cameras"]["post"];
+        let body = &add["requestBody"]["content"]["application/json"]["schema"];
+        assert!(body["properties"]["password"].is_object(), "{body}");
+        assert!(schemas["CameraView"]["properties"]["password"].is_null());
+        assert_eq!(
+            schemas["CameraView"]["properties"]["has_password"]["type"],
+            "boolean"
+        );
+        let audit = &doc["paths"]["/api/audit"]["get"]["parameters"][0];
+        assert_eq!(audit["name"], "limit");
+        assert_eq!(audit["in"], "query");
+        assert_eq!(audit["schema"]["type"], "integer");
     }
 }

@@ -57,11 +57,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cameras/{name}/export.mp4", get(export))
 }
 
-#[derive(Deserialize)]
-struct RangeQuery {
+/// Query of both routes.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub(crate) struct RangeQuery {
+    /// Start of the range, µs since the epoch (required).
     start_us: Option<i64>,
+    /// End of the range (exclusive), µs since the epoch, at most 24 h after the start (required).
     end_us: Option<i64>,
+    /// `main` (default) or `sub`.
     stream: Option<String>,
+    /// `1`: answer as an attachment (`export.mp4` only).
     download: Option<String>,
 }
 
@@ -109,22 +114,32 @@ fn check_camera(user: &CurrentUser, name: &str) -> Result<(), ApiError> {
     vigil_recorder::check_name(name).map_err(|_| ApiError::not_found("no such camera"))
 }
 
-#[derive(Serialize)]
-struct TimeRange {
+/// A recorded range, µs since the epoch.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TimeRange {
+    /// Start.
     start_us: i64,
+    /// End (exclusive).
     end_us: i64,
 }
 
-#[derive(Serialize)]
-struct Gap {
+/// A gap in the recordings and its cause.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Gap {
+    /// Start, µs since the epoch.
     start_us: i64,
+    /// End, µs since the epoch.
     end_us: i64,
+    /// Why nothing was recorded.
     reason: String,
 }
 
-#[derive(Serialize)]
-struct Recordings {
+/// Answer of `GET /api/cameras/{name}/recordings`.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Recordings {
+    /// Recorded ranges within the asked range.
     ranges: Vec<TimeRange>,
+    /// Gaps within the asked range.
     gaps: Vec<Gap>,
 }
 

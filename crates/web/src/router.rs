@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
 use crate::state::{Access, AppState, RouteDoc};
-use crate::{api, api_cameras, assets, openapi};
+use crate::{account_routes, api_cameras, assets, openapi};
 
 /// Largest request body (every body is small JSON).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -167,14 +167,14 @@ fn core_handler(doc: &RouteDoc) -> Option<MethodRouter<AppState>> {
         ("GET", "/") | ("GET", "/index.html") => get(assets::index),
         ("GET", "/manifest.webmanifest") => get(assets::manifest),
         ("GET", "/assets/{*path}") => get(assets::file),
-        ("GET", "/api/setup") => get(api::setup_status),
-        ("POST", "/api/setup") => post(api::setup),
-        ("POST", "/api/login") => post(api::login),
-        ("POST", "/api/logout") => post(api::logout),
-        ("GET", "/api/session") => get(api::session),
-        ("POST", "/api/account/password") => post(api::change_password),
-        ("GET", "/api/sessions") => get(api::list_sessions),
-        ("DELETE", "/api/sessions/{id}") => delete(api::revoke_session),
+        ("GET", "/api/setup") => get(account_routes::setup_status),
+        ("POST", "/api/setup") => post(account_routes::setup),
+        ("POST", "/api/login") => post(account_routes::login),
+        ("POST", "/api/logout") => post(account_routes::logout),
+        ("GET", "/api/session") => get(account_routes::session),
+        ("POST", "/api/account/password") => post(account_routes::change_password),
+        ("GET", "/api/sessions") => get(account_routes::list_sessions),
+        ("DELETE", "/api/sessions/{id}") => delete(account_routes::revoke_session),
         ("GET", "/api/cameras") => get(api_cameras::list),
         ("POST", "/api/cameras") => post(api_cameras::add),
         ("POST", "/api/cameras/test") => post(api_cameras::test),
@@ -184,14 +184,14 @@ fn core_handler(doc: &RouteDoc) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/cameras/{name}/snapshot.jpg") => get(api_cameras::snapshot),
         ("GET", "/api/system") => get(api_cameras::system),
         ("GET", "/api/openapi.json") => get(openapi::handler),
-        ("GET", "/api/users") => get(api::list_users),
-        ("POST", "/api/users") => post(api::add_user),
-        ("PUT", "/api/users/{name}") => put(api::update_user),
-        ("DELETE", "/api/users/{name}") => delete(api::delete_user),
-        ("GET", "/api/audit") => get(api::audit),
-        ("GET", "/api/tokens") => get(api::list_tokens),
-        ("POST", "/api/tokens") => post(api::add_token),
-        ("DELETE", "/api/tokens/{id}") => delete(api::delete_token),
+        ("GET", "/api/users") => get(account_routes::list_users),
+        ("POST", "/api/users") => post(account_routes::add_user),
+        ("PUT", "/api/users/{name}") => put(account_routes::update_user),
+        ("DELETE", "/api/users/{name}") => delete(account_routes::delete_user),
+        ("GET", "/api/audit") => get(account_routes::audit),
+        ("GET", "/api/tokens") => get(account_routes::list_tokens),
+        ("POST", "/api/tokens") => post(account_routes::add_token),
+        ("DELETE", "/api/tokens/{id}") => delete(account_routes::delete_token),
         _ => return None,
     })
 }

@@ -1,52 +1,23 @@
 //! Account routes: setup, login, logout, session, password, sessions, users, audit, tokens.
+//! The records they read and write live in [`crate::accounts`].
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
 use vigil_auth::{AuthError, Role};
 
-use crate::accounts::{Accounts, AccountsError, SetupCheck};
+use crate::accounts::{Accounts, AccountsError, AuditRow, SessionInfo, SetupCheck, TokenInfo};
 use crate::auth::{
     clear_session_cookie, session_cookie, set_session_cookie, AdminUser, Identity, Peer,
 };
 use crate::error::ApiError;
-use crate::state::{AppState, CurrentUser};
-
-/// A JSON request body: `Content-Type: application/json`, within the body limit, unknown
-/// fields refused by the target types; every failure is a JSON error.
-#[derive(Debug)]
-pub struct ApiJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "expected Content-Type: application/json",
-            ));
-        }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), "request body too large or unreadable"))?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
-            let msg: String = e.to_string().chars().take(200).collect();
-            ApiError::bad_request(format!("invalid request: {msg}"))
-        })
-    }
-}
+use crate::json_body::ApiJson;
+use crate::state::AppState;
 
 impl From<AccountsError> for ApiError {
     fn from(e: AccountsError) -> Self {
@@ -113,7 +84,83 @@ fn too_many(wait: std::time::Duration) -> Response {
     r
 }
 
-/// A session answer: `{"username","role"}` plus the cookie.
+// The schema of `vigil_auth::Role` (a crate without schemars); `tests/openapi.rs` checks
+// real answers against it.
+/// A user's role.
+#[derive(JsonSchema)]
+#[schemars(rename = "Role")]
+#[serde(rename_all = "lowercase")]
+pub enum RoleSchema {
+    /// Everything, including configuration and user management.
+    Admin,
+    /// Watch live and recorded video.
+    Viewer,
+}
+
+/// Answer of `GET /api/setup`.
+#[derive(Serialize, JsonSchema)]
+pub struct SetupStatus {
+    /// Whether no user exists yet, so the setup link creates the first admin.
+    pub needed: bool,
+}
+
+/// Answer of a login or setup (with the session cookie).
+#[derive(Serialize, JsonSchema)]
+pub struct LoggedIn {
+    /// The user now logged in.
+    pub username: String,
+    /// Their role.
+    #[schemars(with = "RoleSchema")]
+    pub role: Role,
+}
+
+/// Answer of `GET /api/session`.
+#[derive(Serialize, JsonSchema)]
+pub struct SessionView {
+    /// The caller.
+    pub username: String,
+    /// Their role.
+    #[schemars(with = "RoleSchema")]
+    pub role: Role,
+    /// Cameras a viewer may see (`null`: all).
+    pub cameras: Option<Vec<String>>,
+    /// The CSRF token to send as `X-CSRF-Token` (`null` for an API token).
+    pub csrf_token: Option<String>,
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Serialize, JsonSchema)]
+pub struct UserView {
+    /// User name.
+    pub username: String,
+    /// Role.
+    #[schemars(with = "RoleSchema")]
+    pub role: Role,
+    /// Cameras a viewer may see (`null`: all).
+    pub cameras: Option<Vec<String>>,
+}
+
+impl From<&vigil_auth::User> for UserView {
+    fn from(u: &vigil_auth::User) -> Self {
+        Self {
+            username: u.name.clone(),
+            role: u.role,
+            cameras: u.cameras.clone(),
+        }
+    }
+}
+
+/// Answer of `POST /api/tokens`: the token's record and, this once, the token itself.
+#[derive(Serialize, JsonSchema)]
+pub struct NewToken {
+    /// The stored record.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The bearer token; shown only in this answer.
+    pub token: String,
+}
+
+/// A session answer: [`LoggedIn`] plus the cookie.
 fn logged_in(
     acc: &Accounts,
     user: &str,
@@ -125,22 +172,30 @@ fn logged_in(
     Ok((
         StatusCode::OK,
         [(header::SET_COOKIE, set_session_cookie(&new.secret))],
-        Json(json!({"username": user, "role": role})),
+        Json(LoggedIn {
+            username: user.to_owned(),
+            role,
+        }),
     )
         .into_response())
 }
 
 /// `GET /api/setup`.
-pub async fn setup_status(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({"needed": st.accounts.users.is_empty()?})))
+pub async fn setup_status(State(st): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
+    Ok(Json(SetupStatus {
+        needed: st.accounts.users.is_empty()?,
+    }))
 }
 
 /// Body of `POST /api/setup`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupBody {
+    /// The token of the setup link.
     token: String,
+    /// The first admin's name.
     username: String,
+    /// Their password.
     password: String,
 }
 
@@ -177,10 +232,12 @@ pub async fn setup(
 }
 
 /// Body of `POST /api/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// User name.
     username: String,
+    /// Password.
     password: String,
 }
 
@@ -247,20 +304,22 @@ pub async fn logout(
 }
 
 /// `GET /api/session`.
-pub async fn session(id: Identity) -> Json<serde_json::Value> {
-    Json(json!({
-        "username": id.user.name,
-        "role": id.user.role,
-        "cameras": id.user.cameras,
-        "csrf_token": id.session().map(|s| s.csrf.clone()),
-    }))
+pub async fn session(id: Identity) -> Json<SessionView> {
+    Json(SessionView {
+        csrf_token: id.session().map(|s| s.csrf.clone()),
+        username: id.user.name,
+        role: id.user.role,
+        cameras: id.user.cameras,
+    })
 }
 
 /// Body of `POST /api/account/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
+    /// The current password.
     current: String,
+    /// The new one.
     new: String,
 }
 
@@ -309,12 +368,15 @@ pub async fn change_password(
 }
 
 /// `GET /api/sessions`: the caller's sessions (an admin's: everyone's).
-pub async fn list_sessions(State(st): State<AppState>, id: Identity) -> Result<Response, ApiError> {
+pub async fn list_sessions(
+    State(st): State<AppState>,
+    id: Identity,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
     let who = (!id.user.is_admin()).then_some(id.user.name.as_str());
     let list = st
         .accounts
         .sessions(who, id.session().map(|s| s.id.as_str()))?;
-    Ok(Json(list).into_response())
+    Ok(Json(list))
 }
 
 /// `DELETE /api/sessions/{id}`.
@@ -340,27 +402,33 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn user_json(u: &vigil_auth::User) -> serde_json::Value {
-    json!({"username": u.name, "role": u.role, "cameras": u.cameras})
-}
-
 /// `GET /api/users`.
 pub async fn list_users(
     State(st): State<AppState>,
     _a: AdminUser,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<UserView>>, ApiError> {
     Ok(Json(
-        st.accounts.users.list()?.iter().map(user_json).collect(),
+        st.accounts
+            .users
+            .list()?
+            .iter()
+            .map(UserView::from)
+            .collect(),
     ))
 }
 
 /// Body of `POST /api/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
+    /// User name (1-64 of `A-Z a-z 0-9 _ . -`).
     username: String,
+    /// Password.
     password: String,
+    /// Role.
+    #[schemars(with = "RoleSchema")]
     role: Role,
+    /// Cameras a viewer may see (absent or `null`: all).
     #[serde(default)]
     cameras: Option<Vec<String>>,
 }
@@ -390,7 +458,7 @@ pub async fn add_user(
         .users
         .get(&b.username)?
         .ok_or_else(|| ApiError::internal("user vanished"))?;
-    Ok((StatusCode::CREATED, Json(user_json(&u))).into_response())
+    Ok((StatusCode::CREATED, Json(UserView::from(&u))).into_response())
 }
 
 fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -400,13 +468,18 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// Body of `PUT /api/users/{name}`: absent fields stay; `"cameras": null` means all cameras.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    /// New role.
     #[serde(default)]
+    #[schemars(with = "Option<RoleSchema>")]
     role: Option<Role>,
+    /// Cameras a viewer may see (`null`: all).
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(with = "Option<Vec<String>>")]
     cameras: Option<Option<Vec<String>>>,
+    /// New password (ends the user's sessions).
     #[serde(default)]
     password: Option<String>,
 }
@@ -419,7 +492,7 @@ pub async fn update_user(
     _a: AdminUser,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<UpdateUserBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let acc = st.accounts.clone();
     if acc.users.get(&name)?.is_none() {
         return Err(ApiError::not_found("no such user"));
@@ -453,7 +526,7 @@ pub async fn update_user(
         "user_changed",
         &format!("{name}: {}", changed.join(" ")),
     );
-    Ok(Json(user_json(&u)))
+    Ok(Json(UserView::from(&u)))
 }
 
 /// `DELETE /api/users/{name}`: also ends the user's sessions and deletes their tokens.
@@ -472,8 +545,9 @@ pub async fn delete_user(
 }
 
 /// Query of `GET /api/audit`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct AuditQuery {
+    /// Rows to return (default 100, at most 1000).
     limit: Option<u32>,
 }
 
@@ -482,20 +556,24 @@ pub async fn audit(
     State(st): State<AppState>,
     _a: AdminUser,
     Query(q): Query<AuditQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Vec<AuditRow>>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(st.accounts.audit_log(limit)?).into_response())
+    Ok(Json(st.accounts.audit_log(limit)?))
 }
 
 /// `GET /api/tokens`.
-pub async fn list_tokens(State(st): State<AppState>, _a: AdminUser) -> Result<Response, ApiError> {
-    Ok(Json(st.accounts.tokens()?).into_response())
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    _a: AdminUser,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    Ok(Json(st.accounts.tokens()?))
 }
 
 /// Body of `POST /api/tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
+    /// A name to recognize the token by (1-64 characters).
     name: String,
     /// The user the token acts as (default: the caller).
     #[serde(default)]
@@ -526,11 +604,7 @@ pub async fn add_token(
         "token_created",
         &format!("{} ({}) for {owner}", info.id, info.name),
     );
-    let mut v = serde_json::to_value(&info).map_err(ApiError::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert("token".into(), token.into());
-    }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok((StatusCode::CREATED, Json(NewToken { info, token })).into_response())
 }
 
 /// `DELETE /api/tokens/{id}`.
@@ -546,13 +620,4 @@ pub async fn delete_token(
     st.accounts
         .audit(&admin.name, peer.0, "token_deleted", &tid);
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// For handlers that need the user as well as an admin check.
-pub fn require_admin(u: &CurrentUser) -> Result<(), ApiError> {
-    if u.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
 }
