@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod openapi_support;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -173,9 +175,16 @@ async fn recordings_and_export_with_http_ranges() {
     );
     let resp = f.get(Some(&f.admin), &uri, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_slice(&body(resp).await).unwrap();
+    let raw = body(resp).await;
+    let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     let ranges = v["ranges"].as_array().unwrap();
     assert_eq!(ranges.len(), 1, "{v}");
+    // A real, non-empty timeline is what the served OpenAPI document says it is.
+    let doc = f.get(Some(&f.viewer), "/api/openapi.json", None).await;
+    let api = openapi_support::ApiDoc::new(serde_json::from_slice(&body(doc).await).unwrap());
+    let route = "/api/cameras/{name}/recordings";
+    api.check("GET", route, 200, Some("application/json"), &raw)
+        .unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = (
         ranges[0]["start_us"].as_i64().unwrap(),
         ranges[0]["end_us"].as_i64().unwrap(),
@@ -216,6 +225,10 @@ async fn recordings_and_export_with_http_ranges() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header_str(&resp, header::ACCEPT_RANGES), "bytes");
     assert_eq!(header_str(&resp, header::CONTENT_TYPE), "video/mp4");
+    let export = "/api/cameras/{name}/export.mp4";
+    let ct = header_str(&resp, header::CONTENT_TYPE);
+    api.check("GET", export, 200, Some(ct), b"")
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(resp.headers().get(header::CONTENT_DISPOSITION).is_none());
     // Where the file really starts (its first key frame), for the player's playhead: never
     // after the requested start, and within the recording.
@@ -252,6 +265,14 @@ async fn recordings_and_export_with_http_ranges() {
         .get(Some(&f.admin), &f.export_uri(""), Some("bytes=100-20099"))
         .await;
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    api.check(
+        "GET",
+        export,
+        206,
+        Some(header_str(&resp, header::CONTENT_TYPE)),
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         header_str(&resp, header::CONTENT_RANGE),
         format!("bytes 100-20099/{total}")
