@@ -21,7 +21,7 @@ use vigil_recorder::{Recorder, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};
 use crate::status::{self, RateWindow};
-use crate::{CameraSpec, CameraStatus, NvrError, NvrEvent, RecordMode, StreamStatus};
+use crate::{CameraSpec, CameraStatus, NvrError, NvrEvent, RecordMode, StreamState, StreamStatus};
 
 /// Access units a stream's hub holds for its subscribers (~4 s at 30 fps). The recorder's
 /// own queue behind it is larger (see `RecorderConfig::queue_len`).
@@ -173,7 +173,7 @@ impl CameraRun {
         if let Some(e) = &self.error {
             streams = vec![StreamStatus {
                 stream: "main".into(),
-                state: "failed".into(),
+                state: StreamState::Failed,
                 reason: Some(e.clone()),
                 codec: None,
                 width: None,

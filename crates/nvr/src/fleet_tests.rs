@@ -15,7 +15,7 @@ use vigil_rtsp::{AuthDecision, AuthRequest, RtspAuth, RtspServer};
 
 use crate::{
     CameraSource, CameraSpec, MotionSettings, Nvr, NvrConfig, NvrError, NvrEvent, RecordMode,
-    Secret,
+    Secret, StreamState,
 };
 
 /// Lets every request in: the tests are about the NVR, not about RTSP authentication.
@@ -191,8 +191,8 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
     assert_eq!(pub_spec.username.as_deref(), Some("viewer"));
     let main = &st.streams[0];
     assert_eq!(
-        (main.stream.as_str(), main.state.as_str()),
-        ("main", "streaming")
+        (main.stream.as_str(), main.state),
+        ("main", StreamState::Streaming)
     );
     assert_eq!(main.codec.as_deref(), Some("h264"));
     assert_eq!((main.width, main.height), (Some(320), Some(240)));
@@ -337,7 +337,7 @@ async fn config_cameras_are_read_only_and_stored_cameras_come_back_after_a_resta
     );
     // Not connected: the status says so and a snapshot is refused, not an error 500.
     let (_, st) = nvr.camera("shed").unwrap();
-    assert_ne!(st.streams[0].state, "streaming");
+    assert_ne!(st.streams[0].state, StreamState::Streaming);
     assert!(matches!(
         nvr.snapshot_jpeg("shed").await,
         Err(NvrError::Unavailable(_))

@@ -81,13 +81,28 @@ pub struct NvrConfig {
     pub announce: bool,
 }
 
+/// What a stream is doing, as the UI shows it (`connecting`, `streaming`, `offline` or
+/// `failed` on the wire).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Connecting to the camera.
+    Connecting,
+    /// Frames are flowing.
+    Streaming,
+    /// Lost or stopped; the ingest retries after a back-off (the status's `reason` says why).
+    Offline,
+    /// The ingest gave up, or the camera could not start (the status's `reason` says why).
+    Failed,
+}
+
 /// State of one stream's ingest, for the UI.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StreamStatus {
     /// `main` or `sub`.
     pub stream: String,
-    /// `connecting`, `streaming`, `offline` or `failed`.
-    pub state: String,
+    /// What the stream is doing.
+    pub state: StreamState,
     /// Why it is offline or failed.
     pub reason: Option<String>,
     /// `h264` or `h265` once known.

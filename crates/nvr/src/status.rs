@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use vigil_ingest::{IngestState, IngestStatus};
 use vigil_media::Codec;
 
-use crate::StreamStatus;
+use crate::{StreamState, StreamStatus};
 
 /// How far back the rates look.
 pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -69,14 +69,14 @@ impl RateWindow {
     }
 }
 
-/// The UI's state name and reason for an ingest state.
-pub(crate) fn state_name(state: &IngestState) -> (&'static str, Option<String>) {
+/// The UI's state and reason for an ingest state.
+pub(crate) fn stream_state(state: &IngestState) -> (StreamState, Option<String>) {
     match state {
-        IngestState::Connecting => ("connecting", None),
-        IngestState::Streaming => ("streaming", None),
-        IngestState::Backoff { reason, .. } => ("offline", Some(reason.clone())),
-        IngestState::Failed(reason) => ("failed", Some(reason.clone())),
-        IngestState::Stopped => ("offline", Some("stopped".to_owned())),
+        IngestState::Connecting => (StreamState::Connecting, None),
+        IngestState::Streaming => (StreamState::Streaming, None),
+        IngestState::Backoff { reason, .. } => (StreamState::Offline, Some(reason.clone())),
+        IngestState::Failed(reason) => (StreamState::Failed, Some(reason.clone())),
+        IngestState::Stopped => (StreamState::Offline, Some("stopped".to_owned())),
     }
 }
 
@@ -87,12 +87,12 @@ pub(crate) fn stream_status(
     params: Option<&vigil_media::StreamParams>,
     rates: (f64, u64),
 ) -> StreamStatus {
-    let (state, reason) = state_name(&ingest.state);
+    let (state, reason) = stream_state(&ingest.state);
     let streaming = matches!(ingest.state, IngestState::Streaming);
     let (fps, bitrate_bps) = if streaming { rates } else { (0.0, 0) };
     StreamStatus {
         stream: stream.to_owned(),
-        state: state.to_owned(),
+        state,
         reason,
         codec: params.map(|p| codec_name(p.codec).to_owned()),
         width: params.map(|p| p.width),
@@ -167,7 +167,9 @@ mod tests {
             ..IngestStatus::default()
         };
         let s = stream_status("main", &st, None, (15.0, 1000));
-        assert_eq!(s.state, "offline");
+        assert_eq!(s.state, StreamState::Offline);
+        // The wire keeps the word the UI matches on.
+        assert_eq!(serde_json::to_value(&s).unwrap()["state"], "offline");
         assert_eq!(s.reason.as_deref(), Some("connection refused"));
         assert_eq!((s.fps, s.bitrate_bps), (0.0, 0));
         assert_eq!(s.last_frame_us, Some(42));
