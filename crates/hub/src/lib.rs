@@ -27,6 +27,7 @@
 //! [`Hub::live_subscribers`] to decide whether it may trade latency for CPU (the ingest
 //! batches its socket reads while nobody watches).
 
+pub mod clock;
 mod item;
 
 use std::collections::VecDeque;

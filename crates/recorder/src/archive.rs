@@ -7,7 +7,7 @@
 //! is durable, and a file's rows are always in before it is closed or deleted.
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -40,8 +40,8 @@ pub struct Archive {
 #[derive(Default)]
 struct PendingRows {
     rows: Vec<FragmentRow>,
-    /// When the oldest queued row was queued.
-    since: Option<Instant>,
+    /// When the oldest queued row was queued, on the archive's monotonic clock.
+    since: Option<Duration>,
 }
 
 /// How long a fragment row may wait for the shared index commit when no
@@ -90,8 +90,9 @@ impl Archive {
         let due = {
             let mut p = self.pending();
             p.rows.push(row);
-            let since = *p.since.get_or_insert_with(Instant::now);
-            since.elapsed() >= INDEX_COMMIT_INTERVAL
+            let now = self.clock.monotonic();
+            let since = *p.since.get_or_insert(now);
+            now.saturating_sub(since) >= INDEX_COMMIT_INTERVAL
         };
         if due {
             drop(self.index());
@@ -102,7 +103,11 @@ impl Archive {
     /// streams' fragments, cut at about the same moments, arrive in bursts; waiting a
     /// little gathers a burst into one commit). Returns whether it committed.
     pub fn commit_older_than(&self, age: Duration) -> bool {
-        let due = self.pending().since.is_some_and(|t| t.elapsed() >= age);
+        let now = self.clock.monotonic();
+        let due = self
+            .pending()
+            .since
+            .is_some_and(|t| now.saturating_sub(t) >= age);
         if due {
             drop(self.index());
         }
@@ -143,7 +148,7 @@ impl Archive {
                 rows.drain(..n);
             }
             p.rows = rows;
-            p.since.get_or_insert_with(Instant::now);
+            p.since.get_or_insert(self.clock.monotonic());
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 use crate::archive::INDEX_COMMIT_INTERVAL;
@@ -20,10 +21,20 @@ pub(crate) fn store_with(
     storage: Arc<dyn Storage>,
     retention: RetentionConfig,
 ) -> Arc<Archive> {
+    store_with_clock(dir, storage, retention, SimClock::new(T0))
+}
+
+/// [`store_with`] on a simulated clock the test moves.
+pub(crate) fn store_with_clock(
+    dir: &Path,
+    storage: Arc<dyn Storage>,
+    retention: RetentionConfig,
+    clock: SimClock,
+) -> Arc<Archive> {
     Arc::new(Archive::new(
         storage,
         Db::open(&dir.join("index.sqlite3")).unwrap(),
-        Arc::new(SimClock::new(T0)),
+        Arc::new(clock),
         retention,
     ))
 }
@@ -415,7 +426,15 @@ fn a_reported_discontinuity_starts_a_new_file_without_a_gap() {
 
 #[test]
 fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_crash() {
-    let (dir, disk, store) = fault_store();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultStorage::new();
+    let clock = SimClock::new(T0);
+    let store = store_with_clock(
+        dir.path(),
+        Arc::new(disk.clone()),
+        RetentionConfig::default(),
+        clock.clone(),
+    );
     let raw = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
     let committed = |raw: &rusqlite::Connection| -> (i64, i64) {
         raw.query_row(
@@ -446,7 +465,13 @@ fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_cra
                             // Queued within the commit interval: not in the index yet (another process does not
                             // see them; whoever goes through the store does).
     assert_eq!(committed(&raw), (0, 0));
-    std::thread::sleep(INDEX_COMMIT_INTERVAL);
+    // Commit ageing runs on the archive's clock, not the host's: nothing is due until
+    // the simulated time passes the interval.
+    assert!(!store.commit_older_than(INDEX_COMMIT_INTERVAL));
+    clock.advance(INDEX_COMMIT_INTERVAL - Duration::from_millis(1));
+    assert!(!store.commit_older_than(INDEX_COMMIT_INTERVAL));
+    assert_eq!(committed(&raw), (0, 0));
+    clock.advance(Duration::from_millis(1));
     push(&mut writers, 30);
     // The first row queued after the interval committed both streams' rows at once.
     let (first, files) = committed(&raw);
@@ -459,7 +484,12 @@ fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_cra
         first,
         "the next rows wait for the next interval"
     );
-    drop(store.index());
+    // The recorder's ticker: rows queued 250 ms ago are due, younger ones are not.
+    let tick = Duration::from_millis(250);
+    assert!(!store.commit_older_than(tick));
+    clock.advance(tick);
+    assert!(store.commit_older_than(tick));
+    assert!(!store.has_pending());
     let all = committed(&raw).0;
     assert!(all > first);
 
