@@ -177,6 +177,22 @@ fn default_true() -> bool {
     true
 }
 
+// Mirrors `vigil_nvr::StreamState`.
+/// What a stream is doing.
+#[derive(JsonSchema)]
+#[schemars(rename = "StreamState")]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStateSchema {
+    /// Connecting to the camera.
+    Connecting,
+    /// Frames are flowing.
+    Streaming,
+    /// Lost or stopped; retried after a back-off (`reason` says why).
+    Offline,
+    /// Given up, or the camera could not start (`reason` says why).
+    Failed,
+}
+
 // Mirrors `vigil_nvr::StreamStatus`.
 /// State of one stream of a camera.
 #[derive(JsonSchema)]
@@ -184,8 +200,8 @@ fn default_true() -> bool {
 pub struct StreamStatusSchema {
     /// `main` or `sub`.
     pub stream: String,
-    /// `connecting`, `streaming`, `offline` or `failed`.
-    pub state: String,
+    /// What the stream is doing.
+    pub state: StreamStateSchema,
     /// Why it is offline or failed.
     pub reason: Option<String>,
     /// `h264` or `h265` once known.
@@ -272,7 +288,8 @@ pub struct EventRowSchema {
 mod tests {
     use vigil_nvr::events::{EventRow, NormBox};
     use vigil_nvr::{
-        CameraSpec, CameraStatus, MotionSettings, ProbeReport, StreamStatus, ZoneSpec,
+        CameraSource, CameraSpec, CameraStatus, MotionSettings, ProbeReport, RecordMode,
+        StreamState, StreamStatus, ZoneKind, ZoneSpec,
     };
 
     /// Names every field of the NVR's types without `..`: a field added to or removed from
@@ -354,9 +371,32 @@ mod tests {
         let NormBox { x, y, w, h } = b;
     }
 
+    /// Names every variant of the NVR's enums without a wildcard, for the same reason.
+    fn same_variants(s: StreamState, r: RecordMode, k: ZoneKind, c: CameraSource) {
+        match s {
+            StreamState::Connecting
+            | StreamState::Streaming
+            | StreamState::Offline
+            | StreamState::Failed => {}
+        }
+        match r {
+            RecordMode::Continuous
+            | RecordMode::Motion {
+                pre_roll_s: _,
+                post_roll_s: _,
+            } => {}
+        }
+        match k {
+            ZoneKind::Zone | ZoneKind::Mask => {}
+        }
+        match c {
+            CameraSource::Config | CameraSource::Ui => {}
+        }
+    }
+
     #[test]
     fn mirrored_defaults_are_the_nvr_defaults() {
-        let _ = same_fields;
+        let _ = (same_fields, same_variants);
         let spec: CameraSpec =
             serde_json::from_value(serde_json::json!({"name": "a", "url": "rtsp://x"}))
                 .expect("minimal spec");

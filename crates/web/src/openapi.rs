@@ -125,13 +125,17 @@ impl Schemas {
                         s["type"] = kept[0].clone();
                     }
                 }
-                json!({
+                let mut p = json!({
                     "name": name,
                     "in": "query",
                     "required": required.contains(&name.as_str()),
-                    "description": description,
                     "schema": s,
-                })
+                });
+                // OpenAPI wants a string here or nothing.
+                if description.is_string() {
+                    p["description"] = description;
+                }
+                p
             })
             .collect()
     }
@@ -451,6 +455,9 @@ mod tests {
                 d.access == Access::Public,
                 "{d:?}"
             );
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                assert!(p.get("description").is_none_or(Value::is_string), "{p}");
+            }
             let responses = op["responses"].as_object().expect("responses");
             assert!(
                 responses
