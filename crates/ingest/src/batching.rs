@@ -21,7 +21,7 @@
 //! - On stop, the supervisor turns it off and reads what is already there
 //!   ([`ReadBatching::on_idle`]), so no frame that reached the host is lost.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the bit rate is re-estimated.
 const WINDOW: Duration = Duration::from_secs(1);
@@ -39,7 +39,7 @@ pub const OFF: usize = 1;
 #[derive(Debug)]
 pub struct ReadBatching {
     budget: Duration,
-    window_start: Option<Instant>,
+    window_start: Option<Duration>,
     window_bytes: u64,
     current: usize,
 }
@@ -68,7 +68,7 @@ impl ReadBatching {
 
     /// A frame of `bytes` arrived at `now`; `live` says whether a live subscriber waits.
     /// Returns the mark to set on the socket if it changes.
-    pub fn on_frame(&mut self, now: Instant, bytes: usize, live: bool) -> Option<usize> {
+    pub fn on_frame(&mut self, now: Duration, bytes: usize, live: bool) -> Option<usize> {
         if self.budget.is_zero() {
             return None;
         }
@@ -79,7 +79,7 @@ impl ReadBatching {
         }
         let start = *self.window_start.get_or_insert(now);
         self.window_bytes = self.window_bytes.saturating_add(bytes as u64);
-        let elapsed = now.saturating_duration_since(start);
+        let elapsed = now.saturating_sub(start);
         if elapsed < WINDOW {
             return None;
         }
@@ -127,12 +127,12 @@ mod tests {
     /// marks set, and the time after the last frame.
     fn feed(
         b: &mut ReadBatching,
-        t0: Instant,
+        t0: Duration,
         secs: u32,
         fps: u32,
         bytes: usize,
         live: bool,
-    ) -> (Vec<usize>, Instant) {
+    ) -> (Vec<usize>, Duration) {
         let mut marks = Vec::new();
         let step = Duration::from_secs(1) / fps;
         let mut t = t0;
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn a_4_mbit_stream_is_batched_by_its_budget_after_one_measured_second() {
         let mut b = ReadBatching::new(50 * MS);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         // 30 fps x 16 667 bytes = 500 000 bytes/s = 4 Mbit/s; 50 ms of it is 25 000 bytes.
         let (marks, _) = feed(&mut b, t0, 1, 30, 16_667, false);
         assert!(
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn small_changes_of_rate_keep_the_mark_and_large_ones_move_it() {
         let mut b = ReadBatching::new(50 * MS);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let (_, t) = feed(&mut b, t0, 2, 30, 16_667, false);
         let set = b.current();
         assert!(set > OFF);
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn a_live_subscriber_turns_it_off_at_once_and_it_returns_when_they_leave() {
         let mut b = ReadBatching::new(50 * MS);
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let (_, t) = feed(&mut b, t0, 2, 30, 16_667, false);
         assert!(b.current() > OFF);
         assert_eq!(b.on_frame(t, 16_667, true), Some(OFF));
@@ -196,19 +196,19 @@ mod tests {
     fn slow_streams_are_not_batched_and_fast_ones_are_capped() {
         // 256 kbit/s sub stream: 1 600 bytes in 50 ms, under MIN_BATCH.
         let mut b = ReadBatching::new(50 * MS);
-        let (marks, _) = feed(&mut b, Instant::now(), 3, 15, 2_133, false);
+        let (marks, _) = feed(&mut b, Duration::from_secs(100), 3, 15, 2_133, false);
         assert!(marks.is_empty(), "{marks:?}");
         assert_eq!(b.current(), OFF);
         // 100 Mbit/s: capped.
         let mut b = ReadBatching::new(50 * MS);
-        let (marks, _) = feed(&mut b, Instant::now(), 3, 30, 416_667, false);
+        let (marks, _) = feed(&mut b, Duration::from_secs(100), 3, 30, 416_667, false);
         assert_eq!(marks, vec![MAX_BATCH]);
     }
 
     #[test]
     fn idle_or_stop_drops_the_mark_and_the_rate_is_measured_again() {
         let mut b = ReadBatching::new(50 * MS);
-        let (_, t) = feed(&mut b, Instant::now(), 2, 30, 16_667, false);
+        let (_, t) = feed(&mut b, Duration::from_secs(100), 2, 30, 16_667, false);
         assert!(b.current() > OFF);
         assert_eq!(b.on_idle(), Some(OFF));
         assert_eq!(b.on_idle(), None);
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn a_zero_budget_never_batches() {
         let mut b = ReadBatching::new(Duration::ZERO);
-        let (marks, _) = feed(&mut b, Instant::now(), 5, 30, 100_000, false);
+        let (marks, _) = feed(&mut b, Duration::from_secs(100), 5, 30, 100_000, false);
         assert!(marks.is_empty());
         assert_eq!(b.idle_after(), None);
         assert_eq!(b.on_idle(), None);

@@ -48,10 +48,12 @@ pub mod status;
 mod supervisor;
 pub mod timeline;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vigil_hub::clock::{Clock, RealClock};
 use vigil_hub::Hub;
 
 pub use backoff::{BackoffConfig, Liveness};
@@ -72,10 +74,18 @@ pub struct Ingest {
 impl Ingest {
     /// Starts ingesting `config`'s camera into `hub`. Must be called within a tokio runtime.
     pub fn spawn(config: IngestConfig, hub: Hub) -> Ingest {
+        Self::spawn_with_clock(config, hub, Arc::new(RealClock::new()))
+    }
+
+    /// [`spawn`](Self::spawn) on an injected clock: every "now" and every wait of the
+    /// supervision (stall timeout, back-off, probes' spacing) reads it, so tests drive
+    /// it with a [`vigil_hub::clock::SimClock`].
+    pub fn spawn_with_clock(config: IngestConfig, hub: Hub, clock: Arc<dyn Clock>) -> Ingest {
         let (status_tx, status) = watch::channel(IngestStatus::default());
         let (stop, stop_rx) = watch::channel(false);
         let out = supervisor::Outputs { status: status_tx };
-        let task = tokio::spawn(supervisor::Supervisor::new(config, hub, out, stop_rx).run());
+        let task =
+            tokio::spawn(supervisor::Supervisor::new(config, hub, out, stop_rx, clock).run());
         Ingest {
             status,
             stop,

@@ -2,7 +2,7 @@
 //! UI and health checks). Gaps and discontinuities go into the hub, in order with the
 //! access units ([`vigil_hub::Gap`], [`vigil_hub::Discontinuity`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The ingest's connection state.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +67,8 @@ impl Default for IngestStatus {
 /// Sans-IO counters behind [`IngestStatus`]: frames, bytes, bit rate over ~1 s windows.
 #[derive(Debug)]
 pub(crate) struct Meter {
-    window_start: Option<Instant>,
+    /// On the ingest's monotonic clock.
+    window_start: Option<Duration>,
     window_bytes: u64,
 }
 
@@ -87,7 +88,7 @@ impl Meter {
     pub(crate) fn on_frame(
         &mut self,
         status: &mut IngestStatus,
-        now: Instant,
+        now: Duration,
         bytes: usize,
         wall_us: i64,
     ) -> bool {
@@ -97,7 +98,7 @@ impl Meter {
         status.last_frame_wall_us = Some(wall_us);
         let start = *self.window_start.get_or_insert(now);
         self.window_bytes += bytes;
-        let elapsed = now.saturating_duration_since(start);
+        let elapsed = now.saturating_sub(start);
         if elapsed < WINDOW {
             return false;
         }
@@ -123,7 +124,7 @@ mod tests {
     fn meter_counts_and_publishes_about_once_a_second() {
         let mut m = Meter::new();
         let mut s = IngestStatus::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(7);
         let mut published = 0;
         // 3 s at 10 fps of 12_500-byte frames = 1 Mbit/s.
         for i in 0..=30u32 {

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use retina::client::{Demuxed, SessionGroup};
 use retina::codec::{CodecItem, ParametersRef, VideoFrame};
 use tokio::sync::watch;
+use vigil_hub::clock::Clock;
 use vigil_hub::{Discontinuity, Gap, Hub};
 use vigil_media::{AccessUnit, Codec, StreamParams};
 
@@ -46,9 +47,12 @@ pub(crate) struct Supervisor {
     hub: Hub,
     out: Outputs,
     stop: watch::Receiver<bool>,
+    /// Every "now" and every wait of the supervision (tests simulate it).
+    clock: Arc<dyn Clock>,
     policy: ReconnectPolicy,
     group: Arc<SessionGroup>,
-    /// Origin of the monotonic µs fed to the timelines.
+    /// Origin of the monotonic µs fed to the timelines. The host's, not `clock`'s:
+    /// retina stamps each packet's reception with a `std::time::Instant`.
     epoch: Instant,
     video_tl: Timeline,
     audio_tl: Option<Timeline>,
@@ -76,8 +80,9 @@ struct Live {
     audio: Option<(usize, AudioCodec)>,
     waiting_for_key: bool,
     skipped: u64,
-    first_frame: Option<Instant>,
-    last_frame: Option<Instant>,
+    /// On the supervisor's monotonic clock.
+    first_frame: Option<Duration>,
+    last_frame: Option<Duration>,
 }
 
 impl Supervisor {
@@ -86,6 +91,7 @@ impl Supervisor {
         hub: Hub,
         out: Outputs,
         stop: watch::Receiver<bool>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let policy = ReconnectPolicy::new(cfg.backoff, cfg.jitter_seed);
         let group = Arc::new(SessionGroup::default().named(cfg.name.clone()));
@@ -94,6 +100,7 @@ impl Supervisor {
             hub,
             out,
             stop,
+            clock,
             policy,
             group,
             epoch: Instant::now(),
@@ -151,8 +158,10 @@ impl Supervisor {
                 self.set_state(IngestState::Failed(reason));
             } else {
                 tracing::warn!(stream = %name, error = %reason, retry_in = ?delay, "ingest session ended; backing off");
-                let until_wall_us =
-                    wall_us(SystemTime::now()).saturating_add(delay.as_micros() as i64);
+                let until_wall_us = self
+                    .clock
+                    .wall_us()
+                    .saturating_add(delay.as_micros() as i64);
                 self.set_state(IngestState::Backoff {
                     until_wall_us,
                     reason,
@@ -169,7 +178,7 @@ impl Supervisor {
         if let Some((start_wall_us, reason)) = self.open_gap.take() {
             self.hub.publish_gap(Gap {
                 start_wall_us,
-                end_wall_us: wall_us(SystemTime::now()),
+                end_wall_us: self.clock.wall_us(),
                 resume_pts: None,
                 reason,
             });
@@ -184,7 +193,8 @@ impl Supervisor {
     /// back is recorded again within one probe interval plus one GOP, whatever the back-off
     /// had grown to. Returns true if the ingest was stopped meanwhile.
     async fn back_off(&mut self, delay: Duration, probe: Option<Duration>) -> bool {
-        let until = tokio::time::Instant::now() + delay;
+        let clock = self.clock.clone();
+        let until = clock.monotonic() + delay;
         let target = self.cfg.url.host_str().map(|h| {
             (
                 h.trim_matches(['[', ']']).to_owned(),
@@ -192,9 +202,9 @@ impl Supervisor {
             )
         });
         let url = self.cfg.redacted_url();
-        let probe_until = |until: tokio::time::Instant| {
+        let probe_until = |until: Duration| {
             // A probe never delays the attempt the back-off has planned.
-            PROBE_TIMEOUT.min(until.saturating_duration_since(tokio::time::Instant::now()))
+            PROBE_TIMEOUT.min(until.saturating_sub(clock.monotonic()))
         };
         let probe = match (probe, target) {
             (Some(every), Some((host, port))) => {
@@ -211,14 +221,14 @@ impl Supervisor {
         let mut probe = probe;
         loop {
             let next = match &probe {
-                Some((p, ..)) => until.min(tokio::time::Instant::now() + *p),
+                Some((p, ..)) => until.min(clock.monotonic() + *p),
                 None => until,
             };
             tokio::select! {
                 _ = self.stop.changed() => return true,
-                _ = tokio::time::sleep_until(next) => {}
+                _ = clock.sleep_until(next) => {}
             }
-            if tokio::time::Instant::now() >= until {
+            if clock.monotonic() >= until {
                 return false;
             }
             if let Some((_, host, port, come_back)) = &mut probe {
@@ -260,7 +270,8 @@ impl Supervisor {
             last_frame: None,
         };
         let stall = self.cfg.stall_timeout;
-        let now = tokio::time::Instant::now();
+        let clock = self.clock.clone();
+        let now = clock.monotonic();
         let mut deadline = now + stall;
         let mut last_video = now;
         let mut batching = ReadBatching::new(match self.cfg.transport {
@@ -276,28 +287,29 @@ impl Supervisor {
                     self.drain(&mut demuxed, &mut live, &mut batching).await;
                     return End::Stopped;
                 }
-                r = tokio::time::timeout_at(wake, demuxed.next()) => r,
+                r = demuxed.next() => Ok(r),
+                _ = clock.sleep_until(wake) => Err(()),
             };
             let item = match item {
-                Err(_) if tokio::time::Instant::now() < deadline => {
+                Err(()) if clock.monotonic() < deadline => {
                     // Quiet for a while with batching on: read whatever is queued now.
                     if let Some(mark) = batching.on_idle() {
                         self.set_mark(&demuxed, &mut batching, mark);
                     }
                     continue;
                 }
-                Err(_) => break IngestError::Stalled(stall),
+                Err(()) => break IngestError::Stalled(stall),
                 Ok(None) => break IngestError::Closed,
                 Ok(Some(Err(e))) => break IngestError::Rtsp(e),
                 Ok(Some(Ok(item))) => item,
             };
             if let CodecItem::VideoFrame(f) = &item {
                 if f.stream_id() == live.video {
-                    let now = tokio::time::Instant::now();
+                    let now = clock.monotonic();
                     deadline = now + stall;
                     last_video = now;
                     let watched = self.hub.live_subscribers() > 0;
-                    if let Some(mark) = batching.on_frame(now.into_std(), f.data().len(), watched) {
+                    if let Some(mark) = batching.on_frame(now, f.data().len(), watched) {
                         self.set_mark(&demuxed, &mut batching, mark);
                     }
                 }
@@ -309,7 +321,7 @@ impl Supervisor {
         let streamed = live
             .first_frame
             .zip(live.last_frame)
-            .map(|(a, b)| b.saturating_duration_since(a));
+            .map(|(a, b)| b.saturating_sub(a));
         End::Failed { error, streamed }
     }
 
@@ -442,7 +454,7 @@ impl Supervisor {
             });
         }
         let data = Bytes::from(f.into_data());
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         live.first_frame.get_or_insert(now);
         live.last_frame = Some(now);
         let publish = self
@@ -543,5 +555,103 @@ pub(crate) fn wall_us(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_micros()).map_or(i64::MIN, |v| -v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Ingest;
+    use vigil_hub::clock::SimClock;
+
+    /// 2024-01-01T00:00:00Z.
+    const T0: i64 = 1_704_067_200_000_000;
+
+    /// An RTSP URL on a local port nothing listens on: every connect is refused at once.
+    fn refused_url() -> url::Url {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1);
+        url::Url::parse(&format!("rtsp://127.0.0.1:{port}/main")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits (real time, bounded) for a status `pred` accepts.
+    async fn wait_for(
+        status: &mut watch::Receiver<IngestStatus>,
+        pred: impl Fn(&IngestStatus) -> bool,
+    ) -> IngestStatus {
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let st = status.borrow_and_update().clone();
+                if pred(&st) {
+                    return st;
+                }
+                if status.changed().await.is_err() {
+                    return st;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("status never matched: {:?}", status.borrow()))
+    }
+
+    #[tokio::test]
+    async fn back_off_follows_its_jittered_schedule_on_the_injected_clock() {
+        let clock = SimClock::new(T0);
+        let mut cfg = IngestConfig::new("t/main", refused_url());
+        // No liveness probe: the waits are the back-off alone.
+        cfg.port_probe = None;
+        cfg.jitter_seed = Some(7);
+        let hub = Hub::new("t/main", 8);
+        let ingest = Ingest::spawn_with_clock(cfg, hub, Arc::new(clock.clone()));
+        let mut status = ingest.status();
+        let mut delays = Vec::new();
+        for attempt in 0..7u64 {
+            let st = wait_for(&mut status, |s| {
+                s.reconnects == attempt && matches!(s.state, IngestState::Backoff { .. })
+            })
+            .await;
+            let IngestState::Backoff { until_wall_us, .. } = st.state else {
+                unreachable!()
+            };
+            let delay = Duration::from_micros((until_wall_us - clock.wall_us()) as u64);
+            delays.push(delay);
+            // Real time passing does not end a back-off: only the ingest's clock does.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert_eq!(status.borrow().reconnects, attempt, "reconnected early");
+            // The status shows whole µs; the back-off waits the exact delay.
+            clock.advance(delay + Duration::from_micros(1));
+        }
+        // 0.5 s doubling up to the 30 s cap, each shortened by at most half (jitter 0.5).
+        let bases = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0];
+        for (d, base) in delays.iter().zip(bases) {
+            let d = d.as_secs_f64();
+            assert!(d <= base && d >= base / 2.0, "{delays:?}");
+        }
+        ingest.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_a_back_off_at_once_and_no_gap_is_invented() {
+        let clock = SimClock::new(T0);
+        let mut cfg = IngestConfig::new("t/main", refused_url());
+        cfg.port_probe = None;
+        let hub = Hub::new("t/main", 8);
+        let mut items = hub.subscribe_bulk();
+        let ingest = Ingest::spawn_with_clock(cfg, hub.clone(), Arc::new(clock.clone()));
+        let mut status = ingest.status();
+        wait_for(&mut status, |s| {
+            matches!(s.state, IngestState::Backoff { .. })
+        })
+        .await;
+        // The simulated clock never moves: the stop must not wait for the back-off.
+        tokio::time::timeout(Duration::from_secs(2), ingest.stop())
+            .await
+            .unwrap_or_else(|_| panic!("stop waited for the back-off"));
+        assert_eq!(status.borrow().state, IngestState::Stopped);
+        // Nothing was ever streamed, so there is no outage to report.
+        drop(hub);
+        assert!(items.recv().await.is_err());
     }
 }
