@@ -194,7 +194,7 @@ async fn add_update_remove_a_camera_starts_restarts_and_stops_its_recording() {
         (main.stream.as_str(), main.state),
         ("main", StreamState::Streaming)
     );
-    assert_eq!(main.codec.as_deref(), Some("h264"));
+    assert_eq!(main.codec, Some(vigil_media::Codec::H264));
     assert_eq!((main.width, main.height), (Some(320), Some(240)));
     assert!((10.0..=20.0).contains(&main.fps), "{main:?}");
     assert!(main.bitrate_bps > 10_000, "{main:?}");

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_hub::Hub;
+use vigil_media::Codec;
 use vigil_recorder::retention::{EventRetention, RetentionConfig};
 use vigil_recorder::{Recorder, RecorderConfig};
 
@@ -105,8 +106,9 @@ pub struct StreamStatus {
     pub state: StreamState,
     /// Why it is offline or failed.
     pub reason: Option<String>,
-    /// `h264` or `h265` once known.
-    pub codec: Option<String>,
+    /// The codec once known (`h264` or `h265` on the wire).
+    #[serde(serialize_with = "status::serialize_codec")]
+    pub codec: Option<Codec>,
     /// Picture size once known.
     pub width: Option<u32>,
     /// Picture size once known.

@@ -94,7 +94,7 @@ pub(crate) fn stream_status(
         stream: stream.to_owned(),
         state,
         reason,
-        codec: params.map(|p| codec_name(p.codec).to_owned()),
+        codec: params.map(|p| p.codec),
         width: params.map(|p| p.width),
         height: params.map(|p| p.height),
         fps,
@@ -108,6 +108,17 @@ pub(crate) fn codec_name(codec: Codec) -> &'static str {
     match codec {
         Codec::H264 => "h264",
         Codec::H265 => "h265",
+    }
+}
+
+/// [`StreamStatus::codec`] on the wire: its [`codec_name`] or null.
+pub(crate) fn serialize_codec<S: serde::Serializer>(
+    codec: &Option<Codec>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match codec {
+        Some(c) => s.serialize_str(codec_name(*c)),
+        None => s.serialize_none(),
     }
 }
 
@@ -174,5 +185,20 @@ mod tests {
         assert_eq!((s.fps, s.bitrate_bps), (0.0, 0));
         assert_eq!(s.last_frame_us, Some(42));
         assert_eq!(s.codec, None);
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["codec"],
+            serde_json::Value::Null
+        );
+        let p = vigil_media::StreamParams {
+            codec: Codec::H265,
+            vps: None,
+            sps: Default::default(),
+            pps: Default::default(),
+            width: 8,
+            height: 8,
+            fps: None,
+        };
+        let s = stream_status("main", &st, Some(&p), (0.0, 0));
+        assert_eq!(serde_json::to_value(&s).unwrap()["codec"], "h265");
     }
 }
