@@ -15,6 +15,7 @@ use retina::codec::{CodecItem, ParametersRef, VideoFrame};
 use tokio::sync::watch;
 use vigil_hub::clock::Clock;
 use vigil_hub::{Discontinuity, Gap, Hub};
+use vigil_media::time::VIDEO_HZ;
 use vigil_media::{AccessUnit, Codec, StreamParams};
 
 use super::backoff::{ComeBack, Failure, ReconnectPolicy};
@@ -104,7 +105,7 @@ impl Supervisor {
             policy,
             group,
             epoch: Instant::now(),
-            video_tl: Timeline::new(90_000),
+            video_tl: Timeline::new(VIDEO_HZ),
             audio_tl: None,
             params: None,
             audio_params: None,
@@ -436,7 +437,7 @@ impl Supervisor {
             .video_tl
             .map(ts.elapsed(), ts.clock_rate().get(), mono_us);
         if let Some(jump) = jump {
-            let reason = describe_jump(jump, 90_000);
+            let reason = describe_jump(jump, VIDEO_HZ);
             tracing::warn!(stream = %self.cfg.name, %reason, pts, "camera timestamps jumped; continuing after the previous frame");
             self.hub.publish_discontinuity(Discontinuity {
                 pts,

@@ -12,6 +12,7 @@ pub mod h265;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod time;
 
 pub use access_unit::{AccessUnit, Codec, StreamParams};
 

@@ -7,6 +7,7 @@
 //! table (rows removed and path listed in one transaction, file unlinked afterwards).
 
 use std::path::Path;
+use vigil_media::time::Ticks90k;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use vigil_datadir::{Migration, Schema};
@@ -178,8 +179,8 @@ impl FragmentRow {
 /// Wall times inside a file come from the media clock, never from the host clock at write
 /// time, so a host clock step cannot make a recording overlap itself or run backwards.
 pub fn wall_at(file_start_wall_us: i64, t90k: u64) -> i64 {
-    let us = i128::from(t90k) * 1_000_000 / 90_000;
-    file_start_wall_us.saturating_add(i64::try_from(us).unwrap_or(i64::MAX))
+    let t = Ticks90k(i64::try_from(t90k).unwrap_or(i64::MAX));
+    file_start_wall_us.saturating_add(t.to_micros())
 }
 
 /// Encodes a sample table for the `samples` column.

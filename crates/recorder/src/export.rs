@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 use vigil_media::fmp4::{self, ExportBuilder, Track};
 
+use vigil_media::time::{rescale, Ticks90k, MICROS_PER_SEC, VIDEO_HZ};
+
 use crate::archive::Archive;
 use crate::db::{wall_at, FileRow, FragmentRow};
 use crate::segment::VIDEO_TRACK_ID;
@@ -165,7 +167,7 @@ fn locate_audio(
 ) {
     let Some(run) = &frag.audio else { return };
     let wall = |t: u64| {
-        let us = i128::from(t) * 1_000_000 / i128::from(rate.max(1));
+        let us = rescale(i128::from(t), rate, MICROS_PER_SEC);
         file.start_wall_us
             .saturating_add(i64::try_from(us).unwrap_or(i64::MAX))
     };
@@ -278,8 +280,8 @@ pub fn plan(
         .cloned()
         .ok_or(Error::NothingRecorded)?;
     let first_file = file_of(first.file_id)?;
-    let origin_90k =
-        i128::from(first_file.start_wall_us) * 9 / 100 + i128::from(first.decode_in_file);
+    let origin_90k = i128::from(Ticks90k::from_micros(first_file.start_wall_us).0)
+        + i128::from(first.decode_in_file);
 
     // Video samples up to a codec parameter change.
     let included = chosen
@@ -291,7 +293,7 @@ pub fn plan(
     }
     let video = chosen.get(..included).unwrap_or_default();
     let end_wall = video.last().map_or(first.wall_us, |s| {
-        s.wall_us + i64::from(s.duration) * 100 / 9
+        s.wall_us + Ticks90k(i64::from(s.duration)).to_micros()
     });
     // Audio of the files whose audio track is the first file's, from the frame playing at
     // the first picture to the last one starting before the last picture ends.
@@ -314,8 +316,8 @@ pub fn plan(
     let mut ranges: Vec<(PathBuf, u64, u64)> = Vec::new();
     let mut last_decode = 0u64;
     let mut last_audio_decode = 0u64;
-    let rate = i128::from(audio0.as_ref().map_or(1, Track::timescale).max(1));
-    let origin_audio = origin_90k * rate / 90_000;
+    let rate_hz = audio0.as_ref().map_or(1, Track::timescale).max(1);
+    let origin_audio = rescale(origin_90k, VIDEO_HZ, rate_hz);
     let (mut v, mut a) = (video.iter().peekable(), audio.iter().peekable());
     // mdat order = file order: per fragment, its video samples, then its audio samples.
     loop {
@@ -330,8 +332,9 @@ pub fn plan(
         let (file_id, offset, size) = if take_video {
             let Some(s) = v.next() else { break };
             let f = file_of(s.file_id)?;
-            let t =
-                i128::from(f.start_wall_us) * 9 / 100 + i128::from(s.decode_in_file) - origin_90k;
+            let t = i128::from(Ticks90k::from_micros(f.start_wall_us).0)
+                + i128::from(s.decode_in_file)
+                - origin_90k;
             let decode = u64::try_from(t).unwrap_or(0).max(last_decode);
             builder.push_sample(VIDEO_TRACK_ID, decode, s.duration, s.size, s.is_sync)?;
             last_decode = decode;
@@ -339,7 +342,8 @@ pub fn plan(
         } else {
             let Some(s) = a.next() else { break };
             let f = file_of(s.file_id)?;
-            let t = i128::from(f.start_wall_us) * rate / 1_000_000 + i128::from(s.decode_in_file)
+            let t = rescale(i128::from(f.start_wall_us), MICROS_PER_SEC, rate_hz)
+                + i128::from(s.decode_in_file)
                 - origin_audio;
             let decode = u64::try_from(t).unwrap_or(0).max(last_audio_decode);
             builder.push_sample(AUDIO_TRACK_ID, decode, s.duration, s.size, true)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use vigil_media::time::Ticks90k;
 
 use tokio::sync::oneshot;
 use tracing::{info, warn};
@@ -69,7 +70,7 @@ impl Default for RecorderConfig {
 impl RecorderConfig {
     fn segmenter(&self) -> SegmenterConfig {
         SegmenterConfig {
-            file_duration_90k: u64::try_from(self.file_duration.as_millis() * 90)
+            file_duration_90k: u64::try_from(Ticks90k::from_duration(self.file_duration).0)
                 .unwrap_or(u64::MAX),
             ..SegmenterConfig::default()
         }

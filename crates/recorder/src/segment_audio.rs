@@ -15,6 +15,7 @@
 //!   the file ends at the next key frame, like a video parameter change.
 
 use std::sync::Arc;
+use vigil_media::time::{rescale, MICROS_PER_SEC, VIDEO_HZ};
 
 use bytes::Bytes;
 use vigil_media::fmp4::{AudioTrack, Sample, Track};
@@ -147,7 +148,11 @@ impl AudioMux {
             Some((pts, t)) => i128::from(t) + i128::from(frame.pts) - i128::from(pts),
             None => {
                 let t90 = i128::from(video.t90k)
-                    + (i128::from(frame.capture_us) - i128::from(video.capture_us)) * 9 / 100;
+                    + rescale(
+                        i128::from(frame.capture_us) - i128::from(video.capture_us),
+                        MICROS_PER_SEC,
+                        VIDEO_HZ,
+                    );
                 t90 * rate / i128::from(TIMESCALE)
             }
         };

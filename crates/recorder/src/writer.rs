@@ -17,6 +17,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use vigil_media::time::Ticks90k;
 
 use tracing::{info, warn};
 use vigil_media::AccessUnit;
@@ -387,7 +388,7 @@ impl StreamWriter {
                 // Keep the file open: the next fragment tries again after more deletions.
                 warn!(camera = %self.camera, stream = %self.stream,
                       "disk still full: fragment {} of {} ({} ms) lost", f.seq, open.path,
-                      f.duration_90k() / 90);
+                      Ticks90k(i64::try_from(f.duration_90k()).unwrap_or(i64::MAX)).to_micros() / 1000);
                 return Ok(());
             }
             return Err(Error::io(format!("writing {}", open.path), e));
