@@ -2,6 +2,7 @@
 //! message: one [`Secret`] string type and one rule for showing a URL ([`redact_url`]), for
 //! every crate (camera passwords, broker passwords, webhook keys, camera and webhook URLs).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serializer};
@@ -25,6 +26,22 @@ impl Secret {
     /// CONNECT packet, the store that keeps it).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// A string in JSON Schemas (an API's request bodies), write-only: it is read, never written
+/// back.
+impl schemars::JsonSchema for Secret {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "writeOnly": true})
     }
 }
 

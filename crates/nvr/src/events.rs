@@ -52,7 +52,7 @@ const DEFAULT_LIMIT: u32 = 200;
 const MAX_LIMIT: u32 = 10_000;
 
 /// A box in normalized picture coordinates (0..1).
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct NormBox {
     /// Left.
     pub x: f32,
@@ -65,7 +65,7 @@ pub struct NormBox {
 }
 
 /// One stored motion event.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct EventRow {
     /// Row id.
     pub id: i64,
@@ -75,7 +75,7 @@ pub struct EventRow {
     pub zones: Vec<String>,
     /// Start, µs since the epoch.
     pub start_us: i64,
-    /// End, µs since the epoch; `None` while active.
+    /// End, µs since the epoch; none (`null`) while active.
     pub end_us: Option<i64>,
     /// Peak score (0..1, changed fraction of the watched area).
     pub peak_score: f32,

@@ -84,7 +84,7 @@ pub struct NvrConfig {
 
 /// What a stream is doing, as the UI shows it (`connecting`, `streaming`, `offline` or
 /// `failed` on the wire).
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamState {
     /// Connecting to the camera.
@@ -98,7 +98,7 @@ pub enum StreamState {
 }
 
 /// State of one stream's ingest, for the UI.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct StreamStatus {
     /// `main` or `sub`.
     pub stream: String,
@@ -108,6 +108,7 @@ pub struct StreamStatus {
     pub reason: Option<String>,
     /// The codec once known (`h264` or `h265` on the wire).
     #[serde(serialize_with = "status::serialize_codec")]
+    #[schemars(with = "Option<status::CodecName>")]
     pub codec: Option<Codec>,
     /// Picture size once known.
     pub width: Option<u32>,
@@ -122,7 +123,7 @@ pub struct StreamStatus {
 }
 
 /// Live state of one camera.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct CameraStatus {
     /// The camera.
     pub name: String,
@@ -161,7 +162,7 @@ pub enum NvrEvent {
 }
 
 /// Result of testing a camera before adding it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct ProbeReport {
     /// `h264` or `h265`.
     pub codec: String,

@@ -2,12 +2,13 @@
 //! type is read from the configuration file, stored in `cameras.json` and sent by the web
 //! app (whose API never returns the password).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use vigil_auth::secret::Secret;
 
 /// Where a camera is defined.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CameraSource {
     /// In the configuration file: read-only in the web app.
@@ -18,7 +19,7 @@ pub enum CameraSource {
 }
 
 /// How a camera is recorded.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RecordMode {
     /// Everything, all the time.
@@ -35,7 +36,7 @@ pub enum RecordMode {
 }
 
 /// Whether a polygon is a detection zone or a mask (ignored area).
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ZoneKind {
     /// Motion inside is detected and reported under the zone's name.
@@ -46,7 +47,7 @@ pub enum ZoneKind {
 }
 
 /// A zone or mask: a polygon in normalized coordinates (0..1, origin top left).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneSpec {
     /// Name (1-64 of `A-Z a-z 0-9 _ -`).
@@ -65,7 +66,7 @@ pub struct ZoneSpec {
 }
 
 /// Motion detection settings of one camera.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MotionSettings {
     /// Detect motion on this camera (default true).
@@ -99,7 +100,7 @@ impl Default for MotionSettings {
 }
 
 /// One camera.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CameraSpec {
     /// 1-64 of `A-Z a-z 0-9 _ -` (names the recording directory).
@@ -112,12 +113,16 @@ pub struct CameraSpec {
     /// Camera user name.
     #[serde(default)]
     pub username: Option<String>,
-    /// Camera password (write-only in the web API; written in clear only to cameras.json).
+    /// Camera password: write-only in the web API (never in an answer; on `PUT`, absent
+    /// keeps the stored one); written in clear only to cameras.json.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "vigil_auth::secret::serialize_exposed"
     )]
+    // Not in the schema of what is written: the web API never answers it (cameras.json does
+    // hold it, but has no schema).
+    #[schemars(skip_serializing)]
     pub password: Option<Secret>,
     /// `tcp` (default) or `udp`.
     #[serde(default = "default_transport")]
@@ -140,7 +145,7 @@ pub struct CameraSpec {
     /// Motion detection.
     #[serde(default)]
     pub motion: MotionSettings,
-    /// Where it is defined.
+    /// Where it is defined (the web API always stores `ui`).
     #[serde(default)]
     pub source: CameraSource,
 }

@@ -111,6 +111,21 @@ pub(crate) fn codec_name(codec: Codec) -> &'static str {
     }
 }
 
+// The names `codec_name` gives, for the JSON Schema of `StreamStatus::codec` (which
+// `vigil_media::Codec`, a crate without schemars, cannot describe itself). A codec added to
+// `codec_name` is added here too; a test checks that they agree. Its doc comment is the
+// schema's description.
+/// A video codec.
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) enum CodecName {
+    /// H.264 (AVC).
+    H264,
+    /// H.265 (HEVC).
+    H265,
+}
+
 /// [`StreamStatus::codec`] on the wire: its [`codec_name`] or null.
 pub(crate) fn serialize_codec<S: serde::Serializer>(
     codec: &Option<Codec>,
@@ -165,6 +180,18 @@ mod tests {
         let (fps, bps) = w.rates(t0 + Duration::from_secs(13));
         assert!((fps - 10.0).abs() < 0.01);
         assert_eq!(bps, 40_000);
+    }
+
+    #[test]
+    fn the_codec_schema_names_what_codec_name_writes() {
+        let schema = schemars::schema_for!(CodecName).to_value();
+        let names: Vec<String> = schema["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["const"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(names, [codec_name(Codec::H264), codec_name(Codec::H265)]);
     }
 
     #[test]

@@ -84,19 +84,6 @@ fn too_many(wait: std::time::Duration) -> Response {
     r
 }
 
-// The schema of `vigil_auth::Role` (a crate without schemars); `tests/openapi.rs` checks
-// real answers against it.
-/// A user's role.
-#[derive(JsonSchema)]
-#[schemars(rename = "Role")]
-#[serde(rename_all = "lowercase")]
-pub enum RoleSchema {
-    /// Everything, including configuration and user management.
-    Admin,
-    /// Watch live and recorded video.
-    Viewer,
-}
-
 /// Answer of `GET /api/setup`.
 #[derive(Serialize, JsonSchema)]
 pub struct SetupStatus {
@@ -110,7 +97,6 @@ pub struct LoggedIn {
     /// The user now logged in.
     pub username: String,
     /// Their role.
-    #[schemars(with = "RoleSchema")]
     pub role: Role,
 }
 
@@ -120,7 +106,6 @@ pub struct SessionView {
     /// The caller.
     pub username: String,
     /// Their role.
-    #[schemars(with = "RoleSchema")]
     pub role: Role,
     /// Cameras a viewer may see (`null`: all).
     pub cameras: Option<Vec<String>>,
@@ -134,7 +119,6 @@ pub struct UserView {
     /// User name.
     pub username: String,
     /// Role.
-    #[schemars(with = "RoleSchema")]
     pub role: Role,
     /// Cameras a viewer may see (`null`: all).
     pub cameras: Option<Vec<String>>,
@@ -426,7 +410,6 @@ pub struct NewUserBody {
     /// Password.
     password: String,
     /// Role.
-    #[schemars(with = "RoleSchema")]
     role: Role,
     /// Cameras a viewer may see (absent or `null`: all).
     #[serde(default)]
@@ -473,7 +456,6 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct UpdateUserBody {
     /// New role.
     #[serde(default)]
-    #[schemars(with = "Option<RoleSchema>")]
     role: Option<Role>,
     /// Cameras a viewer may see (`null`: all).
     #[serde(default, deserialize_with = "double_option")]

@@ -16,7 +16,6 @@ use vigil_nvr::{CameraSource, CameraSpec, CameraStatus, NvrError, ProbeReport};
 use crate::auth::{AdminUser, Peer};
 use crate::error::ApiError;
 use crate::json_body::ApiJson;
-use crate::nvr_schemas::{CameraSpecSchema, CameraStatusSchema, ProbeReportSchema};
 use crate::state::{AppState, CurrentUser};
 
 impl From<NvrError> for ApiError {
@@ -42,12 +41,10 @@ impl From<NvrError> for ApiError {
 pub struct CameraView {
     /// The camera's spec; its password is never here.
     #[serde(flatten)]
-    #[schemars(with = "CameraSpecSchema")]
     spec: CameraSpec,
     /// Whether a camera password is stored.
     has_password: bool,
     /// Live state.
-    #[schemars(with = "CameraStatusSchema")]
     status: CameraStatus,
 }
 
@@ -73,7 +70,7 @@ pub fn camera_view(spec: &CameraSpec, status: &CameraStatus, has_password: bool)
 #[allow(dead_code)]
 pub struct CameraBody {
     #[serde(flatten)]
-    spec: CameraSpecSchema,
+    spec: CameraSpec,
     /// Ignored (read-only).
     has_password: Option<bool>,
     /// Ignored (read-only).
@@ -227,7 +224,7 @@ pub async fn remove(
 /// Answer of `POST /api/cameras/test`: what the camera offers.
 #[derive(Serialize, JsonSchema)]
 #[serde(transparent)]
-pub struct ProbeAnswer(#[schemars(with = "ProbeReportSchema")] ProbeReport);
+pub struct ProbeAnswer(ProbeReport);
 
 /// `POST /api/cameras/test` → probe report, or 422 with the reason.
 pub async fn test(
@@ -279,7 +276,6 @@ pub struct SystemStatus {
     /// Recordings and disk space.
     pub storage: Storage,
     /// Status of the cameras the caller may view.
-    #[schemars(with = "Vec<CameraStatusSchema>")]
     pub cameras: Vec<CameraStatus>,
     /// What the rest of Vigil adds (e.g. `alerts`: the alert channels' state).
     #[serde(flatten)]

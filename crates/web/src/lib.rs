@@ -33,7 +33,7 @@
 //! handlers' own request and answer types ([`openapi`]).
 //!
 //! Module owners: `state`/`auth`/`accounts`/`account_routes`/`json_body`/`assets`/`server`/
-//! `tls`/`openapi`/`nvr_schemas` (web core), `live`/`playback`/`events_api` (media routes).
+//! `tls`/`openapi` (web core), `live`/`playback`/`events_api` (media routes).
 
 pub mod account_routes;
 pub mod accounts;
@@ -45,7 +45,6 @@ pub mod error;
 pub mod events_api;
 pub mod json_body;
 pub mod live;
-pub mod nvr_schemas;
 pub mod openapi;
 pub mod playback;
 pub mod router;

@@ -24,9 +24,9 @@ use crate::accounts::{AuditRow, SessionInfo, TokenInfo};
 use crate::api_cameras::{CameraBody, CameraView, ProbeAnswer, SystemStatus};
 use crate::error::ErrorBody;
 use crate::events_api::EventQuery;
-use crate::nvr_schemas::EventRowSchema;
 use crate::playback::{RangeQuery, Recordings};
 use crate::state::{Access, CurrentUser, RouteDoc};
+use vigil_nvr::events::EventRow;
 
 /// Names of the `{param}` segments of an axum path (`{*rest}` included).
 fn params(path: &str) -> Vec<&str> {
@@ -46,8 +46,8 @@ const SCHEMAS: &str = "/components/schemas/";
 
 /// Closes every object schema that does not say otherwise (`additionalProperties: false`):
 /// an answer never holds more than its type writes, so a field that appears in an answer but
-/// not in the document (a leak, or a mirror of another crate's type that fell behind) fails
-/// the validation of real answers. Open objects (`/api/system`'s additions) say so.
+/// not in the document (a leak) fails the validation of real answers. Open objects
+/// (`/api/system`'s additions) say so.
 #[derive(Clone)]
 struct Closed;
 
@@ -295,7 +295,7 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
                 .query(s.query::<RangeQuery>())
                 .errors(&[400, 403, 404, 416])
         }
-        ("GET", "/api/events") => Bodies::ok(200, "Events", s.json::<Vec<EventRowSchema>>())
+        ("GET", "/api/events") => Bodies::ok(200, "Events", s.json::<Vec<EventRow>>())
             .query(s.query::<EventQuery>())
             .errors(&[400, 403]),
         ("GET", "/api/events/{id}/thumbnail.jpg") => {
