@@ -20,7 +20,7 @@ use crate::db::{Db, GapRow, RecordedRange, Totals};
 use crate::export::{self, ExportPlan};
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, EventRetention, RetentionConfig, RetentionReport};
-use crate::segment::{Event, Segmenter, SegmenterConfig};
+use crate::segment::{FileOp, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::StreamWriter;
 use crate::{check_name, Error};
@@ -80,7 +80,7 @@ impl RecorderConfig {
 /// What a stream's writer carries out, in the order the stream's task saw it.
 enum Input {
     /// The segmenter's output for one input (files, fragments).
-    Events(Vec<Event>),
+    FileOps(Vec<FileOp>),
     Gap {
         start_wall_us: i64,
         end_wall_us: i64,
@@ -178,7 +178,7 @@ struct WriteSlots {
 const BACKLOG: usize = 3;
 
 fn has_fragment(input: &Input) -> bool {
-    matches!(input, Input::Events(ev) if ev.iter().any(|e| matches!(e, Event::Fragment(_))))
+    matches!(input, Input::FileOps(ev) if ev.iter().any(|e| matches!(e, FileOp::Fragment(_))))
 }
 
 impl WriteSlots {
@@ -521,8 +521,8 @@ fn spawn_committer(store: std::sync::Weak<Archive>) {
 /// writer closed its file after an error (the segmenter must then forget it).
 fn write_input(writer: &mut StreamWriter, input: Input, name: &str) -> bool {
     let (r, ok) = match input {
-        Input::Events(mut events) => {
-            let r = writer.apply_events(&mut events);
+        Input::FileOps(mut ops) => {
+            let r = writer.apply_ops(&mut ops);
             let ok = r.is_ok();
             (r, ok)
         }
@@ -624,7 +624,7 @@ impl StreamTask {
         let mut out = Vec::new();
         self.seg.finish(&mut out);
         if !out.is_empty() {
-            self.queue.push(Input::Events(out));
+            self.queue.push(Input::FileOps(out));
         }
         let (queue, name) = (std::mem::take(&mut self.queue), self.name.clone());
         let _ = tokio::task::spawn_blocking(move || {
@@ -668,7 +668,7 @@ impl StreamTask {
             }
         }
         if !out.is_empty() {
-            self.queue.push(Input::Events(out));
+            self.queue.push(Input::FileOps(out));
         }
     }
 

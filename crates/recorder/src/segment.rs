@@ -1,7 +1,7 @@
 //! The segmenter: sans-IO decisions of where fragments and files begin and end.
 //!
 //! Feed access units of one stream in order with [`Segmenter::push`]; it returns
-//! [`Event`]s for the writer to carry out. Rules (see `docs/recording.md`):
+//! [`FileOp`]s for the writer to carry out. Rules (see `docs/recording.md`):
 //!
 //! - A file starts on a key frame. Access units before the first key frame (or after a
 //!   discontinuity, until the next one) cannot be decoded and are dropped and counted.
@@ -128,9 +128,10 @@ impl FragmentOut {
     }
 }
 
-/// What the writer must do.
+/// A file operation the segmenter asks of the writer (start a file, append a fragment, end
+/// the file). Not an "event": in Vigil that word means something seen in front of a camera.
 #[derive(Clone, Debug)]
-pub enum Event {
+pub enum FileOp {
     /// Create a new file and write its init segment.
     StartFile {
         /// Codec parameters of the file.
@@ -200,7 +201,7 @@ impl Segmenter {
 
     /// Feeds the next audio frame of the stream; appends what to do to `out` (a recording
     /// that waited for audio starts now).
-    pub fn push_audio(&mut self, frame: AudioFrame, out: &mut Vec<Event>) {
+    pub fn push_audio(&mut self, frame: AudioFrame, out: &mut Vec<FileOp>) {
         self.audio.observe(&frame);
         if self.file.is_none() && !self.held.is_empty() {
             self.release(out);
@@ -225,7 +226,7 @@ impl Segmenter {
         &mut self,
         au: AccessUnit,
         continues: Option<EndReason>,
-        out: &mut Vec<Event>,
+        out: &mut Vec<FileOp>,
     ) {
         if continues.is_some() || !self.audio.waiting() {
             self.start(au, continues, out);
@@ -250,7 +251,7 @@ impl Segmenter {
     }
 
     /// Records the held access units.
-    fn release(&mut self, out: &mut Vec<Event>) {
+    fn release(&mut self, out: &mut Vec<FileOp>) {
         for au in std::mem::take(&mut self.held) {
             self.push(au, out);
         }
@@ -277,7 +278,7 @@ impl Segmenter {
     }
 
     /// Feeds the next access unit; appends what to do to `out`.
-    pub fn push(&mut self, au: AccessUnit, out: &mut Vec<Event>) {
+    pub fn push(&mut self, au: AccessUnit, out: &mut Vec<FileOp>) {
         let Some(file) = &self.file else {
             self.start_or_hold(au, None, out);
             return;
@@ -297,7 +298,7 @@ impl Segmenter {
             };
             let last = self.last_delta;
             self.flush(last, out);
-            out.push(Event::EndFile(reason));
+            out.push(FileOp::EndFile(reason));
             self.file = None;
             self.start(au, None, out);
             return;
@@ -319,7 +320,7 @@ impl Segmenter {
                 EndReason::Rotation
             };
             self.flush(delta, out);
-            out.push(Event::EndFile(reason));
+            out.push(FileOp::EndFile(reason));
             self.file = None;
             // A new SPS without a key frame cannot start a decodable file.
             let continues = au.key.then_some(reason);
@@ -340,7 +341,7 @@ impl Segmenter {
 
     /// Ends the stream: writes what is pending (its last sample gets the previous
     /// sample's duration) and closes the file.
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut Vec<FileOp>) {
         // What was held waiting for audio is recorded without it.
         let expect = std::mem::replace(&mut self.audio.expect, false);
         self.release(out);
@@ -348,7 +349,7 @@ impl Segmenter {
         if self.file.is_some() {
             let last = self.last_delta;
             self.flush(last, out);
-            out.push(Event::EndFile(EndReason::StreamEnd));
+            out.push(FileOp::EndFile(EndReason::StreamEnd));
         }
         self.file = None;
         self.pending.clear();
@@ -366,7 +367,7 @@ impl Segmenter {
         self.audio.reset();
     }
 
-    fn start(&mut self, au: AccessUnit, continues: Option<EndReason>, out: &mut Vec<Event>) {
+    fn start(&mut self, au: AccessUnit, continues: Option<EndReason>, out: &mut Vec<FileOp>) {
         if !au.key {
             self.dropped += 1;
             return;
@@ -380,7 +381,7 @@ impl Segmenter {
         tracks.extend(audio_track);
         let mut init = Vec::new();
         fmp4::write_init_segment(&mut init, &tracks);
-        out.push(Event::StartFile {
+        out.push(FileOp::StartFile {
             params: au.params.clone(),
             init,
             capture_us: au.capture_us,
@@ -405,7 +406,7 @@ impl Segmenter {
     }
 
     /// Emits every pending sample as one fragment; the last lasts `last_duration`.
-    fn flush(&mut self, last_duration: u32, out: &mut Vec<Event>) {
+    fn flush(&mut self, last_duration: u32, out: &mut Vec<FileOp>) {
         let Some(file) = &mut self.file else { return };
         if self.pending.is_empty() {
             return;
@@ -449,7 +450,7 @@ impl Segmenter {
             data.extend(bytes);
             run
         });
-        out.push(Event::Fragment(FragmentOut {
+        out.push(FileOp::Fragment(FragmentOut {
             seq,
             base_decode_time,
             samples,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use vigil_media::fmp4::{self, Track};
 
 use crate::retention::RetentionConfig;
-use crate::segment::{EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
+use crate::segment::{EndReason, FileOp, FragmentOut, Segmenter, SegmenterConfig};
 use crate::storage::{DirStorage, Storage};
 use crate::testutil::{AuGen, FRAME_90K};
 use crate::writer::tests::{store_with, T0};
@@ -88,7 +88,7 @@ fn feed(
     g: &mut AuGen,
     a: &mut Option<AudioGen>,
     seconds: i64,
-    out: &mut Vec<Event>,
+    out: &mut Vec<FileOp>,
 ) {
     for _ in 0..seconds * 30 {
         let au = g.next_au();
@@ -101,17 +101,17 @@ fn feed(
     }
 }
 
-fn init_tracks(ev: &Event) -> Vec<Track> {
+fn init_tracks(ev: &FileOp) -> Vec<Track> {
     match ev {
-        Event::StartFile { init, .. } => fmp4::scan(init).unwrap().init.unwrap().tracks,
+        FileOp::StartFile { init, .. } => fmp4::scan(init).unwrap().init.unwrap().tracks,
         other => panic!("not a file start: {other:?}"),
     }
 }
 
-fn fragments(out: &[Event]) -> Vec<&FragmentOut> {
+fn fragments(out: &[FileOp]) -> Vec<&FragmentOut> {
     out.iter()
         .filter_map(|e| match e {
-            Event::Fragment(f) => Some(f),
+            FileOp::Fragment(f) => Some(f),
             _ => None,
         })
         .collect()
@@ -186,13 +186,13 @@ fn g711_parameter_change_starts_a_new_file_at_the_next_key_frame() {
     feed(&mut seg, &mut g, &mut a, 3, &mut out);
     seg.finish(&mut out);
     let starts: Vec<usize> = (0..out.len())
-        .filter(|&i| matches!(out[i], Event::StartFile { .. }))
+        .filter(|&i| matches!(out[i], FileOp::StartFile { .. }))
         .collect();
     assert_eq!(starts.len(), 2, "{out:?}");
     assert!(starts[1] > before);
     assert!(matches!(
         out[starts[1] - 1],
-        Event::EndFile(EndReason::ParamsChanged)
+        FileOp::EndFile(EndReason::ParamsChanged)
     ));
     let codec = |i: usize| match &init_tracks(&out[i])[1] {
         Track::Audio(t) => t.codec.clone(),

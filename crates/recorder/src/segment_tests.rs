@@ -1,7 +1,7 @@
 use super::*;
 use crate::testutil::{AuGen, FRAME_90K};
 
-fn run(gen_aus: impl IntoIterator<Item = AccessUnit>, config: SegmenterConfig) -> Vec<Event> {
+fn run(gen_aus: impl IntoIterator<Item = AccessUnit>, config: SegmenterConfig) -> Vec<FileOp> {
     let mut s = Segmenter::new(config);
     let mut out = Vec::new();
     for au in gen_aus {
@@ -12,13 +12,13 @@ fn run(gen_aus: impl IntoIterator<Item = AccessUnit>, config: SegmenterConfig) -
 }
 
 /// Files as lists of fragments.
-fn files(events: &[Event]) -> Vec<Vec<FragmentOut>> {
+fn files(ops: &[FileOp]) -> Vec<Vec<FragmentOut>> {
     let mut out: Vec<Vec<FragmentOut>> = Vec::new();
-    for e in events {
+    for e in ops {
         match e {
-            Event::StartFile { .. } => out.push(Vec::new()),
-            Event::Fragment(f) => out.last_mut().unwrap().push(f.clone()),
-            Event::EndFile(_) => {}
+            FileOp::StartFile { .. } => out.push(Vec::new()),
+            FileOp::Fragment(f) => out.last_mut().unwrap().push(f.clone()),
+            FileOp::EndFile(_) => {}
         }
     }
     out
@@ -33,8 +33,8 @@ fn fragments_are_at_most_one_second_contiguous_and_start_on_keys_when_possible()
     for (i, au) in aus.iter_mut().enumerate().skip(180) {
         au.key = i % 60 == 0;
     }
-    let events = run(aus, SegmenterConfig::default());
-    let files = files(&events);
+    let ops = run(aus, SegmenterConfig::default());
+    let files = files(&ops);
     assert_eq!(files.len(), 1);
     let frags = &files[0];
     let mut next = 0;
@@ -67,11 +67,11 @@ fn rotates_at_key_frame_after_file_duration() {
         file_duration_90k: 4 * 90_000,
         ..Default::default()
     };
-    let events = run(aus, config);
-    let starts: Vec<_> = events
+    let ops = run(aus, config);
+    let starts: Vec<_> = ops
         .iter()
         .filter_map(|e| match e {
-            Event::StartFile { continues, .. } => Some(*continues),
+            FileOp::StartFile { continues, .. } => Some(*continues),
             _ => None,
         })
         .collect();
@@ -79,7 +79,7 @@ fn rotates_at_key_frame_after_file_duration() {
         starts,
         vec![None, Some(EndReason::Rotation), Some(EndReason::Rotation)]
     );
-    let f = files(&events);
+    let f = files(&ops);
     assert_eq!(
         f[0].iter().map(FragmentOut::duration_90k).sum::<u64>(),
         4 * 90_000
@@ -101,19 +101,19 @@ fn parameter_change_starts_a_new_file() {
     g.params = Arc::new(bigger);
     g.align_to_key();
     aus.extend((0..30).map(|_| g.next_au()));
-    let events = run(aus, SegmenterConfig::default());
-    let ends: Vec<_> = events
+    let ops = run(aus, SegmenterConfig::default());
+    let ends: Vec<_> = ops
         .iter()
         .filter_map(|e| match e {
-            Event::EndFile(r) => Some(*r),
+            FileOp::EndFile(r) => Some(*r),
             _ => None,
         })
         .collect();
     assert_eq!(ends, vec![EndReason::ParamsChanged, EndReason::StreamEnd]);
-    let widths: Vec<_> = events
+    let widths: Vec<_> = ops
         .iter()
         .filter_map(|e| match e {
-            Event::StartFile { params, .. } => Some(params.width),
+            FileOp::StartFile { params, .. } => Some(params.width),
             _ => None,
         })
         .collect();
@@ -133,15 +133,15 @@ fn backwards_or_jumping_timestamps_end_the_file() {
     g.align_to_key();
     aus.extend((0..30).map(|_| g.next_au()));
     let mut s = Segmenter::new(SegmenterConfig::default());
-    let mut events = Vec::new();
+    let mut ops = Vec::new();
     for au in aus {
-        s.push(au, &mut events);
+        s.push(au, &mut ops);
     }
-    s.finish(&mut events);
-    let ends: Vec<_> = events
+    s.finish(&mut ops);
+    let ends: Vec<_> = ops
         .iter()
         .filter_map(|e| match e {
-            Event::EndFile(r) => Some(*r),
+            FileOp::EndFile(r) => Some(*r),
             _ => None,
         })
         .collect();
@@ -154,7 +154,7 @@ fn backwards_or_jumping_timestamps_end_the_file() {
         ]
     );
     assert!(s.dropped() >= 1);
-    for file in files(&events) {
+    for file in files(&ops) {
         // The file's last sample borrows the previous duration: no negative or zero durations.
         assert!(file
             .iter()
@@ -167,12 +167,12 @@ fn backwards_or_jumping_timestamps_end_the_file() {
 fn waits_for_a_key_frame() {
     let mut g = AuGen::new(0);
     g.n = 1; // start on a P picture
-    let events = run((0..10).map(|_| g.next_au()), SegmenterConfig::default());
-    match &events[0] {
-        Event::StartFile { .. } => {}
+    let ops = run((0..10).map(|_| g.next_au()), SegmenterConfig::default());
+    match &ops[0] {
+        FileOp::StartFile { .. } => {}
         e => panic!("{e:?}"),
     }
-    let f = files(&events);
+    let f = files(&ops);
     assert!(f[0][0].samples[0].is_sync);
 }
 
@@ -193,7 +193,7 @@ fn file_paths_round_trip() {
 
 /// Events of `aus` with a discontinuity reported just before access unit `mark_before`
 /// (at pts `mark_pts`).
-fn run_marked(aus: Vec<AccessUnit>, mark_before: usize, mark_pts: i64) -> Vec<Event> {
+fn run_marked(aus: Vec<AccessUnit>, mark_before: usize, mark_pts: i64) -> Vec<FileOp> {
     let mut s = Segmenter::new(SegmenterConfig::default());
     let mut out = Vec::new();
     for (i, au) in aus.into_iter().enumerate() {
@@ -206,11 +206,10 @@ fn run_marked(aus: Vec<AccessUnit>, mark_before: usize, mark_pts: i64) -> Vec<Ev
     out
 }
 
-fn end_reasons(events: &[Event]) -> Vec<EndReason> {
-    events
-        .iter()
+fn end_reasons(ops: &[FileOp]) -> Vec<EndReason> {
+    ops.iter()
         .filter_map(|e| match e {
-            Event::EndFile(r) => Some(*r),
+            FileOp::EndFile(r) => Some(*r),
             _ => None,
         })
         .collect()
@@ -225,20 +224,20 @@ fn a_reported_discontinuity_starts_a_new_continuous_file_at_its_key_frame() {
         .position(|a| a.key && a.pts >= 30 * FRAME_90K)
         .unwrap();
     let pts = aus[key].pts;
-    let events = run_marked(aus, key, pts);
+    let ops = run_marked(aus, key, pts);
     assert_eq!(
-        end_reasons(&events),
+        end_reasons(&ops),
         [EndReason::Discontinuity, EndReason::StreamEnd]
     );
-    let starts: Vec<_> = events
+    let starts: Vec<_> = ops
         .iter()
         .filter_map(|e| match e {
-            Event::StartFile { continues, .. } => Some(*continues),
+            FileOp::StartFile { continues, .. } => Some(*continues),
             _ => None,
         })
         .collect();
     assert_eq!(starts, [None, Some(EndReason::Discontinuity)]);
-    let fs = files(&events);
+    let fs = files(&ops);
     // Nothing dropped, the first file's last sample ends where the second file begins.
     let samples = |f: &Vec<FragmentOut>| f.iter().map(|x| x.samples.len()).sum::<usize>();
     assert_eq!(samples(&fs[0]) + samples(&fs[1]), 60);
@@ -257,8 +256,8 @@ fn a_discontinuity_mid_gop_cuts_at_the_next_key_frame_dropping_nothing() {
         au.key = i % 30 == 0;
     }
     let pts = aus[40].pts;
-    let events = run_marked(aus, 40, pts);
-    let fs = files(&events);
+    let ops = run_marked(aus, 40, pts);
+    let fs = files(&ops);
     assert_eq!(fs.len(), 2);
     let samples = |f: &Vec<FragmentOut>| f.iter().map(|x| x.samples.len()).sum::<usize>();
     assert_eq!((samples(&fs[0]), samples(&fs[1])), (60, 30));
@@ -273,10 +272,10 @@ fn a_late_report_cuts_at_the_next_key_frame_and_a_report_without_a_file_is_ignor
     }
     // The report for pts of picture 10 arrives after picture 20 was recorded.
     let pts = aus[10].pts;
-    let events = run_marked(aus.clone(), 21, pts);
-    assert_eq!(files(&events).len(), 2);
+    let ops = run_marked(aus.clone(), 21, pts);
+    assert_eq!(files(&ops).len(), 2);
     assert_eq!(
-        end_reasons(&events),
+        end_reasons(&ops),
         [EndReason::Discontinuity, EndReason::StreamEnd]
     );
 

@@ -1,7 +1,7 @@
-//! The stream writer: carries out the [`Segmenter`]'s events on storage and index, in
+//! The stream writer: carries out the [`Segmenter`]'s file operations on storage and index, in
 //! crash-safe order. Blocking; the [`Recorder`](crate::Recorder) runs one per stream on tokio's
 //! blocking pool, fed the output of a segmenter that runs in the stream's async task
-//! (about one batch of events per fragment, not one wake-up per access unit).
+//! (about one batch of file operations per fragment, not one wake-up per access unit).
 //!
 //! Per fragment: append `moof`+`mdat` → fsync the file → queue the fragment row, committed
 //! with every stream's rows of the last second in one transaction (`synchronous=FULL`,
@@ -27,7 +27,7 @@ use vigil_media::audio::AudioFrame;
 use crate::archive::Archive;
 use crate::db::{wall_at, FragmentRow};
 use crate::retention;
-use crate::segment::{file_path, EndReason, Event, FragmentOut, Segmenter, SegmenterConfig};
+use crate::segment::{file_path, EndReason, FileOp, FragmentOut, Segmenter, SegmenterConfig};
 use crate::storage::{is_no_space, WriteFile};
 use crate::Error;
 
@@ -65,7 +65,7 @@ pub struct StreamWriter {
     last_gap: Option<LastGap>,
     /// What the ingest said about the latest discontinuity, for the log line of the cut.
     discontinuity_reason: Option<String>,
-    events: Vec<Event>,
+    ops: Vec<FileOp>,
 }
 
 impl StreamWriter {
@@ -94,7 +94,7 @@ impl StreamWriter {
             last_end_reason: None,
             last_gap: None,
             discontinuity_reason: None,
-            events: Vec::new(),
+            ops: Vec::new(),
         })
     }
 
@@ -112,21 +112,21 @@ impl StreamWriter {
     /// (a failed file is closed at its last durable fragment and the next key frame
     /// starts a new one).
     pub fn push(&mut self, au: AccessUnit) -> Result<(), Error> {
-        let mut events = std::mem::take(&mut self.events);
-        self.seg.push(au, &mut events);
-        let r = self.apply(&mut events);
-        events.clear();
-        self.events = events;
+        let mut ops = std::mem::take(&mut self.ops);
+        self.seg.push(au, &mut ops);
+        let r = self.apply(&mut ops);
+        ops.clear();
+        self.ops = ops;
         r
     }
 
     /// Records one audio frame of the stream (see `segment_audio.rs` for how it is placed).
     pub fn push_audio(&mut self, frame: AudioFrame) -> Result<(), Error> {
-        let mut events = std::mem::take(&mut self.events);
-        self.seg.push_audio(frame, &mut events);
-        let r = self.apply(&mut events);
-        events.clear();
-        self.events = events;
+        let mut ops = std::mem::take(&mut self.ops);
+        self.seg.push_audio(frame, &mut ops);
+        let r = self.apply(&mut ops);
+        ops.clear();
+        self.ops = ops;
         r
     }
 
@@ -196,28 +196,28 @@ impl StreamWriter {
         Ok(())
     }
 
-    /// Carries out the events of a [`Segmenter`] the caller runs itself (the
+    /// Carries out the file operations of a [`Segmenter`] the caller runs itself (the
     /// [`Recorder`](crate::Recorder) runs it in the stream's async task and sends only its
     /// output here). After an error the open file was closed at its last complete
     /// fragment and the caller must [`reset`](Segmenter::reset) its segmenter so that the
     /// next key frame starts a new file; fragments of the closed file that arrive before
     /// that are dropped.
-    pub fn apply_events(&mut self, events: &mut Vec<Event>) -> Result<(), Error> {
-        self.apply(events)
+    pub fn apply_ops(&mut self, ops: &mut Vec<FileOp>) -> Result<(), Error> {
+        self.apply(ops)
     }
 
     /// Writes what is pending and closes the open file.
     pub fn finish(&mut self) -> Result<(), Error> {
-        let mut events = Vec::new();
-        self.seg.finish(&mut events);
-        self.apply(&mut events)
+        let mut ops = Vec::new();
+        self.seg.finish(&mut ops);
+        self.apply(&mut ops)
     }
 
-    fn apply(&mut self, events: &mut Vec<Event>) -> Result<(), Error> {
+    fn apply(&mut self, ops: &mut Vec<FileOp>) -> Result<(), Error> {
         let mut first_err = None;
-        for ev in events.drain(..) {
+        for ev in ops.drain(..) {
             let r = match ev {
-                Event::StartFile {
+                FileOp::StartFile {
                     init,
                     capture_us,
                     continues,
@@ -245,11 +245,11 @@ impl StreamWriter {
                         false => self.start_file(&init, capture_us, continues),
                     }
                 }
-                Event::Fragment(f) => match self.open.is_some() {
+                FileOp::Fragment(f) => match self.open.is_some() {
                     true => self.write_fragment(&f),
                     false => Ok(()), // the file failed earlier in this batch
                 },
-                Event::EndFile(reason) => self.end_file(reason),
+                FileOp::EndFile(reason) => self.end_file(reason),
             };
             if let Err(e) = r {
                 warn!(camera = %self.camera, stream = %self.stream, "recording error: {e}; \
