@@ -259,9 +259,9 @@ pub(crate) fn ingest_config(
         url,
         username: spec.username.as_deref(),
         password: spec.password.as_ref().map(|p| p.expose()),
-        transport: match spec.transport.as_str() {
-            "udp" => Transport::Udp,
-            _ => Transport::Tcp,
+        transport: match spec.transport {
+            crate::Transport::Tcp => Transport::Tcp,
+            crate::Transport::Udp => Transport::Udp,
         },
         audio: spec.audio,
     };

@@ -92,7 +92,7 @@ fn spec(name: &str, url: &str) -> CameraSpec {
         sub_url: None,
         username: None,
         password: None,
-        transport: "tcp".into(),
+        transport: crate::Transport::Tcp,
         audio: false,
         max_age_s: None,
         event_max_age_s: None,

@@ -14,7 +14,9 @@ mod spec;
 mod status;
 mod store;
 
-pub use spec::{CameraSource, CameraSpec, MotionSettings, RecordMode, Secret, ZoneKind, ZoneSpec};
+pub use spec::{
+    CameraSource, CameraSpec, MotionSettings, RecordMode, Secret, Transport, ZoneKind, ZoneSpec,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

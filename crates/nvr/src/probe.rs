@@ -66,9 +66,9 @@ async fn probe_inner(spec: &CameraSpec) -> Result<ProbeReport, NvrError> {
         .get(video)
         .map(|(_, e)| e.clone())
         .unwrap_or_default();
-    let transport = match spec.transport.as_str() {
-        "udp" => retina::client::Transport::Udp(Default::default()),
-        _ => retina::client::Transport::Tcp(Default::default()),
+    let transport = match spec.transport {
+        crate::Transport::Udp => retina::client::Transport::Udp(Default::default()),
+        crate::Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
     };
     session
         .setup(video, SetupOptions::default().transport(transport))

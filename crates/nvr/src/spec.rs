@@ -3,7 +3,7 @@
 //! app (whose API never returns the password).
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use vigil_auth::secret::Secret;
 
@@ -16,6 +16,31 @@ pub enum CameraSource {
     /// Added in the web app (or by `vigil demo`): stored in `<data>/cameras.json`.
     #[default]
     Ui,
+}
+
+/// How RTP reaches us from a camera: `tcp` (default) or `udp` on the wire; read in any
+/// case (`UDP` too).
+#[derive(Clone, Copy, Debug, Default, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Interleaved in the RTSP connection.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            _ => Err(serde::de::Error::custom(format!(
+                "transport must be \"tcp\" or \"udp\", not {s:?}"
+            ))),
+        }
+    }
 }
 
 /// How a camera is recorded.
@@ -125,8 +150,8 @@ pub struct CameraSpec {
     #[schemars(skip_serializing)]
     pub password: Option<Secret>,
     /// `tcp` (default) or `udp`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
+    #[serde(default)]
+    pub transport: Transport,
     /// Record audio when the camera has it (default true).
     #[serde(default = "default_true")]
     pub audio: bool,
@@ -148,10 +173,6 @@ pub struct CameraSpec {
     /// Where it is defined (the web API always stores `ui`).
     #[serde(default)]
     pub source: CameraSource,
-}
-
-fn default_transport() -> String {
-    "tcp".to_owned()
 }
 
 fn default_true() -> bool {

@@ -144,13 +144,6 @@ pub fn validate(spec: &mut CameraSpec) -> Result<(), NvrError> {
     {
         return bad(format!("camera {:?}: bad username", spec.name));
     }
-    spec.transport = spec.transport.to_ascii_lowercase();
-    if !matches!(spec.transport.as_str(), "tcp" | "udp") {
-        return bad(format!(
-            "camera {:?}: transport must be \"tcp\" or \"udp\", not {:?}",
-            spec.name, spec.transport
-        ));
-    }
     if spec.max_age_s == Some(0) || spec.event_max_age_s == Some(0) {
         return bad(format!(
             "camera {:?}: a maximum age must be at least 1 second",
@@ -270,7 +263,7 @@ mod tests {
             sub_url: None,
             username: None,
             password: None,
-            transport: "tcp".into(),
+            transport: crate::Transport::Tcp,
             audio: true,
             max_age_s: None,
             event_max_age_s: None,
@@ -364,7 +357,6 @@ mod tests {
         assert!(err(&|s| s.url = "rtsp:///path".into()).contains("host"));
         assert!(err(&|s| s.url = "not a url".into()).contains("not a URL"));
         assert!(err(&|s| s.sub_url = Some("https://h/".into())).contains("sub URL"));
-        assert!(err(&|s| s.transport = "sctp".into()).contains("transport"));
         assert!(err(&|s| s.password = Some(Secret::new("x"))).contains("without username"));
         assert!(err(&|s| s.max_age_s = Some(0)).contains("maximum age"));
         assert!(err(&|s| {
@@ -396,11 +388,28 @@ mod tests {
         // A password in an unparseable URL is never echoed.
         let e = err(&|s| s.url = "rtsp://u:sekrit@[bad".into());
         assert!(!e.contains("sekrit"), "{e}");
-        // And a good one passes, transport normalised.
+        // And a good one passes.
         let mut s = spec("cam", "rtsp://192.0.2.1/main");
-        s.transport = "UDP".into();
         s.motion.zones = vec![ok];
         validate(&mut s).unwrap();
-        assert_eq!(s.transport, "udp");
+    }
+
+    #[test]
+    fn transport_is_read_in_any_case_and_written_lowercase() {
+        let read = |t: serde_json::Value| {
+            serde_json::from_value::<CameraSpec>(
+                serde_json::json!({"name": "a", "url": "rtsp://h/", "transport": t}),
+            )
+        };
+        let s = read("UDP".into()).unwrap();
+        assert_eq!(s.transport, crate::Transport::Udp);
+        assert_eq!(serde_json::to_value(&s).unwrap()["transport"], "udp");
+        assert_eq!(read("tcp".into()).unwrap().transport, crate::Transport::Tcp);
+        let e = read("sctp".into()).unwrap_err().to_string();
+        assert!(e.contains("transport") && e.contains("sctp"), "{e}");
+        assert!(read(3.into()).is_err());
+        let absent: CameraSpec =
+            serde_json::from_value(serde_json::json!({"name": "a", "url": "rtsp://h/"})).unwrap();
+        assert_eq!(absent.transport, crate::Transport::Tcp);
     }
 }

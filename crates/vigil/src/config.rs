@@ -356,8 +356,8 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
             .and_then(|i| i.password.clone())
             .map(vigil_nvr::Secret::new),
         transport: match cam.transport {
-            TransportName::Tcp => "tcp".to_owned(),
-            TransportName::Udp => "udp".to_owned(),
+            TransportName::Tcp => vigil_nvr::Transport::Tcp,
+            TransportName::Udp => vigil_nvr::Transport::Udp,
         },
         audio: cam.audio,
         // Rounded up: a limit below a second is still a limit.

@@ -311,7 +311,7 @@ fn demo_spec(cam: &DemoCamera, main: String, sub: String, password: &str) -> Cam
         sub_url: Some(sub),
         username: Some(CAMERA_USER.to_owned()),
         password: Some(Secret::new(password)),
-        transport: "tcp".to_owned(),
+        transport: vigil_nvr::Transport::Tcp,
         audio: false,
         max_age_s: Some(MAX_AGE_S),
         event_max_age_s: None,

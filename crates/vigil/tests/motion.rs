@@ -108,7 +108,7 @@ fn spec(cam: &SceneCamera, name: &str, record: RecordMode) -> CameraSpec {
         sub_url: Some(format!("rtsp://{}/sub", cam.rtsp)),
         username: Some(common::USER.into()),
         password: Some(Secret::new(common::PASSWORD)),
-        transport: "tcp".into(),
+        transport: vigil_nvr::Transport::Tcp,
         audio: false,
         max_age_s: None,
         event_max_age_s: None,

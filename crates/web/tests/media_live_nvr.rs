@@ -104,7 +104,7 @@ async fn live_view_of_an_nvr_camera_through_the_router() {
         sub_url: None,
         username: None,
         password: None,
-        transport: "tcp".into(),
+        transport: vigil_nvr::Transport::Tcp,
         audio: false,
         max_age_s: None,
         event_max_age_s: None,
