@@ -154,6 +154,10 @@ impl Supervisor {
             self.meter.reset_window(&mut self.status);
             let failure = error.failure();
             let delay = self.policy.on_failure(failure, streamed);
+            // Read before the status announces the back-off's end, so that the end shown
+            // and the end waited for are the same instant, whenever an observer (or a
+            // simulated clock) moves on after seeing it.
+            let until = self.clock.monotonic().saturating_add(delay);
             if failure == Failure::Permanent {
                 tracing::error!(stream = %name, error = %reason, retry_in = ?delay, "ingest failed");
                 self.set_state(IngestState::Failed(reason));
@@ -172,7 +176,7 @@ impl Supervisor {
                 Failure::Transient => self.cfg.port_probe,
                 Failure::Permanent => None,
             };
-            if self.back_off(delay, probe).await {
+            if self.back_off(until, probe).await {
                 break;
             }
         }
@@ -188,14 +192,14 @@ impl Supervisor {
         tracing::info!(stream = %name, "ingest stopped");
     }
 
-    /// Waits `delay`, or less if the camera was not answering RTSP when the back-off
-    /// started (port closed, or a hung camera that accepts connections but says nothing)
-    /// and answers an `OPTIONS` probe (sent every `probe`) before it ends: a camera that is
-    /// back is recorded again within one probe interval plus one GOP, whatever the back-off
-    /// had grown to. Returns true if the ingest was stopped meanwhile.
-    async fn back_off(&mut self, delay: Duration, probe: Option<Duration>) -> bool {
+    /// Waits until `until` (on the monotonic clock), or less if the camera was not
+    /// answering RTSP when the back-off started (port closed, or a hung camera that accepts
+    /// connections but says nothing) and answers an `OPTIONS` probe (sent every `probe`)
+    /// before it ends: a camera that is back is recorded again within one probe interval
+    /// plus one GOP, whatever the back-off had grown to. Returns true if the ingest was
+    /// stopped meanwhile.
+    async fn back_off(&mut self, until: Duration, probe: Option<Duration>) -> bool {
         let clock = self.clock.clone();
-        let until = clock.monotonic() + delay;
         let target = self.cfg.url.host_str().map(|h| {
             (
                 h.trim_matches(['[', ']']).to_owned(),
