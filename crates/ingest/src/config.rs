@@ -8,8 +8,11 @@ use url::Url;
 
 use super::backoff::BackoffConfig;
 
-/// How RTP travels from the camera.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How RTP travels from the camera: `tcp` (the default) or `udp` in the configuration
+/// file, `cameras.json` and the API; read in any case (`UDP` too). The one transport type:
+/// the configuration file, the camera store and the ingest all use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Interleaved in the RTSP TCP connection (RFC 2326 §10.12): works through NAT and
     /// firewalls and never loses packets to a full socket buffer. The default.
@@ -26,10 +29,15 @@ impl std::str::FromStr for Transport {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Transport::Tcp),
             "udp" => Ok(Transport::Udp),
-            other => Err(format!(
-                "unknown RTSP transport {other:?}; expected tcp or udp"
-            )),
+            _ => Err(format!("transport must be \"tcp\" or \"udp\", not {s:?}")),
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Transport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use vigil_hub::Hub;
-use vigil_ingest::{CameraStream, Ingest, IngestConfig, IngestState, IngestStatus, Transport};
+use vigil_ingest::{CameraStream, Ingest, IngestConfig, IngestState, IngestStatus};
 use vigil_recorder::{Recorder, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};
@@ -259,10 +259,7 @@ pub(crate) fn ingest_config(
         url,
         username: spec.username.as_deref(),
         password: spec.password.as_ref().map(|p| p.expose()),
-        transport: match spec.transport {
-            crate::Transport::Tcp => Transport::Tcp,
-            crate::Transport::Udp => Transport::Udp,
-        },
+        transport: spec.transport,
         audio: spec.audio,
     };
     IngestConfig::for_camera(&cam).map_err(|e| NvrError::Invalid(format!("{cam} {e}")))

@@ -3,9 +3,10 @@
 //! app (whose API never returns the password).
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 pub use vigil_auth::secret::Secret;
+pub use vigil_ingest::Transport;
 
 /// Where a camera is defined.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -16,31 +17,6 @@ pub enum CameraSource {
     /// Added in the web app (or by `vigil demo`): stored in `<data>/cameras.json`.
     #[default]
     Ui,
-}
-
-/// How RTP reaches us from a camera: `tcp` (default) or `udp` on the wire; read in any
-/// case (`UDP` too).
-#[derive(Clone, Copy, Debug, Default, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Interleaved in the RTSP connection.
-    #[default]
-    Tcp,
-    /// RTP over UDP.
-    Udp,
-}
-
-impl<'de> Deserialize<'de> for Transport {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Transport::Tcp),
-            "udp" => Ok(Transport::Udp),
-            _ => Err(serde::de::Error::custom(format!(
-                "transport must be \"tcp\" or \"udp\", not {s:?}"
-            ))),
-        }
-    }
 }
 
 /// How a camera is recorded.

@@ -113,7 +113,7 @@ pub struct CameraSection {
     pub password: Option<Secret>,
     /// `tcp` (default) or `udp`.
     #[serde(default)]
-    pub transport: TransportName,
+    pub transport: Transport,
     /// Recordings older than this are deleted.
     pub max_age: Option<HumanDuration>,
     /// Recordings overlapping a motion event (and the events) are kept this long instead
@@ -178,17 +178,6 @@ pub struct WebSettings {
 
 /// The web app's default address: all interfaces, the usual alternative HTTPS port.
 pub const DEFAULT_WEB_LISTEN: &str = "0.0.0.0:8443";
-
-/// `transport = "tcp" | "udp"`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportName {
-    /// RTP interleaved in the RTSP connection.
-    #[default]
-    Tcp,
-    /// RTP over UDP.
-    Udp,
-}
 
 /// The file as written.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -355,10 +344,7 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
         password: main
             .and_then(|i| i.password.clone())
             .map(vigil_nvr::Secret::new),
-        transport: match cam.transport {
-            TransportName::Tcp => vigil_nvr::Transport::Tcp,
-            TransportName::Udp => vigil_nvr::Transport::Udp,
-        },
+        transport: cam.transport,
         audio: cam.audio,
         // Rounded up: a limit below a second is still a limit.
         max_age_s: cam
@@ -411,10 +397,7 @@ fn ingest_config(cam: &CameraSection, stream: &str, url: &str) -> Result<IngestC
         url,
         username: cam.username.as_deref(),
         password: cam.password.as_ref().map(|p| p.expose()),
-        transport: match cam.transport {
-            TransportName::Tcp => Transport::Tcp,
-            TransportName::Udp => Transport::Udp,
-        },
+        transport: cam.transport,
         // The recording files get an audio track when the camera has one.
         audio: cam.audio,
     };
