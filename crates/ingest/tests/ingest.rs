@@ -5,11 +5,11 @@
 //! Needs `cargo build -p vigil` first (or `VIGIL_BIN`), and GStreamer's Python bindings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod ingest_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use ingest_support::{camera_data_dir, gst_server, vigil_camera, PASSWORD, USER};
+use common::{camera_data_dir, gst_server, vigil_camera, PASSWORD, USER};
 use tokio::sync::watch;
 use url::Url;
 use vigil_camera::testsrc::read_code;

@@ -7,13 +7,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod openapi_support;
-mod security_support;
 
 use axum::http::{header, StatusCode};
 use axum::Router;
+use common::*;
 use openapi_support::ApiDoc;
-use security_support::*;
 use serde_json::{json, Value};
 use vigil_nvr::events::NormBox;
 

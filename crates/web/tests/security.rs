@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod security_support;
+mod common;
 
 use axum::http::{header, Request, StatusCode};
-use security_support::*;
+use common::*;
 use serde_json::json;
 use vigil_web::{Access, ROUTES};
 

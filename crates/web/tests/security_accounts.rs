@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod security_support;
+mod common;
 
 use std::time::Duration;
 
 use axum::http::{header, Request, StatusCode};
-use security_support::*;
+use common::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod security_support;
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use security_support::{env, env_with};
+use common::{env, env_with};
 use serde_json::json;
 use vigil_nvr::{Nvr, NvrConfig};
 
