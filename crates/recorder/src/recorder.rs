@@ -605,6 +605,9 @@ impl StreamTask {
                     Ok(()) => break,
                     Err(_) => handle_gone = true,
                 },
+                // The hub is gone, nothing is being written, and no one can stop us any
+                // more: finish as a stop would (every branch disabled would panic).
+                else => break,
             }
         }
         // Stopping: what is queued is written, then the pending fragment, and the file

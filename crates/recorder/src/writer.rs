@@ -62,6 +62,11 @@ pub struct StreamWriter {
     /// Where the stream's recordings end, so that new files never start earlier.
     last_end_wall: Option<i64>,
     last_end_reason: Option<EndReason>,
+    /// A write error closed the file early ([`Self::abandon`]) and no file was started
+    /// since. File operations the segmenter made before it learned of the error may still
+    /// come, and a `StartFile` among them "continues" a timeline that now has a hole: it
+    /// must start at its own capture time, with a gap row, not at the abandoned file's end.
+    abandoned: bool,
     last_gap: Option<LastGap>,
     /// What the ingest said about the latest discontinuity, for the log line of the cut.
     discontinuity_reason: Option<String>,
@@ -92,6 +97,7 @@ impl StreamWriter {
             open: None,
             last_end_wall,
             last_end_reason: None,
+            abandoned: false,
             last_gap: None,
             discontinuity_reason: None,
             ops: Vec::new(),
@@ -236,6 +242,7 @@ impl StreamWriter {
                         ),
                         _ => {}
                     }
+                    let continues = if self.abandoned { None } else { continues };
                     // Only a caller's segmenter reset after an error, racing a new file
                     // already queued, starts a file while one is open: close it first.
                     match self.open.is_some() {
@@ -274,9 +281,12 @@ impl StreamWriter {
         };
         if continues.is_none() {
             if let Some(prev) = self.last_end_wall.filter(|p| start > *p) {
-                let reason = self
-                    .last_end_reason
-                    .map_or("not recording", EndReason::as_str);
+                let reason = match self.abandoned {
+                    true => "write error",
+                    false => self
+                        .last_end_reason
+                        .map_or("not recording", EndReason::as_str),
+                };
                 self.note_gap(prev, start, reason, false)?;
                 if self.last_end_reason.is_some() {
                     info!(camera = %self.camera, stream = %self.stream,
@@ -337,6 +347,7 @@ impl StreamWriter {
         open.len = init_len;
         self.open = Some(open);
         self.last_end_wall = Some(start);
+        self.abandoned = false;
         Ok(())
     }
 
@@ -426,6 +437,7 @@ impl StreamWriter {
             }
             self.last_end_wall = Some(open.end_wall_us);
         }
+        self.abandoned = true;
         self.seg.reset();
     }
 

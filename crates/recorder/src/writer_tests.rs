@@ -521,3 +521,60 @@ fn fragment_rows_of_all_streams_are_committed_together_and_recovered_after_a_cra
         assert!(f.end_wall_us - f.start_wall_us >= 5_000_000, "{f:?}");
     }
 }
+
+#[test]
+fn a_file_queued_before_a_write_error_was_seen_starts_after_a_gap_not_at_the_hole() {
+    // The recorder's task learns of a failed batch only when it returns; the segmenter
+    // has gone on meanwhile, and its next file "continues" the one the writer abandoned.
+    let (_dir, disk, store) = fault_store();
+    let mut w = StreamWriter::new(store.clone(), "door", "main", short_files()).unwrap();
+    let mut seg = Segmenter::new(short_files());
+    let mut g = AuGen::new(T0);
+    let mut ops = Vec::new();
+    for _ in 0..45 {
+        seg.push(g.next_au(), &mut ops);
+    }
+    w.apply_ops(&mut ops).unwrap();
+    // Frames up to past the 4 s rotation; the open file's handle dies before they land.
+    for _ in 0..105 {
+        seg.push(g.next_au(), &mut ops);
+    }
+    let split = ops
+        .iter()
+        .position(|op| matches!(op, FileOp::StartFile { .. }))
+        .expect("the segmenter rotated");
+    let new_file_capture_us = match &ops[split] {
+        FileOp::StartFile {
+            capture_us,
+            continues,
+            ..
+        } => {
+            assert_eq!(*continues, Some(EndReason::Rotation));
+            *capture_us
+        }
+        _ => unreachable!(),
+    };
+    let mut after = ops.split_off(split);
+    disk.crash(); // the open file's handle goes dead; new files can still be made
+    assert!(
+        w.apply_ops(&mut ops).is_err(),
+        "the dead handle fails a fragment"
+    );
+    w.apply_ops(&mut after).unwrap();
+    w.finish().unwrap();
+
+    let files = store.index().all_files().unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let gaps = store
+        .index()
+        .gaps(w.stream_id(), i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(gaps.len(), 1, "the lost stretch is a gap row: {gaps:?}");
+    assert_eq!(gaps[0].reason, "write error");
+    assert_eq!(gaps[0].start_wall_us, files[0].end_wall_us);
+    // The new file starts at its own first frame, not where the abandoned one ended.
+    assert_eq!(files[1].start_wall_us, new_file_capture_us);
+    assert_eq!(gaps[0].end_wall_us, files[1].start_wall_us);
+    assert!(files[1].start_wall_us > files[0].end_wall_us + 1_000_000);
+    index_agrees_with_files(&store);
+}
