@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -40,17 +40,19 @@ pub fn system_time_us(t: SystemTime) -> i64 {
     }
 }
 
-/// The host's clocks; sleeping is tokio's (so tests with paused tokio time work too).
+/// The host's clocks. Monotonic time and sleeping are both tokio's, so that under paused
+/// tokio time (`tokio::time::pause`) the two agree and a woken sleeper sees its deadline
+/// passed.
 #[derive(Clone, Debug)]
 pub struct RealClock {
-    start: Instant,
+    start: tokio::time::Instant,
 }
 
 impl RealClock {
     /// A real clock whose monotonic time counts from now.
     pub fn new() -> Self {
         Self {
-            start: Instant::now(),
+            start: tokio::time::Instant::now(),
         }
     }
 }
@@ -71,8 +73,11 @@ impl Clock for RealClock {
     }
 
     fn sleep_until(&self, deadline: Duration) -> Sleep {
-        let at = tokio::time::Instant::from_std(self.start + deadline);
-        Box::pin(tokio::time::sleep_until(at))
+        match self.start.checked_add(deadline) {
+            Some(at) => Box::pin(tokio::time::sleep_until(at)),
+            // Further away than the platform's clock can say: never.
+            None => Box::pin(std::future::pending()),
+        }
     }
 }
 

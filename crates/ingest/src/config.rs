@@ -74,7 +74,8 @@ pub fn camera_url(url: &str) -> Result<Url, CameraUrlError> {
 }
 
 /// One stream of a camera as the configuration file and the camera store describe it.
-#[derive(Clone, Copy, Debug)]
+/// Its `Debug` redacts the password and any credentials in the URL.
+#[derive(Clone, Copy)]
 pub struct CameraStream<'a> {
     /// The camera's name.
     pub camera: &'a str,
@@ -90,6 +91,20 @@ pub struct CameraStream<'a> {
     pub transport: Transport,
     /// Whether to set up the camera's audio too.
     pub audio: bool,
+}
+
+impl fmt::Debug for CameraStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CameraStream")
+            .field("camera", &self.camera)
+            .field("stream", &self.stream)
+            .field("url", &vigil_auth::secret::redact_url(self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.map(|_| "redacted"))
+            .field("transport", &self.transport)
+            .field("audio", &self.audio)
+            .finish()
+    }
 }
 
 impl fmt::Display for CameraStream<'_> {
@@ -261,6 +276,25 @@ fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_camera_stream_debug_shows_no_credentials() {
+        let c = CameraStream {
+            camera: "door",
+            stream: "main",
+            url: "rtsp://admin:hunter2@10.0.0.5/live?token=s3cret",
+            username: Some("admin"),
+            password: Some("letmein"),
+            transport: Transport::Tcp,
+            audio: true,
+        };
+        let d = format!("{c:?}");
+        for secret in ["hunter2", "s3cret", "letmein"] {
+            assert!(!d.contains(secret), "{secret} in {d}");
+        }
+        assert!(d.contains("10.0.0.5") && d.contains("door"), "{d}");
+    }
+
     use super::*;
 
     #[test]

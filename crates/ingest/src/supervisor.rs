@@ -287,7 +287,10 @@ impl Supervisor {
         let error = loop {
             let idle_at = batching.idle_after().map(|d| last_video + d);
             let wake = idle_at.map_or(deadline, |i| i.min(deadline));
+            // Biased: a frame already received wins over a stall deadline that passed
+            // meanwhile (a starved runtime must not declare a live camera dead).
             let item = tokio::select! {
+                biased;
                 _ = self.stop.changed() => {
                     self.drain(&mut demuxed, &mut live, &mut batching).await;
                     return End::Stopped;
