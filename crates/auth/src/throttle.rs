@@ -51,7 +51,9 @@ impl Entry {
         Entry {
             failures: 0,
             last: now,
-            blocked_until: now,
+            // No window: not `now`, or a concurrent attempt whose time was read a moment
+            // earlier would find itself "blocked" by that moment.
+            blocked_until: SystemTime::UNIX_EPOCH,
         }
     }
 }
@@ -259,8 +261,14 @@ impl LoginThrottle {
         Self::decay(e, now);
         e.failures = e.failures.saturating_add(1);
         let before = e.blocked_until;
-        // Never shorten a window another attempt opened.
-        let set = (now + Self::delay_for(e.failures)).max(before);
+        // Never shorten a window another attempt opened. A free failure opens none: were it
+        // to set the window to `now`, a concurrent attempt whose time was read a moment
+        // before (then waited for the lock) would be refused as "throttled".
+        let delay = Self::delay_for(e.failures);
+        let set = match delay.is_zero() {
+            true => before,
+            false => (now + delay).max(before),
+        };
         e.blocked_until = set;
         Bump {
             before,
@@ -319,6 +327,22 @@ mod tests {
 
     fn t0() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    #[test]
+    fn a_login_whose_time_was_read_just_before_a_concurrent_one_is_not_throttled() {
+        // Two right passwords at once: B read the clock first, A took the lock first. A's
+        // free provisional failure must not open a window that B's earlier time falls in
+        // (it did: 1 in 15 runs of 32 concurrent logins had one refused).
+        let mut t = LoginThrottle::new();
+        let a = t.reserve(ip("10.0.0.1"), Some("alice"), t0()).unwrap();
+        let earlier = t0() - Duration::from_millis(3);
+        let b = t
+            .reserve(ip("10.0.0.2"), Some("alice"), earlier)
+            .expect("no window is open after one free failure");
+        t.succeed(a);
+        t.succeed(b);
+        assert_eq!(t.name_failures("alice", t0()), 0);
     }
 
     /// One failed attempt: reserve, then fail; the delay it earned.
