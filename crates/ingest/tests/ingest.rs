@@ -295,6 +295,9 @@ async fn camera_killed_then_restarted_resumes_with_a_gap() {
     .await;
     println!("hang noticed after {:?}", frozen.elapsed());
     assert!(frozen.elapsed() <= Duration::from_secs(5));
+    // Frames published between the collection and the freeze are still queued for this
+    // subscriber; the first one after the thaw is what must be a key frame.
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), sub.recv_video()).await {}
     cam.freeze(false);
     let thawed = Instant::now();
     let resumed = next_au(&mut sub, Duration::from_secs(15)).await;
