@@ -8,16 +8,20 @@
 //! - `record`: recorder CPU per stream-hour and memory per stream, `vigil serve` vs one
 //!   `ffmpeg -c copy -f segment` per camera (what Frigate runs), 1, 16 and 64 streams, with a
 //!   check from the index that no frame was lost.
+//! - `live`: server CPU per live WebSocket viewer, in-process or of `vigil demo`.
+//! - `soak`: memory, descriptors and threads of `vigil serve` (N cameras recording) or
+//!   `vigil demo` over hours, with live viewers coming and going; the RSS slope after warm-up.
 //!
 //! The library holds the pieces they use (the RTSP client is `vigil_testkit::rtsp::play`): an
 //! RTP H.264 depacketizer ([`depacketize`]), `/proc` sampling ([`procstat`]), guards that start
-//! and always stop the servers ([`servers`]) and other children ([`children`]), and a frame count
-//! from the recorder's index ([`recindex`]). None of this runs in `cargo test` except unit tests
-//! of the pure parts.
+//! and always stop the servers ([`servers`]) and other children ([`children`]), a frame count
+//! from the recorder's index ([`recindex`]) and a live viewer's side of the web app
+//! ([`live_client`]). None of this runs in `cargo test` except unit tests of the pure parts.
 
 pub mod browser;
 pub mod children;
 pub mod depacketize;
+pub mod live_client;
 pub mod procstat;
 pub mod recindex;
 pub mod servers;
@@ -36,6 +40,9 @@ pub enum BenchError {
     /// A server process did not come up.
     #[error("server: {0}")]
     Server(String),
+    /// A client request (TLS, WebSocket, setup) failed.
+    #[error("client: {0}")]
+    Client(String),
 }
 
 impl BenchError {

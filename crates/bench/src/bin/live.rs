@@ -19,7 +19,7 @@
 //! records, per fragment, received time − capture time (the capture time travels in the
 //! 17-byte header; it is taken before encoding, so it includes the encoder).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,8 +30,9 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use futures::StreamExt as _;
-use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::PrivatePkcs8KeyDer;
 use tokio_tungstenite::tungstenite::Message;
+use vigil_bench::live_client::{self, Target};
 use vigil_bench::{children, percentile, procstat};
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
@@ -113,41 +114,8 @@ fn process_cpu(before: &procstat::ProcSample, after: &procstat::ProcSample) -> f
     procstat::cpu_between(before, after).cpu_s
 }
 
-/// SHA-256 of a certificate as `AB:CD:…`, the form `vigil` prints on `tls-fingerprint`.
-fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Where viewers connect and what they send.
-#[derive(Clone)]
-struct Target {
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-    /// Path and query of the live WebSocket.
-    path: String,
-    /// Extra request headers (cookie, origin).
-    headers: Vec<(&'static str, String)>,
-}
-
-/// A TLS connection to the target.
-async fn connect_tls(
-    t: &Target,
-) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let tcp = tokio::net::TcpStream::connect(t.addr).await?;
-    tcp.set_nodelay(true)?;
-    let name = ServerName::try_from("localhost")?;
-    Ok(tokio_rustls::TlsConnector::from(t.tls.clone())
-        .connect(name, tcp)
-        .await?)
 }
 
 /// Starts the HTTPS live server for `hub` on the server runtime.
@@ -178,105 +146,9 @@ fn start_inproc_server(rt: &tokio::runtime::Runtime, hub: Hub) -> anyhow::Result
     });
     Ok(Target {
         addr,
-        tls: vigil_testkit::tls::pinned_client_config(&fingerprint(der.as_ref())),
+        tls: vigil_testkit::tls::pinned_client_config(&live_client::fingerprint(der.as_ref())),
         path: "/live".into(),
         headers: Vec::new(),
-    })
-}
-
-/// `vigil demo` running, set up, with camera `front` recording.
-struct Demo {
-    child: children::ChildGuard,
-    target: Target,
-    _dir: tempfile::TempDir,
-}
-
-/// Starts `vigil demo`, creates the admin through its setup link, and waits for `front`.
-fn start_demo(
-    rt: &tokio::runtime::Runtime,
-    vigil: Option<std::path::PathBuf>,
-) -> anyhow::Result<Demo> {
-    let bin = vigil_bench::servers::vigil_binary(vigil)?;
-    let dir = tempfile::tempdir()?;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.arg("demo")
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .args(["--listen", "127.0.0.1:0", "--rtsp", "127.0.0.1:0"]);
-    let (child, lines) = children::ChildGuard::spawn_with_lines(
-        cmd,
-        &dir.path().join("demo.log"),
-        Duration::from_secs(10),
-    )?;
-    let (mut addr, mut sha, mut token, mut recording) = (None, None, None, false);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(addr.is_some() && sha.is_some() && token.is_some() && recording) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).with_context(|| {
-            format!(
-                "vigil demo did not come up; see {}",
-                dir.path().join("demo.log").display()
-            )
-        })?;
-        if let Some(a) = line.strip_prefix("listening https ") {
-            addr = Some(a.trim().parse::<SocketAddr>()?);
-        } else if let Some(f) = line.strip_prefix("tls-fingerprint sha256 ") {
-            sha = Some(f.trim().to_owned());
-        } else if let Some((_, t)) = line.split_once("#/setup/") {
-            token = Some(t.trim().to_owned());
-        } else if line.trim() == "recording front/main" {
-            recording = true;
-        }
-    }
-    let (Some(addr), Some(sha), Some(token)) = (addr, sha, token) else {
-        bail!("vigil demo printed no address, fingerprint or setup link");
-    };
-    let origin = format!("https://127.0.0.1:{}", addr.port());
-    let mut target = Target {
-        addr,
-        tls: vigil_testkit::tls::pinned_client_config(&sha),
-        path: "/api/cameras/front/live?stream=main".into(),
-        headers: vec![("origin", origin.clone())],
-    };
-    let body = serde_json::json!({
-        "token": token, "username": "bench", "password": "bench password that is long enough"
-    })
-    .to_string();
-    let request = format!(
-        "POST /api/setup HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {origin}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        addr.port(),
-        body.len()
-    );
-    let response = rt.block_on(async {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut tls = connect_tls(&target).await?;
-        tls.write_all(request.as_bytes()).await?;
-        let mut out = Vec::new();
-        // The server may close without close_notify; what was read is what counts.
-        let _ = tls.read_to_end(&mut out).await;
-        anyhow::Ok(String::from_utf8_lossy(&out).into_owned())
-    })?;
-    if !response.starts_with("HTTP/1.1 200") {
-        bail!("setup failed: {}", response.lines().next().unwrap_or(""));
-    }
-    let cookie = response
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| {
-            v.trim()
-                .split(';')
-                .next()
-                .filter(|c| c.starts_with("vigil_session="))
-        })
-        .context("setup answered without a session cookie")?
-        .to_owned();
-    target.headers.push(("cookie", cookie));
-    Ok(Demo {
-        child,
-        target,
-        _dir: dir,
     })
 }
 
@@ -287,14 +159,7 @@ async fn viewer(
     window_open: Arc<std::sync::atomic::AtomicBool>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let stream = connect_tls(&target).await?;
-    let url = format!("wss://127.0.0.1:{}{}", target.addr.port(), target.path);
-    let mut request = url.into_client_request()?;
-    for (k, v) in &target.headers {
-        request.headers_mut().insert(*k, v.parse()?);
-    }
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    let mut ws = live_client::open_live(&target).await?;
     loop {
         let msg = tokio::select! {
             m = ws.next() => m,
@@ -421,7 +286,7 @@ fn main() -> anyhow::Result<()> {
             )
         }
         "demo" => {
-            let d = start_demo(&client_rt, args.vigil.clone())?;
+            let d = live_client::start_demo(&client_rt, args.vigil.clone())?;
             let target = d.target.clone();
             let pid = d.child.pid();
             demo = Some(d);
