@@ -29,6 +29,11 @@ pub(crate) struct Connection {
     read_buf: MarkBuf,
     /// Write buffer for outgoing messages (written then flushed).
     write_buf: Vec<u8>,
+    /// When the last read returned data: the receive time of every message parsed from it.
+    ///
+    /// Vigil addition: upstream reads both clocks for each message, two `clock_gettime`
+    /// calls per RTP packet; one batched read carries hundreds of packets.
+    last_read: (WallTime, Instant),
 }
 
 impl Connection {
@@ -55,6 +60,7 @@ impl Connection {
             parser: crate::rtsp::parse::Parser::default(),
             read_buf: MarkBuf::new(DEFAULT_READ_CAPACITY),
             write_buf: Vec::new(),
+            last_read: (established_wall, Instant::now()),
         })
     }
 
@@ -103,6 +109,7 @@ fn try_decode(
     parser: &mut crate::rtsp::parse::Parser,
     read_buf: &mut MarkBuf,
     eof: bool,
+    (received_wall, received): (WallTime, Instant),
 ) -> Result<Option<ReceivedMessage>, CodecError> {
     use crate::rtsp::parse::FeedError;
 
@@ -128,8 +135,8 @@ fn try_decode(
                 body_len: body_len as u32,
                 ctx: RtspMessageContext {
                     pos,
-                    received_wall: WallTime::now(),
-                    received: Instant::now(),
+                    received_wall,
+                    received,
                 },
             }))
         }
@@ -180,7 +187,7 @@ impl Stream for Connection {
         let this = &mut *self;
         loop {
             // Try decoding from existing buffered data.
-            match try_decode(&mut this.parser, &mut this.read_buf, false) {
+            match try_decode(&mut this.parser, &mut this.read_buf, false, this.last_read) {
                 Ok(Some(msg)) => return std::task::Poll::Ready(Some(Ok(msg))),
                 Ok(None) => {}
                 Err(e) => {
@@ -219,7 +226,12 @@ impl Stream for Connection {
             match this.stream.try_read_vectored(&mut bufs) {
                 Ok(0) => {
                     // EOF. Try decode with eof=true.
-                    return match try_decode(&mut this.parser, &mut this.read_buf, true) {
+                    return match try_decode(
+                        &mut this.parser,
+                        &mut this.read_buf,
+                        true,
+                        (WallTime::now(), Instant::now()),
+                    ) {
                         Ok(Some(msg)) => std::task::Poll::Ready(Some(Ok(msg))),
                         Ok(None) => std::task::Poll::Ready(None),
                         Err(e) => std::task::Poll::Ready(Some(Err(codec_err_to_error(
@@ -232,6 +244,7 @@ impl Stream for Connection {
                 }
                 Ok(n) => {
                     this.read_buf.advance_end(n);
+                    this.last_read = (WallTime::now(), Instant::now());
                     // Loop to try decoding again.
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -385,7 +398,7 @@ mod tests {
         read_buf.advance_end(data.len());
 
         let mut parser = crate::rtsp::parse::Parser::default();
-        let msg = try_decode(&mut parser, &mut read_buf, false)
+        let msg = try_decode(&mut parser, &mut read_buf, false, (WallTime::now(), Instant::now()))
             .unwrap()
             .unwrap();
         // Read body from ring buffer.
@@ -404,7 +417,7 @@ mod tests {
         read_buf.advance_end(data.len());
 
         let mut parser = crate::rtsp::parse::Parser::default();
-        let msg = try_decode(&mut parser, &mut read_buf, false)
+        let msg = try_decode(&mut parser, &mut read_buf, false, (WallTime::now(), Instant::now()))
             .unwrap()
             .unwrap();
         assert!(matches!(msg.msg, crate::rtsp::msg::Message::Response(_)));

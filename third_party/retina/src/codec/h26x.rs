@@ -323,7 +323,9 @@ impl<A: U8Array> AnnexBScanner<A> {
                     }
                 }
                 debug_assert!(mid.deferred.is_none());
-                match cur.find_byte(0) {
+                // Vigil: only a zero that starts a run of zeros (or ends the data) can be
+                // part of a separator or trailing padding; lone zeros stay in the body.
+                match cur.find_zero_run_start() {
                     Some(j) => {
                         debug_assert!(mid.deferred.is_none());
                         mid.deferred = Some(Deferred {
