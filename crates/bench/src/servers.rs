@@ -153,3 +153,29 @@ pub fn run_password() -> String {
         .unwrap_or_default();
     format!("bench-{:x}-{:x}", nanos, std::process::id())
 }
+
+/// Makes the H.264 test file the record, fan-out and soak benches serve: 20 s of
+/// `testsrc2` 1280x720 30 fps, ~4 Mbit/s (x264 veryfast, 2 s GOP, no B-frames), written to
+/// `dir/NAME` with ffmpeg.
+pub fn make_test_file(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
+    let path = dir.join(name);
+    eprintln!("making {} with ffmpeg ...", path.display());
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=1280x720:rate=30", "-t", "20"])
+        .args([
+            "-c:v", "libx264", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
+        ])
+        .args([
+            "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p", "-preset", "veryfast",
+        ])
+        .arg(&path)
+        .status()
+        .map_err(BenchError::io(
+            "running ffmpeg (is it installed?)".to_string(),
+        ))?;
+    if !status.success() {
+        return Err(BenchError::Server(format!("ffmpeg failed: {status}")));
+    }
+    Ok(path)
+}

@@ -43,7 +43,7 @@ pub mod batching;
 pub mod config;
 mod probe;
 mod session;
-mod socket;
+pub mod socket;
 pub mod status;
 mod supervisor;
 pub mod timeline;

@@ -1,4 +1,5 @@
-//! The one socket option the ingest sets itself: `SO_RCVLOWAT` (see [`super::batching`]).
+//! The one socket option the ingest sets itself: `SO_RCVLOWAT` (see [`super::batching`]);
+//! public so that the record bench's floor batches its reads the same way.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -10,7 +11,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// Neither `std`, `socket2` nor `rustix` wraps this option, hence the raw call; a
 /// benchmark shows it pays (docs/benchmarks.md, "record").
 #[allow(unsafe_code)]
-pub(crate) fn set_recv_low_water(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+pub fn set_recv_low_water(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: `fd` is an open descriptor for the whole borrow, and the option value is a
     // live `c_int` whose exact size is passed; setsockopt only reads it. On a descriptor

@@ -70,35 +70,6 @@ impl Round {
     }
 }
 
-fn make_test_file(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join("fanout-720p30-4M.mp4");
-    eprintln!("making {} with ffmpeg ...", path.display());
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-        ])
-        .args([
-            "-t", "20", "-c:v", "libx264", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
-        ])
-        .args([
-            "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p", "-preset", "veryfast",
-        ])
-        .arg(&path)
-        .status()
-        .context("running ffmpeg (is it installed?)")?;
-    if !status.success() {
-        bail!("ffmpeg failed: {status}");
-    }
-    Ok(path)
-}
-
 /// Plays N clients against `server`, measures one window, then drops the clients.
 async fn measure(
     server: &ServerGuard,
@@ -281,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let file = match &args.file {
         Some(f) => f.clone(),
-        None => make_test_file(tmp.path())?,
+        None => servers::make_test_file(tmp.path(), "fanout-720p30-4M.mp4")?,
     };
     let creds = Credentials {
         user: "bench".into(),

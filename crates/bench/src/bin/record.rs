@@ -1,12 +1,19 @@
-//! Recorder benchmark: CPU per stream-hour and memory per stream of `vigil serve`, beside one
-//! `ffmpeg -c copy -f segment` process per camera (what Frigate runs), recording the same streams
-//! in the same run, and a check from Vigil's index that no frame was lost.
+//! Recorder benchmark: CPU per stream-hour and memory per stream of `vigil serve`, beside the
+//! peers recording the same streams in the same run — one `ffmpeg -c copy -f segment` process
+//! per camera (what Frigate runs), Moonfire NVR (`--moonfire BIN`, built by the recipe in
+//! `crates/bench/moonfire/`) and the floor (`record_floor`: the bytes appended to files with one
+//! `fdatasync` per file per second, nothing parsed) — with a check from Vigil's index that no
+//! frame was lost.
 //!
-//! One GStreamer RTSP server (shared media, `scripts/gst-rtsp-server.py`) serves a ~4 Mbit/s
-//! 1280x720 30 fps H.264 file in a loop; every recorder stream plays the same mount, so the camera
-//! side stays cheap. For each N the two recorders run one after the other, never together: after
-//! all N streams are up and a warm-up, CPU (per-thread scheduler runtime) and memory are sampled
-//! around a fixed window, then the recorder is stopped (SIGTERM) and its output is checked.
+//! One GStreamer RTSP server (`scripts/gst-rtsp-server.py`) serves a ~4 Mbit/s 1280x720 30 fps
+//! H.264 file in a loop on one shared mount; every recorder stream plays that mount, so the
+//! camera side stays cheap. The file is fed through a live `appsrc`, which answers the SEEKING
+//! query as not seekable, so a client's `Range: npt=0-` on PLAY (retina sends it) cannot seek
+//! the shared pipeline under the other clients; the Moonfire recipe also builds it with a retina
+//! that omits the header. For each N the recorders run one after the other, never together:
+//! after all N streams are up and a warm-up, CPU (per-thread scheduler runtime), memory and the
+//! bytes on disk are sampled around a fixed window, then the recorder is stopped (SIGTERM) and
+//! its output is checked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +28,9 @@ use vigil_bench::procstat::{self, ProcSample};
 use vigil_bench::{recindex, servers};
 
 #[derive(Parser, Debug)]
-#[command(about = "Recording N RTSP streams: CPU and memory per stream, vigil serve vs ffmpeg")]
+#[command(
+    about = "Recording N RTSP streams: CPU and memory per stream, vigil serve vs ffmpeg, Moonfire NVR and the floor"
+)]
 struct Args {
     /// Stream counts to measure, comma-separated (1 to 128 each).
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
@@ -47,9 +56,24 @@ struct Args {
     /// Python with python3-gi (the system one).
     #[arg(long, default_value = "/usr/bin/python3")]
     python: PathBuf,
-    /// Measure only one side: vigil or ffmpeg.
+    /// Sides to run, in this order, comma-separated: ffmpeg, moonfire, vigil, floor.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ffmpeg,moonfire,vigil,floor"
+    )]
+    sides: Vec<String>,
+    /// The Moonfire NVR binary (`crates/bench/moonfire/README.md` says how to build it);
+    /// required when the sides include moonfire.
     #[arg(long)]
-    only: Option<String>,
+    moonfire: Option<PathBuf>,
+    /// Moonfire's `flushIfSec` (its `config` tool's default is 0: commit each finished
+    /// recording, i.e. once a minute per stream).
+    #[arg(long, default_value_t = 0)]
+    moonfire_flush: u32,
+    /// The floor's read batching in ms of media; default: the same as Vigil's ingest.
+    #[arg(long, default_value_t = vigil_ingest::config::DEFAULT_READ_BATCH.as_millis() as u64)]
+    floor_batch_ms: u64,
     /// Keep the temporary directory (recordings, logs) and print its path.
     #[arg(long)]
     keep: bool,
@@ -77,6 +101,8 @@ struct Round {
     gst_cpu_s: f64,
     /// Per stream: frames in the window (Vigil) or frames recorded vs media time (ffmpeg).
     frames: Frames,
+    /// Bytes that reached the recorder's files in the window (all streams).
+    written_bytes: u64,
     /// Processes that did not exit 0 on SIGTERM, or streams that went offline.
     trouble: Vec<String>,
 }
@@ -102,6 +128,29 @@ impl Round {
     fn mb_per_stream(&self, bytes: u64) -> f64 {
         bytes as f64 / 1048576.0 / self.streams as f64
     }
+    /// Megabits per second written to disk per stream: each side should write about the
+    /// camera's bit rate, or it is not recording what the others record.
+    fn mbit_s_per_stream(&self) -> f64 {
+        self.written_bytes as f64 * 8.0 / 1e6 / self.window_s / self.streams as f64
+    }
+}
+
+/// The sides of the bench, in the order they run by default.
+const SIDES: [&str; 4] = ["ffmpeg", "moonfire", "vigil", "floor"];
+
+/// Total size of the regular files under `dir` (recursively); a file removed while walking
+/// counts as empty.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn now_us() -> i64 {
@@ -109,27 +158,6 @@ fn now_us() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default()
-}
-
-fn make_test_file(dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join("record-720p30-4M.mp4");
-    eprintln!("making {} with ffmpeg ...", path.display());
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
-        .args(["-i", "testsrc2=size=1280x720:rate=30", "-t", "20"])
-        .args([
-            "-c:v", "libx264", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
-        ])
-        .args([
-            "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p", "-preset", "veryfast",
-        ])
-        .arg(&path)
-        .status()
-        .context("running ffmpeg (is it installed?)")?;
-    if !status.success() {
-        bail!("ffmpeg failed: {status}");
-    }
-    Ok(path)
 }
 
 /// Samples every pid; a process that is gone is an error (a recorder must not die mid-window).
@@ -160,6 +188,7 @@ fn cpu_sum(before: &[ProcSample], after: &[ProcSample]) -> f64 {
 /// Measures the window for the processes `pids` (and GStreamer's `gst_pid` beside them).
 struct Window {
     window_s: f64,
+    written_bytes: u64,
     w0_us: i64,
     w1_us: i64,
     cpu_s: f64,
@@ -169,9 +198,15 @@ struct Window {
     mem: Vec<children::MemSample>,
 }
 
-fn measure_window(pids: &[u32], gst_pid: u32, args: &Args) -> anyhow::Result<Window> {
+fn measure_window(
+    pids: &[u32],
+    gst_pid: u32,
+    out_dir: &Path,
+    args: &Args,
+) -> anyhow::Result<Window> {
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     let gst0 = procstat::sample(gst_pid)?;
+    let bytes0 = dir_bytes(out_dir);
     let w0_us = now_us();
     let t0 = Instant::now();
     let before = sample_all(pids)?;
@@ -179,6 +214,7 @@ fn measure_window(pids: &[u32], gst_pid: u32, args: &Args) -> anyhow::Result<Win
     let after = sample_all(pids)?;
     let window_s = t0.elapsed().as_secs_f64();
     let w1_us = now_us();
+    let written_bytes = dir_bytes(out_dir).saturating_sub(bytes0);
     let gst1 = procstat::sample(gst_pid)?;
     let mem = pids
         .iter()
@@ -186,6 +222,7 @@ fn measure_window(pids: &[u32], gst_pid: u32, args: &Args) -> anyhow::Result<Win
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Window {
         window_s,
+        written_bytes,
         w0_us,
         w1_us,
         cpu_s: cpu_sum(&before, &after),
@@ -206,6 +243,7 @@ fn round_from(n: usize, w: &Window) -> Round {
         pss_bytes: w.mem.iter().map(|m| m.pss_bytes).sum(),
         threads: w.after.iter().map(|s| s.threads.len()).sum(),
         gst_cpu_s: w.gst_cpu_s,
+        written_bytes: w.written_bytes,
         ..Round::default()
     }
 }
@@ -259,7 +297,7 @@ fn vigil_round(
             ),
         }
     }
-    let w = measure_window(&[guard.pid()], gst_pid, args)?;
+    let w = measure_window(&[guard.pid()], gst_pid, &dir.join("data"), args)?;
     let mut round = round_from(n, &w);
     if let (Some(b), Some(a)) = (w.before.first(), w.after.first()) {
         print_thread_groups(guard.pid(), b, a, w.window_s);
@@ -413,7 +451,7 @@ fn ffmpeg_round(
     }
     let t_start = Instant::now();
     let pids: Vec<u32> = guards.iter().map(|g| g.pid()).collect();
-    let w = measure_window(&pids, gst_pid, args)?;
+    let w = measure_window(&pids, gst_pid, &dir, args)?;
     let mut round = round_from(n, &w);
     let statuses = children::stop_all(&mut guards);
     let recorded_s = t_start.elapsed().as_secs_f64();
@@ -465,10 +503,155 @@ fn has_mp4_data(dir: &Path) -> bool {
     })
 }
 
+/// A free TCP port on 127.0.0.1 (bound and released; Moonfire needs a number in its config).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Sample files in Moonfire's sample directory that hold bytes (its `meta` file aside).
+fn moonfire_files_with_data(sample: &Path) -> usize {
+    std::fs::read_dir(sample).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter(|e| e.file_name() != "meta" && e.metadata().is_ok_and(|m| m.len() > 0))
+            .count()
+    })
+}
+
+/// Lines of Moonfire's log at WARN or ERROR level, but the expected missing-UI warning.
+fn moonfire_warnings(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("ui dir"))
+        .map(|l| l.chars().take(160).collect())
+        .collect()
+}
+
+fn moonfire_round(
+    bin: &Path,
+    n: usize,
+    url: &str,
+    gst_pid: u32,
+    tmp: &Path,
+    args: &Args,
+) -> anyhow::Result<Round> {
+    let base = tmp.join(format!("moonfire-{n}"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moonfire/setup-moonfire-db.sh");
+    // `%.0s` takes the camera number and prints nothing: every camera plays the same mount.
+    let template = format!("{url}%.0s");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(bin)
+        .arg(&base)
+        .arg(n.to_string())
+        .arg(&template)
+        .arg((4u64 << 30).to_string())
+        .arg(free_port()?.to_string())
+        .arg(args.moonfire_flush.to_string())
+        .output()
+        .context("running setup-moonfire-db.sh")?;
+    if !out.status.success() {
+        bail!(
+            "setup-moonfire-db.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let log = base.join("moonfire.log");
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(base.join("moonfire.toml"))
+        .env("TZ", "UTC")
+        .env("MOONFIRE_LOG", "info");
+    let mut guard = ChildGuard::spawn(cmd, &log, STOP_GRACE)?;
+    let sample = base.join("sample");
+    let deadline = Instant::now() + startup_timeout(n);
+    loop {
+        let up = moonfire_files_with_data(&sample);
+        if up >= n {
+            break;
+        }
+        if guard.exited().is_some() {
+            bail!("moonfire-nvr exited early; see {}", log.display());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "moonfire-nvr: only {up}/{n} streams writing after {:?}; see {}",
+                startup_timeout(n),
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let w = measure_window(&[guard.pid()], gst_pid, &sample, args)?;
+    let mut round = round_from(n, &w);
+    let status = children::stop_all(std::slice::from_mut(&mut guard));
+    match status.first().copied().flatten() {
+        Some(s) if s.success() => {}
+        other => round.trouble.push(format!("moonfire exit: {other:?}")),
+    }
+    drop(guard);
+    let warnings = moonfire_warnings(&log);
+    if let Some(first) = warnings.first() {
+        round
+            .trouble
+            .push(format!("{} warnings, first: {first}", warnings.len()));
+    }
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    Ok(round)
+}
+
+fn floor_round(
+    n: usize,
+    url: &str,
+    gst_pid: u32,
+    tmp: &Path,
+    args: &Args,
+) -> anyhow::Result<Round> {
+    let dir = tmp.join(format!("floor-{n}"));
+    std::fs::create_dir_all(&dir)?;
+    let bin = std::env::current_exe()?.with_file_name("record_floor");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["--url", url, "--streams", &n.to_string()])
+        .args(["--batch-ms", &args.floor_batch_ms.to_string(), "--dir"])
+        .arg(dir.join("out"));
+    let (mut guard, lines) = ChildGuard::spawn_with_lines(cmd, &dir.join("floor.log"), STOP_GRACE)
+        .with_context(|| {
+            format!(
+                "starting {} (cargo build --release -p vigil-bench)",
+                bin.display()
+            )
+        })?;
+    let up = lines.recv_timeout(startup_timeout(n)).with_context(|| {
+        format!(
+            "record_floor did not come up; see {}",
+            dir.join("floor.log").display()
+        )
+    })?;
+    if up.trim() != format!("up {n}") {
+        bail!("record_floor printed {up:?}");
+    }
+    let w = measure_window(&[guard.pid()], gst_pid, &dir.join("out"), args)?;
+    let mut round = round_from(n, &w);
+    if guard.exited().is_some() {
+        round.trouble.push("record_floor died".into());
+    }
+    children::stop_all(std::slice::from_mut(&mut guard));
+    drop(guard);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(round)
+}
+
 fn report_round(side: &str, r: &Round) {
     eprintln!(
         "  {side} N={}: CPU {:.3} s in {:.1} s ({:.1}% of a core, {:.1} s per stream-hour), RSS {:.1} MB \
-         (peak {:.1}, PSS {:.1}), {} threads, GStreamer {:.1}% CPU; frames per stream {}..{} (expected {:.0}), {} lossy{}",
+         (peak {:.1}, PSS {:.1}), {} threads, {:.2} Mbit/s per stream to disk, GStreamer {:.1}% CPU; frames per stream {}..{} (expected {:.0}), {} lossy{}",
         r.streams,
         r.cpu_s,
         r.window_s,
@@ -478,6 +661,7 @@ fn report_round(side: &str, r: &Round) {
         r.peak_rss_bytes as f64 / 1048576.0,
         r.pss_bytes as f64 / 1048576.0,
         r.threads,
+        r.mbit_s_per_stream(),
         r.gst_cpu_s / r.window_s * 100.0,
         r.frames.min,
         r.frames.max,
@@ -491,71 +675,82 @@ fn report_round(side: &str, r: &Round) {
     );
 }
 
-fn print_table(file: &Path, args: &Args, rows: &BTreeMap<usize, (Option<Round>, Option<Round>)>) {
+/// `a / b` as `N.Nx`, or `-` when either side did not run.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+type Rows = BTreeMap<usize, BTreeMap<&'static str, Round>>;
+
+fn print_table(file: &Path, args: &Args, rows: &Rows) {
     println!();
     println!(
-        "record: N streams of {} (one GStreamer RTSP server, shared media, RTSP/TCP on 127.0.0.1)",
+        "record: N streams of {} (one GStreamer RTSP server, shared media from a live appsrc, RTSP/TCP on 127.0.0.1)",
         file.display()
     );
     println!(
-        "window {:.0} s after {:.0} s warm-up; CPU = scheduler runtime of all threads; MB = RSS / N at the window's end",
+        "window {:.0} s after {:.0} s warm-up; CPU = scheduler runtime of all threads; MB = RSS / N at the window's end; Mbit/s = bytes on disk per stream",
         args.window, args.warmup
     );
+    let cell = |r: Option<&Round>| match r {
+        Some(r) => format!(
+            "{:>7.2} {:>6.2} {:>5.2}",
+            r.cpu_s_per_stream_hour(),
+            r.mb_per_stream(r.rss_bytes),
+            r.mbit_s_per_stream()
+        ),
+        None => format!("{:>7} {:>6} {:>5}", "-", "-", "-"),
+    };
     println!(
-        "{:>3} | {:>9} {:>8} {:>8} {:>14} | {:>9} {:>8} {:>8} {:>9} | {:>9}",
+        "{:>3} | {:^20} | {:^20} | {:^20} | {:^20} | {:>6} | {:>9} | {:>8} | {:>8} | {:>8}",
         "N",
-        "vigil s/h",
-        "MB/str",
+        "vigil s/h MB Mb/s",
+        "moonfire s/h MB Mb/s",
+        "ffmpeg s/h MB Mb/s",
+        "floor s/h MB Mb/s",
         "thr",
-        "frames lost",
-        "ffm s/h",
-        "MB/str",
-        "PSS/str",
         "lost",
-        "ffm/vigil"
+        "moon/vig",
+        "ffm/vig",
+        "vig/floor"
     );
-    let base_rss = rows
-        .values()
-        .find_map(|(v, _)| v.as_ref().filter(|r| r.streams == 1).map(|r| r.rss_bytes));
-    for (n, (v, f)) in rows {
-        let vcell = match v {
-            Some(r) => format!(
-                "{:>9.1} {:>8.2} {:>8} {:>14}",
-                r.cpu_s_per_stream_hour(),
-                r.mb_per_stream(r.rss_bytes),
-                r.threads,
-                format!(
-                    "{}/{} ({}-{})",
-                    r.frames.lossy, r.frames.counted, r.frames.min, r.frames.max
-                )
+    for (n, sides) in rows {
+        let v = sides.get("vigil");
+        let cpu = |side: &str| sides.get(side).map(Round::cpu_s_per_stream_hour);
+        let lost = match (v, sides.get("ffmpeg")) {
+            (Some(v), f) => format!(
+                "{}/{}{}",
+                v.frames.lossy,
+                v.frames.counted,
+                f.map_or(String::new(), |f| format!(" f{}", f.frames.lossy))
             ),
-            None => format!("{:>9} {:>8} {:>8} {:>14}", "-", "-", "-", "-"),
+            (None, Some(f)) => format!("f{}/{}", f.frames.lossy, f.frames.counted),
+            (None, None) => "-".into(),
         };
-        let fcell = match f {
-            Some(r) => format!(
-                "{:>9.1} {:>8.2} {:>8.2} {:>9}",
-                r.cpu_s_per_stream_hour(),
-                r.mb_per_stream(r.rss_bytes),
-                r.mb_per_stream(r.pss_bytes),
-                format!("{}/{}", r.frames.lossy, r.frames.counted)
-            ),
-            None => format!("{:>9} {:>8} {:>8} {:>9}", "-", "-", "-", "-"),
-        };
-        let ratio = match (v, f) {
-            (Some(a), Some(b)) if a.cpu_s > 0.0 => {
-                format!(
-                    "{:>8.1}x",
-                    b.cpu_s_per_stream_hour() / a.cpu_s_per_stream_hour()
-                )
-            }
-            _ => format!("{:>9}", "-"),
-        };
-        println!("{n:>3} | {vcell} | {fcell} | {ratio}");
+        println!(
+            "{n:>3} | {} | {} | {} | {} | {:>6} | {:>9} | {:>8} | {:>8} | {:>8}",
+            cell(v),
+            cell(sides.get("moonfire")),
+            cell(sides.get("ffmpeg")),
+            cell(sides.get("floor")),
+            v.map_or("-".into(), |r| r.threads.to_string()),
+            lost,
+            ratio(cpu("moonfire"), cpu("vigil")),
+            ratio(cpu("ffmpeg"), cpu("vigil")),
+            ratio(cpu("vigil"), cpu("floor")),
+        );
     }
-    println!("(s/h = CPU seconds per stream-hour; thr = vigil's threads; frames lost = streams short of fps x window by > {LOSS_TOLERANCE} frames / streams, (min-max frames in the window))");
+    println!("(s/h = CPU seconds per stream-hour; MB = RSS per stream; thr = vigil's threads; lost = vigil's streams short of fps x window by > {LOSS_TOLERANCE} frames / streams, f = ffmpeg's)");
+    let base_rss = rows
+        .get(&1)
+        .and_then(|s| s.get("vigil"))
+        .map(|r| r.rss_bytes);
     if let Some(base) = base_rss {
-        for (n, (v, _)) in rows {
-            if let Some(r) = v.as_ref().filter(|r| r.streams > 1) {
+        for (n, sides) in rows {
+            if let Some(r) = sides.get("vigil").filter(|r| r.streams > 1) {
                 println!(
                     "vigil marginal memory N=1 -> {n}: {:.2} MB per added stream",
                     (r.rss_bytes as f64 - base as f64) / 1048576.0 / (r.streams - 1) as f64
@@ -563,7 +758,7 @@ fn print_table(file: &Path, args: &Args, rows: &BTreeMap<usize, (Option<Round>, 
             }
         }
     }
-    println!("goals: ffm/vigil >= 5x, < 2 MB per stream, no frame lost at N = 64");
+    println!("goals (issue 18): moon/vig >= 2x and ffm/vig >= 5x at N = 16 and 64, ffm/vig >= 2x at N = 1, vig/floor <= 1.5x, vigil MB <= moonfire MB, no frame lost at N = 64");
 }
 
 fn main() -> anyhow::Result<()> {
@@ -574,15 +769,29 @@ fn main() -> anyhow::Result<()> {
     if !(args.window > 0.0 && args.window <= 600.0 && args.warmup >= 0.0 && args.warmup <= 60.0) {
         bail!("--window must be in (0, 600] s and --warmup in [0, 60] s");
     }
-    let want = |side: &str| args.only.as_deref().is_none_or(|o| o == side);
+    let mut sides: Vec<&'static str> = Vec::new();
+    for s in &args.sides {
+        match SIDES.iter().find(|&&k| k == s) {
+            Some(k) => sides.push(k),
+            None => bail!("unknown side {s:?}: the sides are {}", SIDES.join(", ")),
+        }
+    }
+    let moonfire = match (&args.moonfire, sides.contains(&"moonfire")) {
+        (Some(p), true) => Some(p.clone()),
+        (None, true) => bail!(
+            "the moonfire side needs --moonfire PATH (build it: crates/bench/moonfire/README.md), \
+             or leave it out with --sides"
+        ),
+        (_, false) => None,
+    };
     let tmp = tempfile::Builder::new()
         .prefix("vigil-record-bench")
         .tempdir()?;
     let file = match &args.file {
         Some(f) => f.clone(),
-        None => make_test_file(tmp.path())?,
+        None => servers::make_test_file(tmp.path(), "record-720p30-4M.mp4")?,
     };
-    let vigil = if want("vigil") {
+    let vigil = if sides.contains(&"vigil") {
         Some(servers::vigil_binary(args.vigil.clone())?)
     } else {
         None
@@ -597,19 +806,24 @@ fn main() -> anyhow::Result<()> {
     let url = gst.main_url();
     eprintln!("gst: pid {}, serving {url}", gst.pid());
 
-    let mut rows: BTreeMap<usize, (Option<Round>, Option<Round>)> = BTreeMap::new();
+    let mut rows: Rows = BTreeMap::new();
     for &n in &args.streams {
-        if let Some(vigil) = &vigil {
-            let r = vigil_round(vigil, n, &url, gst.pid(), tmp.path(), &args)?;
-            report_round("vigil", &r);
-            rows.entry(n).or_default().0 = Some(r);
+        for &side in &sides {
+            let r = match side {
+                "vigil" => vigil
+                    .as_deref()
+                    .map(|v| vigil_round(v, n, &url, gst.pid(), tmp.path(), &args)),
+                "ffmpeg" => Some(ffmpeg_round(n, &url, gst.pid(), tmp.path(), &args)),
+                "moonfire" => moonfire
+                    .as_deref()
+                    .map(|m| moonfire_round(m, n, &url, gst.pid(), tmp.path(), &args)),
+                _ => Some(floor_round(n, &url, gst.pid(), tmp.path(), &args)),
+            };
+            let Some(r) = r else { continue };
+            let r = r.with_context(|| format!("{side} at N = {n}"))?;
+            report_round(side, &r);
+            rows.entry(n).or_default().insert(side, r);
             // Let GStreamer drop the sessions before the next recorder connects.
-            std::thread::sleep(Duration::from_secs(2));
-        }
-        if want("ffmpeg") {
-            let r = ffmpeg_round(n, &url, gst.pid(), tmp.path(), &args)?;
-            report_round("ffmpeg", &r);
-            rows.entry(n).or_default().1 = Some(r);
             std::thread::sleep(Duration::from_secs(2));
         }
     }

@@ -167,27 +167,6 @@ fn start_demo(rt: &tokio::runtime::Runtime, args: &Args) -> anyhow::Result<Syste
 }
 
 /// A 20 s 1280x720 30 fps ~4 Mbit/s H.264 file (x264 veryfast, GOP 60, no B-frames).
-fn make_test_file(dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join("soak-720p30-4M.mp4");
-    eprintln!("making {} with ffmpeg ...", path.display());
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
-        .args(["-i", "testsrc2=size=1280x720:rate=30", "-t", "20"])
-        .args([
-            "-c:v", "libx264", "-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M",
-        ])
-        .args([
-            "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p", "-preset", "veryfast",
-        ])
-        .arg(&path)
-        .status()
-        .context("running ffmpeg (is it installed?)")?;
-    if !status.success() {
-        bail!("ffmpeg failed: {status}");
-    }
-    Ok(path)
-}
-
 /// `vigil serve`'s configuration: N cameras on `url`, the web app on 127.0.0.1, motion on the
 /// first `motion` cameras.
 fn serve_config(n: usize, motion: usize, url: &str) -> String {
@@ -215,7 +194,7 @@ fn start_serve(rt: &tokio::runtime::Runtime, args: &Args) -> anyhow::Result<Syst
         .context("creating a temporary directory")?;
     let file = match &args.file {
         Some(f) => f.clone(),
-        None => make_test_file(dir.path())?,
+        None => servers::make_test_file(dir.path(), "soak-720p30-4M.mp4")?,
     };
     let script = args
         .gst_script
