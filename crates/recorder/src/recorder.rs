@@ -160,11 +160,10 @@ impl Drop for Registration {
 }
 
 /// How often the index commit ticker looks at the queued fragment rows, and how old the
-/// oldest must be: all streams' rows of about a second are committed at once, at most ~2 s
-/// after their media was fsynced. Only playback waits for the commit: after a crash,
-/// recovery indexes fsynced fragments from the files themselves. One commit a second
-/// instead of four cut the recorder's CPU at 16 streams by a few percent (record bench).
-const INDEX_TICK: Duration = Duration::from_secs(1);
+/// oldest must be: a burst of all streams' rows is committed at once, at most ~0.5 s
+/// after its media was fsynced. (One commit a second instead saved nothing measurable on
+/// the record bench and made recorded seconds reach playback and export a second later.)
+const INDEX_TICK: Duration = Duration::from_millis(250);
 
 /// How many streams' writers run at once on the blocking pool: a few at first (each
 /// batch is mostly one fsync, so 4 keep up with 64 streams at 4 Mbit/s on a disk whose

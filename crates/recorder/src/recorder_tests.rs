@@ -78,9 +78,9 @@ async fn records_a_hub_then_reopens_exports_and_lists_ranges() {
         // Let the recording task keep up (the hub would skip a lagging subscriber).
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    // The ticker commits the queued rows within about two seconds (INDEX_TICK), with nobody
+    // The ticker commits the queued rows within about half a second, with nobody
     // touching the recorder (another process, e.g. `vigil export`, sees them).
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let raw = Db::open_read_only(&dir.path().join(INDEX_FILE)).unwrap();
     let fragments = raw.totals().unwrap().fragments;
     assert!(fragments >= 2, "{fragments} fragments committed");
