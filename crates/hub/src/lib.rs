@@ -23,7 +23,7 @@
 //!
 //! Subscribers are either live ([`Hub::subscribe`]: a viewer, an RTSP client — someone
 //! waits for each frame) or bulk ([`Hub::subscribe_bulk`]: the recorder, motion
-//! analysis — a frame 400 ms late costs nothing). The source asks
+//! analysis — a frame 50 ms late costs nothing). The source asks
 //! [`Hub::live_subscribers`] to decide whether it may trade latency for CPU (the ingest
 //! batches its socket reads while nobody watches).
 
@@ -237,9 +237,9 @@ impl Hub {
         sub
     }
 
-    /// Subscribes a consumer that does not mind frames arriving in bursts up to about half
-    /// a second late (recording, motion analysis: the ingest's read batches); otherwise the
-    /// same as [`Hub::subscribe`].
+    /// Subscribes a consumer that does not mind frames arriving in bursts up to ~100 ms
+    /// late (recording, motion analysis: the ingest's read batches); otherwise the same as
+    /// [`Hub::subscribe`].
     pub fn subscribe_bulk(&self) -> Subscriber {
         let state = self.lock();
         let rx = self.inner.tx.subscribe();

@@ -156,15 +156,15 @@ pub struct IngestConfig {
     pub read_batch: Duration,
 }
 
-/// The default [`IngestConfig::read_batch`]: 400 ms of media per wake-up. A recorder does not
-/// mind the latency (a live viewer turns batching off), and the kill -9 bound (the fragment
-/// being written, ~1 s, plus what waits in the socket) stays under 2 s. Against 50 ms it cut
-/// the recorder's CPU at 16 streams by about a fifth (record bench, docs/benchmarks.md).
-pub const DEFAULT_READ_BATCH: Duration = Duration::from_millis(400);
+/// The default [`IngestConfig::read_batch`]: 50 ms of media per wake-up. 400 ms cut the
+/// recorder's CPU at 16 streams by about a tenth more, but motion events, and the first frame
+/// after an outage, then came up to 0.4 s later: the end-to-end tests of motion, alerts and
+/// outages failed on it in a CI rehearsal (docs/benchmarks.md, "Issue 18").
+pub const DEFAULT_READ_BATCH: Duration = Duration::from_millis(50);
 
 impl IngestConfig {
     /// A configuration with the defaults (TCP, audio on, 4 s stall timeout, 5 s request
-    /// timeout, 0.5 s → 30 s back-off, 400 ms read batches while nobody watches live). Credentials embedded in `url`
+    /// timeout, 0.5 s → 30 s back-off, 50 ms read batches while nobody watches live). Credentials embedded in `url`
     /// (`rtsp://user:pass@host/...`) are moved out of the URL into `username`/`password`
     /// so that the URL can be logged.
     pub fn new(name: impl Into<String>, mut url: Url) -> Self {

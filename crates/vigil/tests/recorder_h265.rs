@@ -30,8 +30,8 @@ fn records_gstreamer_x265_camera_and_exports_hevc() {
     let mut serve = vigil_serve(&config);
     serve.wait_line("recording hevc/main", 0, Duration::from_secs(30));
     let rec_start = now_us();
-    // A recorded second is exportable ~2 s after it happened (read batch ~0.4 s, the
-    // fragment being written ~1 s, the index commit ~0.5 s; docs/recording.md).
+    // A recorded second is exportable ~1.5 s after it happened (the fragment being written
+    // ~1 s, the index commit ~0.5 s; docs/recording.md); 2 s of margin.
     thread::sleep(Duration::from_secs(13));
 
     // 10 s from the first second on, while the recorder keeps recording.
