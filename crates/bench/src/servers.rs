@@ -154,6 +154,25 @@ pub fn run_password() -> String {
     format!("bench-{:x}-{:x}", nanos, std::process::id())
 }
 
+/// Starts the GStreamer peer (`script`, default [`default_gst_script`], run by `python`)
+/// serving `file` in a loop on one shared mount at `rtsp://127.0.0.1:PORT/main`, plus any
+/// `extra` arguments (e.g. `--user`/`--password`); stderr goes to `log`.
+pub fn spawn_gst_file(
+    python: &Path,
+    script: Option<&Path>,
+    file: &Path,
+    extra: &[&str],
+    log: &Path,
+) -> Result<ServerGuard, BenchError> {
+    let script = script.map_or_else(default_gst_script, Path::to_path_buf);
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
+        .args(["--port", "0", "--file"])
+        .arg(file)
+        .args(extra);
+    spawn_server("gst", cmd, log)
+}
+
 /// Makes the H.264 test file the record, fan-out and soak benches serve: 20 s of
 /// `testsrc2` 1280x720 30 fps, ~4 Mbit/s (x264 veryfast, 2 s GOP, no B-frames), written to
 /// `dir/NAME` with ffmpeg.

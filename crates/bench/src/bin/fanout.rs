@@ -287,16 +287,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut gst_rounds = Vec::new();
     if want("gst") {
-        let script = args
-            .gst_script
-            .clone()
-            .unwrap_or_else(servers::default_gst_script);
-        let mut cmd = Command::new(&args.python);
-        cmd.arg(&script)
-            .args(["--port", "0", "--file"])
-            .arg(&file)
-            .args(["--user", &creds.user, "--password", &creds.password]);
-        let server = servers::spawn_server("gst", cmd, &tmp.path().join("gst.log"))?;
+        let server = servers::spawn_gst_file(
+            &args.python,
+            args.gst_script.as_deref(),
+            &file,
+            &["--user", &creds.user, "--password", &creds.password],
+            &tmp.path().join("gst.log"),
+        )?;
         gst_rounds = run_rounds(&server, &creds, &args).await?;
     }
     print_table(&file, &args, &vigil_rounds, &gst_rounds);

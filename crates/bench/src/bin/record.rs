@@ -796,13 +796,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let script = args
-        .gst_script
-        .clone()
-        .unwrap_or_else(servers::default_gst_script);
-    let mut cmd = Command::new(&args.python);
-    cmd.arg(&script).args(["--port", "0", "--file"]).arg(&file);
-    let gst = servers::spawn_server("gst", cmd, &tmp.path().join("gst.log"))?;
+    let gst = servers::spawn_gst_file(
+        &args.python,
+        args.gst_script.as_deref(),
+        &file,
+        &[],
+        &tmp.path().join("gst.log"),
+    )?;
     let url = gst.main_url();
     eprintln!("gst: pid {}, serving {url}", gst.pid());
 

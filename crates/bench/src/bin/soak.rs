@@ -196,13 +196,13 @@ fn start_serve(rt: &tokio::runtime::Runtime, args: &Args) -> anyhow::Result<Syst
         Some(f) => f.clone(),
         None => servers::make_test_file(dir.path(), "soak-720p30-4M.mp4")?,
     };
-    let script = args
-        .gst_script
-        .clone()
-        .unwrap_or_else(servers::default_gst_script);
-    let mut cmd = Command::new(&args.python);
-    cmd.arg(&script).args(["--port", "0", "--file"]).arg(&file);
-    let gst = servers::spawn_server("gst", cmd, &dir.path().join("gst.log"))?;
+    let gst = servers::spawn_gst_file(
+        &args.python,
+        args.gst_script.as_deref(),
+        &file,
+        &[],
+        &dir.path().join("gst.log"),
+    )?;
     let url = gst.main_url();
     eprintln!("gst: pid {}, serving {url}", gst.pid());
 
