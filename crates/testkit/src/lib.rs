@@ -7,4 +7,5 @@ pub mod chromedriver;
 pub mod ffmpeg;
 pub mod mqtt;
 pub mod rtsp;
+pub mod s3;
 pub mod tls;
