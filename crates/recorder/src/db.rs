@@ -29,6 +29,10 @@ pub const SCHEMA: Schema = Schema {
             description: "fragments get an audio run (NULL where there is no audio)",
             sql: "ALTER TABLE fragment ADD COLUMN audio BLOB;",
         },
+        Migration {
+            description: "the cloud tier's upload queue, manifests and state",
+            sql: crate::db_cloud::SCHEMA_V3,
+        },
     ],
 };
 
@@ -238,7 +242,7 @@ pub struct GapRow {
 
 /// The index database.
 pub struct Db {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -631,7 +635,19 @@ impl Db {
     /// Step 1 of a deletion: in one transaction, list the files' paths in `garbage` and
     /// delete their rows, so no row points at a file about to disappear.
     pub fn move_to_garbage(&mut self, file_ids: &[i64]) -> Result<(), Error> {
+        // Files the cloud tier still needed (only size limits and a full disk delete
+        // those; the age pass skips them): their loss is counted with the deletion.
+        let mut files = Vec::with_capacity(file_ids.len());
+        for id in file_ids {
+            if let Some(f) = self.file(*id)? {
+                let held = self.cloud_holds(&f)?;
+                files.push((f, held));
+            }
+        }
         let tx = self.conn.transaction()?;
+        for (f, held) in &files {
+            Db::cloud_count_loss(&tx, f, *held)?;
+        }
         for id in file_ids {
             tx.execute(
                 "INSERT OR IGNORE INTO garbage (path) SELECT path FROM segment_file WHERE id = ?1",

@@ -34,6 +34,7 @@ use std::io;
 pub mod archive;
 pub mod clock;
 pub mod db;
+pub mod db_cloud;
 pub mod export;
 pub mod recorder;
 pub mod recovery;

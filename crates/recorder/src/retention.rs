@@ -129,6 +129,24 @@ pub fn run(store: &Archive) -> Result<RetentionReport, Error> {
             old = without_event_footage(&events.spans, camera, event_cutoff, old);
             kept = before - old.len();
         }
+        // Footage not yet in the cloud stays until it is (docs/cloud.md); only the size
+        // limits below delete it, counted as lost.
+        let before = old.len();
+        {
+            let db = store.index();
+            let mut keep = Vec::with_capacity(old.len());
+            for f in old {
+                if !db.cloud_holds(&f)? {
+                    keep.push(f);
+                }
+            }
+            old = keep;
+        }
+        let held = before - old.len();
+        if held > 0 {
+            info!(camera = %camera, "retention: keeping {held} files past {:?} until they \
+                  are uploaded", age);
+        }
         let r = delete_files(store, &old)?;
         if r.files > 0 {
             info!(camera = %camera, "retention: deleted {} files older than {:?} ({kept} older \

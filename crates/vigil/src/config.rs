@@ -202,6 +202,106 @@ pub struct RawConfig {
     /// Webhook alerts, see docs/alerts.md.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<vigil_alerts::WebhookConfig>,
+    /// The encrypted cloud tier, see docs/cloud.md.
+    #[serde(default)]
+    pub cloud: Option<CloudSection>,
+}
+
+/// `[cloud]`: the encrypted offsite copy (docs/cloud.md).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSection {
+    /// S3 endpoint URL; absent: AWS S3 of `region`.
+    pub endpoint: Option<String>,
+    /// Region (default `us-east-1`).
+    pub region: Option<String>,
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix in the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style requests (SeaweedFS, MinIO, Garage); default virtual-hosted style.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Access key id (else `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// Secret access key (else `secret_access_key_file`, else `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<Secret>,
+    /// A file holding the secret access key.
+    pub secret_access_key_file: Option<PathBuf>,
+    /// age recipients (`age1…`).
+    pub recipients: Vec<String>,
+    /// An identity kept on the recorder (off by default; weaker, docs/cloud.md).
+    pub identity_file: Option<PathBuf>,
+    /// Cameras that go up (default: all).
+    pub cameras: Option<Vec<String>>,
+    /// Streams that go up (default `["main"]`).
+    pub streams: Option<Vec<String>>,
+    /// Footage goes up once it is this old (default 30s, at least 5s).
+    pub upload_delay: Option<HumanDuration>,
+    /// Average upload rate limit per second (`"2MB"`).
+    pub max_upload_rate: Option<ByteSize>,
+    /// Objects older than this are deleted from the bucket.
+    pub retention: Option<HumanDuration>,
+}
+
+/// `[cloud]` as the cloud tier takes it: relative paths resolved against the file's
+/// directory, credentials from the file, a key file or the environment.
+fn cloud_config(
+    c: &CloudSection,
+    path: &Path,
+    cameras: &[CameraSection],
+) -> Result<vigil_cloud::CloudConfig, String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let access = c
+        .access_key_id
+        .clone()
+        .or_else(|| env("AWS_ACCESS_KEY_ID"))
+        .unwrap_or_default();
+    let secret = match (&c.secret_access_key, &c.secret_access_key_file) {
+        (Some(_), Some(_)) => {
+            return Err("cloud: set secret_access_key or secret_access_key_file, not both".into())
+        }
+        (Some(s), None) => s.clone(),
+        (None, Some(f)) => {
+            let f = dir.join(f);
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cloud: reading {}: {e}", f.display()))?;
+            Secret::new(text.trim())
+        }
+        (None, None) => Secret::new(env("AWS_SECRET_ACCESS_KEY").unwrap_or_default()),
+    };
+    let mut cfg =
+        vigil_cloud::CloudConfig::new(c.bucket.clone(), access, secret, c.recipients.clone());
+    cfg.endpoint = c.endpoint.clone();
+    if let Some(r) = &c.region {
+        cfg.region = r.clone();
+    }
+    cfg.prefix = c.prefix.clone();
+    cfg.path_style = c.path_style;
+    cfg.identity_file = c.identity_file.as_ref().map(|f| dir.join(f));
+    if let Some(list) = &c.cameras {
+        for name in list {
+            if !cameras.iter().any(|cam| &cam.name == name) {
+                return Err(format!("cloud.cameras: no camera named {name:?}"));
+            }
+        }
+        cfg.select.cameras = Some(list.clone());
+    }
+    if let Some(s) = &c.streams {
+        if s.iter().any(|s| s != "main" && s != "sub") {
+            return Err("cloud.streams: use \"main\" and/or \"sub\"".into());
+        }
+        cfg.select.streams = s.clone();
+    }
+    if let Some(d) = c.upload_delay {
+        cfg.upload_delay = d.0;
+    }
+    cfg.max_upload_rate = c.max_upload_rate.map(|b| b.0);
+    cfg.retention = c.retention.map(|d| d.0);
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
 }
 
 /// One camera stream to record, ready for the ingest.
@@ -230,6 +330,8 @@ pub struct Config {
     pub web: WebSettings,
     /// MQTT and webhook alerts.
     pub alerts: vigil_alerts::AlertsConfig,
+    /// The cloud tier (None: off).
+    pub cloud: Option<vigil_cloud::CloudConfig>,
     /// Whether any camera has a password (the file should then be private).
     pub has_secrets: bool,
 }
@@ -319,7 +421,15 @@ impl Config {
         alerts.validate().map_err(|e| invalid(e.to_string()))?;
         has_secrets |= raw.mqtt.as_ref().is_some_and(|m| m.password.is_some());
         has_secrets |= !raw.webhooks.is_empty();
+        let cloud = match &raw.cloud {
+            Some(c) => {
+                has_secrets |= c.secret_access_key.is_some();
+                Some(cloud_config(c, path, &raw.cameras).map_err(invalid)?)
+            }
+            None => None,
+        };
         Ok(Config {
+            cloud,
             data_dir,
             recorder,
             streams,

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts_link;
 mod camera_cmd;
+mod cloud_cmd;
 mod config;
 mod demo_cmd;
 mod export_cmd;
@@ -36,6 +37,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Rebuild the recordings index from the recording files.
     Reindex(serve_cmd::ReindexArgs),
+    /// The encrypted cloud tier: make a key, list the bucket, restore footage from it.
+    Cloud(cloud_cmd::CloudArgs),
     /// Try the whole system: two test cameras, recorded, in the web app (https://localhost:8443).
     Demo(demo_cmd::DemoArgs),
 }
@@ -82,6 +85,12 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(demo_cmd::run(args))),
+        Command::Cloud(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-cloud")
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(cloud_cmd::run(args))),
         Command::Export(args) => export_cmd::run(args),
         Command::Reindex(args) => serve_cmd::run_reindex(args),
     };

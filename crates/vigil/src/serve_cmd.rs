@@ -15,6 +15,7 @@
 //! `setup-url …`. Everything else is logged to stderr.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
@@ -114,6 +115,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     info!(data_dir = %cfg.data_dir.display(), cameras = nvr.cameras().len(), "recorder started");
     let alerts = AlertsLink::start(cfg.alerts.clone(), nvr.clone());
+    let cloud = match &cfg.cloud {
+        Some(c) => {
+            let streams: Vec<(String, String)> = cfg
+                .streams
+                .iter()
+                .map(|s| (s.camera.clone(), s.stream.clone()))
+                .collect();
+            match vigil_cloud::Uploader::start(
+                nvr.recorder().archive().clone(),
+                c.clone(),
+                &streams,
+            ) {
+                Ok(u) => Some(Arc::new(u)),
+                Err(e) => {
+                    if let Some(a) = alerts {
+                        a.shutdown().await;
+                    }
+                    nvr.shutdown().await;
+                    return Err(anyhow::Error::from(e).context("starting the cloud tier"));
+                }
+            }
+        }
+        None => None,
+    };
     let web = match cfg.web.listen {
         Some(listen) => {
             let web_cfg = vigil_web::WebConfig {
@@ -131,7 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     ..vigil_web::edge::Limits::default()
                 },
             };
-            let status = AlertsLink::status_provider(alerts.as_ref());
+            let status = status_provider(alerts.as_ref(), cloud.clone());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -152,12 +177,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         w.shutdown().await;
     }
     nvr.shutdown().await;
+    // After the NVR: the last fragments of the closed files are queued (they go up after
+    // the next start).
+    if let Some(c) = &cloud {
+        c.stop().await;
+    }
     // After the NVR: the motion events its shutdown ends still reach the alerts.
     if let Some(a) = alerts {
         a.shutdown().await;
     }
     info!("stopped");
     Ok(())
+}
+
+/// The System page's extra sections: alerts and the cloud tier.
+fn status_provider(
+    alerts: Option<&AlertsLink>,
+    cloud: Option<Arc<vigil_cloud::Uploader>>,
+) -> vigil_web::StatusProvider {
+    let alerts = AlertsLink::status_provider(alerts);
+    Arc::new(move || {
+        let mut v = alerts();
+        let c = match &cloud {
+            Some(u) => serde_json::to_value(u.status()).unwrap_or_default(),
+            None => serde_json::json!({ "configured": false }),
+        };
+        if let Some(o) = v.as_object_mut() {
+            o.insert("cloud".into(), c);
+        }
+        v
+    })
 }
 
 /// Warns when a configuration file holding camera passwords is readable by group or others.
