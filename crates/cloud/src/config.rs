@@ -2,7 +2,6 @@
 //! and its checks live in the `vigil` crate's config module; `docs/config.md`).
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use vigil_auth::secret::Secret;
@@ -56,9 +55,6 @@ pub struct CloudConfig {
     pub secret_access_key: Secret,
     /// age recipients (`age1…`): the owner's key, a recovery key.
     pub recipients: Vec<String>,
-    /// An identity kept on the recorder (weaker: a thief of the recorder can then read the
-    /// bucket): lets the web timeline show and play cloud-only ranges.
-    pub identity_file: Option<PathBuf>,
     /// What goes up.
     pub select: StreamSelection,
     /// Footage is uploaded once it is this old (and at the end of each file).
@@ -147,7 +143,6 @@ impl CloudConfig {
             access_key_id: access_key_id.into(),
             secret_access_key,
             recipients,
-            identity_file: None,
             select: StreamSelection::default(),
             upload_delay: DEFAULT_UPLOAD_DELAY,
             max_upload_rate: None,
@@ -169,7 +164,6 @@ impl fmt::Debug for CloudConfig {
             .field("access_key_id", &"<redacted>")
             .field("secret_access_key", &self.secret_access_key)
             .field("recipients", &self.recipients)
-            .field("identity_file", &self.identity_file)
             .field("select", &self.select)
             .field("upload_delay", &self.upload_delay)
             .field("max_upload_rate", &self.max_upload_rate)

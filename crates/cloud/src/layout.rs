@@ -28,6 +28,36 @@ use crate::Error;
 /// The manifest and key format version.
 pub const FORMAT: u32 = 1;
 
+/// The largest part plaintext a manifest may describe: parts are cut at 16 MiB of
+/// fragments (one fragment may exceed it) plus the init segment.
+pub const MAX_PART_PLAINTEXT: u64 = 64 << 20;
+
+/// Fuzzing and tests: parses `data` as a manifest and checks every entry; an entry that
+/// passes [`PartEntry::check`] must convert to index rows and map its own ranges. Never
+/// panics on any input.
+pub fn check_manifest_invariants(data: &[u8]) {
+    let Ok(m) = serde_json::from_slice::<Manifest>(data) else {
+        return;
+    };
+    for p in &m.parts {
+        if p.check().is_err() {
+            continue;
+        }
+        for f in &p.fragments {
+            let row = f.to_row(1).expect("a checked entry converts");
+            let expect = i128::from(p.file.init_len) + i128::from(row.byte_offset)
+                - i128::from(p.byte_start);
+            assert_eq!(
+                p.part_offset(row.byte_offset, row.byte_len).map(i128::from),
+                Some(expect),
+                "a checked fragment maps into its part"
+            );
+            assert!(expect + i128::from(row.byte_len) <= i128::from(p.plaintext_len()));
+        }
+        assert!(p.part_offset(0, p.file.init_len) == Some(0));
+    }
+}
+
 /// Object names under a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -263,7 +293,9 @@ impl PartEntry {
 
     /// Plaintext length of the part.
     pub fn plaintext_len(&self) -> u64 {
-        self.file.init_len + (self.byte_end - self.byte_start)
+        self.file
+            .init_len
+            .saturating_add(self.byte_end.saturating_sub(self.byte_start))
     }
 
     /// Where byte `offset` of the file is in the part's plaintext (None: not in it).
@@ -272,13 +304,16 @@ impl PartEntry {
         if end <= self.file.init_len {
             Some(offset)
         } else if offset >= self.byte_start && end <= self.byte_end {
-            Some(self.file.init_len + (offset - self.byte_start))
+            self.file.init_len.checked_add(offset - self.byte_start)
         } else {
             None
         }
     }
 
-    /// Checks that the entry is self-consistent (a manifest comes from the bucket).
+    /// Checks that the entry is self-consistent (a manifest comes from the bucket, which
+    /// is not trusted to be well-formed): names, offsets and sizes that restore will use to
+    /// allocate and to read must describe a part of at most [`MAX_PART_PLAINTEXT`] bytes,
+    /// with every fragment's samples inside the fragment.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |m: &str| {
             Err(Error::Corrupt(format!(
@@ -286,24 +321,40 @@ impl PartEntry {
                 self.object
             )))
         };
-        if self.byte_end < self.byte_start || self.byte_start < self.file.init_len {
-            return bad("byte range");
-        }
         if !self.object.starts_with("d/")
             || self.object.len() != 34
-            || !self.object[2..].bytes().all(|b| b.is_ascii_hexdigit())
+            || !self.object.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
         {
             return bad("object name");
         }
+        if self.byte_end < self.byte_start || self.byte_start < self.file.init_len {
+            return bad("byte range");
+        }
+        if self.file.init_len == 0
+            || self.plaintext_len() > MAX_PART_PLAINTEXT
+            || (self.object_bytes > 0 && self.object_bytes < self.plaintext_len())
+        {
+            return bad("size");
+        }
+        if vigil_recorder::storage::check_relative(std::path::Path::new(&self.file.path)).is_err() {
+            return bad("file path");
+        }
         let mut pos = self.byte_start;
         for f in &self.fragments {
-            if f.byte_offset != pos
-                || f.data_offset < f.byte_offset
-                || f.data_offset > pos + f.byte_len
-            {
+            let end = pos.saturating_add(f.byte_len);
+            if f.byte_offset != pos || f.data_offset < f.byte_offset || f.data_offset > end {
                 return bad("fragment offsets");
             }
-            pos += f.byte_len;
+            let row = f.to_row(0)?;
+            let video: u64 = row.samples.iter().map(|s| u64::from(s.size)).sum();
+            let audio: u64 = row
+                .audio
+                .as_ref()
+                .map_or(0, |a| a.samples.iter().map(|s| u64::from(s.size)).sum());
+            if f.data_offset.saturating_add(video).saturating_add(audio) > end {
+                return bad("samples outside their fragment");
+            }
+            pos = end;
         }
         if pos != self.byte_end {
             return bad("fragment lengths");
@@ -331,6 +382,126 @@ impl PartEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_media::fmp4::Sample;
+
+    /// A manifest as the uploader writes it: two parts of one file.
+    fn sample_manifest() -> Manifest {
+        let file = FileRow {
+            id: 7,
+            stream_id: 1,
+            path: "door/main/20261207/020000-000000.mp4".into(),
+            start_90k: 0,
+            end_90k: 0,
+            start_wall_us: 1_000_000,
+            end_wall_us: 0,
+            bytes: 0,
+            init_len: 700,
+            state: FileState::Closed,
+        };
+        let frag = |seq: u32, offset: u64| FragmentRow {
+            file_id: 7,
+            seq,
+            byte_offset: offset,
+            byte_len: 1000,
+            data_offset: offset + 100,
+            start_90k: u64::from(seq - 1) * 90_000,
+            duration_90k: 90_000,
+            start_wall_us: 1_000_000 * i64::from(seq),
+            end_wall_us: 1_000_000 * i64::from(seq + 1),
+            samples: vec![
+                Sample {
+                    duration: 45_000,
+                    size: 600,
+                    is_sync: true,
+                },
+                Sample {
+                    duration: 45_000,
+                    size: 300,
+                    is_sync: false,
+                },
+            ],
+            audio: None,
+        };
+        let frags: Vec<FragmentRow> = (1..=4)
+            .map(|s| frag(s, 700 + 1000 * u64::from(s - 1)))
+            .collect();
+        let mut a = PartEntry::new(new_part_name(), &file, &frags[..2]).unwrap();
+        let mut b = PartEntry::new(new_part_name(), &file, &frags[2..]).unwrap();
+        a.object_bytes = 3000;
+        b.object_bytes = 3000;
+        Manifest {
+            format: FORMAT,
+            camera: "door".into(),
+            stream: "main".into(),
+            hour_us: 0,
+            parts: vec![a, b],
+        }
+    }
+
+    #[test]
+    fn checked_entries_map_their_fragments_and_hostile_ones_are_refused() {
+        let m = sample_manifest();
+        for p in &m.parts {
+            p.check().unwrap();
+        }
+        let json = serde_json::to_vec(&m).unwrap();
+        check_manifest_invariants(&json);
+        // Truncations and byte flips never panic (a cheap stand-in for the fuzz target,
+        // which also runs this file's seed from fuzz/corpus/cloud_manifest).
+        for cut in (0..json.len()).step_by(7) {
+            check_manifest_invariants(&json[..cut]);
+        }
+        for i in (0..json.len()).step_by(3) {
+            let mut j = json.clone();
+            j[i] = j[i].wrapping_add(1);
+            check_manifest_invariants(&j);
+        }
+        let refuse = |f: &dyn Fn(&mut PartEntry)| {
+            let mut p = m.parts[0].clone();
+            f(&mut p);
+            assert!(p.check().is_err(), "{p:?}");
+        };
+        refuse(&|p| p.object = "../etc/passwd".into());
+        refuse(&|p| p.file.path = "/etc/passwd".into());
+        refuse(&|p| p.file.path = "door/../../x".into());
+        refuse(&|p| p.byte_end = u64::MAX);
+        refuse(&|p| p.object_bytes = 10);
+        refuse(&|p| p.fragments[1].byte_offset += 1);
+        refuse(&|p| {
+            p.fragments[0].samples =
+                base64::engine::general_purpose::STANDARD.encode(encode_samples(&[Sample {
+                    duration: 1,
+                    size: 5000,
+                    is_sync: true,
+                }]))
+        });
+        refuse(&|p| p.fragments[0].samples = "!!".into());
+    }
+
+    #[test]
+    fn fuzz_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/cloud_manifest");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            check_manifest_invariants(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n > 0, "no seed in {}", dir.display());
+    }
+
+    #[test]
+    #[ignore = "writes the fuzz seed: cargo test -p vigil-cloud -- --ignored write_seed"]
+    fn write_seed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/cloud_manifest");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("two-parts.json"),
+            serde_json::to_vec_pretty(&sample_manifest()).unwrap(),
+        )
+        .unwrap();
+    }
 
     #[test]
     fn names() {

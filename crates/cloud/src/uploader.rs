@@ -233,11 +233,12 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut limiter = RateLimiter::new(ctx.cfg.max_upload_rate);
     loop {
         let result = async {
+            // Local first: cutting never waits on the network.
+            cut_pass(&ctx).await?;
             if !key_uploaded {
                 put_key_object(&ctx).await?;
                 key_uploaded = true;
             }
-            cut_pass(&ctx).await?;
             upload_pass(&ctx, &mut limiter, &stop).await?;
             manifest_pass(&ctx).await?;
             if ctx.cfg.retention.is_some()

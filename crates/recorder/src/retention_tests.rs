@@ -187,3 +187,79 @@ fn files_of(store: &Archive, camera: &str) -> Vec<i64> {
     files.sort_by_key(|f| f.start_wall_us);
     files.iter().map(|f| f.id).collect()
 }
+
+/// The cloud tier's hold: the age pass keeps a file until its footage is uploaded; the
+/// size limits (like a full disk) delete it anyway and count the loss.
+#[test]
+fn age_retention_waits_for_the_cloud_but_size_limits_do_not() {
+    use crate::db_cloud::NewPart;
+    let (dir, _disk, store) = fault_store();
+    let (mut w, _) = recording(&store, "door", short_files(), 600);
+    w.finish().unwrap();
+    let store = Archive::new(
+        store.storage.clone(),
+        crate::db::Db::open(&dir.path().join("index.sqlite3")).unwrap(),
+        Arc::new(SimClock::new(T0 + 30_000_000)),
+        RetentionConfig {
+            max_age: [("door".to_string(), Duration::from_secs(20))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+    );
+    let stream = store.index().find_stream("door", "main").unwrap().unwrap();
+    store.index().cloud_set_streams(&[(stream, 0)]).unwrap();
+    let files = store.index().all_files().unwrap();
+    assert_eq!(files.len(), 5);
+    // Nothing is uploaded: the two files past 20 s stay.
+    assert_eq!(run(&store).unwrap().files, 0);
+    assert!(files.iter().all(|f| store.index().cloud_holds(f).unwrap()));
+
+    // The first file is uploaded whole; the second has a part still queued.
+    let part = |f: &crate::db::FileRow, object: &str| {
+        let frags = store.index().fragments_of_file(f.id).unwrap();
+        NewPart {
+            stream_id: stream,
+            file_id: f.id,
+            first_seq: frags[0].seq,
+            last_seq: frags.last().unwrap().seq,
+            start_wall_us: frags[0].start_wall_us,
+            end_wall_us: frags.last().unwrap().end_wall_us,
+            bytes: f.bytes as u64,
+            object: object.into(),
+            entry: b"{}".to_vec(),
+        }
+    };
+    let (p0, p1) = (part(&files[0], "d/0"), part(&files[1], "d/1"));
+    store
+        .index()
+        .cloud_insert_parts(stream, &[p0, p1], files[1].id)
+        .unwrap();
+    let due = store.index().cloud_due_parts(i64::MAX, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    store
+        .index()
+        .cloud_mark_uploaded(due[0].id, 1234, T0)
+        .unwrap();
+    assert!(!store.index().cloud_holds(&files[0]).unwrap());
+    assert!(store.index().cloud_holds(&files[1]).unwrap());
+    let r = run(&store).unwrap();
+    assert_eq!(r.files, 1, "only the uploaded file goes by age");
+    assert_eq!(store.index().cloud_totals().unwrap().lost_files, 0);
+
+    // A byte limit of 0 deletes every closed file, held or not, and counts the loss.
+    store.set_retention(RetentionConfig {
+        max_bytes: Some(0),
+        ..Default::default()
+    });
+    let r = run(&store).unwrap();
+    assert_eq!(r.files, 4);
+    let t = store.index().cloud_totals().unwrap();
+    assert_eq!(t.lost_files, 4, "{t:?}");
+    assert_eq!(
+        t.lost_bytes,
+        files[1..].iter().map(|f| f.bytes as u64).sum::<u64>()
+    );
+    assert_eq!((t.lost_parts, t.pending_parts, t.uploaded_parts), (1, 0, 1));
+    assert_eq!(t.uploaded_bytes, 1234);
+}
