@@ -122,7 +122,7 @@ AUDIO = {
 }
 
 
-def testsrc_factory(spec, bitrate_kbps, codec="h264", audio=None):
+def testsrc_factory(spec, bitrate_kbps, codec="h264", audio=None, pattern="ball"):
     size, _, fps = spec.partition("@")
     w, _, h = size.partition("x")
     fps = int(fps or 30)
@@ -138,7 +138,7 @@ def testsrc_factory(spec, bitrate_kbps, codec="h264", audio=None):
         )
     f = GstRtspServer.RTSPMediaFactory()
     f.set_launch(
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={int(w)},height={int(h)},"
+        f"( videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={int(w)},height={int(h)},"
         f"framerate={fps}/1,format=I420 ! {enc}"
         + (f" audiotestsrc is-live=true wave=sine ! {AUDIO[audio]}" if audio else "")
         + " )"
@@ -155,6 +155,8 @@ def main():
     p.add_argument("--bitrate", type=int, default=2000, help="encoder bitrate in kbit/s (--testsrc)")
     p.add_argument("--codec", choices=["h264", "h265"], default="h264", help="encoder of --testsrc")
     p.add_argument("--audio", choices=sorted(AUDIO), help="add an audio stream to --testsrc")
+    p.add_argument("--pattern", choices=["ball", "snow"], default="ball",
+                   help="videotestsrc pattern of --testsrc (snow: noise that fills the bit rate)")
     p.add_argument("--user", help="require RTSP Digest auth with this user name")
     p.add_argument("--password", help="password for --user")
     args = p.parse_args()
@@ -171,7 +173,7 @@ def main():
         units, fps = load_access_units(args.file)
         factory = LoopingFileFactory(units, fps)
     else:
-        factory = testsrc_factory(args.testsrc, args.bitrate, args.codec, args.audio)
+        factory = testsrc_factory(args.testsrc, args.bitrate, args.codec, args.audio, args.pattern)
     factory.set_shared(True)
 
     if args.user:

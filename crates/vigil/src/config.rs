@@ -231,8 +231,6 @@ pub struct CloudSection {
     pub secret_access_key_file: Option<PathBuf>,
     /// age recipients (`age1…`).
     pub recipients: Vec<String>,
-    /// An identity kept on the recorder (off by default; weaker, docs/cloud.md).
-    pub identity_file: Option<PathBuf>,
     /// Cameras that go up (default: all).
     pub cameras: Option<Vec<String>>,
     /// Streams that go up (default `["main"]`).
@@ -280,7 +278,6 @@ fn cloud_config(
     }
     cfg.prefix = c.prefix.clone();
     cfg.path_style = c.path_style;
-    cfg.identity_file = c.identity_file.as_ref().map(|f| dir.join(f));
     if let Some(list) = &c.cameras {
         for name in list {
             if !cameras.iter().any(|cam| &cam.name == name) {

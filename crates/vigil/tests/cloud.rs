@@ -472,3 +472,132 @@ fn uploads_through_an_outage_and_a_kill_9_and_restores_without_the_data_dir() {
     );
     println!("cloud end to end: {:?}", t0.elapsed());
 }
+
+/// A tmpfs mounted for the test (root), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let o = run_peer(
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(path),
+            Duration::from_secs(10),
+        );
+        assert!(
+            o.success(),
+            "mounting a {size} tmpfs (the disk-full test runs as root, as scripts/test.sh does): {}",
+            o.stderr
+        );
+        Tmpfs(path.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Disk full while the cloud is unreachable: the documented policy is that the oldest
+/// recordings still go (recording never stops), the loss is logged and counted for the
+/// System page, and their queued parts are marked lost rather than retried forever.
+#[test]
+fn a_full_disk_while_the_cloud_is_down_deletes_the_oldest_and_counts_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _fs = Tmpfs::mount(&data, "12m");
+    // Noise at 2 Mbit/s fills the 4 MB left above the free-space floor in about 20 s.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gst-rtsp-server.py");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(script).args([
+        "--port",
+        "0",
+        "--testsrc",
+        "320x240@15",
+        "--bitrate",
+        "2000",
+        "--pattern",
+        "snow",
+    ]);
+    let mut gst = common::recorder::Proc::spawn("gst-rtsp-server", &mut cmd);
+    let addr = common::recorder::listening_addr(&mut gst);
+    // Nothing listens on this port: every upload fails with "connection refused".
+    let dead = vigil_testkit::mqtt::free_port();
+    let key = dir.path().join("owner.key");
+    let recipient = keygen(&key);
+    let cloud = format!(
+        "file_duration = \"3s\"\n[cloud]\nendpoint = \"http://127.0.0.1:{dead}\"\n\
+         bucket = \"vigil\"\npath_style = true\naccess_key_id = \"a\"\n\
+         secret_access_key = \"b\"\nrecipients = [\"{recipient}\"]\nupload_delay = \"5s\"\n"
+    );
+    let cams = [CameraEntry {
+        name: "cam".into(),
+        url: format!("rtsp://{addr}/main"),
+        login: None,
+    }];
+    let config = write_config(
+        dir.path(),
+        &cloud,
+        "min_free_bytes = \"8MB\"\ninterval = \"1s\"",
+        &cams,
+    );
+    let mut serve = vigil_serve(&config);
+    serve.wait_line("recording cam/main", 0, Duration::from_secs(30));
+    let lost = |what: &str| -> i64 {
+        index(&data)
+            .query_row(
+                "SELECT COALESCE((SELECT value FROM cloud_state WHERE key = ?1), 0)",
+                [what],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    wait_for(
+        "three files lost to a full disk",
+        Duration::from_secs(120),
+        || lost("lost_files") >= 3,
+    );
+    let log = serve.stderr_text();
+    assert!(
+        log.contains("disk space: deleting oldest recording"),
+        "{log}"
+    );
+    assert!(lost("lost_bytes") > 0);
+    // Recording goes on: a file started after the losses, and the newest footage is fresh.
+    let c = index(&data);
+    let newest: i64 = c
+        .query_row("SELECT MAX(end_wall_us) FROM segment_file", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        now_us() - newest < 5_000_000,
+        "newest footage ended {} µs ago",
+        now_us() - newest
+    );
+    // The deleted files' queued parts are lost, not retried; the rest wait for the cloud.
+    let counts = part_counts(&data);
+    assert!(counts.get("lost").copied().unwrap_or(0) >= 1, "{counts:?}");
+    assert!(
+        counts.get("pending").copied().unwrap_or(0) >= 1,
+        "{counts:?}"
+    );
+    let err: String = c
+        .query_row(
+            "SELECT value FROM cloud_state WHERE key = 'last_error'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(err.contains("error sending request"), "{err}");
+    drop(c);
+    serve.stop_gracefully(Duration::from_secs(20));
+}

@@ -159,6 +159,10 @@ try {
     await go(`#/${page}`);
     await sleep(1200);
     await shot(page);
+    if (page === 'system') {
+      const cloud = await js(`return document.getElementById('cloud-status').textContent`);
+      check('cloud status shows the backlog and the loss', /3 parts/.test(cloud) && /2 files/.test(cloud), cloud);
+    }
   }
   // Cameras: open the editor of yard, save unchanged (password key absent).
   await go('#/cameras');

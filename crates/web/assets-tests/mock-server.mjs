@@ -300,7 +300,7 @@ async function api(req, res, url) {
     return res.end(readFileSync(SNAP));
   }
   if (p === '/api/system') {
-    return send(res, 200, { version: '0.0.0-mock', uptime_s: 4242, storage: { used_bytes: 12e9, free_bytes: 80e9, total_bytes: 120e9, max_bytes: 50e9 }, cameras: state.cameras.map((c) => status(c.name)), alerts: { mqtt: { connected: false, error: 'connection refused', queued: 3 }, webhooks: [{ url: 'https://example/hook', ok: 12, failed: 1 }] } });
+    return send(res, 200, { version: '0.0.0-mock', uptime_s: 4242, storage: { used_bytes: 12e9, free_bytes: 80e9, total_bytes: 120e9, max_bytes: 50e9 }, cameras: state.cameras.map((c) => status(c.name)), alerts: { mqtt: { connected: false, error: 'connection refused', queued: 3 }, webhooks: [{ url: 'https://example/hook', ok: 12, failed: 1 }] }, cloud: { endpoint: 'https://s3.eu-central-003.backblazeb2.com', bucket: 'vigil-home', prefix: 'house', recipients: 2, streams: ['front/main', 'yard/main'], pending_parts: 3, pending_bytes: 41e6, oldest_pending_us: Date.now() * 1000 - 95e6, uploaded_parts: 2880, uploaded_bytes: 41e9, last_upload_us: Date.now() * 1000 - 4e6, last_error: null, lost_files: 2, lost_bytes: 60e6, max_upload_rate: 2e6, retention_s: 90 * 86400 } });
   }
   if (p === '/api/sessions') return send(res, 200, [...state.sessions.values()].map((s) => ({ id: s.id, created_us: s.created_us, last_seen_us: s.last_seen_us, address: '127.0.0.1', user_agent: 'Chromium', current: s === sess, username: s.username })));
   if ((mm = /^\/api\/sessions\/(.+)$/.exec(p))) {

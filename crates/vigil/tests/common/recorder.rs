@@ -197,7 +197,8 @@ impl Drop for Proc {
     }
 }
 
-fn listening_addr(p: &mut Proc) -> SocketAddr {
+/// The RTSP address a camera process announced on stdout.
+pub fn listening_addr(p: &mut Proc) -> SocketAddr {
     let (line, _) = p.wait_line("listening rtsp ", 0, Duration::from_secs(30));
     line.trim_start_matches("listening rtsp ")
         .trim()

@@ -1,5 +1,6 @@
 // #/system : version and uptime, storage use, per-camera stream status (state, fps,
-// bitrate, last frame), the alerts' status (MQTT, webhooks) and, for admins, the audit log.
+// bitrate, last frame), the cloud tier's queue (backlog, last upload and error, losses), the
+// alerts' status (MQTT, webhooks) and, for admins, the audit log.
 
 import * as api from '../api.js';
 import { h, replace } from '../dom.js';
@@ -10,6 +11,7 @@ export async function render(view, params, ctx) {
   const storage = h('div');
   const camBody = h('tbody');
   const alerts = h('div');
+  const cloud = h('div', { id: 'cloud-status' });
   view.append(
     h('div', { class: 'toolbar' }, h('h1', null, 'System')), head,
     h('section', { class: 'card' }, h('h2', null, 'Storage'), storage),
@@ -20,6 +22,7 @@ export async function render(view, params, ctx) {
         ...['fps', 'Bitrate'].map((t) => h('th', { scope: 'col', class: 'num' }, t)),
         h('th', { scope: 'col' }, 'Last frame'), h('th', { scope: 'col' }, 'Motion'))),
       camBody)),
+    h('h2', null, 'Cloud'), h('section', { class: 'card' }, cloud),
     h('h2', null, 'Alerts'), h('section', { class: 'card' }, alerts));
 
   const load = async () => {
@@ -45,6 +48,7 @@ export async function render(view, params, ctx) {
       });
     }
     replace(camBody, rows.length ? rows : h('tr', null, h('td', { colspan: 9, class: 'empty' }, 'No cameras.')));
+    renderCloud(cloud, s.cloud || { configured: false });
     replace(alerts, s.alerts && Object.keys(s.alerts).length ? tree(s.alerts) : h('p', { class: 'muted' }, 'No alerts configured (MQTT, webhooks: see the configuration file).'));
   };
   await load();
@@ -83,6 +87,29 @@ function renderStorage(el, st) {
       h('dt', null, 'Recordings'), h('dd', null, fmtBytes(used)),
       h('dt', null, 'Limit'), h('dd', null, st.max_bytes ? fmtBytes(st.max_bytes) : 'none (disk size)'),
       h('dt', null, 'Disk free'), h('dd', null, `${fmtBytes(st.free_bytes)} of ${fmtBytes(st.total_bytes)}`)));
+}
+
+function renderCloud(el, c) {
+  if (c.configured === false) {
+    replace(el, h('p', { class: 'muted' }, 'Cloud tier off: footage has one copy, on this disk ([cloud] in the configuration file, docs/cloud.md).'));
+    return;
+  }
+  const lost = c.lost_files || 0;
+  replace(el, h('dl', { class: 'kv' },
+    h('dt', null, 'Bucket'), h('dd', null, `${c.bucket}${c.prefix ? `/${c.prefix}` : ''} at ${c.endpoint}`),
+    h('dt', null, 'Encrypted to'), h('dd', null, `${c.recipients} key${c.recipients === 1 ? '' : 's'} (age)`),
+    h('dt', null, 'Streams'), h('dd', null, (c.streams || []).join(', ') || 'none yet'),
+    h('dt', null, 'Backlog'), h('dd', { dataset: { field: 'backlog' } }, c.pending_parts
+      ? `${fmtBytes(c.pending_bytes)} in ${c.pending_parts} parts, oldest from ${fmtAgo(c.oldest_pending_us)}`
+      : 'none'),
+    h('dt', null, 'Last upload'), h('dd', null, c.last_upload_us ? fmtAgo(c.last_upload_us) : 'never'),
+    h('dt', null, 'Last error'), h('dd', { class: c.last_error ? 'error' : 'muted' }, c.last_error || 'none'),
+    h('dt', null, 'In the cloud'), h('dd', null, `${fmtBytes(c.uploaded_bytes)} (${c.uploaded_parts} parts)`),
+    h('dt', null, 'Lost before upload'), h('dd', { class: lost ? 'error' : 'muted', dataset: { field: 'lost' } }, lost
+      ? `${lost} files, ${fmtBytes(c.lost_bytes)} (deleted for disk space while the cloud was behind)`
+      : 'none'),
+    h('dt', null, 'Limits'), h('dd', null,
+      `${c.max_upload_rate ? `${fmtBytes(c.max_upload_rate)}/s` : 'no rate limit'}, ${c.retention_s ? `kept ${fmtDuration(c.retention_s)}` : 'kept until deleted'}`)));
 }
 
 /** Any JSON as nested definition lists (all text, never markup). */
