@@ -63,7 +63,11 @@ pub struct CloudConfig {
     pub max_upload_rate: Option<u64>,
     /// Objects older than this are deleted from the bucket (independent of local retention).
     pub retention: Option<Duration>,
-    /// Largest part (plaintext bytes): the unit of upload and of retry.
+    /// A PEM file of certificate authorities to trust besides the system's (a MinIO or
+    /// Garage on the LAN with its own CA).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Largest part, bytes of fragments (plus the init segment): the unit of upload and
+    /// of retry.
     pub part_bytes: u64,
     /// Uploads in flight at once.
     pub concurrency: usize,
@@ -147,6 +151,7 @@ impl CloudConfig {
             upload_delay: DEFAULT_UPLOAD_DELAY,
             max_upload_rate: None,
             retention: None,
+            ca_file: None,
             part_bytes: DEFAULT_PART_BYTES,
             concurrency: 2,
         }

@@ -6,7 +6,8 @@
 //! makes a second copy impossible.
 //!
 //! Rules, applied to the fragments of a file that no part holds yet, in order:
-//! - a part ends once it holds `part_bytes` or spans `max_part_us` of footage;
+//! - a part holds at most `part_bytes` of fragments (a larger fragment is a part by itself)
+//!   and at most `max_part_us` of footage;
 //! - the rest (a tail) becomes a part when the file is closed, or when its first fragment
 //!   has waited `delay_us` since it ended: footage leaves the recorder about `delay` after
 //!   it was recorded, in parts of about `delay` of video.
@@ -42,6 +43,13 @@ pub fn cut(frags: &[Frag], file_closed: bool, now_us: i64, limits: Limits) -> Ve
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, f) in frags.iter().enumerate() {
+        // A fragment that would take the part past its size starts the next one (a part
+        // holds at least one fragment, so one huge fragment is a part by itself).
+        if i > start && bytes + f.byte_len > limits.part_bytes {
+            parts.push(start..i);
+            start = i;
+            bytes = 0;
+        }
         bytes += f.byte_len;
         let span = f.end_wall_us - frags[start].start_wall_us;
         if bytes >= limits.part_bytes || span >= limits.max_part_us {
@@ -92,10 +100,12 @@ mod tests {
 
     #[test]
     fn parts_end_at_the_byte_and_time_limits() {
-        // 400-byte fragments: a part every 3 (1200 ≥ 1000).
+        // 400-byte fragments: two per part (a third would make 1200 > 1000), never over.
         let f = frags(7, 400);
-        assert_eq!(cut(&f, false, 0, L), vec![0..3, 3..6]);
-        assert_eq!(cut(&f, true, 0, L), vec![0..3, 3..6, 6..7]);
+        assert_eq!(cut(&f, false, 0, L), vec![0..2, 2..4, 4..6]);
+        assert_eq!(cut(&f, true, 0, L), vec![0..2, 2..4, 4..6, 6..7]);
+        // Exactly full: 500 + 500.
+        assert_eq!(cut(&frags(4, 500), false, 0, L), vec![0..2, 2..4]);
         // Small fragments: a part every 60 s of footage.
         let f = frags(150, 1);
         assert_eq!(cut(&f, false, 0, L), vec![0..60, 60..120]);
@@ -109,6 +119,6 @@ mod tests {
     fn a_huge_fragment_is_a_part_by_itself() {
         let mut f = frags(3, 10);
         f[1].byte_len = 5000;
-        assert_eq!(cut(&f, false, 0, L), vec![0..2]);
+        assert_eq!(cut(&f, false, 0, L), vec![0..1, 1..2]);
     }
 }

@@ -302,7 +302,41 @@ fn restore_blocking(
     output: &Path,
     n_parts: usize,
 ) -> Result<RestoreReport, Error> {
-    // The index rows the recorder had, rebuilt from the manifests.
+    let plan = plan_over_parts(&storage, camera, stream, start_us, end_us)?;
+    let tmp = output.with_extension("part");
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    {
+        let mut w = io::BufWriter::new(&mut f);
+        plan.write_range_with(0, plan.total_len, &mut w, |path, off, len| {
+            storage.read_range(path, off, len)
+        })
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    }
+    f.sync_all()
+        .and_then(|()| std::fs::rename(&tmp, output))
+        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
+    Ok(RestoreReport {
+        bytes: plan.total_len,
+        frames: plan.frames,
+        start_wall_us: plan.start_wall_us,
+        end_wall_us: plan.end_wall_us,
+        fetched: storage.fetched.load(Ordering::Relaxed),
+        parts: n_parts,
+    })
+}
+
+/// Plans the export of `[start_us, end_us)` over parts: the index rows the recorder had,
+/// rebuilt from the parts' manifest entries in an in-memory index, planned by the recorder's
+/// own export. The plan's ranges are read with `storage.read_range`.
+pub(crate) fn plan_over_parts(
+    storage: &Arc<PartStorage>,
+    camera: &str,
+    stream: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<vigil_recorder::ExportPlan, Error> {
     let mut db = Db::open_in_memory()?;
     let stream_id = db.stream_id(camera, stream)?;
     let mut by_file: BTreeMap<(i64, String), Vec<&PartEntry>> = BTreeMap::new();
@@ -331,35 +365,15 @@ fn restore_blocking(
         Arc::new(RealClock::new()),
         RetentionConfig::default(),
     );
-    let plan = vigil_recorder::export::plan(&archive, stream_id, start_us, end_us)?;
-    let tmp = output.with_extension("part");
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    {
-        let mut w = io::BufWriter::new(&mut f);
-        plan.write_range_with(0, plan.total_len, &mut w, |path, off, len| {
-            storage.read_range(path, off, len)
-        })
-        .and_then(|()| w.flush())
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    }
-    f.sync_all()
-        .and_then(|()| std::fs::rename(&tmp, output))
-        .map_err(|e| Error::io(format!("writing {}", output.display()), e))?;
-    Ok(RestoreReport {
-        bytes: plan.total_len,
-        frames: plan.frames,
-        start_wall_us: plan.start_wall_us,
-        end_wall_us: plan.end_wall_us,
-        fetched: storage.fetched.load(Ordering::Relaxed),
-        parts: n_parts,
-    })
+    Ok(vigil_recorder::export::plan(
+        &archive, stream_id, start_us, end_us,
+    )?)
 }
 
 /// A read-only [`Storage`] whose files are the recorder's files as the bucket's parts
 /// hold them: a read of bytes `[off, off+len)` of a file is served by the part holding them,
 /// decrypting only the chunks they are in.
-struct PartStorage {
+pub(crate) struct PartStorage {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
     identities: Arc<Vec<Identity>>,
@@ -370,7 +384,7 @@ struct PartStorage {
 }
 
 impl PartStorage {
-    fn new(
+    pub(crate) fn new(
         store: Arc<dyn ObjectStore>,
         layout: Layout,
         identities: Arc<Vec<Identity>>,

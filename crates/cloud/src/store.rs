@@ -9,12 +9,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::{Certificate, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::{CloudConfig, Error};
 
 /// The client of the configured bucket.
 pub fn open(cfg: &CloudConfig) -> Result<Arc<dyn ObjectStore>, Error> {
+    let https = cfg
+        .endpoint
+        .as_deref()
+        .is_none_or(|e| e.starts_with("https://"));
+    let mut client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(120))
+        .with_allow_http(!https);
+    if let Some(f) = &cfg.ca_file {
+        let pem = std::fs::read(f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+        let certs = Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("{}: {e}", f.display())))?;
+        for c in certs {
+            client = client.with_root_certificate(c);
+        }
+    }
     let mut b = AmazonS3Builder::new()
         .with_bucket_name(&cfg.bucket)
         .with_region(&cfg.region)

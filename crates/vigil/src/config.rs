@@ -229,6 +229,8 @@ pub struct CloudSection {
     pub secret_access_key: Option<Secret>,
     /// A file holding the secret access key.
     pub secret_access_key_file: Option<PathBuf>,
+    /// A PEM file of extra certificate authorities for the endpoint.
+    pub ca_file: Option<PathBuf>,
     /// age recipients (`age1…`).
     pub recipients: Vec<String>,
     /// Cameras that go up (default: all).
@@ -277,6 +279,7 @@ fn cloud_config(
         cfg.region = r.clone();
     }
     cfg.prefix = c.prefix.clone();
+    cfg.ca_file = c.ca_file.as_ref().map(|f| dir.join(f));
     cfg.path_style = c.path_style;
     if let Some(list) = &c.cameras {
         for name in list {
