@@ -11,11 +11,14 @@
 //!   recording never waits on the network and nothing is lost across restarts.
 //! - [`restore`]: `vigil cloud ls` and `vigil cloud restore`, from the bucket and an
 //!   identity alone, fetching only the byte ranges a clip needs.
+//! - [`playback`]: cloud-only footage in the web timeline, when the owner keeps an identity
+//!   on the recorder.
 
 pub mod config;
 pub mod cut;
 pub mod keys;
 pub mod layout;
+pub mod playback;
 pub mod restore;
 pub mod store;
 pub mod uploader;

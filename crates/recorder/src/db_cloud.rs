@@ -438,6 +438,35 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Uploaded parts of a stream overlapping `[start_us, end_us)` whose file is gone from
+    /// the disk (local retention deleted it after upload): the footage only the cloud has.
+    /// With their footage's span.
+    pub fn cloud_only_parts(
+        &self,
+        stream_id: i64,
+        start_us: i64,
+        end_us: i64,
+    ) -> Result<Vec<(UploadedEntry, i64, i64)>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT entry, object_bytes, start_wall_us, end_wall_us FROM cloud_part p \
+             WHERE stream_id = ?1 AND state = 'uploaded' AND start_wall_us < ?3 \
+             AND end_wall_us > ?2 \
+             AND NOT EXISTS (SELECT 1 FROM segment_file f WHERE f.id = p.file_id) \
+             ORDER BY start_wall_us",
+        )?;
+        let rows = stmt.query_map(params![stream_id, start_us, end_us], |r| {
+            Ok((
+                UploadedEntry {
+                    entry: r.get(0)?,
+                    object_bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                },
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Version `version` of a manifest is in the bucket. It stays dirty if a part of its
     /// hour was uploaded after `entries_upto_us` (the upload time the manifest saw).
     pub fn cloud_manifest_written(

@@ -231,6 +231,9 @@ pub struct CloudSection {
     pub secret_access_key_file: Option<PathBuf>,
     /// A PEM file of extra certificate authorities for the endpoint.
     pub ca_file: Option<PathBuf>,
+    /// An identity kept on the recorder so the web timeline plays cloud-only footage
+    /// (off by default; weaker: docs/cloud.md).
+    pub identity_file: Option<PathBuf>,
     /// age recipients (`age1…`).
     pub recipients: Vec<String>,
     /// Cameras that go up (default: all).
@@ -332,6 +335,8 @@ pub struct Config {
     pub alerts: vigil_alerts::AlertsConfig,
     /// The cloud tier (None: off).
     pub cloud: Option<vigil_cloud::CloudConfig>,
+    /// `[cloud] identity_file`, resolved against the file's directory.
+    pub cloud_identity: Option<PathBuf>,
     /// Whether any camera has a password (the file should then be private).
     pub has_secrets: bool,
 }
@@ -428,7 +433,13 @@ impl Config {
             }
             None => None,
         };
+        let cloud_identity = raw.cloud.as_ref().and_then(|c| {
+            c.identity_file
+                .as_ref()
+                .map(|f| path.parent().unwrap_or(Path::new(".")).join(f))
+        });
         Ok(Config {
+            cloud_identity,
             cloud,
             data_dir,
             recorder,

@@ -215,6 +215,7 @@ async fn serve(
                 caps: caps.of(crate::fd_limits::Listener::Web),
                 ..vigil_web::edge::Limits::default()
             },
+            cloud: None,
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

@@ -139,6 +139,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // With an identity on the recorder (weaker, opt-in), the timeline plays cloud-only footage.
+    let cloud_playback = match (&cfg.cloud, cfg.cloud_identity.as_deref()) {
+        (Some(c), Some(identity)) => {
+            warn!(
+                "[cloud] identity_file is set: this recorder can read the bucket, so a thief of \
+                 it could too (docs/cloud.md)"
+            );
+            match vigil_cloud::playback::CloudPlayback::open(
+                nvr.recorder().archive().clone(),
+                c,
+                identity,
+            ) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    if let Some(c) = &cloud {
+                        c.stop().await;
+                    }
+                    if let Some(a) = alerts {
+                        a.shutdown().await;
+                    }
+                    nvr.shutdown().await;
+                    return Err(anyhow::Error::from(e).context("[cloud] identity_file"));
+                }
+            }
+        }
+        _ => None,
+    };
     let web = match cfg.web.listen {
         Some(listen) => {
             let web_cfg = vigil_web::WebConfig {
@@ -155,6 +182,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .of(crate::fd_limits::Listener::Web),
                     ..vigil_web::edge::Limits::default()
                 },
+                cloud: cloud_playback,
             };
             let status = status_provider(alerts.as_ref(), cloud.clone());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {

@@ -601,3 +601,122 @@ fn a_full_disk_while_the_cloud_is_down_deletes_the_oldest_and_counts_the_loss() 
     drop(c);
     serve.stop_gracefully(Duration::from_secs(20));
 }
+
+/// With an identity kept on the recorder (opt-in), footage that local retention deleted
+/// after upload stays on the web timeline (`cloud_ranges`) and `export.mp4` plays it from
+/// the bucket: the same bytes `vigil cloud restore` writes for that range.
+#[test]
+fn cloud_only_footage_plays_in_the_web_app_with_an_identity_on_the_recorder() {
+    use common::browser::Api;
+    let s3 = SeaweedS3::start("vigil");
+    let dir = tempfile::tempdir().unwrap();
+    let cam_data = tempfile::tempdir().unwrap();
+    let key = dir.path().join("owner.key");
+    let recipient = keygen(&key);
+    let (_cam, addr) = vigil_camera(
+        cam_data.path(),
+        "127.0.0.1:0",
+        SIZE,
+        FPS,
+        &["--bitrate", "300k"],
+    );
+    let cloud = cloud_section(
+        &s3,
+        &s3.secret_key,
+        &[recipient],
+        "identity_file = \"owner.key\"",
+    )
+    .replace("file_duration = \"20s\"", "file_duration = \"4s\"");
+    let text = format!(
+        "data_dir = \"data\"\n{cloud}\n[retention]\ninterval = \"1s\"\n\n[web]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[camera]]\nname = \"cam\"\nurl = \"rtsp://{addr}/main\"\nusername = \"{USER}\"\n\
+         password = \"{PASSWORD}\"\nmax_age = \"12s\"\n"
+    );
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut serve = vigil_serve(&config);
+    let (https, _) = serve.wait_line("listening https ", 0, Duration::from_secs(30));
+    let (fp, _) = serve.wait_line("tls-fingerprint sha256 ", 0, Duration::from_secs(5));
+    let (setup, _) = serve.wait_line("setup-url ", 0, Duration::from_secs(5));
+    serve.wait_line("recording cam/main", 0, Duration::from_secs(30));
+    let https: std::net::SocketAddr = https
+        .trim_start_matches("listening https ")
+        .trim()
+        .parse()
+        .unwrap();
+    let fp = fp
+        .trim_start_matches("tls-fingerprint sha256 ")
+        .trim()
+        .to_owned();
+    let token = setup.split_once("#/setup/").unwrap().1.trim().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut api = Api::https(https, &fp);
+    rt.block_on(api.setup(&token, "owner", "correct horse battery staple"));
+    let t0 = now_us();
+
+    // Files older than 12 s go once uploaded: the oldest footage becomes cloud-only.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let cloud_range = loop {
+        let r = rt.block_on(api.request(
+            "GET",
+            &format!(
+                "/api/cameras/cam/recordings?start_us={}&end_us={}",
+                t0 - 60_000_000,
+                now_us()
+            ),
+            None,
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        let cloud: Vec<(i64, i64)> = v["cloud_ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["start_us"].as_i64().unwrap(),
+                    x["end_us"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        if let Some(&(s, e)) = cloud.first().filter(|(s, e)| e - s >= 8_000_000) {
+            // The disk no longer has it.
+            let local: Vec<i64> = v["ranges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["start_us"].as_i64().unwrap())
+                .collect();
+            assert!(
+                local.iter().all(|&l| l >= e - 1_000_000),
+                "local {local:?} overlaps cloud {s}..{e}"
+            );
+            break (s, e);
+        }
+        assert!(Instant::now() < deadline, "no cloud-only footage yet: {v}");
+        thread::sleep(Duration::from_millis(500));
+    };
+    let (start, end) = (cloud_range.0 + 1_000_000, cloud_range.0 + 7_000_000);
+    let r = rt.block_on(api.request(
+        "GET",
+        &format!("/api/cameras/cam/export.mp4?start_us={start}&end_us={end}"),
+        None,
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
+    let played = dir.path().join("played.mp4");
+    std::fs::write(&played, &r.body).unwrap();
+    let decode = vigil_testkit::ffmpeg::decode_errors(&played);
+    assert!(decode.is_empty(), "{decode}");
+    assert!(burned_codes(&played, SIZE).len() >= 6 * FPS as usize);
+    let restored = dir.path().join("restored.mp4");
+    restore(&config, &key, start, end, &restored);
+    assert!(
+        std::fs::read(&restored).unwrap() == r.body,
+        "web playback differs from restore"
+    );
+    serve.stop_gracefully(Duration::from_secs(20));
+}

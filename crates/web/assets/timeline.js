@@ -23,6 +23,7 @@ const COLORS = {
   axis: '#8a96a3',
   grid: 'rgba(255,255,255,0.07)',
   range: '#2e8b57',
+  cloud: '#3a7bbf',
   gap: 'rgba(200,60,60,0.55)',
   event: '#f0a020',
   selection: 'rgba(80,150,255,0.25)',
@@ -44,6 +45,9 @@ export class Timeline {
     this.start = 0;
     this.end = 1;
     this.ranges = [];
+    // Footage only the cloud tier holds (deleted locally after upload): drawn apart, played
+    // from the bucket by the server.
+    this.cloudRanges = [];
     this.gaps = [];
     this.events = [];
     this.playhead = null;
@@ -101,8 +105,9 @@ export class Timeline {
     if (notify && this.h.onView) this.h.onView(this.start, this.end);
   }
 
-  setData({ ranges, gaps, events }) {
+  setData({ ranges, cloudRanges, gaps, events }) {
     if (ranges) this.ranges = ranges;
+    if (cloudRanges) this.cloudRanges = cloudRanges;
     if (gaps) this.gaps = gaps;
     if (events) this.events = events;
     this.requestDraw();
@@ -287,6 +292,12 @@ export class Timeline {
     // Recorded ranges, gaps.
     ctx.fillStyle = COLORS.range;
     for (const r of this.ranges) {
+      const x0 = Math.max(0, X(r.start_us));
+      const x1 = Math.min(W, X(r.end_us));
+      if (x1 > x0 - 1) ctx.fillRect(x0, trackY, Math.max(1, x1 - x0), trackH);
+    }
+    ctx.fillStyle = COLORS.cloud;
+    for (const r of this.cloudRanges) {
       const x0 = Math.max(0, X(r.start_us));
       const x1 = Math.min(W, X(r.end_us));
       if (x1 > x0 - 1) ctx.fillRect(x0, trackY, Math.max(1, x1 - x0), trackH);

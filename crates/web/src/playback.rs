@@ -139,6 +139,9 @@ pub(crate) struct Gap {
 pub(crate) struct Recordings {
     /// Recorded ranges within the asked range.
     ranges: Vec<TimeRange>,
+    /// Ranges only the cloud tier still holds (their local files were deleted after upload);
+    /// `export.mp4` plays them from the bucket. Empty unless the recorder keeps an identity.
+    cloud_ranges: Vec<TimeRange>,
     /// Gaps within the asked range.
     gaps: Vec<Gap>,
 }
@@ -153,6 +156,15 @@ async fn recordings(
     let q = query(q)?;
     let span = validate(&q)?;
     let recorder = state.nvr.recorder().clone();
+    let cloud = state.cloud.clone();
+    let (camera, stream) = (name.clone(), span.stream.clone());
+    let cloud_ranges = tokio::task::spawn_blocking(move || match cloud {
+        Some(c) => c.ranges(&camera, &stream, span.start_us, span.end_us),
+        None => Ok(Vec::new()),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     let result = tokio::task::spawn_blocking(move || {
         let ranges = recorder.ranges(&name, &span.stream, span.start_us, span.end_us)?;
         let gaps = recorder.gaps(&name, &span.stream, span.start_us, span.end_us)?;
@@ -167,6 +179,10 @@ async fn recordings(
         Err(e) => return Err(ApiError::internal(e)),
     };
     Ok(Json(Recordings {
+        cloud_ranges: cloud_ranges
+            .into_iter()
+            .map(|(start_us, end_us)| TimeRange { start_us, end_us })
+            .collect(),
         ranges: ranges
             .into_iter()
             .map(|r| TimeRange {
@@ -199,17 +215,30 @@ async fn export(
     let download = q.download.as_deref() == Some("1");
     let recorder = state.nvr.recorder().clone();
     let camera = name.clone();
-    let plan = tokio::task::spawn_blocking(move || {
-        recorder.export(&camera, &span.stream, span.start_us, span.end_us)
+    let cloud = state.cloud.clone();
+    // The disk first; footage that only the cloud holds (deleted locally after upload)
+    // is read from the bucket.
+    let (plan, reader) = tokio::task::spawn_blocking(move || {
+        match recorder.export(&camera, &span.stream, span.start_us, span.end_us) {
+            Ok(p) => Ok((p, None)),
+            Err(RecError::UnknownStream { .. } | RecError::NothingRecorded) => match cloud {
+                Some(c) => match c.plan(&camera, &span.stream, span.start_us, span.end_us) {
+                    Ok((p, r)) => Ok((p, Some(r))),
+                    Err(vigil_cloud::Error::NotFound(_))
+                    | Err(vigil_cloud::Error::Recorder(RecError::NothingRecorded)) => Err(
+                        ApiError::not_found("nothing recorded in the requested time range"),
+                    ),
+                    Err(e) => Err(ApiError::internal(e)),
+                },
+                None => Err(ApiError::not_found(
+                    "nothing recorded in the requested time range",
+                )),
+            },
+            Err(e) => Err(ApiError::internal(e)),
+        }
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| match e {
-        RecError::UnknownStream { .. } | RecError::NothingRecorded => {
-            ApiError::not_found("nothing recorded in the requested time range")
-        }
-        e => ApiError::internal(e),
-    })?;
+    .map_err(ApiError::internal)??;
     let total = plan.total_len;
     let first_us = plan.start_wall_us;
     let range = headers
@@ -235,7 +264,7 @@ async fn export(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        stream_body(plan, start, end)
+        stream_body(plan, reader, start, end)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -271,14 +300,24 @@ async fn export(
 }
 
 /// Streams bytes `[start, end)` of the export, read on the blocking pool one chunk at a time.
-fn stream_body(plan: ExportPlan, start: u64, end: u64) -> Body {
+fn stream_body(
+    plan: ExportPlan,
+    cloud: Option<vigil_cloud::playback::CloudReader>,
+    start: u64,
+    end: u64,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let mut pos = start;
         while pos < end {
             let next = end.min(pos.saturating_add(CHUNK));
             let mut buf = Vec::with_capacity((next - pos) as usize);
-            let r = plan.write_range(pos, next, &mut buf);
+            let r = match &cloud {
+                None => plan.write_range(pos, next, &mut buf),
+                Some(c) => {
+                    plan.write_range_with(pos, next, &mut buf, |p, o, l| c.read_range(p, o, l))
+                }
+            };
             let item = match r {
                 Ok(()) if buf.len() as u64 == next - pos => Ok(Bytes::from(buf)),
                 Ok(()) => Err(std::io::Error::new(

@@ -44,6 +44,8 @@ pub struct WebConfig {
     pub data_dir: PathBuf,
     /// Connection caps and deadlines of the HTTPS edge.
     pub limits: Limits,
+    /// Cloud-only footage to show and play (None: the timeline shows the disk's).
+    pub cloud: Option<Arc<vigil_cloud::playback::CloudPlayback>>,
 }
 
 /// A running web app.
@@ -155,8 +157,9 @@ pub async fn start(
         (None, None) => tls::load_or_create(&cfg.data_dir, &[])?,
         _ => anyhow::bail!("[web] cert and key must be given together"),
     };
-    let state = AppState::new(nvr, status_extra, &cfg.data_dir)
+    let mut state = AppState::new(nvr, status_extra, &cfg.data_dir)
         .context("opening the web app's account database")?;
+    state.cloud = cfg.cloud.clone();
     let setup_token = if state.accounts.users.is_empty()? {
         Some(state.accounts.new_setup_token())
     } else {

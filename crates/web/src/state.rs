@@ -29,6 +29,9 @@ pub struct AppState {
     /// `subscribe()` to it and end with "going away" (WebSocket close 1001) rather than as if
     /// their camera had been removed.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Cloud-only footage for the timeline and `export.mp4` (only when the owner keeps an
+    /// identity on the recorder, docs/cloud.md).
+    pub cloud: Option<Arc<vigil_cloud::playback::CloudPlayback>>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             data_dir: data_dir.to_owned(),
             started: Instant::now(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            cloud: None,
         })
     }
 }

@@ -175,6 +175,7 @@ async fn start_serves_https_and_keeps_its_certificate() {
         key: None,
         data_dir: dir.path().to_owned(),
         limits: vigil_web::edge::Limits::default(),
+        cloud: None,
     };
     let h = vigil_web::start(cfg.clone(), nvr.clone(), Arc::new(|| json!({})))
         .await

@@ -56,7 +56,8 @@ export async function render(view, params, ctx) {
       btn('Now', 'Go to now', () => tl.show(tl.end - tl.start))),
     canvas,
     h('div', { class: 'legend' },
-      h('span', null, h('i', { class: 'l-rec' }), 'recorded'), h('span', null, h('i', { class: 'l-gap' }), 'gap'),
+      h('span', null, h('i', { class: 'l-rec' }), 'recorded'), h('span', null, h('i', { class: 'l-cloud' }), 'in the cloud only'),
+      h('span', null, h('i', { class: 'l-gap' }), 'gap'),
       h('span', null, h('i', { class: 'l-ev' }), 'motion'), h('span', null, h('i', { class: 'l-sel' }), 'export range (shift+drag)')),
     h('section', { class: 'card' },
       h('h2', null, 'Export'),
@@ -152,8 +153,10 @@ export async function render(view, params, ctx) {
         api.get(api.url('/api/events', { camera: name, ...q, limit: 500 }), { signal: ctl.signal }).catch(() => []),
       ]);
       if (ctl.signal.aborted || !ctx.alive()) return;
-      ranges = (rec && rec.ranges) || [];
-      tl.setData({ ranges, gaps: (rec && rec.gaps) || [], events: events || [] });
+      const cloudRanges = (rec && rec.cloud_ranges) || [];
+      // Cloud-only footage plays like the disk's (the server reads it from the bucket).
+      ranges = [...((rec && rec.ranges) || []), ...cloudRanges];
+      tl.setData({ ranges: (rec && rec.ranges) || [], cloudRanges, gaps: (rec && rec.gaps) || [], events: events || [] });
       showEvents(events || []);
       if (!rangeTouched && ranges.length) {
         // Default export range: the last recorded minute.
