@@ -10,8 +10,10 @@
 //! `weed mini` runs master, volume server, filer, S3 gateway and an admin/maintenance server
 //! in one process and is ready in well under a second. Every listener it opens is given a
 //! free port on 127.0.0.1 (`-ip.bind=127.0.0.1`); WebDAV, the Iceberg and Lance catalogs and
-//! telemetry are turned off. weed must be installed (`scripts/test.sh` installs it); a missing
-//! weed fails the test rather than skipping it.
+//! telemetry are turned off. [`SeaweedS3::start_tls`] serves S3 over HTTPS instead, with a
+//! certificate for `127.0.0.1` and `localhost` signed by a CA generated for the instance
+//! ([`SeaweedS3::ca_pem_path`]). weed must be installed (`scripts/test.sh` installs it); a
+//! missing weed fails the test rather than skipping it.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -19,6 +21,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -139,6 +142,66 @@ pub struct SeaweedS3 {
     ports: Ports,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Set in HTTPS mode ([`SeaweedS3::start_tls`]).
+    tls: Option<Tls>,
+}
+
+/// The HTTPS mode of one instance: where its PEM files are, and a client configuration that
+/// trusts its CA (and nothing else) for the harness's own requests.
+struct Tls {
+    ca_pem: PathBuf,
+    cert_pem: PathBuf,
+    key_pem: PathBuf,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl Tls {
+    /// A CA and a server certificate for `127.0.0.1` and `localhost` signed by it, written
+    /// as `ca.pem`, `s3-cert.pem` and `s3-key.pem` into `dir`.
+    fn generate(dir: &Path) -> Tls {
+        let ca_key = rcgen::KeyPair::generate().expect("generate the test CA's key");
+        let mut ca =
+            rcgen::CertificateParams::new(Vec::<String>::new()).expect("the test CA's parameters");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Vigil test SeaweedFS CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("self-sign the test CA");
+        let key = rcgen::KeyPair::generate().expect("generate the S3 server's key");
+        // rcgen turns SANs that parse as IP addresses into iPAddress entries.
+        let mut server =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .expect("the S3 server certificate's parameters");
+        server
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "127.0.0.1");
+        server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = server
+            .signed_by(&key, &ca_cert, &ca_key)
+            .expect("sign the S3 server certificate");
+        let tls = Tls {
+            ca_pem: dir.join("ca.pem"),
+            cert_pem: dir.join("s3-cert.pem"),
+            key_pem: dir.join("s3-key.pem"),
+            client: {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(ca_cert.der().clone())
+                    .expect("add the test CA to a root store");
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                Arc::new(
+                    rustls::ClientConfig::builder_with_provider(provider)
+                        .with_safe_default_protocol_versions()
+                        .expect("ring supports the default protocol versions")
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                )
+            },
+        };
+        std::fs::write(&tls.ca_pem, ca_cert.pem()).expect("write ca.pem");
+        std::fs::write(&tls.cert_pem, server_cert.pem()).expect("write s3-cert.pem");
+        std::fs::write(&tls.key_pem, key.serialize_pem()).expect("write s3-key.pem");
+        tls
+    }
 }
 
 impl SeaweedS3 {
@@ -146,6 +209,18 @@ impl SeaweedS3 {
     /// answers a signed HEAD (and an unsigned one is refused: credentials are enforced).
     /// Panics, with the tail of weed's log, if that takes more than 60 s.
     pub fn start(bucket: &str) -> SeaweedS3 {
+        SeaweedS3::start_with(bucket, false)
+    }
+
+    /// As [`SeaweedS3::start`], but S3 is served over HTTPS only (on [`SeaweedS3::port`]),
+    /// with a certificate for `127.0.0.1` and `localhost` signed by a CA generated for this
+    /// instance, whose PEM is at [`SeaweedS3::ca_pem_path`]. The harness's own requests
+    /// (readiness, bucket creation) go over TLS too, trusting that CA only.
+    pub fn start_tls(bucket: &str) -> SeaweedS3 {
+        SeaweedS3::start_with(bucket, true)
+    }
+
+    fn start_with(bucket: &str, tls: bool) -> SeaweedS3 {
         let dir = tempfile::tempdir().expect("create a temp dir for SeaweedFS");
         std::fs::create_dir(dir.path().join("data")).expect("create SeaweedFS's data dir");
         let access_key = "vigil-test-access-key".to_owned();
@@ -162,6 +237,7 @@ impl SeaweedS3 {
             serde_json::to_vec_pretty(&config).expect("serialize the S3 identities"),
         )
         .expect("write SeaweedFS's S3 identities");
+        let tls = tls.then(|| Tls::generate(dir.path()));
         let mut s = SeaweedS3 {
             bucket: bucket.to_owned(),
             access_key,
@@ -170,14 +246,22 @@ impl SeaweedS3 {
             ports: Ports::pick(),
             child: None,
             dir,
+            tls,
         };
         s.run(true);
         s
     }
 
-    /// The S3 endpoint, `http://127.0.0.1:PORT` (path-style requests).
+    /// The S3 endpoint, `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` if started with
+    /// [`SeaweedS3::start_tls`] (path-style requests).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.s3)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.ports.s3)
+    }
+
+    /// The PEM of the CA that signed the server's certificate, in HTTPS mode.
+    pub fn ca_pem_path(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.ca_pem.clone())
     }
 
     /// The S3 port.
@@ -253,6 +337,12 @@ impl SeaweedS3 {
                 "-filer.localSocket={}",
                 d.join("filer.sock").display()
             ))
+            .args(self.tls.iter().flat_map(|t| {
+                [
+                    format!("-s3.cert.file={}", t.cert_pem.display()),
+                    format!("-s3.key.file={}", t.key_pem.display()),
+                ]
+            }))
             .args([
                 "-admin.ui=false",
                 "-webdav=false",
@@ -310,7 +400,7 @@ impl SeaweedS3 {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        match http_status(self.ports.s3, "HEAD", &path, &[]) {
+        match self.request("HEAD", &path, &[]) {
             Ok(403) => {}
             other => panic!(
                 "SeaweedFS does not enforce credentials: an unsigned HEAD {path} gave {other:?} \
@@ -348,8 +438,7 @@ impl SeaweedS3 {
              Signature={signature}",
             self.access_key
         );
-        http_status(
-            self.ports.s3,
+        self.request(
             method,
             path,
             &[
@@ -383,6 +472,27 @@ impl Drop for SeaweedS3 {
     }
 }
 
+impl SeaweedS3 {
+    /// One request without a body to the S3 port, over TLS in HTTPS mode; the status code.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<u16> {
+        let port = self.ports.s3;
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.set_write_timeout(Some(Duration::from_secs(5)))?;
+        match &self.tls {
+            None => http_status(&mut s, port, method, path, headers),
+            Some(t) => {
+                let name =
+                    rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+                let conn = rustls::ClientConnection::new(t.client.clone(), name)
+                    .map_err(std::io::Error::other)?;
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                http_status(&mut tls, port, method, path, headers)
+            }
+        }
+    }
+}
+
 /// SIGKILL to the child's process group (it leads one: `process_group(0)`).
 fn kill_group(child: &Child) {
     let _ = Command::new("kill")
@@ -392,16 +502,15 @@ fn kill_group(child: &Child) {
         .status();
 }
 
-/// One HTTP/1.1 request without a body to 127.0.0.1:`port`; returns the status code.
+/// One HTTP/1.1 request without a body to 127.0.0.1:`port` over `s`; returns the status
+/// code.
 fn http_status(
+    s: &mut impl ReadWrite,
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
          Connection: close\r\n"
@@ -411,6 +520,7 @@ fn http_status(
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
+    s.flush()?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(2).any(|w| w == b"\r\n") {
@@ -431,6 +541,10 @@ fn http_status(
             )
         })
 }
+
+/// A byte stream: a TCP connection or TLS over one.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// HMAC-SHA256 (RFC 2104).
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {

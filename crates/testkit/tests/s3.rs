@@ -1,6 +1,7 @@
 //! The SeaweedFS harness (`vigil_testkit::s3`) driven by `object_store`, the client Vigil's
 //! cloud upload uses: basic object operations, conditional create (`If-None-Match: *`),
-//! enforced credentials, and an outage (stop, restart) that loses nothing.
+//! enforced credentials, and an outage (stop, restart) that loses nothing; and the HTTPS
+//! mode (`SeaweedS3::start_tls`), trusted through its CA's PEM.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
+use object_store::{
+    Certificate, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 use vigil_testkit::s3::SeaweedS3;
 
 /// A client for `s3` with this secret key; no retries, so that failures show at once.
@@ -164,4 +167,70 @@ async fn seaweedfs_s3_with_object_store() {
 
 fn store_with_wrong_secret(s3: &SeaweedS3) -> Arc<dyn ObjectStore> {
     store(s3, "not-the-secret-key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seaweedfs_s3_over_https() {
+    let t0 = Instant::now();
+    let s3 = tokio::task::spawn_blocking(|| SeaweedS3::start_tls("vigil-tls"))
+        .await
+        .unwrap();
+    eprintln!(
+        "SeaweedFS (TLS) ready in {:?} at {}",
+        t0.elapsed(),
+        s3.endpoint()
+    );
+    assert_eq!(s3.endpoint(), format!("https://127.0.0.1:{}", s3.port()));
+    let ca = std::fs::read(s3.ca_pem_path().unwrap()).unwrap();
+    let build = |client: ClientOptions| {
+        AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint())
+            .with_client_options(client)
+            .with_bucket_name(&s3.bucket)
+            .with_access_key_id(&s3.access_key)
+            .with_secret_access_key(&s3.secret_key)
+            .with_region(&s3.region)
+            .with_virtual_hosted_style_request(false)
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                retry_timeout: Duration::from_secs(5),
+                ..RetryConfig::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let store =
+        build(ClientOptions::new().with_root_certificate(Certificate::from_pem(&ca).unwrap()));
+    let a = Path::from("clips/cam1/a.mp4");
+    store
+        .put(&a, PutPayload::from_static(b"over tls"))
+        .await
+        .unwrap();
+    assert_eq!(get(&store, &a).await, b"over tls");
+
+    // Without the CA the certificate is refused; plain HTTP on the port gets no S3 answer.
+    let untrusted = build(ClientOptions::new());
+    let err = untrusted.get(&a).await.unwrap_err();
+    eprintln!("without the CA: {err}");
+    let plain = AmazonS3Builder::new()
+        .with_endpoint(s3.endpoint().replace("https://", "http://"))
+        .with_allow_http(true)
+        .with_bucket_name(&s3.bucket)
+        .with_access_key_id(&s3.access_key)
+        .with_secret_access_key(&s3.secret_key)
+        .with_region(&s3.region)
+        .with_virtual_hosted_style_request(false)
+        .with_retry(RetryConfig {
+            max_retries: 0,
+            retry_timeout: Duration::from_secs(5),
+            ..RetryConfig::default()
+        })
+        .build()
+        .unwrap();
+    let err = plain.get(&a).await.unwrap_err();
+    eprintln!("plain http to the https port: {err}");
+    assert!(
+        err.to_string().contains("HTTPS server"),
+        "plain http to the https port: {err:?}"
+    );
 }

