@@ -203,7 +203,11 @@ fn sync_streams(
         .filter(|(_, c, s)| cfg.select.includes(c, s))
         .map(|(id, _, _)| (id, now_us))
         .collect();
-    db.cloud_set_streams(&ids)?;
+    // Most passes change nothing: no write transaction (and fsync) then.
+    let current: Vec<i64> = db.cloud_streams()?.iter().map(|s| s.stream_id).collect();
+    if current != ids.iter().map(|s| s.0).collect::<Vec<_>>() {
+        db.cloud_set_streams(&ids)?;
+    }
     Ok(())
 }
 
