@@ -39,16 +39,12 @@ pub fn open(cfg: &CloudConfig) -> Result<Arc<dyn ObjectStore>, Error> {
         .with_virtual_hosted_style_request(!cfg.path_style)
         // Create-only puts send `If-None-Match: *` (S3 since 2024, SeaweedFS, MinIO, R2).
         .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(10))
-                .with_timeout(Duration::from_secs(120))
-                .with_allow_http(
-                    cfg.endpoint
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("http://")),
-                ),
-        )
+        .with_client_options(client)
+        // Over TLS the body is not hashed into the signature (UNSIGNED-PAYLOAD): TLS
+        // protects it in transit and age authenticates every chunk, and hashing each part
+        // was a third of the uploader's CPU (docs/benchmarks.md). Over plain HTTP the
+        // signature covers the body, so a box on the path cannot swap it.
+        .with_unsigned_payload(https)
         // The uploader has its own back-off over hours; the client retries briefly.
         .with_retry(RetryConfig {
             backoff: Default::default(),

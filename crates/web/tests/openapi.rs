@@ -677,7 +677,10 @@ async fn camera_system_event_and_recording_answers_match_the_document() {
         None,
     )
     .await;
-    assert_eq!(r.json(), json!({"ranges": [], "cloud_ranges": [], "gaps": []}));
+    assert_eq!(
+        r.json(),
+        json!({"ranges": [], "cloud_ranges": [], "gaps": []})
+    );
     let r = call(
         app,
         &api,
