@@ -135,6 +135,7 @@ impl CloudPlayback {
             parts,
         ));
         let plan = plan_over_parts(&storage, camera, stream, start_us, end_us)?;
+        storage.schedule(&plan);
         Ok((plan, CloudReader(storage)))
     }
 }

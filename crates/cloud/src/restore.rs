@@ -303,6 +303,7 @@ fn restore_blocking(
     n_parts: usize,
 ) -> Result<RestoreReport, Error> {
     let plan = plan_over_parts(&storage, camera, stream, start_us, end_us)?;
+    storage.schedule(&plan);
     let tmp = output.with_extension("part");
     let mut f = std::fs::File::create(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
@@ -381,7 +382,29 @@ pub(crate) struct PartStorage {
     parts: Vec<PartEntry>,
     readers: Mutex<HashMap<String, OpenPart>>,
     fetched: Arc<AtomicU64>,
+    /// The parts in the order a plan reads them, with how far into each it reads
+    /// (ciphertext end), set by [`PartStorage::schedule`]; empty: no prefetching.
+    order: Mutex<Schedule>,
 }
+
+/// Where a plan's reads go, and the fetches started ahead of them.
+#[derive(Default)]
+struct Schedule {
+    /// (object, ciphertext end needed), in reading order.
+    parts: Vec<(String, u64)>,
+    /// Index in `parts` of each object.
+    index: HashMap<String, usize>,
+    /// Whole needed spans `[0, end)` being fetched ahead, not yet taken by a reader.
+    ahead: HashMap<String, Prefetch>,
+    /// Parts whose prefetch was started (taken or not).
+    started: std::collections::HashSet<String>,
+}
+
+/// A fetch started ahead of the reads.
+type Prefetch = tokio::task::JoinHandle<Result<bytes::Bytes, object_store::Error>>;
+
+/// Parts fetched ahead of the one being read: the network works while a part decrypts.
+const PREFETCH_AHEAD: usize = 3;
 
 impl PartStorage {
     pub(crate) fn new(
@@ -399,7 +422,90 @@ impl PartStorage {
             parts,
             readers: Mutex::new(HashMap::new()),
             fetched: Arc::new(AtomicU64::new(0)),
+            order: Mutex::new(Schedule::default()),
         }
+    }
+
+    /// Tells the storage the order and extent of `plan`'s reads, so that each part's span
+    /// is fetched a few parts ahead (one GET per part, started while earlier parts decrypt)
+    /// and readers of parts left behind are dropped.
+    pub(crate) fn schedule(&self, plan: &vigil_recorder::ExportPlan) {
+        let mut sched = Schedule::default();
+        for (path, off, len) in &plan.ranges {
+            let name = path.to_string_lossy();
+            let Some((part, pt_off)) = self.locate(&name, *off, *len) else {
+                continue;
+            };
+            let end =
+                (HEADER_SLACK + PAYLOAD_NONCE + (pt_off + len).div_ceil(CHUNK) * ENCRYPTED_CHUNK)
+                    .min(if part.object_bytes > 0 {
+                        part.object_bytes
+                    } else {
+                        u64::MAX
+                    });
+            match sched.index.get(&part.object) {
+                Some(&i) => {
+                    if let Some(e) = sched.parts.get_mut(i) {
+                        e.1 = e.1.max(end);
+                    }
+                }
+                None => {
+                    sched.index.insert(part.object.clone(), sched.parts.len());
+                    sched.parts.push((part.object.clone(), end));
+                }
+            }
+        }
+        *self.order.lock().unwrap_or_else(|e| e.into_inner()) = sched;
+        // Readers opened while planning (each file's init segment) start over, so that every
+        // part is read through its prefetch rather than beside it.
+        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The part holding bytes `[offset, offset + len)` of file `name`, and where they start
+    /// in its plaintext.
+    fn locate(&self, name: &str, offset: u64, len: u64) -> Option<(&PartEntry, u64)> {
+        self.parts
+            .iter()
+            .filter(|p| p.file.path == name)
+            .find_map(|p| p.part_offset(offset, len).map(|o| (p, o)))
+    }
+
+    /// Starts the fetches of the parts after `object` (up to [`PREFETCH_AHEAD`]), takes
+    /// `object`'s own if one was started, and says which parts are behind it.
+    fn advance(&self, object: &str) -> (Option<Prefetch>, Vec<String>) {
+        let mut sched = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(&i) = sched.index.get(object) else {
+            return (None, Vec::new());
+        };
+        let upto = (i + 1 + PREFETCH_AHEAD).min(sched.parts.len());
+        for j in i..upto {
+            let Some((name, end)) = sched.parts.get(j).cloned() else {
+                continue;
+            };
+            // The part being opened now is read lazily unless its fetch is under way.
+            if j == i || sched.started.contains(&name) {
+                continue;
+            }
+            sched.started.insert(name.clone());
+            let store = self.store.clone();
+            let path = self.layout.full(&name);
+            let fetched = self.fetched.clone();
+            let task = self.handle.spawn(async move {
+                let b = store.get_range(&path, 0..end).await?;
+                fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Ok(b)
+            });
+            sched.ahead.insert(name, task);
+        }
+        let own = sched.ahead.remove(object);
+        let behind = sched
+            .parts
+            .get(..i.saturating_sub(1))
+            .unwrap_or_default()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        (own, behind)
     }
 
     fn unsupported() -> io::Error {
@@ -419,19 +525,19 @@ impl Storage for PartStorage {
     }
     fn read_range(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         let name = path.to_string_lossy();
-        let (part, pt_off) = self
-            .parts
-            .iter()
-            .filter(|p| p.file.path == name)
-            .find_map(|p| p.part_offset(offset, len).map(|o| (p, o)))
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("no part in the bucket holds bytes {offset}+{len} of {name}"),
-                )
-            })?;
+        let (part, pt_off) = self.locate(&name, offset, len).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no part in the bucket holds bytes {offset}+{len} of {name}"),
+            )
+        })?;
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if !readers.contains_key(&part.object) {
+            let (prefetched, behind) = self.advance(&part.object);
+            // Parts the plan has left behind are not read again: free their buffers.
+            for b in behind {
+                readers.remove(&b);
+            }
             let want_end = Arc::new(AtomicU64::new(0));
             let obj = RangeObject {
                 store: self.store.clone(),
@@ -439,10 +545,11 @@ impl Storage for PartStorage {
                 size: part.object_bytes,
                 pos: 0,
                 buf_start: 0,
-                buf: Vec::new(),
+                buf: bytes::Bytes::new(),
                 want_end: want_end.clone(),
                 handle: self.handle.clone(),
                 fetched: self.fetched.clone(),
+                prefetched,
             };
             let dec = age::Decryptor::new(obj).map_err(|e| {
                 io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", part.object))
@@ -516,10 +623,12 @@ struct RangeObject {
     size: u64,
     pos: u64,
     buf_start: u64,
-    buf: Vec<u8>,
+    buf: bytes::Bytes,
     want_end: Arc<AtomicU64>,
     handle: Handle,
     fetched: Arc<AtomicU64>,
+    /// The span `[0, end)` fetched ahead, if one was started for this part.
+    prefetched: Option<Prefetch>,
 }
 
 impl Read for RangeObject {
@@ -536,6 +645,16 @@ impl Read for RangeObject {
         }
         let buf_end = self.buf_start + self.buf.len() as u64;
         if self.pos < self.buf_start || self.pos >= buf_end {
+            // The span fetched ahead starts at 0; a failed one is fetched again below.
+            if let Some(task) = self.prefetched.take() {
+                if let Ok(Ok(bytes)) = self.handle.block_on(task) {
+                    if self.pos < bytes.len() as u64 {
+                        self.buf_start = 0;
+                        self.buf = bytes;
+                        return self.read(out);
+                    }
+                }
+            }
             let want = self.want_end.load(Ordering::Relaxed);
             let end = want
                 .max(self.pos + MIN_FETCH)
@@ -557,7 +676,7 @@ impl Read for RangeObject {
             self.fetched
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             self.buf_start = self.pos;
-            self.buf = bytes.to_vec();
+            self.buf = bytes;
             if self.buf.is_empty() {
                 return Ok(0);
             }

@@ -431,16 +431,17 @@ async fn upload_pass(
             ctx.cfg.concurrency.max(1)
         };
         let mut results = futures::stream::iter(due.into_iter().map(|p| async move {
+            let started = tokio::time::Instant::now();
             let r = upload_part(ctx, &p).await;
-            (p, r)
+            (p, r, started)
         }))
         .buffer_unordered(concurrency);
         let mut first_err = None;
-        while let Some((p, r)) = results.next().await {
+        while let Some((p, r, started)) = results.next().await {
             let archive = ctx.archive.clone();
             match r {
                 Ok(Uploaded::Done(object_bytes)) => {
-                    limiter.spent(object_bytes).await;
+                    limiter.spent(object_bytes, started).await;
                     tokio::task::spawn_blocking(move || {
                         let now = archive.clock.wall_us();
                         archive.index().cloud_mark_uploaded(p.id, object_bytes, now)
@@ -666,10 +667,11 @@ impl RateLimiter {
         }
     }
 
-    async fn spent(&mut self, bytes: u64) {
+    /// `bytes` went up in a put that started at `started`: waits until they fit the rate
+    /// (the put's own duration counts).
+    async fn spent(&mut self, bytes: u64, started: tokio::time::Instant) {
         let Some(rate) = self.rate else { return };
-        let now = tokio::time::Instant::now();
-        self.next = self.next.max(now) + Duration::from_secs_f64(bytes as f64 / rate as f64);
+        self.next = self.next.max(started) + Duration::from_secs_f64(bytes as f64 / rate as f64);
         tokio::time::sleep_until(self.next).await;
     }
 }
@@ -677,6 +679,24 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_cap_holds_on_average() {
+        let mut l = RateLimiter::new(Some(1_000_000));
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..5 {
+            l.spent(400_000, tokio::time::Instant::now()).await;
+        }
+        // 2 MB at 1 MB/s: 2 s after the first byte, however fast the puts were.
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        // A put that itself took as long as its bytes allow waits no more.
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        l.spent(1_000_000, started).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+        RateLimiter::new(None).spent(u64::MAX, t0).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    }
 
     #[test]
     fn backoff_grows_to_a_minute() {
