@@ -458,7 +458,10 @@ impl PartStorage {
         *self.order.lock().unwrap_or_else(|e| e.into_inner()) = sched;
         // Readers opened while planning (each file's init segment) start over, so that every
         // part is read through its prefetch rather than beside it.
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The part holding bytes `[offset, offset + len)` of file `name`, and where they start
