@@ -344,11 +344,11 @@ async fn cut_pass(ctx: &Ctx) -> Result<(), Error> {
             let mut cut_file_id = s.cut_file_id;
             let mut contiguous = true;
             for uf in files {
-                let frags = archive.index().fragments_of_file(uf.file.id)?;
-                let new: Vec<_> = frags
-                    .iter()
-                    .filter(|f| f.seq > uf.covered_seq && f.end_wall_us > s.since_us)
-                    .cloned()
+                let new: Vec<_> = archive
+                    .index()
+                    .fragments_of_file_after(uf.file.id, uf.covered_seq)?
+                    .into_iter()
+                    .filter(|f| f.end_wall_us > s.since_us)
                     .collect();
                 let closed = uf.file.state == FileState::Closed;
                 let info: Vec<Frag> = new

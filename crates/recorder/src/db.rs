@@ -249,7 +249,7 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+pub(crate) fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
     let state: String = r.get(9)?;
     Ok(FileRow {
         id: r.get(0)?,
@@ -269,7 +269,8 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
     })
 }
 
-const FILE_COLS: &str = "id, stream_id, path, start_90k, end_90k, start_wall_us, end_wall_us, \
+pub(crate) const FILE_COLS: &str =
+    "id, stream_id, path, start_90k, end_90k, start_wall_us, end_wall_us, \
                          bytes, init_len, state";
 
 fn fragment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FragmentRow> {
@@ -464,6 +465,21 @@ impl Db {
     fn query_files(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<FileRow>, Error> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(p, file_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The fragments of one file after fragment `seq`, in order (the cloud tier's cutter:
+    /// only what no part holds yet, not the whole open file every pass).
+    pub fn fragments_of_file_after(
+        &self,
+        file_id: i64,
+        seq: u32,
+    ) -> Result<Vec<FragmentRow>, Error> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {FRAGMENT_COLS} FROM fragment f WHERE f.file_id = ?1 AND f.seq > ?2 \
+             ORDER BY f.seq"
+        ))?;
+        let rows = stmt.query_map(params![file_id, seq], fragment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -16,7 +16,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::db::{Db, FileRow, FileState};
+use crate::db::{file_row, Db, FileRow, FILE_COLS};
 use crate::Error;
 
 /// Migration 3 (see [`crate::db::SCHEMA`]).
@@ -244,31 +244,15 @@ impl Db {
     /// Files of an uploaded stream past its cut mark, oldest first, with how far each is
     /// cut. Cheap: the mark skips every file already cut to its end.
     pub fn cloud_uncut_files(&self, s: &CloudStream) -> Result<Vec<UncutFile>, Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, stream_id, path, start_90k, end_90k, start_wall_us, end_wall_us, \
-             bytes, init_len, state, \
-             COALESCE((SELECT MAX(last_seq) FROM cloud_part p WHERE p.file_id = f.id), 0) \
-             FROM segment_file f WHERE stream_id = ?1 AND id > ?2 ORDER BY id",
-        )?;
+        // The file's columns as `file_row` reads them, then how far parts cover it.
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {FILE_COLS}, \
+             COALESCE((SELECT MAX(last_seq) FROM cloud_part p WHERE p.file_id = segment_file.id), 0) \
+             FROM segment_file WHERE stream_id = ?1 AND id > ?2 ORDER BY id"
+        ))?;
         let rows = stmt.query_map(params![s.stream_id, s.cut_file_id], |r| {
-            let state: String = r.get(9)?;
             Ok(UncutFile {
-                file: FileRow {
-                    id: r.get(0)?,
-                    stream_id: r.get(1)?,
-                    path: r.get(2)?,
-                    start_90k: r.get(3)?,
-                    end_90k: r.get(4)?,
-                    start_wall_us: r.get(5)?,
-                    end_wall_us: r.get(6)?,
-                    bytes: r.get(7)?,
-                    init_len: r.get(8)?,
-                    state: if state == "open" {
-                        FileState::Open
-                    } else {
-                        FileState::Closed
-                    },
-                },
+                file: file_row(r)?,
                 covered_seq: u32::try_from(r.get::<_, i64>(10)?).unwrap_or(0),
             })
         })?;
