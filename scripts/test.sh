@@ -111,6 +111,8 @@ done
 
 # --- Rust --------------------------------------------------------------------------------------
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-shot run gains nothing from incremental state, which alone is about 4 GB of target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 if ! cargo fmt --version >/dev/null 2>&1; then
     step "rustup component add rustfmt"
     rustup component add rustfmt
