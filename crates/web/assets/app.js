@@ -16,6 +16,7 @@ const ROUTES = [
   { path: 'camera/:name', module: 'camera', title: 'Camera' },
   { path: 'timeline/:name', module: 'timeline', title: 'Timeline' },
   { path: 'events', module: 'events', title: 'Events' },
+  { path: 'shares', module: 'shares', title: 'Shares' },
   { path: 'cameras', module: 'cameras', admin: true, title: 'Cameras' },
   { path: 'system', module: 'system', title: 'System' },
   { path: 'account', module: 'account', title: 'Account' },

@@ -208,6 +208,21 @@ export function liveEdgeAction(bufferedEnd, currentTime) {
   return { jump: false, rate: 1, lag };
 }
 
+/** Close code of a live socket the server ended for good (a share link revoked or expired). */
+export const CLOSE_ENDED = 4410;
+/** Close code of a live socket whose camera was removed (or the server is stopping). */
+export const CLOSE_REMOVED = 4404;
+
+/**
+ * What the player does when its socket closes with `code`: 'end' (stop, never reconnect),
+ * 'slow' (retry slowly) or 'retry' (back-off).
+ */
+export function closeAction(code) {
+  if (code === CLOSE_ENDED) return 'end';
+  if (code === CLOSE_REMOVED) return 'slow';
+  return 'retry';
+}
+
 /** Back-off before reconnect attempt n (0-based): 0.5 s doubling up to 10 s, ±20 % jitter. */
 export function backoffMs(n, rand = Math.random) {
   const base = Math.min(10000, 500 * 2 ** Math.min(n, 10));

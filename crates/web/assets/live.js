@@ -8,7 +8,7 @@
 // frame with requestVideoFrameCallback and reconnects by itself with back-off.
 
 import {
-  ClockOffset, KIND_INIT, KIND_MEDIA, PtsMap, backoffMs, fragmentDecodeTime, initTimescale,
+  ClockOffset, KIND_INIT, KIND_MEDIA, PtsMap, backoffMs, closeAction, fragmentDecodeTime, initTimescale,
   liveEdgeAction, mimeOf, parseBinary, parseText, percentile,
 } from './live-proto.js';
 
@@ -33,12 +33,16 @@ export class LivePlayer {
   /**
    * @param {HTMLVideoElement} video
    * @param {string} camera
-   * @param {{stream?: string, statsEl?: HTMLElement, onState?: (state: string, text: string) => void}} opts
+   * @param {{stream?: string, path?: string, statsEl?: HTMLElement,
+   *          onState?: (state: string, text: string) => void}} opts
+   *   `path`: the WebSocket path when it is not the camera's own live route (a share link's
+   *   `/api/share/ID/live`, same protocol); `stream` is then unused.
    */
   constructor(video, camera, opts = {}) {
     this.video = video;
     this.camera = camera;
     this.stream = opts.stream || 'main';
+    this.path = opts.path || null;
     this.statsEl = opts.statsEl || null;
     this.onState = opts.onState || (() => {});
     this.stats = statsFor(camera);
@@ -138,7 +142,8 @@ export class LivePlayer {
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting',
       this.attempt === 0 ? 'connecting…' : 'reconnecting…');
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const path = `/api/cameras/${encodeURIComponent(this.camera)}/live?stream=${encodeURIComponent(this.stream)}`;
+    const path = this.path
+      || `/api/cameras/${encodeURIComponent(this.camera)}/live?stream=${encodeURIComponent(this.stream)}`;
     let ws;
     try {
       ws = new WebSocket(`${proto}//${location.host}${path}`);
@@ -154,7 +159,14 @@ export class LivePlayer {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (ev.code === 4404) {
+      const action = closeAction(ev.code);
+      if (action === 'end') {
+        // Ended for good by the server (a share link revoked or expired): no reconnect.
+        this.stop();
+        this.setState('ended', ev.reason || 'ended');
+        return;
+      }
+      if (action === 'slow') {
         // The camera was removed — or the server is stopping and its cameras went first.
         // Keep trying, slowly: a restarted server or a re-added camera picks up again.
         this.reconnect('camera removed', REMOVED_RETRY_MS);

@@ -24,7 +24,8 @@ export function snapshotUrl(name) {
 
 /**
  * Builds a live box. Returns {box, video, stats, badge, player, start(), stop(), setStream(s)}.
- * opts: {stream, className, poster (bool), onState}.
+ * opts: {stream, className, poster (bool), onState, path (a WebSocket path other than the
+ * camera's live route, see LivePlayer)}.
  */
 export function liveView(name, opts = {}) {
   const video = h('video', { muted: true, playsinline: true, autoplay: true, 'aria-label': `Live video of ${name}` });
@@ -41,7 +42,9 @@ export function liveView(name, opts = {}) {
   };
   view.start = () => {
     if (view.player) return;
-    view.player = new LivePlayer(video, name, { stream: view.stream, statsEl: stats, onState });
+    view.player = new LivePlayer(video, name, {
+      stream: view.stream, path: opts.path, statsEl: stats, onState,
+    });
     view.player.start();
   };
   view.stop = () => {

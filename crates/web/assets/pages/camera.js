@@ -1,10 +1,12 @@
 // #/camera/NAME : one camera live (main stream by default), stats overlay toggle, stream
-// choice, full screen, links to the timeline and a snapshot; status details below.
+// choice, full screen, links to the timeline and a snapshot, button#share-open (a share link
+// to this live view, share-dialog.js); status details below.
 
 import * as api from '../api.js';
-import { h, replace } from '../dom.js';
+import { h, replace, toast } from '../dom.js';
 import { fmtAgo, fmtBitrate } from '../format.js';
 import { liveView, snapshotUrl } from '../liveview.js';
+import { openShareDialog } from '../share-dialog.js';
 
 export async function render(view, params, ctx) {
   const name = params.name;
@@ -45,13 +47,19 @@ export async function render(view, params, ctx) {
     snap.href = snapshotUrl(name);
   });
 
+  const shareBtn = h('button', { id: 'share-open', type: 'button', class: 'btn btn-small' }, 'Share…');
+  shareBtn.addEventListener('click', () => {
+    openShareDialog({ kind: 'live', camera: name, stream: streamSel.value || 'main' }, shareBtn)
+      .catch((e) => toast(`Could not open the share dialog: ${e.message}`, 'error'));
+  });
+
   const info = h('dl', { class: 'kv' });
   view.append(
     h('div', { class: 'toolbar' },
       h('a', { href: '#/', class: 'btn btn-small btn-ghost', 'aria-label': 'Back to all cameras' }, '←'),
       h('h1', null, name), lv.badge,
       h('span', { class: 'spacer' }),
-      streamSel, statsBtn, fsBtn, snap,
+      streamSel, statsBtn, fsBtn, snap, shareBtn,
       h('a', { class: 'btn btn-small', href: `#/timeline/${enc}` }, 'Timeline')),
     h('div', { class: 'camera-layout' }, box, h('section', { class: 'card' }, h('h2', null, 'Status'), info)));
 

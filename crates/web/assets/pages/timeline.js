@@ -1,11 +1,13 @@
 // #/timeline/NAME[?t=US] : recordings of one camera on a zoomable timeline (minutes to
 // days), gaps and motion events drawn on it; a click or drag plays from that moment in
 // video#playback (export.mp4 of a 10-minute window, the next window fetched at its end);
-// select#speed 1/2/4/8; the export range in #range-start/#range-end and a#download.
+// select#speed 1/2/4/8; the export range in #range-start/#range-end and a#download;
+// button#share-open makes a share link to that range (share-dialog.js).
 
 import * as api from '../api.js';
-import { field, h, replace } from '../dom.js';
+import { field, h, replace, toast } from '../dom.js';
 import { fmtDuration, fmtTime, fromLocalInput, toLocalInput } from '../format.js';
+import { openShareDialog } from '../share-dialog.js';
 import { Timeline } from '../timeline.js';
 import { playableFrom } from '../timeline-math.js';
 
@@ -28,6 +30,7 @@ export async function render(view, params, ctx) {
   const rangeStart = h('input', { id: 'range-start', type: 'datetime-local', step: 1 });
   const rangeEnd = h('input', { id: 'range-end', type: 'datetime-local', step: 1 });
   const download = h('a', { id: 'download', class: 'btn btn-primary', 'aria-disabled': 'true' }, 'Download MP4');
+  const shareBtn = h('button', { id: 'share-open', type: 'button', class: 'btn', disabled: true }, 'Share…');
   const rangeInfo = h('span', { class: 'muted' });
   const eventsList = h('div', { class: 'events' });
   const btn = (text, label, fn) => {
@@ -65,7 +68,7 @@ export async function render(view, params, ctx) {
         field('From', rangeStart), field('To', rangeEnd),
         btn('From playhead', 'Set start at the playhead', () => setRange(tl.playhead, null)),
         btn('To playhead', 'Set end at the playhead', () => setRange(null, tl.playhead)),
-        download, rangeInfo)),
+        download, shareBtn, rangeInfo)),
     h('h2', null, 'Motion events in view'), eventsList);
 
   // --- state ---
@@ -106,7 +109,9 @@ export async function render(view, params, ctx) {
       download.setAttribute('download', `${name}-${rangeStart.value.replace(/[:T]/g, '-')}.mp4`);
       download.removeAttribute('aria-disabled');
       rangeInfo.textContent = fmtDuration((b - a) / 1e6);
+      shareBtn.disabled = false;
     } else {
+      shareBtn.disabled = true;
       download.removeAttribute('href');
       download.setAttribute('aria-disabled', 'true');
       rangeInfo.textContent = Number.isFinite(a) && Number.isFinite(b) ? 'The end must be after the start.' : '';
@@ -125,6 +130,15 @@ export async function render(view, params, ctx) {
   download.addEventListener('click', (e) => {
     updateDownload();
     if (!download.hasAttribute('href')) e.preventDefault();
+  });
+  shareBtn.addEventListener('click', () => {
+    updateDownload();
+    const a = fromLocalInput(rangeStart.value);
+    const b = fromLocalInput(rangeEnd.value);
+    if (!(Number.isFinite(a) && Number.isFinite(b) && b > a)) return;
+    // The stream played and exported here is the main one.
+    openShareDialog({ kind: 'clip', camera: name, stream: 'main', start_us: Math.round(a), end_us: Math.round(b) }, shareBtn)
+      .catch((e) => toast(`Could not open the share dialog: ${e.message}`, 'error'));
   });
   let seen = '';
   ctx.every(500, () => {
