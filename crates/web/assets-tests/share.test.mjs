@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  DEFAULT_LIMITS, expiryOptions, maxExpiry, parseMaxViews, rangeText, shareRequest, viewsText,
+  DEFAULT_LIMITS, expiryOptions, maxExpiry, offsiteBlocker, parseMaxViews, rangeText, shareRequest, viewsText,
 } from '../assets/share-dialog.js';
 import {
   isFinalReason, liveEndedText, openOutcome, parseShareToken, reasonHeading, shareRangeText, shareUrls,
@@ -54,6 +54,13 @@ test('views and ranges are formatted for people', () => {
   assert.equal(rangeText(null, null, fmt), 'live');
   assert.equal(shareRangeText({ kind: 'clip', start_us: a, end_us: a + 60e6 }, fmt), 'Recorded 2026-11-25 23:41:39 – 23:42:39');
   assert.equal(shareRangeText({ kind: 'live', start_us: null, end_us: null }, fmt), 'Live view');
+});
+
+test('an offsite clip is at most max_offsite_span_s long', () => {
+  const t = (s) => ({ start_us: 0, end_us: s * 1e6 });
+  assert.equal(offsiteBlocker(t(1800), DEFAULT_LIMITS), null);
+  assert.match(offsiteBlocker(t(1801), DEFAULT_LIMITS), /at most 30 minutes/);
+  assert.equal(offsiteBlocker(t(7200), { max_offsite_span_s: 7200 }), null);
 });
 
 test('the view limit must be a whole number of at least 1', () => {

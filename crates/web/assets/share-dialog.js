@@ -24,6 +24,7 @@ export const DEFAULT_LIMITS = {
   max_live_expires_s: 86400,
   max_offsite_expires_s: 604800,
   default_expires_s: 86400,
+  max_offsite_span_s: 1800,
 };
 
 /** The longest expiry (s) a share of `kind` ('clip' | 'live' | 'offsite') may have. */
@@ -53,6 +54,19 @@ export function expiryOptions(kind, limits = DEFAULT_LIMITS, prefer = null) {
     selected = (below.length ? below[below.length - 1] : options[0])[0];
   }
   return { options, selected };
+}
+
+/**
+ * Why a clip cannot be stored offsite (null when it can): the server caps an offsite clip's
+ * length (`limits.max_offsite_span_s`, it is encrypted and uploaded whole).
+ */
+export function offsiteBlocker(target, limits = DEFAULT_LIMITS) {
+  const l = { ...DEFAULT_LIMITS, ...(limits || {}) };
+  const spanS = (target.end_us - target.start_us) / 1e6;
+  if (Number.isFinite(l.max_offsite_span_s) && spanS > l.max_offsite_span_s) {
+    return `Offsite clips last at most ${Math.round(l.max_offsite_span_s / 60)} minutes; select a shorter range.`;
+  }
+  return null;
 }
 
 /** "2 views", "2 of 5 views". */
@@ -134,13 +148,17 @@ async function loadOptions() {
 export async function openShareDialog(target, opener = document.activeElement) {
   const clip = target.kind !== 'live';
   const expiry = h('select', { id: 'share-expiry' });
-  const pass = h('input', { id: 'share-pass', type: 'password', autocomplete: 'new-password', maxlength: 128 });
+  const pass = h('input', { id: 'share-pass', type: 'password', autocomplete: 'new-password', maxlength: 256 });
   const views = h('input', { id: 'share-views', type: 'number', min: 1, step: 1, inputmode: 'numeric' });
   const download = h('input', { id: 'share-download-allowed', type: 'checkbox', checked: true });
   const label = h('input', { id: 'share-label', type: 'text', maxlength: 200, autocomplete: 'off' });
   const offsite = h('input', { id: 'share-offsite', type: 'checkbox' });
-  const offsiteField = h('label', { class: 'field check', hidden: true }, offsite,
-    h('span', { class: 'field-label' }, 'Store offsite (works when this recorder is off; max 7 days)'));
+  const offsiteHint = h('small', { class: 'hint', id: 'share-offsite-hint' });
+  const offsiteField = h('div', { class: 'field', hidden: true },
+    h('label', { class: 'field check' }, offsite,
+      h('span', { class: 'field-label' }, 'Store offsite (works when this recorder is off; max 7 days)')),
+    offsiteHint);
+  offsite.setAttribute('aria-describedby', 'share-offsite-hint');
   const create = h('button', { id: 'share-create', type: 'submit' }, 'Create link');
   const status = h('p', { class: 'muted share-status', role: 'status', 'aria-live': 'polite' });
   const error = h('p', { class: 'form-error', role: 'alert' });
@@ -199,6 +217,11 @@ export async function openShareDialog(target, opener = document.activeElement) {
     error.textContent = `Could not load the share settings: ${e.message}`;
   }
   offsiteField.hidden = !(clip && opts.offsite);
+  if (clip && opts.offsite) {
+    const why = offsiteBlocker(target, opts.limits);
+    offsite.disabled = !!why;
+    offsiteHint.textContent = why || 'The clip is encrypted and uploaded to your bucket; this can take a while.';
+  }
 
   const kindNow = () => (clip ? (offsite.checked ? 'offsite' : 'clip') : 'live');
   const fillExpiry = () => {

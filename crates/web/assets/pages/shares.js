@@ -1,6 +1,7 @@
 // #/shares : the share links (GET /api/shares; an admin sees everyone's, others their own)
 // in table#shares-table, one tr[data-share-id] each: what, label, by whom, created,
-// expires, views, last use, state and button.share-revoke for active ones (DELETE). Ended
+// expires, views, last use, state and button.share-revoke for active (and used-up: viewers
+// already in keep watching) ones (DELETE). Ended
 // links stay listed, greyed. Links are made from the timeline (a clip) or a camera (live).
 
 import * as api from '../api.js';
@@ -58,7 +59,8 @@ export async function render(view, params, ctx) {
           s.last_used_address ? h('small', { class: 'muted mono' }, s.last_used_address) : null]
         : 'never';
       let action = null;
-      if (active) {
+      // A used-up link still plays for those already in: revoking ends that too.
+      if (active || s.state === 'used_up') {
         action = h('button', { type: 'button', class: 'btn btn-small btn-danger share-revoke', 'aria-label': `Revoke the link to ${s.camera}${s.label ? ` (${s.label})` : ''}` }, 'Revoke');
         action.addEventListener('click', () => revoke(s, action));
       }
