@@ -45,7 +45,9 @@ use std::str::FromStr;
 pub use authenticator::{
     AuthDecision, AuthRequest, Authenticator, DigestPolicy, UnknownDigestPolicy,
 };
-pub use store::{validate_cameras, validate_name, validate_password, UserStore};
+pub use store::{
+    hash_secret, validate_cameras, validate_name, validate_password, verify_secret, UserStore,
+};
 pub use throttle::{LoginThrottle, Reservation};
 
 /// The fixed authentication realm of every Vigil endpoint.

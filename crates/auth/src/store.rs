@@ -132,6 +132,26 @@ fn argon2() -> Argon2<'static> {
     Argon2::default()
 }
 
+/// The argon2id PHC string of a secret that is not a user's password (a share link's
+/// password): the same parameters as user passwords.
+pub fn hash_secret(secret: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Whether `secret` matches the PHC string `phc` made by [`hash_secret`]. A malformed string
+/// never matches. Takes tens of milliseconds: call it off the async threads.
+pub fn verify_secret(phc: &str, secret: &str) -> bool {
+    use argon2::PasswordVerifier as _;
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2().verify_password(secret.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// A hash of a random password, verified against when the user does not exist so that the
 /// time taken does not reveal which names exist.
 fn dummy_hash() -> &'static str {

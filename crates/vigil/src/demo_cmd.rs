@@ -216,6 +216,7 @@ async fn serve(
                 ..vigil_web::edge::Limits::default()
             },
             cloud: None,
+            offsite: None,
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

@@ -166,6 +166,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    // Offsite share links go to the same bucket, under `<prefix>s/`.
+    let offsite = match &cfg.cloud {
+        Some(c) => match vigil_cloud::share::OffsitePublisher::new(c) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                warn!(error = %e, "offsite share links are off: the bucket client failed");
+                None
+            }
+        },
+        None => None,
+    };
     let web = match cfg.web.listen {
         Some(listen) => {
             let web_cfg = vigil_web::WebConfig {
@@ -183,6 +194,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     ..vigil_web::edge::Limits::default()
                 },
                 cloud: cloud_playback,
+                offsite,
             };
             let status = status_provider(alerts.as_ref(), cloud.clone());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {

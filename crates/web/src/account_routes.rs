@@ -50,7 +50,7 @@ impl From<AuthError> for ApiError {
 /// server): a flood of logins from many addresses queues there instead of exhausting memory
 /// and CPU. The permit moves into the blocking task, so a client that leaves mid-hash does not
 /// free it early.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let permit = crate::edge::hashing_permit()
@@ -72,7 +72,7 @@ fn user_agent(headers: &HeaderMap) -> &str {
         .unwrap_or("")
 }
 
-fn too_many(wait: std::time::Duration) -> Response {
+pub(crate) fn too_many(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut r = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,

@@ -53,19 +53,19 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut b = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
 }
 
-fn hash(secret: &str) -> Vec<u8> {
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
@@ -184,10 +184,16 @@ impl std::fmt::Debug for Accounts {
 /// Never edit a released one; add a step.
 const SCHEMA: Schema = Schema {
     file: "web.sqlite3",
-    migrations: &[Migration {
-        description: "sessions, API tokens, audit log",
-        sql: SCHEMA_V1,
-    }],
+    migrations: &[
+        Migration {
+            description: "sessions, API tokens, audit log",
+            sql: SCHEMA_V1,
+        },
+        Migration {
+            description: "share links and their media sessions",
+            sql: crate::shares::SCHEMA_V2,
+        },
+    ],
 };
 
 /// Version 1. `IF NOT EXISTS`: Vigil 0.1 created these tables without setting a version,
@@ -247,7 +253,7 @@ impl Accounts {
         })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -727,7 +733,8 @@ mod tests {
     }
 
     /// Vigil 0.1 created `web.sqlite3` without a schema version: such a file is taken as
-    /// version 1 with its sessions and audit log kept, and a newer one is refused.
+    /// version 1 with its sessions and audit log kept (then upgraded), and a newer one is
+    /// refused.
     #[test]
     fn an_unversioned_web_database_is_adopted_and_a_newer_one_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -745,9 +752,9 @@ mod tests {
         let log = a.audit_log(10).unwrap();
         assert_eq!((log.len(), log[0].action.as_str()), (1, "login"));
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 1);
+        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 2);
         drop(a);
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
         drop(conn);
         let err = Accounts::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("newer Vigil"), "{err}");

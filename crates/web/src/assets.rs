@@ -59,6 +59,11 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// The embedded file `path` as a response (304 on a matching `If-None-Match`; 404 if absent).
+pub fn serve_path(path: &str, headers: &HeaderMap) -> Response {
+    serve(path, headers)
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some(asset) = get(path) else {
         return (

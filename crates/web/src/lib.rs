@@ -33,7 +33,8 @@
 //! handlers' own request and answer types ([`openapi`]).
 //!
 //! Module owners: `state`/`auth`/`accounts`/`account_routes`/`json_body`/`assets`/`server`/
-//! `tls`/`openapi` (web core), `live`/`playback`/`events_api` (media routes).
+//! `tls`/`openapi` (web core), `live`/`playback`/`events_api` (media routes),
+//! `shares`/`share_routes` (share links).
 
 pub mod account_routes;
 pub mod accounts;
@@ -49,6 +50,8 @@ pub mod openapi;
 pub mod playback;
 pub mod router;
 pub mod server;
+pub mod share_routes;
+pub mod shares;
 pub mod state;
 pub mod tls;
 

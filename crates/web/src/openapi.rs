@@ -25,6 +25,9 @@ use crate::api_cameras::{CameraBody, CameraView, ProbeAnswer, SystemStatus};
 use crate::error::ErrorBody;
 use crate::events_api::EventQuery;
 use crate::playback::{RangeQuery, Recordings};
+use crate::share_routes::{
+    ClipQuery, CreateShareBody, CreatedShare, OpenBody, ShareRefusal, ShareView, SharesAnswer,
+};
 use crate::state::{Access, CurrentUser, RouteDoc};
 use vigil_nvr::events::EventRow;
 
@@ -298,6 +301,34 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
         ("GET", "/api/events") => Bodies::ok(200, "Events", s.json::<Vec<EventRow>>())
             .query(s.query::<EventQuery>())
             .errors(&[400, 403]),
+        ("GET", "/s/") => Bodies::ok(200, "The share viewer page", Bytes("text/html")),
+        ("GET", "/api/shares") => Bodies::ok(200, "Shares", s.json::<SharesAnswer>()),
+        ("POST", "/api/shares") => Bodies::ok(201, "Created", s.json::<CreatedShare>())
+            .request(s.request::<CreateShareBody>())
+            .errors(&[400, 404, 413, 415, 502, 503]),
+        ("DELETE", "/api/shares/{id}") => Bodies::ok(204, "Revoked", Empty).errors(&[404]),
+        ("POST", "/api/share/open") => Bodies::ok(200, "Opened; the media session cookie is set", s.json::<ShareView>())
+            .also(401, "Password required or wrong", s.json::<ShareRefusal>())
+            .also(404, "No such link", s.json::<ShareRefusal>())
+            .also(410, "The share ended (expired, revoked, used up, footage deleted)", s.json::<ShareRefusal>())
+            .request(s.request::<OpenBody>())
+            .errors(&[400, 413, 415, 429]),
+        ("GET", "/api/share/{id}/info") => Bodies::ok(200, "The share", s.json::<ShareView>())
+            .also(410, "The share ended", s.json::<ShareRefusal>()),
+        ("GET", "/api/share/{id}/clip.mp4") => {
+            Bodies::ok(200, "The whole clip", Bytes("video/mp4"))
+                .also(206, "The asked byte range", Bytes("video/mp4"))
+                .also(410, "The share ended", s.json::<ShareRefusal>())
+                .query(s.query::<ClipQuery>())
+                .errors(&[400, 403, 416])
+        }
+        ("GET", "/api/share/{id}/live") => Bodies::ok(
+            101,
+            "WebSocket: the live protocol of /api/cameras/{name}/live; close 4410 when the share ends",
+            Empty,
+        )
+        .also(410, "The share ended", s.json::<ShareRefusal>())
+        .errors(&[403, 426]),
         ("GET", "/api/events/{id}/thumbnail.jpg") => {
             Bodies::ok(200, "The thumbnail", Bytes("image/jpeg")).errors(&[400, 403, 404])
         }
@@ -320,6 +351,10 @@ fn operation(d: &RouteDoc, s: &mut Schemas, error: &Value) -> Value {
     );
     if d.access == Access::Public {
         op.insert("security".into(), json!([]));
+    }
+    if d.access == Access::Share {
+        op.insert("security".into(), json!([{"shareSession": []}]));
+        op.insert("x-vigil-role".into(), "share".into());
     }
     let b = bodies(d, s);
     let mut parameters: Vec<Value> = params(d.path)
@@ -420,7 +455,8 @@ pub fn document(routes: &[RouteDoc]) -> Value {
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE},
-                "token": {"type": "http", "scheme": "bearer"}
+                "token": {"type": "http", "scheme": "bearer"},
+                "shareSession": {"type": "apiKey", "in": "cookie", "name": "vigil_share_{id}", "description": "A share link's media session, set by POST /api/share/open"}
             },
             "schemas": schemas,
         }
@@ -452,7 +488,7 @@ mod tests {
             assert!(op.is_object(), "{} {} missing", d.method, d.path);
             assert_eq!(
                 op["security"].is_array(),
-                d.access == Access::Public,
+                matches!(d.access, Access::Public | Access::Share),
                 "{d:?}"
             );
             for p in op["parameters"].as_array().into_iter().flatten() {

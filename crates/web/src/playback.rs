@@ -213,6 +213,61 @@ async fn export(
     let q = query(q)?;
     let span = validate(&q)?;
     let download = q.download.as_deref() == Some("1");
+    serve_export(
+        &state,
+        &method,
+        &headers,
+        ExportAsk {
+            camera: name,
+            stream: span.stream,
+            start_us: span.start_us,
+            end_us: span.end_us,
+            download,
+        },
+        None,
+    )
+    .await
+}
+
+/// What an export answers: one camera's stream over a range.
+pub(crate) struct ExportAsk {
+    /// Camera name (checked by the caller).
+    pub camera: String,
+    /// `main` or `sub`.
+    pub stream: String,
+    /// Start, µs since the epoch.
+    pub start_us: i64,
+    /// End (exclusive).
+    pub end_us: i64,
+    /// Answer as an attachment.
+    pub download: bool,
+}
+
+/// Whether a streaming answer may go on (a share link not revoked since); asked between
+/// chunks, at most once a second.
+pub(crate) type StillAllowed = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The export answer for `ask` (the app's `export.mp4` and a share's `clip.mp4`): HTTP Range,
+/// disk first then cloud. With `allowed`, the body ends early once it says no.
+pub(crate) async fn serve_export(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    ask: ExportAsk,
+    allowed: Option<StillAllowed>,
+) -> Result<Response, ApiError> {
+    let ExportAsk {
+        camera: name,
+        stream,
+        start_us,
+        end_us,
+        download,
+    } = ask;
+    let span = Span {
+        start_us,
+        end_us,
+        stream,
+    };
     let recorder = state.nvr.recorder().clone();
     let camera = name.clone();
     let cloud = state.cloud.clone();
@@ -261,10 +316,10 @@ async fn export(
             return Ok(resp);
         }
     };
-    let body = if method == Method::HEAD {
+    let body = if *method == Method::HEAD {
         Body::empty()
     } else {
-        stream_body(plan, reader, start, end)
+        stream_body(plan, reader, start, end, allowed)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -291,7 +346,7 @@ async fn export(
         }
     }
     if download {
-        let file = download_name(&name, q.start_us.unwrap_or(0));
+        let file = download_name(&name, start_us);
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -305,11 +360,27 @@ fn stream_body(
     cloud: Option<vigil_cloud::playback::CloudReader>,
     start: u64,
     end: u64,
+    allowed: Option<StillAllowed>,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let mut pos = start;
+        let mut checked = std::time::Instant::now();
         while pos < end {
+            if let Some(ok) = &allowed {
+                if checked.elapsed() >= std::time::Duration::from_secs(1) {
+                    checked = std::time::Instant::now();
+                    if !ok() {
+                        // Revoked mid-download: the connection is cut, the client keeps a
+                        // truncated file it can tell from its Content-Length.
+                        let _ = tx.blocking_send(Err(std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            "share ended",
+                        )));
+                        return;
+                    }
+                }
+            }
             let next = end.min(pos.saturating_add(CHUNK));
             let mut buf = Vec::with_capacity((next - pos) as usize);
             let r = match &cloud {
@@ -346,7 +417,7 @@ fn stream_body(
 
 /// `CAMERA-YYYYMMDD-HHMMSS.mp4` (UTC) with only `[A-Za-z0-9_-]` from the camera name, so the
 /// header needs no quoting rules and no path can be smuggled into a browser's download.
-fn download_name(camera: &str, start_us: i64) -> String {
+pub(crate) fn download_name(camera: &str, start_us: i64) -> String {
     let safe: String = camera
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')

@@ -201,6 +201,7 @@ const MEDIA_TABLES: &[&[RouteDoc]] = &[
     crate::live::ROUTES,
     crate::playback::ROUTES,
     crate::events_api::ROUTES,
+    crate::share_routes::ROUTES,
 ];
 
 /// The media modules' routers.
@@ -209,6 +210,7 @@ fn media_routes() -> Router<AppState> {
         .merge(crate::live::routes())
         .merge(crate::playback::routes())
         .merge(crate::events_api::routes())
+        .merge(crate::share_routes::routes())
 }
 
 const PARTS: &[&[RouteDoc]] = &[CORE_ROUTES];
@@ -325,10 +327,11 @@ mod tests {
     }
 
     #[test]
-    fn only_login_setup_and_static_are_public() {
+    fn only_login_setup_share_open_and_static_are_public() {
         for d in ROUTES.iter().filter(|d| d.access == Access::Public) {
             assert!(
-                ["/api/login", "/api/setup"].contains(&d.path) || !d.path.starts_with("/api/"),
+                ["/api/login", "/api/setup", "/api/share/open"].contains(&d.path)
+                    || !d.path.starts_with("/api/"),
                 "{} {} is public",
                 d.method,
                 d.path

@@ -46,6 +46,8 @@ pub struct WebConfig {
     pub limits: Limits,
     /// Cloud-only footage to show and play (None: the timeline shows the disk's).
     pub cloud: Option<Arc<vigil_cloud::playback::CloudPlayback>>,
+    /// Where offsite share links go (the cloud tier's bucket); None: no offsite shares.
+    pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
 }
 
 /// A running web app.
@@ -160,6 +162,10 @@ pub async fn start(
     let mut state = AppState::new(nvr, status_extra, &cfg.data_dir)
         .context("opening the web app's account database")?;
     state.cloud = cfg.cloud.clone();
+    state.offsite = cfg.offsite.clone();
+    if state.offsite.is_some() {
+        spawn_offsite_sweep(state.clone());
+    }
     let setup_token = if state.accounts.users.is_empty()? {
         Some(state.accounts.new_setup_token())
     } else {
@@ -185,6 +191,21 @@ pub async fn start(
     }
     handle.setup_task = Some(spawn_setup_renewal(accounts, addr.port()));
     Ok(handle)
+}
+
+/// Deletes expired offsite shares' objects every 10 minutes until the server closes.
+fn spawn_offsite_sweep(state: AppState) {
+    tokio::spawn(async move {
+        let mut closing = state.closing.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => return,
+                _ = tick.tick() => crate::share_routes::sweep_offsite(&state).await,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ pub struct AppState {
     /// Cloud-only footage for the timeline and `export.mp4` (only when the owner keeps an
     /// identity on the recorder, docs/cloud.md).
     pub cloud: Option<Arc<vigil_cloud::playback::CloudPlayback>>,
+    /// Share links (in `web.sqlite3`, beside the accounts).
+    pub shares: Arc<crate::shares::Shares>,
+    /// Where offsite shares go (the cloud tier's bucket), when configured.
+    pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
 }
 
 impl AppState {
@@ -41,10 +45,13 @@ impl AppState {
         status_extra: StatusProvider,
         data_dir: &Path,
     ) -> Result<Self, crate::accounts::AccountsError> {
+        let accounts = Arc::new(Accounts::open(data_dir)?);
         Ok(Self {
             nvr,
             status_extra,
-            accounts: Arc::new(Accounts::open(data_dir)?),
+            shares: Arc::new(crate::shares::Shares::new(accounts.clone())),
+            offsite: None,
+            accounts,
             data_dir: data_dir.to_owned(),
             started: Instant::now(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -99,6 +106,9 @@ pub enum Access {
     User,
     /// Admins only.
     Admin,
+    /// The holder of a share link's media session (cookie from `POST /api/share/open`), for
+    /// that share's own routes only.
+    Share,
 }
 
 /// One route, as listed in the route table that the router, the OpenAPI document and the

@@ -170,6 +170,7 @@ async fn start_serves_https_and_keeps_its_certificate() {
     .await
     .unwrap();
     let cfg = vigil_web::WebConfig {
+        offsite: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         cert: None,
         key: None,
