@@ -20,6 +20,7 @@ pub mod keys;
 pub mod layout;
 pub mod playback;
 pub mod restore;
+pub mod share;
 pub mod store;
 pub mod uploader;
 
