@@ -36,20 +36,20 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::Method;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::AmazonS3;
 use object_store::signer::Signer as _;
 use object_store::{
-    Attribute, Attributes, Certificate, ClientOptions, MultipartUpload, ObjectStore as _,
-    PutMultipartOptions, PutOptions, PutPayload, PutPayloadMut, RetryConfig,
+    Attribute, Attributes, MultipartUpload, ObjectStore as _, PutMultipartOptions, PutOptions,
+    PutPayload, PutPayloadMut,
 };
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::RngCore as _;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -461,7 +461,7 @@ impl OffsitePublisher {
     /// A publisher for the configured bucket and prefix.
     pub fn new(cfg: &CloudConfig) -> Result<Self, Error> {
         Ok(Self {
-            s3: open_s3(cfg)?,
+            s3: crate::store::open_s3(cfg)?,
             layout: Layout::new(&cfg.prefix),
         })
     }
@@ -617,47 +617,6 @@ fn check_expiry(expires_in: Duration) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-/// The bucket's client as the concrete `AmazonS3`, which presigns (`Signer`); the same
-/// settings as [`crate::store::open`], which returns it type-erased. Keep the two in step.
-fn open_s3(cfg: &CloudConfig) -> Result<AmazonS3, Error> {
-    let https = cfg
-        .endpoint
-        .as_deref()
-        .is_none_or(|e| e.starts_with("https://"));
-    let mut client = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(10))
-        .with_timeout(Duration::from_secs(120))
-        .with_allow_http(!https);
-    if let Some(f) = &cfg.ca_file {
-        let pem = std::fs::read(f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
-        let certs = Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::Config(format!("{}: {e}", f.display())))?;
-        for c in certs {
-            client = client.with_root_certificate(c);
-        }
-    }
-    let mut b = AmazonS3Builder::new()
-        .with_bucket_name(&cfg.bucket)
-        .with_region(&cfg.region)
-        .with_access_key_id(&cfg.access_key_id)
-        .with_secret_access_key(cfg.secret_access_key.expose())
-        .with_virtual_hosted_style_request(!cfg.path_style)
-        .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_client_options(client)
-        // As store::open: over TLS the body is not hashed into the signature (GCM
-        // authenticates every chunk); over plain HTTP it is.
-        .with_unsigned_payload(https)
-        .with_retry(RetryConfig {
-            backoff: Default::default(),
-            max_retries: 2,
-            retry_timeout: Duration::from_secs(30),
-        });
-    if let Some(e) = &cfg.endpoint {
-        b = b.with_endpoint(e);
-    }
-    Ok(b.build()?)
 }
 
 #[cfg(test)]

@@ -8,13 +8,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::{Certificate, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::{CloudConfig, Error};
 
 /// The client of the configured bucket.
 pub fn open(cfg: &CloudConfig) -> Result<Arc<dyn ObjectStore>, Error> {
+    Ok(Arc::new(open_s3(cfg)?))
+}
+
+/// The client of the configured bucket as the concrete S3 store (it also presigns URLs,
+/// for offsite shares).
+pub fn open_s3(cfg: &CloudConfig) -> Result<AmazonS3, Error> {
     let https = cfg
         .endpoint
         .as_deref()
@@ -54,5 +60,5 @@ pub fn open(cfg: &CloudConfig) -> Result<Arc<dyn ObjectStore>, Error> {
     if let Some(e) = &cfg.endpoint {
         b = b.with_endpoint(e);
     }
-    Ok(Arc::new(b.build()?))
+    Ok(b.build()?)
 }

@@ -128,12 +128,10 @@ async fn offsite_share_end_to_end() {
         .unwrap();
     assert_eq!(shared.clip_bytes, mp4.len() as u64);
     assert_eq!(shared.id.len(), 32);
-    assert!(
-        shared
-            .id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    );
+    assert!(shared
+        .id
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     let exp = before + DAY.as_micros() as i64;
     assert!((exp..exp + 60_000_000).contains(&shared.expires_us));
 
@@ -180,11 +178,9 @@ async fn offsite_share_end_to_end() {
     let sealed = r.bytes().await.unwrap();
     assert_eq!(sealed.len() as u64, share::sealed_len(mp4.len() as u64));
     assert_eq!(&sealed[..4], b"VGS1");
-    assert!(
-        !sealed
-            .windows(4)
-            .any(|w| w == b"ftyp" || w == b"moov" || w == b"avc1")
-    );
+    assert!(!sealed
+        .windows(4)
+        .any(|w| w == b"ftyp" || w == b"moov" || w == b"avc1"));
     let sealed_path = dir.path().join("sealed.bin");
     std::fs::write(&sealed_path, &sealed).unwrap();
     assert!(!ffprobe_ok(&sealed_path), "ffprobe reads the stored clip");
@@ -235,12 +231,10 @@ async fn offsite_share_end_to_end() {
             .unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{e}");
     }
-    assert!(
-        publisher
-            .publish(stream(&mp4, 65_536), &meta(), 7 * DAY)
-            .await
-            .is_ok()
-    );
+    assert!(publisher
+        .publish(stream(&mp4, 65_536), &meta(), 7 * DAY)
+        .await
+        .is_ok());
 
     // A read error mid-clip fails the publish and leaves no object.
     let before = names(&store).await;
