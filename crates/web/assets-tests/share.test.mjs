@@ -159,3 +159,14 @@ test('share.html: only /assets/ module and stylesheet, noindex, no referrer, no 
   assert.doesNotMatch(html, /<nav\b|<a\b/i);
   for (const id of ['share-title', 'share-message', 'share-valid', 'share-content']) assert.match(html, new RegExp(`id="${id}"`));
 });
+
+test('a reload finds the share id under a hash of the token, never the token itself', async () => {
+  const { sessionKey } = await import('../assets/share.js');
+  const tok = 'Qx7_-abcDEF0123456789abcdefghijk';
+  const k = await sessionKey(tok);
+  assert.match(k, /^vigil\.share\.[0-9a-f]{32}$/);
+  assert.equal(k, await sessionKey(tok));
+  assert.notEqual(k, await sessionKey(`${tok}x`));
+  assert.ok(!k.includes(tok));
+  assert.equal(await sessionKey(tok, null), null);
+});

@@ -2,7 +2,9 @@
 // only what it shares: one recorded clip (<video src=/api/share/ID/clip.mp4>) or a camera's
 // live view (the app's live protocol on /api/share/ID/live). The token stays in the URL's
 // fragment, which browsers never send; POST /api/share/open exchanges it (and the password,
-// when the share has one) for a cookie scoped to /api/share/ID/. Reloading opens it again.
+// when the share has one) for a cookie scoped to /api/share/ID/. That cookie never reaches
+// /api/share/open, so a reload first asks /api/share/ID/info (the id is remembered for this
+// tab, keyed by a hash of the token): no second view counted, no password typed again.
 // The pure helpers are exported for assets-tests/share.test.mjs; the page starts itself only
 // in a browser (the live player is imported when a live share opens: it needs the DOM).
 
@@ -80,6 +82,33 @@ export function shareUrls(id) {
   const base = `/api/share/${encodeURIComponent(id)}`;
   return { clip: `${base}/clip.mp4`, download: `${base}/clip.mp4?download=1`, live: `${base}/live`, info: `${base}/info` };
 }
+
+/** The sessionStorage key remembering which share id a token opened (a hash, not the token). */
+export async function sessionKey(token, subtle = globalThis.crypto && globalThis.crypto.subtle) {
+  if (!subtle) return null;
+  const d = new Uint8Array(await subtle.digest('SHA-256', new TextEncoder().encode(token)));
+  return `vigil.share.${[...d.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+const store = {
+  get(k) {
+    try {
+      return k ? sessionStorage.getItem(k) : null;
+    } catch {
+      return null;
+    }
+  },
+  set(k, v) {
+    try {
+      if (k) {
+        if (v === null) sessionStorage.removeItem(k);
+        else sessionStorage.setItem(k, v);
+      }
+    } catch {
+      // private mode without storage: reloads open the link again
+    }
+  },
+};
 
 // ---------------------------------------------------------------------------- the page
 
@@ -176,8 +205,25 @@ function start() {
       showError('invalid', 'The link is incomplete: copy the whole link, including the part after “#”.');
       return;
     }
+    const key = await sessionKey(token).catch(() => null);
+    const known = password === undefined ? store.get(key) : null;
+    if (known) {
+      // A reload: the media session cookie (path /api/share/ID/) may still be valid.
+      const r = await call('GET', shareUrls(known).info);
+      if (r.ok && r.data.id === known) {
+        clearError();
+        await show(r.data);
+        return;
+      }
+      if (!r.ok && isFinalReason(r.reason) && r.reason !== 'invalid') {
+        fail(r);
+        return;
+      }
+      store.set(key, null);
+    }
     const r = await call('POST', '/api/share/open', { token, password: password ?? null });
     if (r.ok) {
+      store.set(key, r.data.id);
       clearError();
       await show(r.data);
       return;
