@@ -18,6 +18,7 @@ use common::browser::{
     artifacts_dir, click_timeline_at, decode_chunked, fill, login, new_latencies, percentile,
     recorded_ranges, stats, submit, wait_grid_playing, wait_playback, Api, Browser, Demo,
 };
+use common::recorder::now_us;
 use common::{ffprobe_streams, run_peer};
 use fantoccini::Locator;
 use serde_json::{json, Value};
@@ -653,4 +654,293 @@ async fn recovery(demo: &mut Demo, signal: &str) {
          {recovered:?}; latency from the pixels {lat:.0?} ms"
     );
     b.close().await;
+}
+
+/// Share links (issue 13) as their recipient meets them in Chromium, never logged in: a clip
+/// link plays and downloads (ffprobe reads the download) and its page reaches nothing else;
+/// a password link asks first; a view limit of 1 holds; an expired, a revoked and a
+/// retention-ended link each say why; a shared live view stops within 5 s of its revocation;
+/// 100 wrong tokens hit the rate limit; and no token appears in the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_play_for_their_recipient_only_as_long_as_allowed() {
+    let _serial = serial().await;
+    bounded("share links", share_flow()).await;
+}
+
+/// `POST /api/shares` as the logged-in owner: the link and the share's id.
+async fn share(api: &Api, body: Value) -> (String, String) {
+    let r = api.request("POST", "/api/shares", Some(&body)).await;
+    assert_eq!(r.status, 201, "{body}: {}", r.text());
+    let v = r.json();
+    (
+        v["url"].as_str().unwrap().to_owned(),
+        v["share"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Waits until the share page's `<video id=ID>` shows pictures; returns the time it took
+/// from `since`.
+async fn wait_share_video(b: &Browser, id: &str, since: Instant) -> Duration {
+    b.wait_js(
+        &format!("#{id} showing pictures"),
+        &format!(
+            "const v = document.getElementById('{id}'); \
+             if (!v) return false; if (v.paused) v.play().catch(() => {{}}); \
+             return v.readyState >= 2 && v.videoWidth > 0;"
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
+    since.elapsed()
+}
+
+async fn wait_reason(b: &Browser, reason: &str) -> String {
+    b.wait_js(
+        &format!("the page to say {reason}"),
+        &format!(
+            "const m = document.getElementById('share-message'); \
+             return m && m.dataset.reason === '{reason}' ? m.textContent : false;"
+        ),
+        Duration::from_secs(15),
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+async fn share_flow() {
+    let demo = Demo::start();
+    let mut api = demo.api();
+    api.setup(&demo.setup_token(), ADMIN, ADMIN_PASSWORD).await;
+    let base = demo.base_url();
+    let mut tokens = Vec::new();
+    let token_of = |url: &str| url.split_once("/s/#").unwrap().1.to_owned();
+
+    // Some footage of `front` to share.
+    let t0 = now_us();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (start_us, end_us) = loop {
+        let r = api
+            .request(
+                "GET",
+                &format!(
+                    "/api/cameras/front/recordings?start_us={}&end_us={}",
+                    t0 - 60_000_000,
+                    now_us()
+                ),
+                None,
+            )
+            .await;
+        let v = r.json();
+        let first = &v["ranges"][0];
+        if let (Some(s), Some(e)) = (first["start_us"].as_i64(), first["end_us"].as_i64()) {
+            if e - s >= 6_000_000 {
+                break (s, e);
+            }
+        }
+        assert!(Instant::now() < deadline, "no 6 s recorded: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let clip = json!({"kind": "clip", "camera": "front", "start_us": start_us, "end_us": end_us, "label": "<b>Parcel</b> thief"});
+
+    // 1. A clip link: the page plays it, offers the download, and its session opens nothing
+    //    else.
+    let asked = Instant::now();
+    let (url, id) = share(&api, clip.clone()).await;
+    let create_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    assert!(url.starts_with(&base), "{url}");
+    tokens.push(token_of(&url));
+    let b = Browser::start().await;
+    let opened = Instant::now();
+    b.goto(&url).await;
+    let ttff = wait_share_video(&b, "share-video", opened).await;
+    let title = b
+        .js(
+            "return document.getElementById('share-title').textContent",
+            vec![],
+        )
+        .await;
+    assert!(title.as_str().unwrap().contains("front"), "{title}");
+    let label = b
+        .js(
+            "return document.getElementById('share-label').textContent",
+            vec![],
+        )
+        .await;
+    assert_eq!(label, "<b>Parcel</b> thief", "the label is text");
+    let got = b
+        .js(
+            "const a = document.getElementById('share-download'); if (!a) return null; \
+             return fetch(a.href).then(async r => { const b = new Uint8Array(await r.arrayBuffer()); \
+             let s = ''; for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192)); \
+             return [r.status, r.headers.get('content-disposition'), btoa(s)]; });",
+            vec![],
+        )
+        .await;
+    assert_eq!(got[0], 200, "download: {got}");
+    assert!(got[1].as_str().unwrap().starts_with("attachment"));
+    let mp4 = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        got[2].as_str().unwrap(),
+    )
+    .unwrap();
+    let file = artifacts_dir().join("share-download.mp4");
+    std::fs::write(&file, &mp4).unwrap();
+    let probe = run_peer(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_streams", "-of", "json"])
+            .arg(&file),
+        Duration::from_secs(20),
+    );
+    assert!(probe.success(), "ffprobe: {}", probe.stderr);
+    let streams = ffprobe_streams(&probe.stdout);
+    assert_eq!(streams[0]["codec_name"], "h264", "{streams:?}");
+    let scope = b
+        .js(
+            "const id = arguments[0], s = arguments[1]; \
+             const st = u => fetch(u).then(r => r.status); \
+             return Promise.all([ \
+               st(`/api/share/${id}/clip.mp4?camera=yard`), \
+               st(`/api/share/${id}/clip.mp4?start_us=${s - 3600000000}`), \
+               st(`/api/cameras/yard/export.mp4?start_us=${s}&end_us=${s + 1000000}`), \
+               st('/api/cameras'), st('/api/shares'), st(`/api/share/${id}/live`)]);",
+            vec![json!(id), json!(start_us)],
+        )
+        .await;
+    assert_eq!(scope, json!([403, 403, 401, 401, 401, 403]), "{scope}");
+
+    // 2. Revoked while open: a reload says so.
+    let r = api
+        .request("DELETE", &format!("/api/shares/{id}"), None)
+        .await;
+    assert_eq!(r.status, 204);
+    b.client.refresh().await.unwrap();
+    wait_reason(&b, "revoked").await;
+
+    // 3. A password link asks for it first.
+    let mut body = clip.clone();
+    body["password"] = json!("hunter2 but longer");
+    let (url, _) = share(&api, body).await;
+    tokens.push(token_of(&url));
+    b.goto(&url).await;
+    b.wait_css("#share-password", Duration::from_secs(15)).await;
+    b.js(
+        "document.getElementById('share-password').value = 'hunter2 but longer'; \
+         document.getElementById('share-password-submit').click();",
+        vec![],
+    )
+    .await;
+    wait_share_video(&b, "share-video", Instant::now()).await;
+
+    // 4. A view limit of 1: the same browser may reload, another one (no cookie) may not.
+    let mut body = clip.clone();
+    body["max_views"] = json!(1);
+    let (url, id) = share(&api, body).await;
+    tokens.push(token_of(&url));
+    b.goto(&url).await;
+    wait_share_video(&b, "share-video", Instant::now()).await;
+    b.client.refresh().await.unwrap();
+    wait_share_video(&b, "share-video", Instant::now()).await;
+    // Another browser, as far as the server can tell: WebDriver deletes the cookies the
+    // current URL sees, and the media session's path is the share's API.
+    b.goto(&format!("{base}/api/share/{id}/info")).await;
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&url).await;
+    wait_reason(&b, "used_up").await;
+
+    // 5. Expired: the share's expiry moved into the past in its database.
+    let (url, id) = share(&api, clip.clone()).await;
+    tokens.push(token_of(&url));
+    {
+        let db = rusqlite::Connection::open(demo.data.path().join("web.sqlite3")).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        let n = db
+            .execute(
+                "UPDATE share SET expires_us = ?1 WHERE id = ?2",
+                rusqlite::params![now_us() - 1, id],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    b.goto(&url).await;
+    let text = wait_reason(&b, "expired").await;
+    assert!(text.contains("expired"), "{text}");
+
+    // 6. A live view, revoked while it plays: it stops within 5 s.
+    let (url, id) = share(
+        &api,
+        json!({"kind": "live", "camera": "yard", "expires_s": 3600}),
+    )
+    .await;
+    tokens.push(token_of(&url));
+    b.goto(&url).await;
+    let live_ttff = wait_share_video(&b, "share-live", Instant::now()).await;
+    let r = api
+        .request("DELETE", &format!("/api/shares/{id}"), None)
+        .await;
+    assert_eq!(r.status, 204);
+    let revoked = Instant::now();
+    b.wait_js(
+        "the live view to end",
+        "const m = document.getElementById('share-message'); \
+         return m && m.dataset.reason ? m.dataset.reason : false;",
+        Duration::from_secs(5),
+    )
+    .await;
+    let stop_ms = revoked.elapsed().as_millis();
+    let after = b
+        .js(
+            "const v = document.getElementById('share-live'); return v ? v.currentTime : -1;",
+            vec![],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = b
+        .js(
+            "const v = document.getElementById('share-live'); return v ? v.currentTime : -1;",
+            vec![],
+        )
+        .await;
+    assert!(
+        later.as_f64() <= after.as_f64().map(|a| a + 0.2),
+        "still playing after revocation: {after} -> {later}"
+    );
+
+    // 7. Guessing: 100 wrong tokens from the page hit the rate limit.
+    let codes = b
+        .js(
+            "const out = []; \
+             const go = async () => { for (let i = 0; i < 100; i++) { \
+               const r = await fetch('/api/share/open', {method: 'POST', \
+                 headers: {'content-type': 'application/json'}, \
+                 body: JSON.stringify({token: 'guess-' + i})}); out.push(r.status); } \
+               return out; }; return go();",
+            vec![],
+        )
+        .await;
+    let codes: Vec<u64> = codes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    let limited = codes.iter().filter(|&&c| c == 429).count();
+    assert!(
+        limited > 50 && codes.iter().all(|&c| c == 404 || c == 429),
+        "{codes:?}"
+    );
+    b.close().await;
+
+    // 8. No token in any line the server wrote.
+    let log = demo.stderr_text();
+    for t in &tokens {
+        assert!(!log.contains(t.as_str()), "a share token is in the log");
+    }
+    eprintln!(
+        "share links: create {create_ms:.1} ms, clip first frame {} ms, live first frame {} ms, \
+         live stopped {stop_ms} ms after revocation, {limited} of 100 guesses refused unchecked",
+        ttff.as_millis(),
+        live_ttff.as_millis()
+    );
 }
