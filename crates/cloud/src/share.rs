@@ -525,9 +525,12 @@ impl OffsitePublisher {
     async fn upload_clip(
         &self,
         path: &object_store::path::Path,
-        mut clip: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+        clip: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
         key: &ShareKey,
     ) -> Result<u64, Error> {
+        // The loop below asks once more after the end (to finish the sealer); many streams
+        // (`unfold`, an HTTP body) panic when polled past their end, so fuse it.
+        let mut clip = clip.fuse();
         let opts = PutMultipartOptions {
             attributes: Attributes::from_iter([(
                 Attribute::ContentType,

@@ -5,7 +5,7 @@
 //!   only cameras they may view; viewers see and revoke their own shares, admins all.
 //! - Recipients (no account): the page `/s/` reads the token from its URL fragment and posts it
 //!   to `POST /api/share/open` (public, same-origin, throttled per address like logins), which
-//!   sets the media session cookie `vigil_share_<id>` scoped to `/api/share/<id>/`. With it,
+//!   sets the media session cookie `vigil_share_<id>` scoped to `/api/share/`. With it,
 //!   `GET /api/share/<id>/info`, `/clip.mp4` and `/live` serve that share's scope and nothing
 //!   else; every other route of the API answers them 401.
 
@@ -656,7 +656,8 @@ async fn open(
         return Ok(ended(share.info.state));
     }
     // A browser that holds a live media session of this share (a reload) is no new view and
-    // needs no password again.
+    // needs no password again. (The cookie's path is `/api/share/` so that it reaches this
+    // route; its name carries the share id, and each route reads only its own share's.)
     let returning = match media_cookie(&headers, &id) {
         Some(secret) => {
             let (s2, id2, secret) = (shares.clone(), id.clone(), secret.to_owned());
@@ -722,7 +723,7 @@ async fn open(
     }
     let max_age = (session_expires_us - shares.now_us()).max(0) / 1_000_000;
     let cookie = format!(
-        "{COOKIE_PREFIX}{id}={secret}; HttpOnly; Secure; SameSite=Strict; Path=/api/share/{id}/; Max-Age={max_age}"
+        "{COOKIE_PREFIX}{id}={secret}; HttpOnly; Secure; SameSite=Strict; Path=/api/share/; Max-Age={max_age}"
     );
     let mut resp = Json(ShareView::from(&share.info)).into_response();
     resp.headers_mut().insert(

@@ -6,7 +6,7 @@
 //! SHA-256 (a stolen `web.sqlite3` opens nothing). The link carries the token in its fragment
 //! (`/s/#<token>`), which browsers never send: the viewer page posts it once to
 //! `/api/share/open`, which answers with a **media session**: another 256-bit secret in a
-//! cookie scoped to `/api/share/<id>/`, valid [`MEDIA_SESSION_TTL`] at most and re-checked
+//! cookie (named for the share, path `/api/share/`), valid [`MEDIA_SESSION_TTL`] at most and re-checked
 //! against the share on every request. So the token appears in no URL, no access log, no
 //! `Referer`; and the media session reaches nothing but its share's own routes, which take
 //! their camera, stream and range from the share, never from the request.

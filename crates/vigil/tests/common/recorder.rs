@@ -132,7 +132,19 @@ impl Proc {
     pub fn stderr_tail(&self, n: usize) -> String {
         let text = self.stderr_text();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        // A panic's message would scroll away under its backtrace: keep it in view.
+        let panics: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("panicked at"))
+            .map(|(i, _)| lines[i..lines.len().min(i + 2)].join("\n"))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        if panics.is_empty() {
+            tail
+        } else {
+            format!("{}\n...\n{tail}", panics.join("\n"))
+        }
     }
 
     /// Sends SIGTERM (graceful shutdown).
