@@ -744,6 +744,54 @@ async fn share_flow() {
     };
     let clip = json!({"kind": "clip", "camera": "front", "start_us": start_us, "end_us": end_us, "label": "<b>Parcel</b> thief"});
 
+    // 0. The owner shares the timeline's range from the web app: Share…, Create link, and the
+    //    link plays for the recipient (a browser that never logged in).
+    let owner = Browser::start().await;
+    login(&owner, &base, ADMIN, ADMIN_PASSWORD).await;
+    owner.goto(&format!("{base}/#/timeline/front")).await;
+    owner
+        .wait_js(
+            "#share-open enabled",
+            "const b = document.getElementById('share-open'); return b && !b.disabled;",
+            Duration::from_secs(20),
+        )
+        .await;
+    let clicked = Instant::now();
+    owner
+        .js(
+            "document.getElementById('share-open').click(); return 1;",
+            vec![],
+        )
+        .await;
+    owner
+        .wait_css(
+            "dialog#share-dialog[open] #share-create",
+            Duration::from_secs(10),
+        )
+        .await;
+    owner
+        .js(
+            "document.getElementById('share-label').value = 'from the timeline'; \
+             document.getElementById('share-create').click(); return 1;",
+            vec![],
+        )
+        .await;
+    let ui_url = owner
+        .wait_js(
+            "#share-url",
+            "const u = document.getElementById('share-url'); return u && u.value ? u.value : false;",
+            Duration::from_secs(20),
+        )
+        .await;
+    let ui_link_ms = clicked.elapsed().as_secs_f64() * 1000.0;
+    let ui_url = ui_url.as_str().unwrap().to_owned();
+    owner.close().await;
+    tokens.push(token_of(&ui_url));
+    let b = Browser::start().await;
+    let opened = Instant::now();
+    b.goto(&ui_url).await;
+    let ui_ttff = wait_share_video(&b, "share-video", opened).await;
+
     // 1. A clip link: the page plays it, offers the download, and its session opens nothing
     //    else.
     let asked = Instant::now();
@@ -751,7 +799,6 @@ async fn share_flow() {
     let create_ms = asked.elapsed().as_secs_f64() * 1000.0;
     assert!(url.starts_with(&base), "{url}");
     tokens.push(token_of(&url));
-    let b = Browser::start().await;
     let opened = Instant::now();
     b.goto(&url).await;
     let ttff = wait_share_video(&b, "share-video", opened).await;
@@ -937,6 +984,11 @@ async fn share_flow() {
     for t in &tokens {
         assert!(!log.contains(t.as_str()), "a share token is in the log");
     }
+    eprintln!(
+        "share links: from the timeline, click Share to link {ui_link_ms:.0} ms (dialog \
+         included), recipient's first frame {} ms",
+        ui_ttff.as_millis()
+    );
     eprintln!(
         "share links: create {create_ms:.1} ms, clip first frame {} ms, live first frame {} ms, \
          live stopped {stop_ms} ms after revocation, {limited} of 100 guesses refused unchecked",
