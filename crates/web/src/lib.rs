@@ -21,8 +21,9 @@
 //!   once. Logins are slowed per address and per user name (429 + Retry-After, never a
 //!   lock-out). An audit log keeps logins, failures, setup and every change.
 //! - **Requests** ([`auth`]): only the session cookie or a bearer API token identify a caller
-//!   (never addresses or forwarded headers); every route but login, setup and the static UI
-//!   answers 401 without one; state changes and WebSocket upgrades need our own `Origin`, and
+//!   (never addresses or forwarded headers); every route but login, setup, a share link's open
+//!   and the static UI answers 401 without one (a share's own routes take its media session,
+//!   [`shares`], and nothing else); state changes and WebSocket upgrades need our own `Origin`, and
 //!   with a session the `X-CSRF-Token`; every response carries a strict CSP, nosniff,
 //!   no-referrer, HSTS, and API answers `Cache-Control: no-store`.
 //! - **Files**: the UI is embedded at build time ([`assets`]) and looked up by exact path, so
