@@ -138,9 +138,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// The value of the `vigil_session` cookie, if any (RFC 6265 §5.4 `Cookie` syntax; the first
-/// one wins).
+/// The value of the `vigil_session` cookie, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `wanted`, if any (RFC 6265 §5.4 `Cookie` syntax; the first one
+/// wins).
+pub fn cookie<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -148,7 +153,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then_some(value)
+            (name == wanted).then_some(value)
         })
 }
 

@@ -137,8 +137,25 @@ async fn live(
 /// (logout, revoked session or token, removed user or camera access: 4401), re-checked
 /// every [`RECHECK_INTERVAL`].
 async fn session_end(state: AppState, identity: Identity, camera: String) -> CloseFrame {
+    let st = state.clone();
+    let still_ok = move || identity.still_valid(&st, Some(&camera));
+    let refused = CloseFrame {
+        code: 4401,
+        reason: "session ended".into(),
+    };
+    end_when_refused(&state, RECHECK_INTERVAL, still_ok, refused).await
+}
+
+/// Completes with `refused` once `still_ok` (asked every `every`, on the blocking pool: it
+/// reads a database) says no, or with "going away" (1001) when the server shuts down.
+pub(crate) async fn end_when_refused(
+    state: &AppState,
+    every: Duration,
+    still_ok: impl Fn() -> bool + Clone + Send + 'static,
+    refused: CloseFrame,
+) -> CloseFrame {
     let mut closing = state.closing.subscribe();
-    let mut recheck = tokio::time::interval(RECHECK_INTERVAL);
+    let mut recheck = tokio::time::interval(every);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -147,13 +164,9 @@ async fn session_end(state: AppState, identity: Identity, camera: String) -> Clo
                 return CloseFrame { code: 1001, reason: "server shutting down".into() };
             }
             _ = recheck.tick() => {
-                let (st, id, cam) = (state.clone(), identity.clone(), camera.clone());
-                // The check reads the accounts database: off the async workers.
-                let ok = tokio::task::spawn_blocking(move || id.still_valid(&st, Some(&cam)))
-                    .await
-                    .unwrap_or(false);
+                let ok = tokio::task::spawn_blocking(still_ok.clone()).await.unwrap_or(false);
                 if !ok {
-                    return CloseFrame { code: 4401, reason: "session ended".into() };
+                    return refused;
                 }
             }
         }

@@ -611,15 +611,7 @@ impl From<&ShareInfo> for ShareView {
 
 /// The media session cookie of share `id`, if the request has one.
 fn media_cookie<'a>(headers: &'a HeaderMap, id: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name.strip_prefix(COOKIE_PREFIX) == Some(id)).then_some(value)
-        })
+    crate::auth::cookie(headers, &format!("{COOKIE_PREFIX}{id}"))
 }
 
 async fn open(
@@ -872,25 +864,13 @@ async fn live(
 /// Ends a shared live view within [`RECHECK`] of its share ending (revoked, expired), or at
 /// server shutdown.
 async fn share_end(st: AppState, id: String, secret: String) -> CloseFrame {
-    let mut closing = st.closing.subscribe();
-    let mut recheck = tokio::time::interval(RECHECK);
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
-                return CloseFrame { code: 1001, reason: "server shutting down".into() };
-            }
-            _ = recheck.tick() => {
-                let (shares, id, secret) = (st.shares.clone(), id.clone(), secret.clone());
-                let ok = tokio::task::spawn_blocking(move || shares.playable(&id, &secret))
-                    .await
-                    .unwrap_or(false);
-                if !ok {
-                    return CloseFrame { code: CLOSE_SHARE_ENDED, reason: "share ended".into() };
-                }
-            }
-        }
-    }
+    let shares = st.shares.clone();
+    let still_ok = move || shares.playable(&id, &secret);
+    let refused = CloseFrame {
+        code: CLOSE_SHARE_ENDED,
+        reason: "share ended".into(),
+    };
+    crate::live::end_when_refused(&st, RECHECK, still_ok, refused).await
 }
 
 /// Deletes the bucket objects of offsite shares past their expiry (their presigned URLs

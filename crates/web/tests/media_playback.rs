@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod openapi_support;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -19,10 +20,8 @@ use axum::response::Response;
 use axum::Router;
 use tower::ServiceExt as _;
 use vigil_auth::Role;
-use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
-use vigil_hub::Hub;
 use vigil_nvr::{Nvr, NvrConfig};
-use vigil_recorder::{Recorder, RecorderConfig};
+use vigil_recorder::RecorderConfig;
 use vigil_web::AppState;
 
 const PASSWORD: &str = "a long enough test password 1";
@@ -50,28 +49,7 @@ struct Fixture {
 /// admin token and a token of a viewer limited to camera `yard`.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let start_us = now_us();
-    {
-        let recorder = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
-        let hub = Hub::new("front/main", 128);
-        let rec = recorder.record("front", "main", hub.clone()).unwrap();
-        let cfg = CameraConfig {
-            source: SourceSpec::TestPattern,
-            main: StreamConfig {
-                width: 320,
-                height: 180,
-                fps: 15.0,
-                bitrate_bps: 300_000,
-                keyint: 30,
-            },
-            sub: None,
-        };
-        let mut cam = Camera::start(cfg, hub, None).unwrap();
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        cam.stop();
-        rec.stop().await;
-    }
-    let end_us = now_us();
+    let (start_us, end_us) = common::record_test_pattern(dir.path(), 4, 30).await;
     let nvr = Nvr::start(NvrConfig {
         data_dir: dir.path().to_owned(),
         recorder: RecorderConfig::default(),

@@ -11,7 +11,7 @@ mod openapi_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -21,21 +21,12 @@ use common::{HOST, ORIGIN};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 use vigil_auth::Role;
-use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
-use vigil_hub::Hub;
 use vigil_nvr::{CameraSpec, Nvr, NvrConfig};
 use vigil_recorder::retention::RetentionConfig;
-use vigil_recorder::{Recorder, RecorderConfig};
+use vigil_recorder::RecorderConfig;
 use vigil_web::AppState;
 
 const PASSWORD: &str = "a long enough test password 1";
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -69,28 +60,7 @@ impl Resp {
 /// offline) on that data directory; an admin token and a token of a viewer of `yard` only.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let start_us = now_us();
-    {
-        let recorder = Recorder::open(dir.path(), RecorderConfig::default()).unwrap();
-        let hub = Hub::new("front/main", 128);
-        let rec = recorder.record("front", "main", hub.clone()).unwrap();
-        let cfg = CameraConfig {
-            source: SourceSpec::TestPattern,
-            main: StreamConfig {
-                width: 320,
-                height: 180,
-                fps: 15.0,
-                bitrate_bps: 300_000,
-                keyint: 15,
-            },
-            sub: None,
-        };
-        let mut cam = Camera::start(cfg, hub, None).unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        cam.stop();
-        rec.stop().await;
-    }
-    let end_us = now_us();
+    let (start_us, end_us) = common::record_test_pattern(dir.path(), 3, 15).await;
     let nvr = Nvr::start(NvrConfig {
         data_dir: dir.path().to_owned(),
         recorder: RecorderConfig::default(),
@@ -145,26 +115,11 @@ impl Fixture {
             Auth::Token(t) => r = r.header(header::AUTHORIZATION, format!("Bearer {t}")),
             Auth::Cookie(c) => r = r.header(header::COOKIE, c),
         }
-        let mut r = match body {
-            Some(b) => r
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string()))
-                .unwrap(),
-            None => r.body(Body::empty()).unwrap(),
-        };
-        r.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from((from, 40000))));
-        let resp = self.app.clone().oneshot(r).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), 64 << 20)
-            .await
-            .unwrap()
-            .to_vec();
+        let c = common::send_from(&self.app, r, body, from).await;
         Resp {
-            status,
-            headers,
-            body,
+            status: c.status,
+            headers: c.headers,
+            body: c.body,
         }
     }
 

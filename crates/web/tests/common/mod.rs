@@ -105,6 +105,16 @@ pub fn req(method: &str, path: &str) -> axum::http::request::Builder {
 }
 
 pub async fn send(app: &Router, r: axum::http::request::Builder, body: Option<Value>) -> Resp {
+    send_from(app, r, body, [192, 0, 2, 10]).await
+}
+
+/// [`send`] from another source address.
+pub async fn send_from(
+    app: &Router,
+    r: axum::http::request::Builder,
+    body: Option<Value>,
+    from: [u8; 4],
+) -> Resp {
     let mut r = match body {
         Some(b) => r
             .header(header::CONTENT_TYPE, "application/json")
@@ -113,7 +123,7 @@ pub async fn send(app: &Router, r: axum::http::request::Builder, body: Option<Va
         None => r.body(Body::empty()).unwrap(),
     };
     r.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 10], 40000))));
+        .insert(ConnectInfo(SocketAddr::from((from, 40000))));
     let resp = app.clone().oneshot(r).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -168,6 +178,40 @@ pub async fn login(app: &Router, user: &str, pw: &str) -> Client {
         cookie,
         csrf: s.json()["csrf_token"].as_str().unwrap().to_owned(),
     }
+}
+
+/// Records camera `front`'s main stream (a 320x180 15 fps test pattern, a key frame every
+/// `keyint` frames) for `seconds` into `dir` with the real recorder; returns the wall-clock
+/// span it ran, µs.
+pub async fn record_test_pattern(dir: &std::path::Path, seconds: u64, keyint: u32) -> (i64, i64) {
+    use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+    };
+    let start_us = now();
+    let recorder =
+        vigil_recorder::Recorder::open(dir, vigil_recorder::RecorderConfig::default()).unwrap();
+    let hub = vigil_hub::Hub::new("front/main", 128);
+    let rec = recorder.record("front", "main", hub.clone()).unwrap();
+    let cfg = CameraConfig {
+        source: SourceSpec::TestPattern,
+        main: StreamConfig {
+            width: 320,
+            height: 180,
+            fps: 15.0,
+            bitrate_bps: 300_000,
+            keyint,
+        },
+        sub: None,
+    };
+    let mut cam = Camera::start(cfg, hub, None).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    cam.stop();
+    rec.stop().await;
+    (start_us, now())
 }
 
 /// A concrete path for a route pattern.
