@@ -59,8 +59,13 @@ impl Resp {
 /// Records camera `front` for about 3 s, then serves the NVR (with `front` configured but
 /// offline) on that data directory; an admin token and a token of a viewer of `yard` only.
 async fn fixture() -> Fixture {
+    fixture_from(vigil_camera::SourceSpec::TestPattern).await
+}
+
+/// [`fixture`] with 3 s of footage from `source`.
+async fn fixture_from(source: vigil_camera::SourceSpec) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (start_us, end_us) = common::record_test_pattern(dir.path(), 3, 15).await;
+    let (start_us, end_us) = common::record_source(dir.path(), source, 3, 15).await;
     let nvr = Nvr::start(NvrConfig {
         data_dir: dir.path().to_owned(),
         recorder: RecorderConfig::default(),
@@ -557,4 +562,75 @@ async fn viewer_page_is_served_unindexed() {
         .to_str()
         .unwrap()
         .contains("script-src 'self'"));
+}
+
+/// A download in progress when its share is revoked is cut: the body ends in an error well
+/// before its `Content-Length` (what is already buffered, at most about a megabyte, still
+/// arrives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_cuts_a_download_in_progress() {
+    use futures::StreamExt as _;
+    // Noise at 16 Mbit/s (the test pattern compresses too well): megabytes in 3 s.
+    let src = tempfile::tempdir().unwrap();
+    let noise = src.path().join("noise.mp4");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg("nullsrc=s=320x180:r=15,geq=random(1)*255:128:128")
+        .args([
+            "-t", "4", "-c:v", "libx264", "-g", "15", "-b:v", "16M", "-minrate", "16M",
+        ])
+        .args(["-maxrate", "16M", "-bufsize", "2M", "-pix_fmt", "yuv420p"])
+        .arg(&noise)
+        .output()
+        .expect("ffmpeg must be installed");
+    assert!(out.status.success(), "ffmpeg: {out:?}");
+    let f = fixture_from(vigil_camera::SourceSpec::File(noise)).await;
+    let r = f.create(&f.admin, f.clip()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let token = token_of(r.json()["url"].as_str().unwrap());
+    let id = r.json()["share"]["id"].as_str().unwrap().to_owned();
+    let r = f.open(&token, None, None).await;
+    let cookie = r.share_cookie();
+    let mut req = Request::builder()
+        .uri(format!("/api/share/{id}/clip.mp4"))
+        .header(header::HOST, HOST)
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((RECIPIENT, 1))));
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let total: usize = resp.headers()[header::CONTENT_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total > 2 << 20, "only {total} bytes: too short to cut");
+    let mut body = resp.into_body().into_data_stream();
+    let mut got = body.next().await.unwrap().unwrap().len();
+    let r = f
+        .send(
+            "DELETE",
+            &format!("/api/shares/{id}"),
+            Auth::Token(&f.admin),
+            None,
+            OWNER,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // The reader notices at its next check (once a second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => got += c.len(),
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(cut, "the download ran to its end ({got} of {total} bytes)");
+    assert!(got < total, "{got} of {total}");
 }

@@ -180,11 +180,21 @@ pub async fn login(app: &Router, user: &str, pw: &str) -> Client {
     }
 }
 
-/// Records camera `front`'s main stream (a 320x180 15 fps test pattern, a key frame every
-/// `keyint` frames) for `seconds` into `dir` with the real recorder; returns the wall-clock
-/// span it ran, µs.
+/// Records camera `front`'s main stream (a 320x180 15 fps test pattern at 300 kbit/s, a key
+/// frame every `keyint` frames) for `seconds` into `dir` with the real recorder; returns the
+/// wall-clock span it ran, µs.
 pub async fn record_test_pattern(dir: &std::path::Path, seconds: u64, keyint: u32) -> (i64, i64) {
-    use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
+    record_source(dir, vigil_camera::SourceSpec::TestPattern, seconds, keyint).await
+}
+
+/// [`record_test_pattern`] from `source` (a file source is replayed as it is encoded).
+pub async fn record_source(
+    dir: &std::path::Path,
+    source: vigil_camera::SourceSpec,
+    seconds: u64,
+    keyint: u32,
+) -> (i64, i64) {
+    use vigil_camera::{Camera, CameraConfig, StreamConfig};
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -197,7 +207,7 @@ pub async fn record_test_pattern(dir: &std::path::Path, seconds: u64, keyint: u3
     let hub = vigil_hub::Hub::new("front/main", 128);
     let rec = recorder.record("front", "main", hub.clone()).unwrap();
     let cfg = CameraConfig {
-        source: SourceSpec::TestPattern,
+        source,
         main: StreamConfig {
             width: 320,
             height: 180,
