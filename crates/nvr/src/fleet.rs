@@ -9,6 +9,7 @@
 //! writes its pending fragment and closes its file.
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,10 @@ use vigil_recorder::{Recorder, RecordingHandle};
 
 use crate::motion::{self, MotionHandle};
 use crate::status::{self, RateWindow};
-use crate::{CameraSpec, CameraStatus, NvrError, NvrEvent, RecordMode, StreamState, StreamStatus};
+use crate::{
+    CameraSpec, CameraStatus, NvrError, NvrEvent, RecordMode, StreamCounters, StreamState,
+    StreamStatus,
+};
 
 /// Access units a stream's hub holds for its subscribers (~4 s at 30 fps). The recorder's
 /// own queue behind it is larger (see `RecorderConfig::queue_len`).
@@ -60,10 +64,29 @@ pub(crate) struct StreamRun {
     recording: RecordingHandle,
     status: watch::Receiver<IngestStatus>,
     rates: Arc<Mutex<RateWindow>>,
+    /// Set by the status watcher at the stream's first outcome (see
+    /// [`StreamCounters::answered`]).
+    answered: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl StreamRun {
+    fn counters(&self, camera: &str) -> StreamCounters {
+        let st = self.status.borrow();
+        StreamCounters {
+            camera: camera.to_owned(),
+            stream: self.stream.clone(),
+            state: status::stream_state(&st.state).0,
+            // Also read from the state itself: the watcher may not have run yet.
+            answered: self.answered.load(Ordering::Relaxed)
+                || !matches!(st.state, IngestState::Connecting),
+            frames: st.frames,
+            bytes: st.bytes,
+            reconnects: st.reconnects,
+            last_frame_us: st.last_frame_wall_us,
+        }
+    }
+
     fn status(&self, now: Instant) -> StreamStatus {
         let ingest = self.status.borrow().clone();
         let rates = self
@@ -190,6 +213,26 @@ impl CameraRun {
         }
     }
 
+    /// The streams' counters; a camera that could not start reports a failed `main`.
+    pub(crate) fn counters(&self) -> Vec<StreamCounters> {
+        if self.error.is_some() {
+            return vec![StreamCounters {
+                camera: self.spec.name.clone(),
+                stream: "main".into(),
+                state: StreamState::Failed,
+                answered: true,
+                frames: 0,
+                bytes: 0,
+                reconnects: 0,
+                last_frame_us: None,
+            }];
+        }
+        self.streams
+            .iter()
+            .map(|s| s.counters(&self.spec.name))
+            .collect()
+    }
+
     /// The hub of `stream`.
     pub(crate) fn hub(&self, stream: &str) -> Option<Hub> {
         self.streams
@@ -284,6 +327,7 @@ fn start_stream(
     let mut tasks = Vec::new();
     let status = ingest.status();
     let rates = Arc::new(Mutex::new(RateWindow::default()));
+    let answered = Arc::new(AtomicBool::new(false));
     tasks.push(tokio::spawn(watch_status(
         WatchCtx {
             name,
@@ -292,6 +336,7 @@ fn start_stream(
             bus: ctx.bus.clone(),
             announce: ctx.announce,
             rates: rates.clone(),
+            answered: answered.clone(),
         },
         status.clone(),
     )));
@@ -302,6 +347,7 @@ fn start_stream(
         recording,
         status,
         rates,
+        answered,
         tasks,
     })
 }
@@ -320,6 +366,7 @@ struct WatchCtx {
     bus: broadcast::Sender<NvrEvent>,
     announce: bool,
     rates: Arc<Mutex<RateWindow>>,
+    answered: Arc<AtomicBool>,
 }
 
 /// Follows a stream's ingest status: feeds the rate window, prints `recording NAME` each
@@ -329,6 +376,9 @@ async fn watch_status(w: WatchCtx, mut status: watch::Receiver<IngestStatus>) {
     let mut flowing = false;
     loop {
         let st = status.borrow_and_update().clone();
+        if !matches!(st.state, IngestState::Connecting) {
+            w.answered.store(true, Ordering::Relaxed);
+        }
         {
             let mut rates = w.rates.lock().unwrap_or_else(|e| e.into_inner());
             match st.state {

@@ -124,6 +124,30 @@ pub struct StreamStatus {
     pub last_frame_us: Option<i64>,
 }
 
+/// One stream's counters for monitoring (`/metrics`, `/readyz`): what the ingest has
+/// counted since the camera (re)started, without rates or codec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamCounters {
+    /// The camera.
+    pub camera: String,
+    /// `main` or `sub`.
+    pub stream: String,
+    /// What the stream is doing.
+    pub state: StreamState,
+    /// Whether the stream has had an outcome since it started: frames flowed, or an
+    /// attempt failed (offline, failed). False only while its very first connection
+    /// attempt is still under way, so a stream that is retrying stays answered.
+    pub answered: bool,
+    /// Video access units received since the camera started.
+    pub frames: u64,
+    /// Video payload bytes received since the camera started.
+    pub bytes: u64,
+    /// Sessions started after the first one.
+    pub reconnects: u64,
+    /// Wall-clock time (µs since the epoch) of the newest frame.
+    pub last_frame_us: Option<i64>,
+}
+
 /// Live state of one camera.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct CameraStatus {
@@ -307,6 +331,15 @@ impl Nvr {
         lock(&self.running)
             .values()
             .map(|r| (public(&r.spec), r.status()))
+            .collect()
+    }
+
+    /// Every stream's counters, by camera then stream (cheap: no database, no rates; for
+    /// monitoring). A camera whose pipeline could not start reports a failed `main`.
+    pub fn stream_counters(&self) -> Vec<StreamCounters> {
+        lock(&self.running)
+            .values()
+            .flat_map(|r| r.counters())
             .collect()
     }
 

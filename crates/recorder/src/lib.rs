@@ -41,6 +41,7 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod segment_audio;
+pub mod stats;
 pub mod storage;
 pub mod writer;
 

@@ -21,6 +21,7 @@ use crate::export::{self, ExportPlan};
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, EventRetention, RetentionConfig, RetentionReport};
 use crate::segment::{FileOp, Segmenter, SegmenterConfig};
+use crate::stats::{StatsRegistry, StreamStatsSnapshot};
 use crate::storage::{DirStorage, Storage};
 use crate::writer::StreamWriter;
 use crate::{check_name, Error};
@@ -120,6 +121,8 @@ pub struct Recorder {
     write_slots: Arc<WriteSlots>,
     /// Whether the index commit ticker runs (started by the first recording).
     committer: AtomicBool,
+    /// Every recorded stream's counters (monitoring).
+    stats: Arc<StatsRegistry>,
 }
 
 /// A (camera, stream) entry of [`Recorder`]'s list of running recordings, removed when
@@ -246,6 +249,7 @@ impl Recorder {
             recording: Arc::default(),
             read_only: false,
             committer: AtomicBool::new(false),
+            stats: Arc::default(),
         })
     }
 
@@ -276,6 +280,7 @@ impl Recorder {
             write_slots: WriteSlots::new(&RecorderConfig::default()),
             read_only: true,
             committer: AtomicBool::new(false),
+            stats: Arc::default(),
         })
     }
 
@@ -347,7 +352,15 @@ impl Recorder {
     /// A blocking writer for one stream (what [`record`](Self::record) runs on the blocking pool).
     pub fn writer(&self, camera: &str, stream: &str) -> Result<StreamWriter, Error> {
         self.writable()?;
-        StreamWriter::new(self.store.clone(), camera, stream, self.config.segmenter())
+        let mut w = StreamWriter::new(self.store.clone(), camera, stream, self.config.segmenter())?;
+        w.set_stats(self.stats.get(camera, stream));
+        Ok(w)
+    }
+
+    /// Every stream recorded since the recorder opened, by (camera, stream), with its
+    /// counters: bytes and fragments written, outages, write latency (for `/metrics`).
+    pub fn stream_stats(&self) -> Vec<(String, String, StreamStatsSnapshot)> {
+        self.stats.snapshot()
     }
 
     /// Starts recording `hub` as `camera`/`stream`. Must be called inside a tokio runtime.

@@ -28,6 +28,7 @@ use crate::archive::Archive;
 use crate::db::{wall_at, FragmentRow};
 use crate::retention;
 use crate::segment::{file_path, EndReason, FileOp, FragmentOut, Segmenter, SegmenterConfig};
+use crate::stats::StreamStats;
 use crate::storage::{is_no_space, WriteFile};
 use crate::Error;
 
@@ -71,6 +72,8 @@ pub struct StreamWriter {
     /// What the ingest said about the latest discontinuity, for the log line of the cut.
     discontinuity_reason: Option<String>,
     ops: Vec<FileOp>,
+    /// Monitoring counters (the recorder's shared ones once [`Self::set_stats`] ran).
+    stats: Arc<StreamStats>,
 }
 
 impl StreamWriter {
@@ -101,7 +104,14 @@ impl StreamWriter {
             last_gap: None,
             discontinuity_reason: None,
             ops: Vec::new(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Counts into `stats` from now on (the recorder's per-stream counters, which outlive
+    /// this writer).
+    pub fn set_stats(&mut self, stats: Arc<StreamStats>) {
+        self.stats = stats;
     }
 
     /// The stream's id in the index.
@@ -161,6 +171,7 @@ impl StreamWriter {
         if end_wall_us <= start_wall_us {
             return Ok(());
         }
+        self.stats.on_gap();
         self.note_gap(start_wall_us, end_wall_us, reason, true)
     }
 
@@ -360,6 +371,8 @@ impl StreamWriter {
             .chain(f.data.iter().map(|d| d.as_ref()))
             .collect();
         let offset = open.len;
+        // The host's monotonic clock, not the injected one: this measures the storage.
+        let began = std::time::Instant::now();
         let row = FragmentRow {
             file_id: open.id,
             seq: f.seq,
@@ -407,6 +420,7 @@ impl StreamWriter {
         open.handle
             .sync()
             .map_err(|e| Error::io(format!("fsync {}", open.path), e))?;
+        self.stats.on_fragment(row.byte_len, began.elapsed());
         open.len += row.byte_len;
         open.end_wall_us = row.end_wall_us;
         self.last_end_wall = Some(row.end_wall_us);

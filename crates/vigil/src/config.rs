@@ -6,7 +6,8 @@
 //! names, and camera passwords are held in [`Secret`], whose `Debug` never shows them.
 //!
 //! The cameras become [`vigil_nvr::CameraSpec`]s (source `Config`: read-only in the web
-//! app); `[web]` says where the web app listens (or `off`).
+//! app); `[web]` says where the web app listens (or `off`); `[metrics]` where the Prometheus
+//! and health check listener does (default loopback, or `off`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -179,6 +180,28 @@ pub struct WebSettings {
 /// The web app's default address: all interfaces, the usual alternative HTTPS port.
 pub const DEFAULT_WEB_LISTEN: &str = "0.0.0.0:8443";
 
+/// `[metrics]`: the Prometheus and health check listener (docs/metrics.md).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `"ADDR:PORT"` (default `"127.0.0.1:9464"`) or `"off"`.
+    pub listen: Option<String>,
+}
+
+/// Where the metrics listener listens, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// `None`: no metrics listener.
+    pub listen: Option<SocketAddr>,
+    /// Whether the file names the address (a failure to bind it is then fatal; the
+    /// default's only warns, so that a second recorder on the host still records).
+    pub explicit: bool,
+}
+
+/// The metrics listener's default address: loopback only (plain HTTP, and the metrics
+/// name the cameras), the port Prometheus exporters commonly use beside 9100.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 /// The file as written.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +219,9 @@ pub struct RawConfig {
     /// The web app.
     #[serde(default)]
     pub web: WebSection,
+    /// Prometheus metrics and health checks.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// MQTT alerts (Home Assistant discovery), see docs/alerts.md.
     #[serde(default)]
     pub mqtt: Option<vigil_alerts::MqttConfig>,
@@ -331,6 +357,8 @@ pub struct Config {
     pub cameras: Vec<CameraSpec>,
     /// The web app.
     pub web: WebSettings,
+    /// The metrics and health check listener.
+    pub metrics: MetricsSettings,
     /// MQTT and webhook alerts.
     pub alerts: vigil_alerts::AlertsConfig,
     /// The cloud tier (None: off).
@@ -419,6 +447,7 @@ impl Config {
         }
         recorder.retention = retention;
         let web = web_settings(&raw.web, path).map_err(invalid)?;
+        let metrics = metrics_settings(&raw.metrics).map_err(invalid)?;
         let alerts = vigil_alerts::AlertsConfig {
             mqtt: raw.mqtt.clone(),
             webhooks: raw.webhooks.clone(),
@@ -446,6 +475,7 @@ impl Config {
             streams,
             cameras,
             web,
+            metrics,
             alerts,
             has_secrets,
         })
@@ -478,6 +508,22 @@ fn camera_spec(cam: &CameraSection, streams: &[StreamSpec]) -> CameraSpec {
         motion: cam.motion.clone(),
         source: CameraSource::Config,
     }
+}
+
+/// `[metrics]` checked: `listen` an address or `off`.
+fn metrics_settings(m: &MetricsSection) -> Result<MetricsSettings, String> {
+    let listen = match m.listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN).trim() {
+        "off" => None,
+        a => Some(a.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "metrics.listen must be ADDR:PORT (e.g. \"127.0.0.1:9464\") or \"off\", got {a:?}"
+            )
+        })?),
+    };
+    Ok(MetricsSettings {
+        listen,
+        explicit: m.listen.is_some(),
+    })
 }
 
 /// `[web]` checked: `listen` an address or `off`, `cert` and `key` both or neither.
@@ -807,6 +853,29 @@ url = "rtsp://192.0.2.11/live"
         )
         .unwrap();
         assert_eq!(c.web.listen, None);
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_can_be_off() {
+        let p = Path::new("v.toml");
+        let c = Config::parse("data_dir = \"d\"\n", p).unwrap();
+        assert_eq!(
+            c.metrics,
+            MetricsSettings {
+                listen: Some(DEFAULT_METRICS_LISTEN.parse().unwrap()),
+                explicit: false
+            }
+        );
+        assert!(c.metrics.listen.unwrap().ip().is_loopback());
+        let c = Config::parse("data_dir = \"d\"\n[metrics]\nlisten = \"off\"\n", p).unwrap();
+        assert_eq!(c.metrics.listen, None);
+        let c =
+            Config::parse("data_dir = \"d\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n", p).unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(c.metrics.explicit);
+        let err = |t: &str| Config::parse(t, p).unwrap_err().to_string();
+        assert!(err("data_dir = \"d\"\n[metrics]\nlisten = \"9464\"\n").contains("metrics.listen"));
+        assert!(err("data_dir = \"d\"\n[metrics]\npath = \"/m\"\n").contains("path"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod demo_cmd;
 mod export_cmd;
 mod fd_limits;
 mod http;
+mod metrics;
 mod serve_cmd;
 mod tls;
 mod user_cmd;

@@ -12,7 +12,8 @@
 //! wait for them): `recording CAMERA/STREAM` when frames start flowing into the recorder
 //! (again after each reconnect), `offline CAMERA/STREAM` when the camera is lost, and the
 //! web app's `listening https ADDR`, `tls-fingerprint sha256 …` and (while no user exists)
-//! `setup-url …`. Everything else is logged to stderr.
+//! `setup-url …`, and `listening metrics ADDR` once the monitoring listener serves (after
+//! the web app, see [`crate::metrics`]). Everything else is logged to stderr.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +100,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
     check_permissions(&args.config, &cfg);
     let _lock = DataLock::acquire(&cfg.data_dir)?;
+    // Bound first, so that an address in use fails before anything starts. The default
+    // address only warns: a second recorder on the host (or a test) still records.
+    let metrics_listener = match cfg.metrics.listen {
+        Some(addr) => match crate::metrics::Bound::bind(addr) {
+            Ok(b) => Some(b),
+            Err(e) if !cfg.metrics.explicit => {
+                warn!("metrics are off: {e} (set [metrics] listen to another address or \"off\")");
+                None
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("[metrics] listen")),
+        },
+        None => None,
+    };
     let nvr = Nvr::start(NvrConfig {
         data_dir: cfg.data_dir.clone(),
         recorder: cfg.recorder.clone(),
@@ -211,8 +225,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let metrics = match metrics_listener {
+        Some(b) => {
+            let sources = crate::metrics::Sources {
+                nvr: nvr.clone(),
+                cloud: cloud.clone(),
+                web: web.is_some(),
+                data_dir: cfg.data_dir.clone(),
+            };
+            match b.serve(sources) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    if let Some(w) = web {
+                        w.shutdown().await;
+                    }
+                    nvr.shutdown().await;
+                    if let Some(c) = &cloud {
+                        c.stop().await;
+                    }
+                    if let Some(a) = alerts {
+                        a.shutdown().await;
+                    }
+                    return Err(anyhow::Error::from(e).context("starting the metrics listener"));
+                }
+            }
+        }
+        None => None,
+    };
+
     let stopped_by = shutdown_signal().await;
     info!("shutting down ({stopped_by}): closing the open files");
+    if let Some(m) = metrics {
+        m.shutdown().await;
+    }
     if let Some(w) = web {
         w.shutdown().await;
     }

@@ -1,6 +1,7 @@
 //! Account routes: setup, login, logout, session, password, sessions, users, audit, tokens.
 //! The records they read and write live in [`crate::accounts`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -18,6 +19,34 @@ use crate::auth::{
 use crate::error::ApiError;
 use crate::json_body::ApiJson;
 use crate::state::AppState;
+
+/// Successful web logins, process-wide (one web app per process; for `/metrics`).
+static LOGINS: AtomicU64 = AtomicU64::new(0);
+/// Logins refused for a wrong user name or password.
+static LOGIN_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Requests answered 429 by the brute-force throttle (logins, password changes, share
+/// passwords: every caller of [`too_many`]).
+static THROTTLED: AtomicU64 = AtomicU64::new(0);
+
+/// Login and throttling counters since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginCounters {
+    /// Successful logins.
+    pub logins: u64,
+    /// Logins refused for a wrong user name or password.
+    pub failures: u64,
+    /// Requests refused with 429 Too Many Requests.
+    pub throttled: u64,
+}
+
+/// The counters now.
+pub fn login_counters() -> LoginCounters {
+    LoginCounters {
+        logins: LOGINS.load(Ordering::Relaxed),
+        failures: LOGIN_FAILURES.load(Ordering::Relaxed),
+        throttled: THROTTLED.load(Ordering::Relaxed),
+    }
+}
 
 impl From<AccountsError> for ApiError {
     fn from(e: AccountsError) -> Self {
@@ -73,6 +102,7 @@ fn user_agent(headers: &HeaderMap) -> &str {
 }
 
 pub(crate) fn too_many(wait: std::time::Duration) -> Response {
+    THROTTLED.fetch_add(1, Ordering::Relaxed);
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut r = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -248,6 +278,7 @@ pub async fn login(
         blocking(move || a.users.verify_password(&name, &pw)).await?
     };
     let Some(user) = verified else {
+        LOGIN_FAILURES.fetch_add(1, Ordering::Relaxed);
         let delay = acc.throttle().fail(reservation);
         acc.audit(
             &body.username,
@@ -266,6 +297,7 @@ pub async fn login(
     if let Some(old) = session_cookie(&headers).and_then(|c| acc.session(c).ok().flatten()) {
         acc.revoke_session(&old.id)?;
     }
+    LOGINS.fetch_add(1, Ordering::Relaxed);
     acc.audit(&user.name, peer.0, "login", "");
     logged_in(&acc, &user.name, user.role, peer, &headers)
 }

@@ -29,6 +29,7 @@
 //! picked up; if the camera was removed, the socket is closed with code 4404.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,30 @@ use vigil_media::{AccessUnit, StreamParams};
 
 use crate::auth::Identity;
 use crate::{Access, ApiError, AppState, RouteDoc};
+
+/// Live view sockets open now, process-wide (one web app per process; for `/metrics`).
+static VIEWERS: AtomicU64 = AtomicU64::new(0);
+
+/// Live view sockets being served now (every camera and stream).
+pub fn viewers_now() -> u64 {
+    VIEWERS.load(Ordering::Relaxed)
+}
+
+/// Counts a viewer for as long as it lives, however its socket ends.
+struct ViewerGuard;
+
+impl ViewerGuard {
+    fn new() -> Self {
+        VIEWERS.fetch_add(1, Ordering::Relaxed);
+        ViewerGuard
+    }
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        VIEWERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The live route.
 pub const ROUTES: &[RouteDoc] = &[RouteDoc {
@@ -197,6 +222,7 @@ pub async fn serve_socket_until(
     lookup: impl Fn() -> Lookup + Send + 'static,
     until: impl Future<Output = CloseFrame> + Send + 'static,
 ) {
+    let _viewer = ViewerGuard::new();
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_LEN);
     let write = async move {
