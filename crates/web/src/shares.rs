@@ -309,7 +309,15 @@ impl Shares {
         let views: i64 = r.get(12)?;
         let revoked: Option<i64> = r.get(14)?;
         let deleted: Option<i64> = r.get(15)?;
-        let state = if revoked.is_some() {
+        let created_by: String = r.get(7)?;
+        let camera: String = r.get(2)?;
+        // A share never grants more than its creator has now: a removed user, or one who
+        // lost access to the camera, takes their shares along.
+        let creator_may = matches!(
+            self.accounts.users.get(&created_by),
+            Ok(Some(u)) if u.can_view(&camera)
+        );
+        let state = if revoked.is_some() || !creator_may {
             ShareState::Revoked
         } else if deleted.is_some() {
             ShareState::FootageDeleted
@@ -325,12 +333,12 @@ impl Shares {
             info: ShareInfo {
                 id: r.get(0)?,
                 kind,
-                camera: r.get(2)?,
+                camera,
                 stream: r.get(3)?,
                 start_us: r.get(4)?,
                 end_us: r.get(5)?,
                 label: r.get(6)?,
-                created_by: r.get(7)?,
+                created_by,
                 created_us: r.get(8)?,
                 expires_us,
                 password: password_hash.is_some(),
@@ -574,6 +582,17 @@ mod tests {
     fn store() -> (tempfile::TempDir, Shares) {
         let dir = tempfile::tempdir().unwrap();
         let acc = Arc::new(Accounts::open(dir.path()).unwrap());
+        acc.users
+            .add("admin", "correct horse battery", vigil_auth::Role::Admin)
+            .unwrap();
+        acc.users
+            .add_with_cameras(
+                "viewer",
+                "correct horse battery",
+                vigil_auth::Role::Viewer,
+                Some(vec!["front".into()]),
+            )
+            .unwrap();
         (dir, Shares::new(acc))
     }
 
@@ -675,5 +694,27 @@ mod tests {
         let own = s.list(Some("viewer")).unwrap();
         assert_eq!(own.len(), 1);
         assert_eq!(own[0].info.created_by, "viewer");
+    }
+
+    #[test]
+    fn a_share_dies_with_its_creators_access() {
+        let (_d, s) = store();
+        let (share, _) = s
+            .create(NewShare {
+                created_by: "viewer".into(),
+                ..clip(None)
+            })
+            .unwrap();
+        let (secret, _) = s.open(&share, ADDR, true).unwrap().unwrap();
+        assert!(s.playable(&share.info.id, &secret));
+        s.accounts
+            .users
+            .update("viewer", None, Some(Some(vec!["yard".into()])))
+            .unwrap();
+        assert!(!s.playable(&share.info.id, &secret));
+        assert_eq!(
+            s.get(&share.info.id).unwrap().unwrap().info.state,
+            ShareState::Revoked
+        );
     }
 }
