@@ -1,6 +1,7 @@
 //! The H.264 encoder: OpenH264 (built from its bundled source), configured for live
 //! low-latency streaming, producing the hub's [`AccessUnit`]s.
 
+use std::os::raw::c_int;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -88,6 +89,33 @@ impl YUVSource for I420Frame {
     }
 }
 
+/// Silences OpenH264's own log before the encoder's first initialization. At its default
+/// level (warning) the C library writes to stderr behind our log's back, e.g. `[OpenH264]
+/// this = 0x…, Warning:bEnableFrameSkip = 0,bitrate can't be controlled…` at every encoder
+/// start, for the frame skipping we turn off on purpose. `EncoderConfig::debug(false)` is
+/// applied only after that first initialization, too late; the trace level option is the one
+/// the encoder accepts before it (`CWelsH264SVCEncoder::SetOption`), and the wrapper sets the
+/// same quiet level again after initializing.
+#[allow(unsafe_code)]
+fn quiet(enc: &mut Encoder) -> Result<(), CameraError> {
+    let mut level: c_int = openh264_sys2::WELS_LOG_QUIET;
+    // SAFETY: `raw_api` belongs to this live encoder; ENCODER_OPTION_TRACE_LEVEL reads one
+    // int through the pointer during the call and keeps no reference to it, and changes no
+    // parameter the wrapper relies on.
+    let rc = unsafe {
+        enc.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            (&raw mut level).cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(CameraError::Encoder(format!(
+            "cannot set OpenH264's log level (error {rc})"
+        )));
+    }
+    Ok(())
+}
+
 /// An H.264 encoder for one stream.
 pub struct H264Encoder {
     inner: Encoder,
@@ -118,8 +146,9 @@ impl H264Encoder {
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .complexity(Complexity::Low)
             .num_threads(1);
-        let inner = Encoder::with_api_config(OpenH264API::from_source(), oh)
+        let mut inner = Encoder::with_api_config(OpenH264API::from_source(), oh)
             .map_err(|e| CameraError::Encoder(e.to_string()))?;
+        quiet(&mut inner)?;
         Ok(H264Encoder {
             inner,
             cfg,

@@ -168,10 +168,13 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
     let store = UserStore::open(&args.data)
         .with_context(|| format!("opening the user store in {}", args.data.display()))?;
     if store.is_empty()? {
-        eprintln!(
-            "vigil: no user exists yet, so every request will be refused (401).\n\
-             vigil: create one with:  vigil user add NAME --data {}",
-            args.data.display()
+        crate::logging::note(
+            crate::logging::Severity::Warn,
+            &format!(
+                "no user exists yet, so every request will be refused (401).\n\
+                 create one with:  vigil user add NAME --data {}",
+                args.data.display()
+            ),
         );
     }
     let auth = Arc::new(Authenticator::new(store).with_digest_policy(args.digest));
@@ -288,7 +291,10 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             tls.fingerprint_sha256
         ));
         if tls.created {
-            eprintln!("vigil: made a self-signed TLS certificate; check its fingerprint when your client asks");
+            crate::logging::note(
+                crate::logging::Severity::Info,
+                "made a self-signed TLS certificate; check its fingerprint when your client asks",
+            );
         }
     }
 

@@ -83,10 +83,13 @@ pub async fn run(args: CloudArgs) -> anyhow::Result<()> {
     match args.command {
         CloudCommand::Keygen { output } => {
             let public = vigil_cloud::keys::keygen_to_file(&output)?;
-            eprintln!(
-                "wrote the identity to {}: keep it offline (whoever holds it can read the \
-                 footage; without it nobody can, not even you)",
-                output.display()
+            crate::logging::note(
+                crate::logging::Severity::Info,
+                &format!(
+                    "wrote the identity to {}: keep it offline (whoever holds it can read the \
+                     footage; without it nobody can, not even you)",
+                    output.display()
+                ),
             );
             println!("{public}");
         }

@@ -230,9 +230,10 @@ async fn serve(
             "Open https://localhost:{}/ in your browser",
             web.local_addr().port()
         ));
-        eprintln!(
-            "vigil: the certificate is self-signed: your browser will warn once; compare the \
-             tls-fingerprint line above with the one it shows"
+        crate::logging::note(
+            crate::logging::Severity::Info,
+            "the certificate is self-signed: your browser will warn once; compare the \
+             tls-fingerprint line above with the one it shows",
         );
         let stopped_by = shutdown_signal().await;
         tracing::info!("shutting down ({stopped_by})");

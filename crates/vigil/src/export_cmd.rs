@@ -131,7 +131,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     for line in boundary_notes(args.start, args.end, &plan) {
-        eprintln!("vigil: {line}");
+        crate::logging::note(crate::logging::Severity::Info, &line);
     }
     Ok(())
 }

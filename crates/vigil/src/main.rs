@@ -13,8 +13,10 @@ mod demo_cmd;
 mod export_cmd;
 mod fd_limits;
 mod http;
+mod logging;
 mod metrics;
 mod serve_cmd;
+mod setup_cmd;
 mod tls;
 mod user_cmd;
 
@@ -22,6 +24,17 @@ mod user_cmd;
 #[derive(Parser, Debug)]
 #[command(name = "vigil", version, about, long_about = None)]
 struct Cli {
+    /// Format of the log on stderr: `human` lines, or `json` (one object per line, for
+    /// journald or Loki). Status lines on stdout are plain text in both.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "VIGIL_LOG_FORMAT",
+        default_value_t = logging::LogFormat::Human
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +51,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Rebuild the recordings index from the recording files.
     Reindex(serve_cmd::ReindexArgs),
+    /// Print a fresh one-time setup link (while no user exists) for the server of a configuration.
+    SetupUrl(setup_cmd::SetupUrlArgs),
     /// The encrypted cloud tier: make a key, list the bucket, restore footage from it.
     Cloud(cloud_cmd::CloudArgs),
     /// Try the whole system: two test cameras, recorded, in the web app (https://localhost:8443).
@@ -46,14 +61,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    logging::init(cli.log_format);
     if matches!(
         cli.command,
         Command::Camera(_) | Command::Serve(_) | Command::Demo(_)
@@ -94,11 +102,12 @@ fn main() -> std::process::ExitCode {
             .and_then(|rt| rt.block_on(cloud_cmd::run(args))),
         Command::Export(args) => export_cmd::run(args),
         Command::Reindex(args) => serve_cmd::run_reindex(args),
+        Command::SetupUrl(args) => setup_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil: error: {e:#}");
+            logging::note(logging::Severity::Error, &format!("error: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@
 //! client once; the database keeps their SHA-256. A stolen database therefore opens nothing.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,6 +168,8 @@ pub struct Accounts {
     /// Login failures per address and per user name.
     pub throttle: Mutex<LoginThrottle>,
     setup: Mutex<Option<SetupToken>>,
+    /// Where `vigil setup-url` leaves the hash of its token ([`crate::setup_file`]).
+    data_dir: PathBuf,
     /// Serializes first-run setup (token check, user creation, token use) across awaits.
     pub setup_lock: tokio::sync::Mutex<()>,
 }
@@ -249,6 +251,7 @@ impl Accounts {
             db: Mutex::new(conn),
             throttle: Mutex::new(LoginThrottle::new()),
             setup: Mutex::new(None),
+            data_dir: data_dir.to_path_buf(),
             setup_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -281,14 +284,18 @@ impl Accounts {
         token
     }
 
-    /// Checks a setup token without using it up.
+    /// Checks a setup token without using it up: this server's own (in memory) or the one
+    /// `vigil setup-url` wrote to the data directory ([`crate::setup_file`]).
     pub fn check_setup_token(&self, token: &str) -> SetupCheck {
         let guard = self.setup.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(t) if Instant::now() < t.expires && bool::from(t.hash.ct_eq(&hash(token))) => {
-                SetupCheck::Valid
-            }
-            _ => SetupCheck::Invalid,
+        let own = guard
+            .as_ref()
+            .is_some_and(|t| Instant::now() < t.expires && bool::from(t.hash.ct_eq(&hash(token))));
+        drop(guard);
+        if own || crate::setup_file::check(&self.data_dir, token, now_us()) {
+            SetupCheck::Valid
+        } else {
+            SetupCheck::Invalid
         }
     }
 
@@ -301,9 +308,11 @@ impl Accounts {
             .is_some_and(|t| Instant::now() < t.expires)
     }
 
-    /// Uses up the setup token (after the admin was created).
+    /// Uses up the setup token (after the admin was created): both this server's and the
+    /// file of `vigil setup-url`, so neither link works again.
     pub fn consume_setup_token(&self) {
         *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        crate::setup_file::remove(&self.data_dir);
     }
 
     // ---- sessions ----
@@ -706,6 +715,21 @@ mod tests {
         let t = a.new_setup_token_with_ttl(Duration::ZERO);
         assert_eq!(a.check_setup_token(&t), SetupCheck::Invalid);
         assert!(!a.setup_token_live());
+    }
+
+    #[test]
+    fn setup_token_of_the_cli_works_beside_the_own_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(dir.path()).unwrap();
+        let own = a.new_setup_token();
+        // Minted by another process (`vigil setup-url`) while this server runs.
+        let cli = crate::setup_file::mint(dir.path(), SETUP_TOKEN_TTL).unwrap();
+        assert_eq!(a.check_setup_token(&own), SetupCheck::Valid);
+        assert_eq!(a.check_setup_token(&cli), SetupCheck::Valid);
+        a.consume_setup_token();
+        assert_eq!(a.check_setup_token(&cli), SetupCheck::Invalid);
+        assert_eq!(a.check_setup_token(&own), SetupCheck::Invalid);
+        assert!(!crate::setup_file::path(dir.path()).exists());
     }
 
     #[test]

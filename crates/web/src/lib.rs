@@ -51,6 +51,7 @@ pub mod openapi;
 pub mod playback;
 pub mod router;
 pub mod server;
+pub mod setup_file;
 pub mod share_routes;
 pub mod shares;
 pub mod state;

@@ -113,10 +113,29 @@ pub fn serve_with(
 /// How often the setup link is checked for renewal.
 const SETUP_CHECK: Duration = Duration::from_secs(30);
 
-/// Prints the `setup-url` line.
-fn print_setup_url(port: u16, token: &str) -> std::io::Result<()> {
+/// The setup link of a web app listening on `listen`: host `localhost` when it listens on
+/// every interface or on loopback (the link is opened on the machine itself), else the
+/// address it listens on.
+pub fn setup_url(listen: SocketAddr, token: &str) -> String {
+    let port = listen.port();
+    let ip = listen.ip();
+    if ip.is_unspecified() || ip.is_loopback() {
+        format!("https://localhost:{port}/#/setup/{token}")
+    } else {
+        format!("https://{listen}/#/setup/{token}")
+    }
+}
+
+/// Prints the `setup-url` line on stdout, and logs the link at INFO so that it reaches JSON
+/// logs too. The link carries the one-time secret: writing it to the console or the journal
+/// is acceptable only because access to those is the trust anchor of first-run setup (whoever
+/// reads them runs the machine anyway); it is valid an hour, once, and only while no user
+/// exists.
+fn print_setup_url(listen: SocketAddr, token: &str) -> std::io::Result<()> {
+    let url = setup_url(listen, token);
+    tracing::info!(url = %url, "no user exists: open the one-time setup link to create the first admin");
     let mut out = std::io::stdout().lock();
-    writeln!(out, "setup-url https://localhost:{port}/#/setup/{token}")?;
+    writeln!(out, "setup-url {url}")?;
     out.flush()
 }
 
@@ -130,7 +149,7 @@ fn renew_setup_token(accounts: &crate::accounts::Accounts) -> Option<String> {
 /// expired unused, or when every user was removed (`vigil user remove`) while running.
 fn spawn_setup_renewal(
     accounts: Arc<crate::accounts::Accounts>,
-    port: u16,
+    listen: SocketAddr,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SETUP_CHECK);
@@ -138,8 +157,7 @@ fn spawn_setup_renewal(
         loop {
             tick.tick().await;
             if let Some(token) = renew_setup_token(&accounts) {
-                tracing::info!("no user exists: a new one-time setup link was printed");
-                if let Err(e) = print_setup_url(port, &token) {
+                if let Err(e) = print_setup_url(listen, &token) {
                     tracing::warn!(error = %e, "cannot print the setup link");
                 }
             }
@@ -148,7 +166,8 @@ fn spawn_setup_renewal(
 }
 
 /// Starts the web app: TLS material, accounts, listener; prints `listening https ADDR`,
-/// `tls-fingerprint sha256 HEX` and, when no user exists, `setup-url https://localhost:PORT/#/setup/TOKEN`.
+/// `tls-fingerprint sha256 HEX` and, when no user exists, `setup-url https://HOST:PORT/#/setup/TOKEN`
+/// (see [`setup_url`]).
 pub async fn start(
     cfg: WebConfig,
     nvr: Arc<Nvr>,
@@ -187,9 +206,9 @@ pub async fn start(
         out.flush()?;
     }
     if let Some(t) = setup_token {
-        print_setup_url(addr.port(), &t)?;
+        print_setup_url(addr, &t)?;
     }
-    handle.setup_task = Some(spawn_setup_renewal(accounts, addr.port()));
+    handle.setup_task = Some(spawn_setup_renewal(accounts, addr));
     Ok(handle)
 }
 
@@ -233,5 +252,18 @@ mod tests {
             .add("owner", "correct horse battery", vigil_auth::Role::Admin)
             .unwrap();
         assert!(renew_setup_token(&acc).is_none());
+    }
+
+    #[test]
+    fn setup_url_names_localhost_for_wildcard_and_loopback() {
+        let url = |a: &str| setup_url(a.parse().unwrap(), "T");
+        assert_eq!(url("0.0.0.0:8443"), "https://localhost:8443/#/setup/T");
+        assert_eq!(url("127.0.0.1:9"), "https://localhost:9/#/setup/T");
+        assert_eq!(url("[::]:8443"), "https://localhost:8443/#/setup/T");
+        assert_eq!(url("192.0.2.7:8443"), "https://192.0.2.7:8443/#/setup/T");
+        assert_eq!(
+            url("[2001:db8::1]:8443"),
+            "https://[2001:db8::1]:8443/#/setup/T"
+        );
     }
 }
