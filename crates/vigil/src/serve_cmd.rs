@@ -128,8 +128,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     info!(data_dir = %cfg.data_dir.display(), cameras = nvr.cameras().len(), "recorder started");
-    let alerts = AlertsLink::start(cfg.alerts.clone(), nvr.clone());
-    let cloud = match &cfg.cloud {
+    let mut running = Running {
+        metrics: None,
+        web: None,
+        nvr: nvr.clone(),
+        cloud: None,
+        alerts: AlertsLink::start(cfg.alerts.clone(), nvr.clone()),
+    };
+    running.cloud = match &cfg.cloud {
         Some(c) => {
             let streams: Vec<(String, String)> = cfg
                 .streams
@@ -143,10 +149,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ) {
                 Ok(u) => Some(Arc::new(u)),
                 Err(e) => {
-                    if let Some(a) = alerts {
-                        a.shutdown().await;
-                    }
-                    nvr.shutdown().await;
+                    running.stop().await;
                     return Err(anyhow::Error::from(e).context("starting the cloud tier"));
                 }
             }
@@ -167,13 +170,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ) {
                 Ok(p) => Some(Arc::new(p)),
                 Err(e) => {
-                    if let Some(c) = &cloud {
-                        c.stop().await;
-                    }
-                    if let Some(a) = alerts {
-                        a.shutdown().await;
-                    }
-                    nvr.shutdown().await;
+                    running.stop().await;
                     return Err(anyhow::Error::from(e).context("[cloud] identity_file"));
                 }
             }
@@ -191,7 +188,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         None => None,
     };
-    let web = match cfg.web.listen {
+    running.web = match cfg.web.listen {
         Some(listen) => {
             let web_cfg = vigil_web::WebConfig {
                 listen,
@@ -210,14 +207,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cloud: cloud_playback,
                 offsite,
             };
-            let status = status_provider(alerts.as_ref(), cloud.clone());
+            let status = status_provider(running.alerts.as_ref(), running.cloud.clone());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    if let Some(a) = alerts {
-                        a.shutdown().await;
-                    }
-                    nvr.shutdown().await;
+                    running.stop().await;
                     return Err(e.context("starting the web app"));
                 }
             }
@@ -225,27 +219,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let metrics = match metrics_listener {
+    running.metrics = match metrics_listener {
         Some(b) => {
             let sources = crate::metrics::Sources {
                 nvr: nvr.clone(),
-                cloud: cloud.clone(),
-                web: web.is_some(),
+                cloud: running.cloud.clone(),
+                web: running.web.is_some(),
                 data_dir: cfg.data_dir.clone(),
             };
             match b.serve(sources) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    if let Some(w) = web {
-                        w.shutdown().await;
-                    }
-                    nvr.shutdown().await;
-                    if let Some(c) = &cloud {
-                        c.stop().await;
-                    }
-                    if let Some(a) = alerts {
-                        a.shutdown().await;
-                    }
+                    running.stop().await;
                     return Err(anyhow::Error::from(e).context("starting the metrics listener"));
                 }
             }
@@ -255,24 +240,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let stopped_by = shutdown_signal().await;
     info!("shutting down ({stopped_by}): closing the open files");
-    if let Some(m) = metrics {
-        m.shutdown().await;
-    }
-    if let Some(w) = web {
-        w.shutdown().await;
-    }
-    nvr.shutdown().await;
-    // After the NVR: the last fragments of the closed files are queued (they go up after
-    // the next start).
-    if let Some(c) = &cloud {
-        c.stop().await;
-    }
-    // After the NVR: the motion events its shutdown ends still reach the alerts.
-    if let Some(a) = alerts {
-        a.shutdown().await;
-    }
+    running.stop().await;
     info!("stopped");
     Ok(())
+}
+
+/// What [`run`] has started so far, stopped in the one safe order whether the server ends
+/// normally or a later part fails to start.
+struct Running {
+    metrics: Option<crate::metrics::Server>,
+    web: Option<vigil_web::WebHandle>,
+    nvr: Arc<Nvr>,
+    cloud: Option<Arc<vigil_cloud::Uploader>>,
+    alerts: Option<AlertsLink>,
+}
+
+impl Running {
+    async fn stop(self) {
+        // Listeners first: no new viewer or scrape while the recorder closes its files.
+        if let Some(m) = self.metrics {
+            m.shutdown().await;
+        }
+        if let Some(w) = self.web {
+            w.shutdown().await;
+        }
+        self.nvr.shutdown().await;
+        // After the NVR: the last fragments of the closed files are queued (they go up
+        // after the next start).
+        if let Some(c) = &self.cloud {
+            c.stop().await;
+        }
+        // After the NVR: the motion events its shutdown ends still reach the alerts.
+        if let Some(a) = self.alerts {
+            a.shutdown().await;
+        }
+    }
 }
 
 /// The System page's extra sections: alerts and the cloud tier.
