@@ -9,8 +9,6 @@
 mod common;
 mod openapi_support;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -126,21 +124,6 @@ fn header_str(resp: &Response, name: header::HeaderName) -> &str {
         .unwrap()
 }
 
-fn ffprobe_frames(path: &Path) -> String {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(path)
-        .output()
-        .expect("ffprobe must be installed (apt-get install ffmpeg)");
-    assert!(out.status.success(), "ffprobe failed: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_and_export_with_http_ranges() {
     let f = fixture().await;
@@ -225,7 +208,7 @@ async fn recordings_and_export_with_http_ranges() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("export.mp4");
     std::fs::write(&path, &full).unwrap();
-    let probe = ffprobe_frames(&path);
+    let probe = common::ffprobe_frames(&path);
     assert!(
         probe.contains("codec_name=h264") && probe.contains("width=320"),
         "{probe}"

@@ -133,6 +133,19 @@ impl Fixture {
             .await
     }
 
+    /// `DELETE /api/shares/{id}` with `token`.
+    async fn revoke(&self, token: &str, id: &str) -> StatusCode {
+        self.send(
+            "DELETE",
+            &format!("/api/shares/{id}"),
+            Auth::Token(token),
+            None,
+            OWNER,
+        )
+        .await
+        .status
+    }
+
     fn clip(&self) -> Value {
         json!({"kind": "clip", "camera": "front", "start_us": self.start_us, "end_us": self.end_us})
     }
@@ -172,15 +185,7 @@ fn ffprobe_ok(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("clip.mp4");
     std::fs::write(&p, bytes).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,nb_read_frames"])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(&p)
-        .output()
-        .expect("ffprobe must be installed");
-    assert!(out.status.success(), "ffprobe: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    common::ffprobe_frames(&p)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,16 +353,7 @@ async fn clip_share_opens_plays_is_scoped_limited_and_revoked() {
     assert_eq!(s["last_used_address"], "198.51.100.7");
 
     // Revoked: the open session ends at once, a new open is told so.
-    let r = f
-        .send(
-            "DELETE",
-            &format!("/api/shares/{id}"),
-            Auth::Token(&f.admin),
-            None,
-            OWNER,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(f.revoke(&f.admin, &id).await, StatusCode::NO_CONTENT);
     let r = f
         .send("GET", &clip, Auth::Cookie(&cookie), None, RECIPIENT)
         .await;
@@ -467,16 +463,7 @@ async fn shares_expire_and_end_with_their_footage() {
     let own = r.json()["shares"].as_array().unwrap().clone();
     assert_eq!(own.len(), 1);
     assert_eq!(own[0]["created_by"], "viewer");
-    let r = f
-        .send(
-            "DELETE",
-            &format!("/api/shares/{id}"),
-            Auth::Token(&f.viewer),
-            None,
-            OWNER,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(f.revoke(&f.viewer, &id).await, StatusCode::NOT_FOUND);
 
     // Retention deletes a shared clip's footage: the share ends with its own reason.
     let r = f
@@ -609,16 +596,7 @@ async fn revoking_cuts_a_download_in_progress() {
     assert!(total > 2 << 20, "only {total} bytes: too short to cut");
     let mut body = resp.into_body().into_data_stream();
     let mut got = body.next().await.unwrap().unwrap().len();
-    let r = f
-        .send(
-            "DELETE",
-            &format!("/api/shares/{id}"),
-            Auth::Token(&f.admin),
-            None,
-            OWNER,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(f.revoke(&f.admin, &id).await, StatusCode::NO_CONTENT);
     // The reader notices at its next check (once a second).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut cut = false;

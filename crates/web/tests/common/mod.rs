@@ -224,6 +224,23 @@ pub async fn record_source(
     (start_us, now())
 }
 
+/// ffprobe's codec, size and decoded frame count of the first video stream of `path`
+/// (`key=value` lines); panics when ffprobe cannot read it.
+pub fn ffprobe_frames(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed (apt-get install ffmpeg)");
+    assert!(out.status.success(), "ffprobe failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A concrete path for a route pattern.
 pub fn concrete(path: &str, camera: &str) -> String {
     path.replace("{name}", camera)
