@@ -4,9 +4,10 @@
 //! [`crate::cut`]); (2) upload the due parts, oldest footage first, each read back from its
 //! file, encrypted, and put create-only under the name chosen when it was cut; (3) write a
 //! new version of each manifest whose hour gained a part; (4) every hour, delete objects
-//! past the cloud retention. A failure stops the pass and backs off (1 s doubling to 60 s,
-//! jittered), so a recorder offline for hours resumes within a minute of the network's
-//! return, where its queue left off: the queue is in the index and survives `kill -9`.
+//! past the cloud retention. A failure stops the pass and backs the network steps off (1 s
+//! doubling to 60 s, jittered), so a recorder offline for hours resumes within a minute of
+//! the network's return, where its queue left off: the queue is in the index and survives
+//! `kill -9`. Step (1) is local and keeps running every pass through an outage.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -235,34 +236,44 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut key_uploaded = false;
     let mut last_retention: Option<tokio::time::Instant> = None;
     let mut limiter = RateLimiter::new(ctx.cfg.max_upload_rate);
+    // When the network may next be tried; `None` while it works.
+    let mut next_attempt: Option<tokio::time::Instant> = None;
     loop {
-        let result = async {
-            // Local first: cutting never waits on the network.
-            cut_pass(&ctx).await?;
-            if !key_uploaded {
-                put_key_object(&ctx).await?;
-                key_uploaded = true;
-            }
-            upload_pass(&ctx, &mut limiter, &stop).await?;
-            manifest_pass(&ctx).await?;
-            if ctx.cfg.retention.is_some()
-                && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL)
-            {
-                retention_pass(&ctx).await?;
-                last_retention = Some(tokio::time::Instant::now());
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        let wait = match result {
-            Ok(()) => {
+        // Local first: cutting runs every pass whatever the network does, so that
+        // through an outage the queue (and the System page's backlog) stays current and
+        // a file deleted for space before its upload is counted as lost, not forgotten.
+        let result = match cut_pass(&ctx).await {
+            Err(e) => Some(Err(e)),
+            Ok(()) if next_attempt.is_some_and(|t| tokio::time::Instant::now() < t) => None,
+            Ok(()) => Some(
+                async {
+                    if !key_uploaded {
+                        put_key_object(&ctx).await?;
+                        key_uploaded = true;
+                    }
+                    upload_pass(&ctx, &mut limiter, &stop).await?;
+                    manifest_pass(&ctx).await?;
+                    if ctx.cfg.retention.is_some()
+                        && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL)
+                    {
+                        retention_pass(&ctx).await?;
+                        last_retention = Some(tokio::time::Instant::now());
+                    }
+                    Ok::<_, Error>(())
+                }
+                .await,
+            ),
+        };
+        match result {
+            None => {}
+            Some(Ok(())) => {
                 if failures > 0 {
                     info!("cloud tier: uploads resumed after {failures} failed attempt(s)");
                 }
                 failures = 0;
-                PASS_INTERVAL
+                next_attempt = None;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 failures += 1;
                 let msg = e.to_string();
                 if failures == 1 || failures.is_multiple_of(30) {
@@ -272,14 +283,14 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                 let _ =
                     tokio::task::spawn_blocking(move || archive.index().cloud_set_last_error(&msg))
                         .await;
-                backoff(failures)
+                next_attempt = Some(tokio::time::Instant::now() + backoff(failures));
             }
-        };
+        }
         if let Err(e) = refresh_status(&ctx).await {
             warn!("cloud tier: reading the queue's figures: {e}");
         }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(PASS_INTERVAL) => {}
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
