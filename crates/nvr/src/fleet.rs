@@ -9,7 +9,6 @@
 //! writes its pending fragment and closes its file.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,9 +63,6 @@ pub(crate) struct StreamRun {
     recording: RecordingHandle,
     status: watch::Receiver<IngestStatus>,
     rates: Arc<Mutex<RateWindow>>,
-    /// Set by the status watcher at the stream's first outcome (see
-    /// [`StreamCounters::answered`]).
-    answered: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -77,9 +73,6 @@ impl StreamRun {
             camera: camera.to_owned(),
             stream: self.stream.clone(),
             state: status::stream_state(&st.state).0,
-            // Also read from the state itself: the watcher may not have run yet.
-            answered: self.answered.load(Ordering::Relaxed)
-                || !matches!(st.state, IngestState::Connecting),
             frames: st.frames,
             bytes: st.bytes,
             reconnects: st.reconnects,
@@ -220,7 +213,6 @@ impl CameraRun {
                 camera: self.spec.name.clone(),
                 stream: "main".into(),
                 state: StreamState::Failed,
-                answered: true,
                 frames: 0,
                 bytes: 0,
                 reconnects: 0,
@@ -327,7 +319,6 @@ fn start_stream(
     let mut tasks = Vec::new();
     let status = ingest.status();
     let rates = Arc::new(Mutex::new(RateWindow::default()));
-    let answered = Arc::new(AtomicBool::new(false));
     tasks.push(tokio::spawn(watch_status(
         WatchCtx {
             name,
@@ -336,7 +327,6 @@ fn start_stream(
             bus: ctx.bus.clone(),
             announce: ctx.announce,
             rates: rates.clone(),
-            answered: answered.clone(),
         },
         status.clone(),
     )));
@@ -347,7 +337,6 @@ fn start_stream(
         recording,
         status,
         rates,
-        answered,
         tasks,
     })
 }
@@ -366,7 +355,6 @@ struct WatchCtx {
     bus: broadcast::Sender<NvrEvent>,
     announce: bool,
     rates: Arc<Mutex<RateWindow>>,
-    answered: Arc<AtomicBool>,
 }
 
 /// Follows a stream's ingest status: feeds the rate window, prints `recording NAME` each
@@ -376,9 +364,6 @@ async fn watch_status(w: WatchCtx, mut status: watch::Receiver<IngestStatus>) {
     let mut flowing = false;
     loop {
         let st = status.borrow_and_update().clone();
-        if !matches!(st.state, IngestState::Connecting) {
-            w.answered.store(true, Ordering::Relaxed);
-        }
         {
             let mut rates = w.rates.lock().unwrap_or_else(|e| e.into_inner());
             match st.state {

@@ -134,10 +134,6 @@ pub struct StreamCounters {
     pub stream: String,
     /// What the stream is doing.
     pub state: StreamState,
-    /// Whether the stream has had an outcome since it started: frames flowed, or an
-    /// attempt failed (offline, failed). False only while its very first connection
-    /// attempt is still under way, so a stream that is retrying stays answered.
-    pub answered: bool,
     /// Video access units received since the camera started.
     pub frames: u64,
     /// Video payload bytes received since the camera started.

@@ -298,6 +298,20 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         }
     }
 
+    crate::service::ready("serving");
+    // Fed while the encoder publishes: a capture device that stops delivering (or an
+    // encoder that hangs) gets the camera restarted by systemd.
+    let watchdog = crate::service::spawn_watchdog({
+        let hub = main_hub.clone();
+        let mut last = (hub.published(), tokio::time::Instant::now());
+        move |now, period| {
+            let published = hub.published();
+            if published != last.0 {
+                last = (published, now);
+            }
+            now.saturating_duration_since(last.1) <= period
+        }
+    });
     let stopped_by = tokio::select! {
         s = shutdown_signal() => s,
         Some(r) = tasks.join_next() => {
@@ -309,6 +323,10 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         }
     };
     tracing::info!("shutting down ({stopped_by})");
+    crate::service::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = shutdown_tx.send(true);
     while tasks.join_next().await.is_some() {}
     tokio::task::spawn_blocking(move || camera.stop())

@@ -16,6 +16,7 @@ mod http;
 mod logging;
 mod metrics;
 mod serve_cmd;
+mod service;
 mod setup_cmd;
 mod tls;
 mod user_cmd;

@@ -70,6 +70,8 @@ pub struct Sources {
     pub web: bool,
     /// The data directory (free space of its file system).
     pub data_dir: PathBuf,
+    /// Liveness beyond "answers HTTP": no recorded stream stalled (`/healthz`).
+    pub(crate) health: Arc<crate::service::Health>,
 }
 
 /// A bound, not yet serving, metrics listener: bound early so that a bad address fails
@@ -156,9 +158,14 @@ fn text(status: StatusCode, body: &'static str) -> Response {
         .into_response()
 }
 
-/// Liveness: the process answers HTTP.
-async fn healthz() -> Response {
-    text(StatusCode::OK, "ok\n")
+/// Liveness: the process answers HTTP and no recorded stream is stalled (frames arrive,
+/// nothing is written: a hung disk or writer; see `crate::service`). An offline camera is
+/// not a stall, so a supervisor restarting on `/healthz` never restarts over one camera.
+async fn healthz(State(src): State<Arc<Sources>>) -> Response {
+    match src.health.ok() {
+        true => text(StatusCode::OK, "ok\n"),
+        false => text(StatusCode::SERVICE_UNAVAILABLE, "stalled\n"),
+    }
 }
 
 /// Readiness: see [`ready`].
@@ -169,16 +176,16 @@ async fn readyz(State(src): State<Arc<Sources>>) -> Response {
     }
 }
 
-/// Whether the recorder has finished starting: every camera's main stream has had an
-/// outcome (frames flowed, or the camera was found offline or failed). A camera that dies
-/// later keeps it ready — the recorder still records the others, and `vigil_stream_up`
-/// says which is down — so a supervisor never restarts the recorder over one camera. With
-/// no camera, ready. (The listener itself only serves once the web app is up.)
+/// Whether every configured camera records: each camera's main stream is receiving frames
+/// (`recording`). With no camera, ready. This is the "is everything recording" check for
+/// dashboards and load balancers; it turns 503 when a camera dies and back when it
+/// returns. Never restart the recorder on it (the other cameras still record): liveness is
+/// `/healthz` and the systemd watchdog.
 pub(crate) fn ready(counters: &[StreamCounters]) -> bool {
     counters
         .iter()
         .filter(|c| c.stream == "main")
-        .all(|c| c.answered)
+        .all(|c| c.state == StreamState::Streaming)
 }
 
 async fn metrics(State(src): State<Arc<Sources>>) -> Response {
@@ -683,12 +690,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn counters(camera: &str, stream: &str, state: StreamState, answered: bool) -> StreamCounters {
+    fn counters(camera: &str, stream: &str, state: StreamState) -> StreamCounters {
         StreamCounters {
             camera: camera.to_owned(),
             stream: stream.to_owned(),
             state,
-            answered,
             frames: 10,
             bytes: 2000,
             reconnects: 1,
@@ -747,7 +753,7 @@ mod tests {
         let snap = Snapshot {
             streams: vec![
                 StreamSample {
-                    counters: counters("porch", "main", StreamState::Streaming, true),
+                    counters: counters("porch", "main", StreamState::Streaming),
                     last_frame_age_s: Some(0.5),
                     recorded: StreamStatsSnapshot {
                         bytes_written: 7,
@@ -761,7 +767,7 @@ mod tests {
                     },
                 },
                 StreamSample {
-                    counters: counters("yard", "main", StreamState::Offline, true),
+                    counters: counters("yard", "main", StreamState::Offline),
                     last_frame_age_s: None,
                     recorded: StreamStatsSnapshot::default(),
                 },
@@ -806,21 +812,32 @@ mod tests {
     }
 
     #[test]
-    fn ready_once_every_main_stream_has_answered() {
+    fn ready_while_every_main_stream_records() {
         assert!(ready(&[]));
         let c = [
-            counters("a", "main", StreamState::Streaming, true),
-            counters("b", "main", StreamState::Connecting, false),
-            counters("a", "sub", StreamState::Connecting, false),
+            counters("a", "main", StreamState::Streaming),
+            counters("b", "main", StreamState::Connecting),
+            counters("a", "sub", StreamState::Connecting),
         ];
         assert!(!ready(&c));
+        // The sub stream does not count; a camera that died (offline, retrying) does.
         let c = [
-            counters("a", "main", StreamState::Streaming, true),
-            // Retrying after an outage: still a known state.
-            counters("b", "main", StreamState::Connecting, true),
-            counters("a", "sub", StreamState::Connecting, false),
+            counters("a", "main", StreamState::Streaming),
+            counters("b", "main", StreamState::Streaming),
+            counters("a", "sub", StreamState::Offline),
         ];
         assert!(ready(&c));
+        for dead in [
+            StreamState::Offline,
+            StreamState::Failed,
+            StreamState::Connecting,
+        ] {
+            let c = [
+                counters("a", "main", StreamState::Streaming),
+                counters("b", "main", dead),
+            ];
+            assert!(!ready(&c));
+        }
     }
 
     #[test]

@@ -219,9 +219,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Liveness for /healthz and the systemd watchdog: no stream receiving without writing.
+    let (health, health_task) = crate::service::Health::start(
+        nvr.clone(),
+        crate::service::watchdog_period().unwrap_or(crate::service::DEFAULT_STALL_LIMIT),
+    );
     running.metrics = match metrics_listener {
         Some(b) => {
             let sources = crate::metrics::Sources {
+                health: health.clone(),
                 nvr: nvr.clone(),
                 cloud: running.cloud.clone(),
                 web: running.web.is_some(),
@@ -230,6 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             match b.serve(sources) {
                 Ok(m) => Some(m),
                 Err(e) => {
+                    health_task.abort();
                     running.stop().await;
                     return Err(anyhow::Error::from(e).context("starting the metrics listener"));
                 }
@@ -238,8 +245,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    crate::service::ready(&format!("recording {} camera(s)", nvr.cameras().len()));
+    let watchdog = crate::service::spawn_watchdog(move |_, _| health.ok());
     let stopped_by = shutdown_signal().await;
     info!("shutting down ({stopped_by}): closing the open files");
+    crate::service::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    health_task.abort();
     running.stop().await;
     info!("stopped");
     Ok(())

@@ -258,8 +258,7 @@ fn metrics_parse_move_while_recording_and_show_a_dead_camera() {
         assert!(!text.contains("rtsp://"), "a camera URL leaked");
     }
 
-    // The camera dies: the stream shows down; the recorder stays ready (docs/metrics.md:
-    // a known offline camera is an answer, and the other cameras still record).
+    // The camera dies: the stream shows down, and /readyz with it (docs/metrics.md).
     cam.kill9();
     wait_for("vigil_stream_up 0", Duration::from_secs(15), || {
         scrape(addr).1.porch("vigil_stream_up") == 0.0
@@ -270,8 +269,12 @@ fn metrics_parse_move_while_recording_and_show_a_dead_camera() {
         state(&m3, "offline").unwrap_or(0.0) + state(&m3, "connecting").unwrap_or(0.0),
         1.0
     );
+    // Not every camera records: not ready; the recorder itself is alive.
+    wait_for("/readyz 503", Duration::from_secs(5), || {
+        get(addr, "/readyz").0 == 503
+    });
     let (status, _, body) = get(addr, "/readyz");
-    assert_eq!((status, body.trim()), (200, "ok"));
+    assert_eq!((status, body.trim()), (503, "not ready"));
     let (status, _, _) = get(addr, "/healthz");
     assert_eq!(status, 200);
 
@@ -281,4 +284,208 @@ fn metrics_parse_move_while_recording_and_show_a_dead_camera() {
         "the metrics listener outlived the process"
     );
     eprintln!("metrics test took {:?}", started.elapsed());
+}
+
+/// The systemd side of sd_notify(3): a datagram socket standing in for `NOTIFY_SOCKET`,
+/// keeping every message with the time it arrived.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    fn bind(path: std::path::PathBuf) -> NotifySocket {
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind NOTIFY_SOCKET");
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = got.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                    sink.lock().unwrap().push((Instant::now(), line.to_owned()));
+                }
+            }
+        });
+        NotifySocket { path, got }
+    }
+
+    fn env(&self) -> &str {
+        self.path.to_str().expect("UTF-8 temp path")
+    }
+
+    /// Times at which `message` arrived.
+    fn times(&self, message: &str) -> Vec<Instant> {
+        let got = self.got.lock().unwrap();
+        got.iter()
+            .filter(|(_, m)| m == message)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    fn wait(&self, message: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.times(message).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no {message} within {timeout:?}; got {:?}",
+                self.got.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A 64 MiB ext4 file system on a loop device, which `fsfreeze` can hang like a dead disk
+/// (tmpfs cannot be frozen). Needs root, as CI has; unfrozen, unmounted and removed on drop.
+struct FreezableFs {
+    mount: std::path::PathBuf,
+    image: std::path::PathBuf,
+}
+
+impl FreezableFs {
+    fn mount(dir: &Path) -> FreezableFs {
+        let image = dir.join("disk.img");
+        let mount = dir.join("data");
+        std::fs::create_dir_all(&mount).unwrap();
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 20))
+            .unwrap();
+        run("mkfs.ext4", &["-q".as_ref(), image.as_os_str()]);
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                mount.as_os_str(),
+            ],
+        );
+        FreezableFs { mount, image }
+    }
+
+    fn freeze(&self, on: bool) {
+        let flag = if on { "--freeze" } else { "--unfreeze" };
+        run("fsfreeze", &[flag.as_ref(), self.mount.as_os_str()]);
+    }
+}
+
+impl Drop for FreezableFs {
+    fn drop(&mut self) {
+        // Usually not frozen any more ("Invalid argument"): quiet.
+        let _ = Command::new("fsfreeze")
+            .arg("--unfreeze")
+            .arg(&self.mount)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = Command::new("umount").arg(&self.mount).status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+fn run(program: &str, args: &[&std::ffi::OsStr]) {
+    let status = Command::new(program).args(args).status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "{program} {args:?}: {status:?}"
+    );
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): `vigil camera` and `vigil serve` say
+/// READY=1 once serving; `vigil serve` feeds the watchdog while it records, withholds it
+/// (and `/healthz` says `stalled`) while its disk hangs — a frozen file system: frames
+/// arrive, nothing is written — feeds it again once the disk returns and while a camera is
+/// offline (nothing to write is no stall; `/readyz` says not ready then), and says
+/// STOPPING=1 on SIGTERM.
+#[test]
+fn systemd_notify_ready_watchdog_fed_only_while_recording_progresses() {
+    use common::recorder::{vigil_camera_with_env, vigil_serve_with_env};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FreezableFs::mount(dir.path());
+    let cam_notify = NotifySocket::bind(dir.path().join("camera.notify"));
+    let cam_data = tempfile::tempdir().unwrap();
+    let (mut cam, rtsp) = vigil_camera_with_env(
+        cam_data.path(),
+        "127.0.0.1:0",
+        (320, 240),
+        15,
+        &[],
+        &[("NOTIFY_SOCKET", cam_notify.env())],
+    );
+    cam_notify.wait("READY=1", Duration::from_secs(10));
+
+    let notify = NotifySocket::bind(dir.path().join("serve.notify"));
+    // A 4 s watchdog: fed every 1.3 s; a stall is declared after 4 s without a write.
+    let period = Duration::from_secs(4);
+    let mut serve = vigil_serve_with_env(
+        &write_config(dir.path(), rtsp),
+        &[
+            ("NOTIFY_SOCKET", notify.env()),
+            ("WATCHDOG_USEC", "4000000"),
+        ],
+    );
+    notify.wait("READY=1", Duration::from_secs(30));
+    let (line, _) = serve.wait_line("listening metrics ", 0, Duration::from_secs(30));
+    let metrics: SocketAddr = line
+        .trim_start_matches("listening metrics ")
+        .trim()
+        .parse()
+        .unwrap();
+    serve.wait_line("recording porch/main", 0, Duration::from_secs(30));
+    wait_for(
+        "/readyz 200 once recording",
+        Duration::from_secs(10),
+        || get(metrics, "/readyz").0 == 200,
+    );
+    let fed_after = |t: Instant| {
+        notify
+            .times("WATCHDOG=1")
+            .iter()
+            .filter(|&&w| w > t)
+            .count()
+    };
+    let t = Instant::now();
+    thread::sleep(period);
+    assert!(fed_after(t) >= 2, "watchdog not fed while recording");
+
+    // The disk hangs: frames still arrive, no fragment is made durable.
+    fs.freeze(true);
+    wait_for("the stall reported", Duration::from_secs(20), || {
+        serve
+            .stderr_text()
+            .contains("not feeding the systemd watchdog")
+    });
+    let withheld = Instant::now();
+    let (status, _, body) = get(metrics, "/healthz");
+    assert_eq!((status, body.trim()), (503, "stalled"));
+    thread::sleep(period);
+    assert_eq!(fed_after(withheld), 0, "watchdog fed while the disk hung");
+
+    // The disk returns: the writer catches up and the watchdog is fed again.
+    fs.freeze(false);
+    let thawed = Instant::now();
+    thread::sleep(period);
+    assert!(
+        fed_after(thawed) >= 1,
+        "watchdog not fed after the disk returned"
+    );
+    assert_eq!(get(metrics, "/healthz").0, 200);
+
+    // A camera that dies is not a stall: the recorder keeps being fed.
+    cam.kill9();
+    let died = Instant::now();
+    thread::sleep(period * 2);
+    assert!(
+        fed_after(died + period) >= 2,
+        "watchdog withheld over an offline camera"
+    );
+    // Not everything records any more (readiness), but the recorder is alive (liveness).
+    let (status, _, body) = get(metrics, "/readyz");
+    assert_eq!((status, body.trim()), (503, "not ready"));
+    assert_eq!(get(metrics, "/healthz").0, 200);
+
+    serve.terminate();
+    let exit = serve.wait_exit(Duration::from_secs(20));
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    notify.wait("STOPPING=1", Duration::from_secs(1));
+    drop(fs);
 }

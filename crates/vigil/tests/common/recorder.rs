@@ -227,6 +227,18 @@ pub fn vigil_camera(
     fps: u32,
     extra: &[&str],
 ) -> (Proc, SocketAddr) {
+    vigil_camera_with_env(data, rtsp, size, fps, extra, &[])
+}
+
+/// [`vigil_camera`] with extra environment variables (e.g. systemd's `NOTIFY_SOCKET`).
+pub fn vigil_camera_with_env(
+    data: &Path,
+    rtsp: &str,
+    size: (u32, u32),
+    fps: u32,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (Proc, SocketAddr) {
     if !data.join("users.json").exists() {
         add_user(data, USER, PASSWORD);
     }
@@ -246,7 +258,8 @@ pub fn vigil_camera(
         .args(["--size", &format!("{}x{}", size.0, size.1)])
         .args(["--fps", &fps.to_string()])
         .args(extra)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied());
     let mut p = Proc::spawn("vigil camera", &mut cmd);
     let addr = listening_addr(&mut p);
     (p, addr)
@@ -317,10 +330,16 @@ pub fn write_config(
 
 /// `vigil serve --config CONFIG` (info logs on stderr).
 pub fn vigil_serve(config: &Path) -> Proc {
+    vigil_serve_with_env(config, &[])
+}
+
+/// [`vigil_serve`] with extra environment variables (e.g. systemd's `NOTIFY_SOCKET`).
+pub fn vigil_serve_with_env(config: &Path, envs: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(vigil_bin());
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .envs(envs.iter().copied());
     Proc::spawn("vigil serve", &mut cmd)
 }
 
