@@ -15,6 +15,7 @@ mod fd_limits;
 mod http;
 mod logging;
 mod metrics;
+mod package_assets;
 mod serve_cmd;
 mod service;
 mod setup_cmd;
@@ -61,6 +62,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Packaging only (packaging/build-deb.sh): kept out of `Cli` so that it shows in neither
+    // --help, the man pages nor the completions it writes (clap_complete lists hidden
+    // subcommands too).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "package-assets")
+    {
+        return package_assets::main();
+    }
     let cli = Cli::parse();
     logging::init(cli.log_format);
     if matches!(
