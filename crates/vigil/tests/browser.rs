@@ -577,6 +577,39 @@ async fn xss(target: &Target, setup_token: &str) {
         assert_shown_as_text(&b, &base, "#/users").await;
     }
     assert_shown_as_text(&b, &base, "#/account").await;
+
+    // An API token made on the page, named like markup, with a scope ticked: stored with
+    // what the form said (scopes, 90-day default expiry), shown once, listed as text.
+    fill(&b, "form#token-form", "token-name", XSS).await;
+    b.client
+        .find(Locator::Css("form#token-form [name=scope-share]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    submit(&b, "form#token-form").await;
+    let secret = b
+        .wait_css("#token-secret", Duration::from_secs(10))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("vigil_"), "{secret}");
+    let r = api.request("GET", "/api/tokens", None).await;
+    let tokens: Value = serde_json::from_str(&r.text()).unwrap();
+    let t = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == XSS)
+        .unwrap_or_else(|| panic!("{tokens}"));
+    assert_eq!(t["scopes"], json!(["view", "share"]), "{t}");
+    assert_eq!(t["cameras"], Value::Null, "{t}");
+    let days = (t["expires_us"].as_i64().unwrap() - now_us()) as f64 / 86_400e6;
+    assert!((89.9..=90.0).contains(&days), "{days}");
+    assert!(!r.text().contains(&secret), "the list holds the secret");
+    assert_shown_as_text(&b, &base, "#/account").await;
     eprintln!(
         "xss: camera name accepted: {camera_named}, user name accepted: {user_named}; \
          shown as text"

@@ -18,7 +18,7 @@ use crate::auth::{
 };
 use crate::error::ApiError;
 use crate::json_body::ApiJson;
-use crate::state::AppState;
+use crate::state::{AppState, CurrentUser};
 
 /// Successful web logins, process-wide (one web app per process; for `/metrics`).
 static LOGINS: AtomicU64 = AtomicU64::new(0);
@@ -575,13 +575,19 @@ pub async fn audit(
     Ok(Json(st.accounts.audit_log(limit)?))
 }
 
-/// `GET /api/tokens`.
+/// `GET /api/tokens`: an admin sees every token, anyone else their own.
 pub async fn list_tokens(
     State(st): State<AppState>,
-    _a: AdminUser,
+    me: CurrentUser,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    Ok(Json(st.accounts.tokens()?))
+    let only = (!me.is_admin()).then_some(me.name.as_str());
+    Ok(Json(st.accounts.tokens(only)?))
 }
+
+/// Days a token lives when the request does not say.
+const DEFAULT_TOKEN_DAYS: u32 = 90;
+/// The longest a token may live: ten years, for a wall display nobody will revisit.
+const MAX_TOKEN_DAYS: u32 = 3650;
 
 /// Body of `POST /api/tokens`.
 #[derive(Deserialize, JsonSchema)]
@@ -589,49 +595,122 @@ pub async fn list_tokens(
 pub struct NewTokenBody {
     /// A name to recognize the token by (1-64 characters).
     name: String,
-    /// The user the token acts as (default: the caller).
+    /// The user the token acts as (default: the caller; another user: admins only).
     #[serde(default)]
     username: Option<String>,
+    /// What it may do: `view`, `share`, `cameras`, `admin` (default `["view"]`). A viewer's
+    /// token can hold only `view` and `share`.
+    #[serde(default)]
+    scopes: Option<Vec<crate::token_scope::Scope>>,
+    /// The cameras it is limited to (default: all its user may view).
+    #[serde(default)]
+    cameras: Option<Vec<String>>,
+    /// Days until it stops working (1-3650, default 90).
+    #[serde(default)]
+    expires_in_days: Option<u32>,
 }
 
-/// `POST /api/tokens`: the token is in this answer and nowhere else, ever.
+/// `POST /api/tokens`: the token is in this answer and nowhere else, ever. Anyone may make
+/// tokens for themselves; admins for others. A token never holds more than its user.
 pub async fn add_token(
     State(st): State<AppState>,
     peer: Peer,
-    AdminUser(admin): AdminUser,
+    me: CurrentUser,
     ApiJson(b): ApiJson<NewTokenBody>,
 ) -> Result<Response, ApiError> {
+    use crate::token_scope::{Grant, Scope};
     let acc: &Arc<Accounts> = &st.accounts;
-    let owner = b.username.unwrap_or_else(|| admin.name.clone());
-    if acc.users.get(&owner)?.is_none() {
-        return Err(ApiError::bad_request("no such user"));
+    let owner_name = b.username.unwrap_or_else(|| me.name.clone());
+    if owner_name != me.name && !me.is_admin() {
+        return Err(ApiError::forbidden());
     }
-    if b.name.is_empty() || b.name.chars().count() > 64 {
+    let Some(owner) = acc.users.get(&owner_name)? else {
+        return Err(ApiError::bad_request("no such user"));
+    };
+    if b.name.trim().is_empty() || b.name.chars().count() > 64 {
         return Err(ApiError::bad_request(
             "the token name must be 1-64 characters",
         ));
     }
-    let (info, token) = acc.create_token(&owner, &b.name)?;
+    let mut scopes = b.scopes.unwrap_or_else(|| vec![Scope::View]);
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(ApiError::bad_request("a token needs at least one scope"));
+    }
+    if let Some(s) = scopes.iter().find(|s| !s.allowed_for(owner.role)) {
+        return Err(ApiError::bad_request(format!(
+            "{owner_name} is not an admin: a token of theirs cannot have the \"{}\" scope",
+            s.as_str()
+        )));
+    }
+    if let Some(cams) = &b.cameras {
+        if cams.is_empty() || cams.len() > 64 || cams.iter().any(|c| c.is_empty() || c.len() > 64) {
+            return Err(ApiError::bad_request(
+                "cameras: 1-64 camera names of 1-64 characters",
+            ));
+        }
+        let user = CurrentUser::from_user(owner.clone());
+        if let Some(c) = cams.iter().find(|c| !user.can_view(c)) {
+            return Err(ApiError::bad_request(format!(
+                "{owner_name} cannot view camera {c}"
+            )));
+        }
+    }
+    let days = b.expires_in_days.unwrap_or(DEFAULT_TOKEN_DAYS);
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(ApiError::bad_request(format!(
+            "expires_in_days must be 1-{MAX_TOKEN_DAYS}"
+        )));
+    }
+    let spec = crate::accounts::TokenSpec {
+        username: owner_name.clone(),
+        name: b.name,
+        grant: Grant {
+            scopes,
+            cameras: b.cameras,
+        },
+        expires_us: crate::accounts::now_us() + i64::from(days) * 86_400_000_000,
+        created_by: me.name.clone(),
+    };
+    let (info, token) = acc.create_token(&spec)?;
     acc.audit(
-        &admin.name,
+        &me.name,
         peer.0,
         "token_created",
-        &format!("{} ({}) for {owner}", info.id, info.name),
+        &format!(
+            "{} ({}) for {owner_name}: {} cameras {} for {days} days",
+            info.id,
+            info.name,
+            spec.grant.scopes_text(),
+            info.cameras
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), |c| c.join(",")),
+        ),
     );
     Ok((StatusCode::CREATED, Json(NewToken { info, token })).into_response())
 }
 
-/// `DELETE /api/tokens/{id}`.
+/// `DELETE /api/tokens/{id}`: an admin any token, anyone else their own (404 otherwise, so
+/// that ids of others' tokens are not confirmed).
 pub async fn delete_token(
     State(st): State<AppState>,
     peer: Peer,
-    AdminUser(admin): AdminUser,
+    me: CurrentUser,
     Path(tid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if !me.is_admin()
+        && !st
+            .accounts
+            .tokens(Some(&me.name))?
+            .iter()
+            .any(|t| t.id == tid)
+    {
+        return Err(ApiError::not_found("no such token"));
+    }
     if !st.accounts.delete_token(&tid)? {
         return Err(ApiError::not_found("no such token"));
     }
-    st.accounts
-        .audit(&admin.name, peer.0, "token_deleted", &tid);
+    st.accounts.audit(&me.name, peer.0, "token_deleted", &tid);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -129,6 +129,40 @@ pub struct TokenInfo {
     pub created_us: i64,
     /// Last use.
     pub last_used_us: Option<i64>,
+    /// What it may do (`crate::token_scope`).
+    pub scopes: Vec<crate::token_scope::Scope>,
+    /// The cameras it is limited to (`None`: all its user may view).
+    pub cameras: Option<Vec<String>>,
+    /// When it stops working (`None`: never; only tokens from before scopes existed).
+    pub expires_us: Option<i64>,
+    /// Who made it (empty for tokens from before this was kept).
+    pub created_by: String,
+}
+
+/// What a new API token may do and for how long.
+#[derive(Clone, Debug)]
+pub struct TokenSpec {
+    /// The user it acts as.
+    pub username: String,
+    /// A label.
+    pub name: String,
+    /// Its grant, already checked against the user's rights.
+    pub grant: crate::token_scope::Grant,
+    /// Expiry (µs since the epoch).
+    pub expires_us: i64,
+    /// Who makes it.
+    pub created_by: String,
+}
+
+/// The token of a request, resolved.
+#[derive(Clone, Debug)]
+pub struct TokenUse {
+    /// Its id.
+    pub id: String,
+    /// The user it acts as.
+    pub username: String,
+    /// Its grant.
+    pub grant: crate::token_scope::Grant,
 }
 
 /// One row of the audit log.
@@ -195,8 +229,21 @@ const SCHEMA: Schema = Schema {
             description: "share links and their media sessions",
             sql: crate::shares::SCHEMA_V2,
         },
+        Migration {
+            description: "API token scopes, cameras and expiry",
+            sql: SCHEMA_V3,
+        },
     ],
 };
+
+/// Version 3: what a token may do (`crate::token_scope`). Tokens made before had their
+/// user's full rights: they keep every scope, no camera limit and no expiry.
+const SCHEMA_V3: &str = "
+ALTER TABLE api_token ADD COLUMN scopes TEXT NOT NULL DEFAULT 'view,share,cameras,admin';
+ALTER TABLE api_token ADD COLUMN cameras TEXT;
+ALTER TABLE api_token ADD COLUMN expires_us INTEGER;
+ALTER TABLE api_token ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+";
 
 /// Version 1. `IF NOT EXISTS`: Vigil 0.1 created these tables without setting a version,
 /// so such a file (version 0 with the tables) becomes version 1 unchanged.
@@ -423,9 +470,11 @@ impl Accounts {
     pub fn token_alive(&self, id: &str) -> Result<bool, AccountsError> {
         Ok(self
             .db()
-            .query_row("SELECT 1 FROM api_token WHERE id = ?1", params![id], |_| {
-                Ok(())
-            })
+            .query_row(
+                "SELECT 1 FROM api_token WHERE id = ?1 AND (expires_us IS NULL OR expires_us > ?2)",
+                params![id, now_us()],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -490,67 +539,111 @@ impl Accounts {
 
     // ---- API tokens ----
 
-    /// Creates an API token acting as `username`; returns its id and the token (shown once).
-    pub fn create_token(
-        &self,
-        username: &str,
-        name: &str,
-    ) -> Result<(TokenInfo, String), AccountsError> {
+    /// Creates an API token; returns its row and the token (shown once).
+    pub fn create_token(&self, t: &TokenSpec) -> Result<(TokenInfo, String), AccountsError> {
         // A recognizable prefix lets secret scanners find leaked tokens.
         let token = format!("vigil_{}", random_secret());
         let info = TokenInfo {
             id: random_id(),
-            name: sanitize(name, 64),
-            username: username.to_owned(),
+            name: sanitize(&t.name, 64),
+            username: t.username.clone(),
             created_us: now_us(),
             last_used_us: None,
+            scopes: t.grant.scopes.clone(),
+            cameras: t.grant.cameras.clone(),
+            expires_us: Some(t.expires_us),
+            created_by: t.created_by.clone(),
         };
+        let cameras = cameras_json(&info.cameras);
         self.db().execute(
-            "INSERT INTO api_token (id, secret_hash, name, username, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![info.id, hash(&token), info.name, username, info.created_us],
+            "INSERT INTO api_token (id, secret_hash, name, username, created_us, scopes, cameras, \
+             expires_us, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                info.id,
+                hash(&token),
+                info.name,
+                info.username,
+                info.created_us,
+                t.grant.scopes_text(),
+                cameras,
+                t.expires_us,
+                info.created_by
+            ],
         )?;
         Ok((info, token))
     }
 
-    /// The token id and user of an API token.
-    pub fn token(&self, token: &str) -> Result<Option<(String, String)>, AccountsError> {
+    /// The token of a request, if it exists and has not expired; notes its use.
+    pub fn token(&self, token: &str) -> Result<Option<TokenUse>, AccountsError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
         let db = self.db();
-        let found: Option<(String, String, Option<i64>)> = db
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            String,
+            Option<String>,
+            Option<i64>,
+        );
+        let found: Option<Row> = db
             .query_row(
-                "SELECT id, username, last_used_us FROM api_token WHERE secret_hash = ?1",
+                "SELECT id, username, last_used_us, scopes, cameras, expires_us FROM api_token \
+                 WHERE secret_hash = ?1",
                 params![hash(token)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()?;
-        let Some((id, user, last)) = found else {
+        let Some((id, username, last, scopes, cameras, expires)) = found else {
             return Ok(None);
         };
         let now = now_us();
+        if expires.is_some_and(|e| now >= e) {
+            return Ok(None);
+        }
         if last.is_none_or(|l| now.saturating_sub(l) > TOUCH_EVERY_US) {
             db.execute(
                 "UPDATE api_token SET last_used_us = ?1 WHERE id = ?2",
                 params![now, id],
             )?;
         }
-        Ok(Some((id, user)))
+        Ok(Some(TokenUse {
+            id,
+            username,
+            grant: crate::token_scope::Grant::from_stored(&scopes, parse_cameras(cameras)),
+        }))
     }
 
-    /// Every API token.
-    pub fn tokens(&self) -> Result<Vec<TokenInfo>, AccountsError> {
+    /// API tokens: every one, or those of `username`.
+    pub fn tokens(&self, username: Option<&str>) -> Result<Vec<TokenInfo>, AccountsError> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT id, name, username, created_us, last_used_us FROM api_token ORDER BY created_us",
+            "SELECT id, name, username, created_us, last_used_us, scopes, cameras, expires_us, \
+             created_by FROM api_token WHERE ?1 IS NULL OR username = ?1 ORDER BY created_us",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![username], |r| {
+            let scopes: String = r.get(5)?;
+            let grant = crate::token_scope::Grant::from_stored(&scopes, parse_cameras(r.get(6)?));
             Ok(TokenInfo {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 username: r.get(2)?,
                 created_us: r.get(3)?,
                 last_used_us: r.get(4)?,
+                scopes: grant.scopes,
+                cameras: grant.cameras,
+                expires_us: r.get(7)?,
+                created_by: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -621,6 +714,20 @@ impl Accounts {
 
 fn dur_us(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A token's camera list as stored (JSON array, or NULL for no limit).
+fn cameras_json(cameras: &Option<Vec<String>>) -> Option<String> {
+    // Serializing strings cannot fail; were it to, "[]" limits the token to no camera.
+    cameras
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()))
+}
+
+/// Reads a stored camera list; an unreadable one limits the token to no camera at all
+/// (never to all of them).
+fn parse_cameras(stored: Option<String>) -> Option<Vec<String>> {
+    stored.map(|s| serde_json::from_str(&s).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -736,14 +843,30 @@ mod tests {
     fn tokens_and_audit() {
         let dir = tempfile::tempdir().unwrap();
         let a = Accounts::open(dir.path()).unwrap();
-        let (info, token) = a.create_token("alice", "home assistant").unwrap();
+        let new = |expires_us| TokenSpec {
+            username: "alice".into(),
+            name: "home assistant".into(),
+            grant: crate::token_scope::Grant::from_stored("view", Some(vec!["front".into()])),
+            expires_us,
+            created_by: "admin".into(),
+        };
+        let (info, token) = a.create_token(&new(now_us() + 60_000_000)).unwrap();
         assert!(token.starts_with("vigil_"));
+        let used = a.token(&token).unwrap().unwrap();
         assert_eq!(
-            a.token(&token).unwrap(),
-            Some((info.id.clone(), "alice".into()))
+            (used.id.as_str(), used.username.as_str()),
+            (info.id.as_str(), "alice")
         );
+        assert_eq!(used.grant.cameras, Some(vec!["front".to_owned()]));
         assert!(a.token("vigil_nope").unwrap().is_none());
-        assert_eq!(a.tokens().unwrap().len(), 1);
+        assert_eq!(a.tokens(None).unwrap().len(), 1);
+        assert_eq!(a.tokens(Some("alice")).unwrap()[0].created_by, "admin");
+        assert!(a.tokens(Some("bob")).unwrap().is_empty());
+        // An expired token opens nothing and is no longer alive.
+        let (old, old_token) = a.create_token(&new(now_us() - 1)).unwrap();
+        assert!(a.token(&old_token).unwrap().is_none());
+        assert!(!a.token_alive(&old.id).unwrap());
+        assert!(a.delete_token(&old.id).unwrap());
         assert!(a.token_alive(&info.id).unwrap());
         assert!(a.delete_token(&info.id).unwrap());
         assert!(!a.token_alive(&info.id).unwrap());
@@ -776,9 +899,9 @@ mod tests {
         let log = a.audit_log(10).unwrap();
         assert_eq!((log.len(), log[0].action.as_str()), (1, "login"));
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 2);
+        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 3);
         drop(a);
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
         drop(conn);
         let err = Accounts::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("newer Vigil"), "{err}");

@@ -39,10 +39,12 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub enum Credential {
     /// A browser session (cookie).
     Session(Session),
-    /// An API token (bearer), by id.
+    /// An API token (bearer), by id, with what it was granted.
     Token {
         /// The token's id.
         id: String,
+        /// Its scopes and cameras (`crate::token_scope`).
+        grant: crate::token_scope::Grant,
     },
 }
 
@@ -64,15 +66,19 @@ impl Identity {
         let acc = &st.accounts;
         let cred_ok = match &self.credential {
             Credential::Session(s) => acc.session_alive(&s.id),
-            Credential::Token { id } => acc.token_alive(id),
+            Credential::Token { id, .. } => acc.token_alive(id),
         };
         if !matches!(cred_ok, Ok(true)) {
             return false;
         }
-        match acc.users.get(&self.user.name) {
-            Ok(Some(u)) => camera.is_none_or(|c| u.can_view(c)),
-            _ => false,
-        }
+        let Ok(Some(u)) = acc.users.get(&self.user.name) else {
+            return false;
+        };
+        let now = match &self.credential {
+            Credential::Token { grant, .. } => grant.narrow(CurrentUser::from_user(u)),
+            Credential::Session(_) => CurrentUser::from_user(u),
+        };
+        camera.is_none_or(|c| now.can_view(c))
     }
 
     /// The session, if the caller used one.
@@ -188,7 +194,13 @@ fn resolve(st: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, ApiEr
     let (username, credential) = match bearer(headers) {
         Some(None) => return Ok(None),
         Some(Some(token)) => match acc.token(token).map_err(ApiError::internal)? {
-            Some((id, user)) => (user, Credential::Token { id }),
+            Some(t) => (
+                t.username,
+                Credential::Token {
+                    id: t.id,
+                    grant: t.grant,
+                },
+            ),
             None => return Ok(None),
         },
         None => {
@@ -205,10 +217,13 @@ fn resolve(st: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, ApiEr
     let Some(user) = acc.users.get(&username).map_err(ApiError::internal)? else {
         return Ok(None);
     };
-    Ok(Some(Identity {
-        user: CurrentUser::from_user(user),
-        credential,
-    }))
+    let user = CurrentUser::from_user(user);
+    // A token acts as its user narrowed to its grant, never more.
+    let user = match &credential {
+        Credential::Token { grant, .. } => grant.narrow(user),
+        Credential::Session(_) => user,
+    };
+    Ok(Some(Identity { user, credential }))
 }
 
 /// Whether `Origin` (else `Referer`) names this server: `https://` + the `Host` header.
@@ -285,6 +300,40 @@ fn check_request(
     Ok(())
 }
 
+/// Refuses a token the scope of the route it calls (`crate::token_scope`): 403 with the
+/// scope it lacks. The route is the one the router matched (its declared path template).
+fn check_scope(req: &Request, identity: Option<&Identity>) -> Result<(), ApiError> {
+    let Some(Credential::Token { grant, .. }) = identity.map(|i| &i.credential) else {
+        return Ok(());
+    };
+    // No matched route: the fallback answers 404 whoever asks.
+    let Some(template) = req.extensions().get::<axum::extract::MatchedPath>() else {
+        return Ok(());
+    };
+    let method = if req.method() == Method::HEAD {
+        Method::GET
+    } else {
+        req.method().clone()
+    };
+    let Some(doc) = crate::ROUTES
+        .iter()
+        .find(|d| d.path == template.as_str() && d.method == method.as_str())
+    else {
+        return Ok(());
+    };
+    match crate::token_scope::required_scope(&method, doc.path, doc.access) {
+        Some(scope) if grant.has(scope) => Ok(()),
+        Some(scope) => Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!("this API token lacks the \"{}\" scope", scope.as_str()),
+        )),
+        None => Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "API tokens cannot use this route (sign in instead)",
+        )),
+    }
+}
+
 /// Adds the headers every response carries.
 pub fn harden(resp: &mut Response, api: bool) {
     let h = resp.headers_mut();
@@ -349,7 +398,9 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
                 req.uri().path(),
                 req.headers(),
                 identity.as_ref(),
-            ) {
+            )
+            .and_then(|()| check_scope(&req, identity.as_ref()))
+            {
                 Err(e) => e.into_response(),
                 Ok(()) => {
                     if let Some(i) = identity {

@@ -56,6 +56,7 @@ pub mod share_routes;
 pub mod shares;
 pub mod state;
 pub mod tls;
+pub mod token_scope;
 
 pub use error::ApiError;
 pub use router::{router, ROUTES};

@@ -149,16 +149,22 @@ pub const CORE_ROUTES: &[RouteDoc] = &[
     r(
         "GET",
         "/api/tokens",
-        Admin,
-        "API tokens (never the tokens themselves)",
+        User,
+        "API tokens: an admin's all, a viewer's own (never the tokens themselves)",
     ),
     r(
         "POST",
         "/api/tokens",
-        Admin,
-        "Create an API token: {name, username?}; the token is shown once",
+        User,
+        "Create an API token: {name, username?, scopes?, cameras?, expires_in_days?}; \
+         the token is shown once",
     ),
-    r("DELETE", "/api/tokens/{id}", Admin, "Delete an API token"),
+    r(
+        "DELETE",
+        "/api/tokens/{id}",
+        User,
+        "Delete an API token (a viewer: their own)",
+    ),
 ];
 
 /// The handler of a core route.

@@ -62,8 +62,8 @@ async fn fixture() -> Fixture {
     users
         .add_with_cameras("viewer", PASSWORD, Role::Viewer, Some(vec!["yard".into()]))
         .unwrap();
-    let admin = state.accounts.create_token("admin", "test").unwrap().1;
-    let viewer = state.accounts.create_token("viewer", "test").unwrap().1;
+    let admin = common::token(&state.accounts, "admin", "view");
+    let viewer = common::token(&state.accounts, "viewer", "view");
     Fixture {
         dir,
         nvr,

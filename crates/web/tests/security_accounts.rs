@@ -417,3 +417,160 @@ async fn concurrent_wrong_passwords_are_throttled_before_hashing() {
         "{statuses:?}"
     );
 }
+
+/// Scoped API tokens (issue 16): a token opens what its scopes and cameras say and never
+/// more than its user; viewers make their own; a person's account routes refuse tokens.
+#[tokio::test]
+async fn scoped_tokens_open_only_their_scopes_and_cameras() {
+    let e = env().await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let viewer = login(&e.app, "viewer", VIEWER_PW).await;
+    let bearer = |token: &str, m: &str, p: &str| {
+        Request::builder()
+            .method(m)
+            .uri(p)
+            .header(header::HOST, HOST)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+    };
+    let make = |client: &Client, body: serde_json::Value| {
+        let r = client.req("POST", "/api/tokens");
+        let app = e.app.clone();
+        async move { send(&app, r, Some(body)).await }
+    };
+
+    // A viewer can make a view-only token for themselves, but nothing beyond them.
+    let r = make(&viewer, json!({"name": "display", "scopes": ["view"]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["scopes"], json!(["view"]));
+    assert!(r.json()["expires_us"].as_i64().is_some());
+    let display = r.json()["token"].as_str().unwrap().to_owned();
+    for (body, why) in [
+        (json!({"name": "x", "scopes": ["admin"]}), "admin scope"),
+        (json!({"name": "x", "scopes": ["cameras"]}), "cameras scope"),
+        (
+            json!({"name": "x", "cameras": ["yard"]}),
+            "a camera they cannot view",
+        ),
+        (json!({"name": "x", "expires_in_days": 0}), "no lifetime"),
+        (json!({"name": "x", "scopes": []}), "no scope"),
+    ] {
+        let r = make(&viewer, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}: {}", r.text());
+    }
+    let r = make(&viewer, json!({"name": "x", "username": "admin"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a token for someone else");
+
+    // The view token: its camera, read-only; no share, no admin, no account routes.
+    let r = send(&e.app, bearer(&display, "GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = send(&e.app, bearer(&display, "GET", "/api/cameras/yard"), None).await;
+    assert!(
+        matches!(r.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+        "{}",
+        r.status
+    );
+    let r = send(
+        &e.app,
+        bearer(&display, "POST", "/api/shares"),
+        Some(json!({"camera": "front"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("\\\"share\\\" scope"), "{}", r.text());
+    let r = send(
+        &e.app,
+        bearer(&display, "POST", "/api/account/password"),
+        Some(json!({"current": VIEWER_PW, "new": "another long pass phrase"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("sign in instead"), "{}", r.text());
+    let r = send(&e.app, bearer(&display, "GET", "/api/tokens"), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a token cannot list tokens"
+    );
+
+    // An admin's token limited to one camera is no admin; one with only the cameras scope
+    // manages cameras and nothing else; a view token of an admin changes nothing.
+    let r = make(
+        &admin,
+        json!({"name": "front only", "scopes": ["view", "admin"], "cameras": ["front"]}),
+    )
+    .await;
+    let front_only = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(&e.app, bearer(&front_only, "GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&e.app, bearer(&front_only, "GET", "/api/cameras"), None).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = make(&admin, json!({"name": "installer", "scopes": ["cameras"]})).await;
+    let installer = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(
+        &e.app,
+        bearer(&installer, "DELETE", "/api/cameras/yard"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = send(&e.app, bearer(&installer, "GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = make(&admin, json!({"name": "ro", "scopes": ["view"]})).await;
+    let ro = r.json()["token"].as_str().unwrap().to_owned();
+    let r = send(&e.app, bearer(&ro, "DELETE", "/api/cameras/front"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Lists: the viewer sees their own token only; an admin sees all four.
+    let r = send(&e.app, viewer.req("GET", "/api/tokens"), None).await;
+    let mine = r.json();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["username"], "viewer");
+    let r = send(&e.app, admin.req("GET", "/api/tokens"), None).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 4);
+    // A viewer cannot delete an admin's token (404, ids not confirmed), but their own.
+    let admins = r.json()[1]["id"].as_str().unwrap().to_owned();
+    let r = send(
+        &e.app,
+        viewer.req("DELETE", &format!("/api/tokens/{admins}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let own = mine[0]["id"].as_str().unwrap();
+    let r = send(
+        &e.app,
+        viewer.req("DELETE", &format!("/api/tokens/{own}")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = send(&e.app, bearer(&display, "GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Creation is audited with what was granted.
+    let audit = send(&e.app, admin.req("GET", "/api/audit"), None).await;
+    assert!(
+        audit.text().contains("view,admin cameras front"),
+        "{}",
+        audit.text()
+    );
+
+    // A demoted user's full token is demoted with them: rights are re-read per request.
+    let u = &e.state.accounts.users;
+    u.add("boss", "a long boss pass phrase", vigil_auth::Role::Admin)
+        .unwrap();
+    let full = token(&e.state.accounts, "boss", "view,share,cameras,admin");
+    let r = send(&e.app, bearer(&full, "GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    u.update(
+        "boss",
+        Some(vigil_auth::Role::Viewer),
+        Some(Some(vec!["front".into()])),
+    )
+    .unwrap();
+    let r = send(&e.app, bearer(&full, "GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&e.app, bearer(&full, "GET", "/api/cameras"), None).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+}

@@ -88,8 +88,8 @@ async fn fixture_from(source: vigil_camera::SourceSpec) -> Fixture {
     users
         .add_with_cameras("viewer", PASSWORD, Role::Viewer, Some(vec!["yard".into()]))
         .unwrap();
-    let admin = state.accounts.create_token("admin", "ha").unwrap().1;
-    let viewer = state.accounts.create_token("viewer", "script").unwrap().1;
+    let admin = common::token(&state.accounts, "admin", "view,share,cameras,admin");
+    let viewer = common::token(&state.accounts, "viewer", "view,share");
     Fixture {
         _dir: dir,
         app: vigil_web::router(state.clone()),

@@ -1,5 +1,6 @@
-// #/account : change the password; sessions (admin: everyone's) with revoke; for admins,
-// API tokens (the token is shown once, at creation).
+// #/account : change the password; sessions (admin: everyone's) with revoke; API tokens
+// (admin: everyone's, and for any user) with scopes, cameras and an expiry; a token is
+// shown once, at creation.
 
 import * as api from '../api.js';
 import { confirmAction, field, h, replace, toast } from '../dom.js';
@@ -76,20 +77,43 @@ export async function render(view, params, ctx) {
   };
   await loadSessions();
 
-  if (s.role === 'admin') tokensSection(view, ctx);
+  tokensSection(view, ctx, s);
 }
 
-function tokensSection(view, ctx) {
+/** Scopes a token can hold, with what they open (crates/web/src/token_scope.rs). */
+const SCOPES = [
+  ['view', 'View', 'cameras, live, recordings, events'],
+  ['share', 'Share', 'create and revoke share links'],
+  ['cameras', 'Manage cameras', 'add, edit, remove cameras (admins)'],
+  ['admin', 'Admin', 'everything an admin can do (admins)'],
+];
+
+function tokensSection(view, ctx, s) {
+  const admin = s.role === 'admin';
   const body = h('tbody');
   const name = h('input', { name: 'token-name', required: true, maxlength: 64, placeholder: 'e.g. home-assistant' });
   const owner = h('input', { name: 'token-user', placeholder: 'me', autocapitalize: 'none' });
+  const boxes = SCOPES.filter(([id]) => admin || id === 'view' || id === 'share').map(([id, label, hint]) => {
+    const box = h('input', { type: 'checkbox', name: `scope-${id}`, value: id });
+    if (id === 'view') box.checked = true;
+    return { id, el: h('label', { class: 'check', title: hint }, box, ` ${label}`), box };
+  });
+  const cameras = h('input', { name: 'token-cameras', placeholder: 'all', autocapitalize: 'none' });
+  const days = h('select', { name: 'token-days' },
+    ...[['1', '1 day'], ['30', '30 days'], ['90', '90 days'], ['365', '1 year'], ['3650', '10 years']]
+      .map(([v, t]) => h('option', { value: v, selected: v === '90' }, t)));
   const out = h('div', { role: 'status' });
-  const form = h('form', { class: 'toolbar' }, field('Name', name), field('Acts as user', owner), h('button', { type: 'submit' }, 'Create token'));
-  view.append(h('h2', null, 'API tokens'),
-    h('p', { class: 'hint' }, 'For scripts and integrations: send "Authorization: Bearer TOKEN".'),
+  const form = h('form', { id: 'token-form', class: 'card page' },
+    h('div', { class: 'toolbar' }, field('Name', name), admin ? field('Acts as user', owner) : null,
+      field('Cameras', cameras, 'Comma-separated; empty: all'), field('Expires after', days)),
+    h('fieldset', { class: 'scopes' }, h('legend', null, 'May'), ...boxes.map((b) => b.el)),
+    h('button', { type: 'submit' }, 'Create token'));
+  view.append(h('h2', null, admin ? 'API tokens (all users)' : 'Your API tokens'),
+    h('p', { class: 'hint' }, 'For scripts and integrations: send "Authorization: Bearer TOKEN". ' +
+      'A token never opens more than its user can, nor the account pages.'),
     form, out,
-    h('div', { class: 'table-wrap' }, h('table', null,
-      h('thead', null, h('tr', null, ...['Name', 'User', 'Created', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'tokens-table' },
+      h('thead', null, h('tr', null, ...['Name', 'User', 'May', 'Cameras', 'Expires', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
       body)));
   const load = async () => {
     const rows = await api.get('/api/tokens', { signal: ctx.signal });
@@ -105,18 +129,30 @@ function tokensSection(view, ctx) {
           toast(e.message, 'error');
         }
       });
-      return h('tr', null, h('td', null, t.name), h('td', null, t.username), h('td', null, fmtTime(t.created_us)),
+      const expired = t.expires_us && t.expires_us <= Date.now() * 1000;
+      return h('tr', { class: expired ? 'muted' : '' }, h('td', null, t.name), h('td', null, t.username),
+        h('td', null, t.scopes.join(', ')), h('td', null, t.cameras ? t.cameras.join(', ') : 'all'),
+        h('td', null, t.expires_us ? (expired ? 'expired' : fmtTime(t.expires_us)) : 'never'),
         h('td', null, t.last_used_us ? fmtAgo(t.last_used_us) : 'never'), h('td', { class: 'actions' }, del));
-    }) : h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No tokens.')));
+    }) : h('tr', null, h('td', { colspan: 7, class: 'empty' }, 'No tokens.')));
   };
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      const body2 = { name: name.value.trim() };
-      if (owner.value.trim()) body2.username = owner.value.trim();
+      const body2 = {
+        name: name.value.trim(),
+        scopes: boxes.filter((b) => b.box.checked).map((b) => b.id),
+        expires_in_days: Number(days.value),
+      };
+      if (admin && owner.value.trim()) body2.username = owner.value.trim();
+      const cams = cameras.value.split(',').map((c) => c.trim()).filter(Boolean);
+      if (cams.length) body2.cameras = cams;
       const t = await api.post('/api/tokens', body2);
-      replace(out, h('p', null, 'Copy this token now; it is not shown again:'), h('p', { class: 'secret mono' }, t.token));
+      replace(out, h('p', null, 'Copy this token now; it is not shown again:'), h('p', { class: 'secret mono', id: 'token-secret' }, t.token));
       form.reset();
+      // Defaults set as properties are not what reset() restores.
+      days.value = '90';
+      boxes.forEach((b) => { b.box.checked = b.id === 'view'; });
       load();
     } catch (e2) {
       replace(out, h('p', { class: 'error' }, e2.message));

@@ -247,3 +247,17 @@ pub fn concrete(path: &str, camera: &str) -> String {
         .replace("{id}", "1")
         .replace("{*path}", "app.js")
 }
+
+/// An API token of `user` with `scopes` (comma-separated) on every camera the user may view,
+/// valid for a day, made directly in the store (the tests of `POST /api/tokens` go through
+/// the API).
+pub fn token(accounts: &vigil_web::accounts::Accounts, user: &str, scopes: &str) -> String {
+    let spec = vigil_web::accounts::TokenSpec {
+        username: user.into(),
+        name: "test".into(),
+        grant: vigil_web::token_scope::Grant::from_stored(scopes, None),
+        expires_us: vigil_web::accounts::now_us() + 86_400_000_000,
+        created_by: user.into(),
+    };
+    accounts.create_token(&spec).unwrap().1
+}
