@@ -4,6 +4,7 @@
 # 1. Installs the system packages the end-to-end tests drive as real peers (ffmpeg, GStreamer,
 #    curl) and the build needs (libclang for the v4l2 feature's bindgen), only those missing.
 # 2. cargo fmt --check, clippy -D warnings, and every test of the workspace.
+# 3. The Debian package: built, installed, run as the vigil user, purged (packaging/test-package.sh).
 #
 # Runs on a fresh Debian machine with Rust, as root (or a user with sudo), without stdin.
 set -euo pipefail
@@ -41,6 +42,12 @@ packages=(
     chromium-driver
     age
     python3-pip
+    # The Debian package test (packaging/test-package.sh): dpkg-shlibdeps computes its
+    # Depends, postinst runs adduser, systemd-analyze verifies and scores the units.
+    dpkg-dev
+    adduser
+    systemd
+    procps
 )
 
 missing=()
@@ -139,6 +146,11 @@ node --test crates/web/assets-tests/
 
 step "cargo test --workspace --features vigil/v4l2,vigil/libav --no-fail-fast"
 cargo test --workspace --features vigil/v4l2,vigil/libav --no-fail-fast
+
+# The .deb from the binary cargo test just built (dev profile: no second, release build in
+# CI's time budget), installed, run as the vigil user, removed and purged. All on stderr.
+echo "==> packaging/test-package.sh --profile dev --no-build (Debian package)" >&2
+packaging/test-package.sh --profile dev --no-build
 
 # To stderr, so that cargo test's own summary stays the last line of stdout (CI reads it).
 echo "==> all checks passed in $((SECONDS - start)) s" >&2
