@@ -9,3 +9,4 @@ pub mod mqtt;
 pub mod rtsp;
 pub mod s3;
 pub mod tls;
+pub mod totp;

@@ -58,6 +58,16 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Remove a user's second factor (authenticator app and recovery codes), for an owner
+    /// locked out of the web app: console access is the trust anchor. They sign in with the
+    /// password alone and enrol again if the policy requires it.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// Login name.
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Change a user's password.
     Passwd {
         /// Login name.
@@ -178,6 +188,25 @@ pub fn run_with(
                 writeln!(out, "note: no admin user is left")?;
             }
         }
+        UserCommand::Reset2fa { name, data } => {
+            let store = open(&data)?;
+            if !store.list()?.iter().any(|u| u.name == name) {
+                bail!("no user named {name:?}");
+            }
+            let accounts = vigil_web::accounts::Accounts::open(&data.data)
+                .with_context(|| format!("opening web.sqlite3 in {}", data.data.display()))?;
+            if accounts.second_factor_remove(&name)? {
+                accounts.audit(
+                    &name,
+                    std::net::IpAddr::from([0, 0, 0, 0]),
+                    "second_factor_removed",
+                    "at the console (vigil user reset-2fa)",
+                );
+                writeln!(out, "second factor of {name:?} removed")?;
+            } else {
+                writeln!(out, "{name:?} has no second factor")?;
+            }
+        }
         UserCommand::Passwd {
             name,
             password_stdin,
@@ -256,6 +285,15 @@ mod tests {
             .unwrap()
             .is_some());
         assert!(run_cli(&["vigil", "user", "passwd", "nobody", "--data", d], pw).is_err());
+        // reset-2fa: an enrolled authenticator is removed, and says so.
+        let accounts = vigil_web::accounts::Accounts::open(dir.path()).unwrap();
+        accounts.totp_begin("alice").unwrap();
+        drop(accounts);
+        let out = run_cli(&["vigil", "user", "reset-2fa", "alice", "--data", d], pw).unwrap();
+        assert_eq!(out, "second factor of \"alice\" removed\n");
+        let out = run_cli(&["vigil", "user", "reset-2fa", "alice", "--data", d], pw).unwrap();
+        assert_eq!(out, "\"alice\" has no second factor\n");
+        assert!(run_cli(&["vigil", "user", "reset-2fa", "nobody", "--data", d], pw).is_err());
         run_cli(&["vigil", "user", "remove", "alice", "--data", d], pw).unwrap();
         assert!(store.is_empty().unwrap());
         assert!(run_cli(

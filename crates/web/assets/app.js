@@ -82,6 +82,12 @@ async function render() {
       return;
     }
   }
+  // The policy requires a second factor this user has not set: the Account page only (the
+  // server refuses everything else until then).
+  if (!route.public && session && session.must_enrol && route.module !== 'account') {
+    go('#/account');
+    return;
+  }
   const controller = new AbortController();
   const page = { controller, cleanups: [] };
   current = page;

@@ -54,6 +54,7 @@ impl From<AccountsError> for ApiError {
             AccountsError::Users(a) => a.into(),
             AccountsError::Db(d) => ApiError::internal(d),
             AccountsError::Schema(e) => ApiError::internal(e),
+            AccountsError::SecondFactor(m) => ApiError::new(StatusCode::CONFLICT, m),
         }
     }
 }
@@ -141,6 +142,9 @@ pub struct SessionView {
     pub cameras: Option<Vec<String>>,
     /// The CSRF token to send as `X-CSRF-Token` (`null` for an API token).
     pub csrf_token: Option<String>,
+    /// The policy requires a second factor this user has not set: every other route answers
+    /// 403 until they enrol (`POST /api/account/second-factor/totp`).
+    pub must_enrol: bool,
 }
 
 /// A user as the API shows it (never the password hash).
@@ -175,7 +179,7 @@ pub struct NewToken {
 }
 
 /// A session answer: [`LoggedIn`] plus the cookie.
-fn logged_in(
+pub(crate) fn logged_in(
     acc: &Accounts,
     user: &str,
     role: Role,
@@ -292,6 +296,23 @@ pub async fn login(
             "wrong user name or password",
         ));
     };
+    // A second factor is due: the password's throttle slot stays open until the code settles
+    // it, so alternating right passwords and wrong codes never clears the account's count.
+    if acc.second_factor(&user.name)?.totp {
+        let ticket = acc
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issue(&user.name, reservation);
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(crate::second_factor_routes::SecondFactorDue {
+                second_factor: "totp".into(),
+                ticket,
+            }),
+        )
+            .into_response());
+    }
     acc.throttle().succeed(reservation);
     // Session fixation: whatever session the browser had before is ended, the new one is fresh.
     if let Some(old) = session_cookie(&headers).and_then(|c| acc.session(c).ok().flatten()) {
@@ -320,13 +341,19 @@ pub async fn logout(
 }
 
 /// `GET /api/session`.
-pub async fn session(id: Identity) -> Json<SessionView> {
-    Json(SessionView {
+pub async fn session(
+    State(st): State<AppState>,
+    id: Identity,
+) -> Result<Json<SessionView>, ApiError> {
+    let must_enrol =
+        id.session().is_some() && st.accounts.must_enrol(&id.user.name, id.user.role)?;
+    Ok(Json(SessionView {
         csrf_token: id.session().map(|s| s.csrf.clone()),
         username: id.user.name,
         role: id.user.role,
         cameras: id.user.cameras,
-    })
+        must_enrol,
+    }))
 }
 
 /// Body of `POST /api/account/password`.

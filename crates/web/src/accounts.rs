@@ -44,6 +44,9 @@ pub enum AccountsError {
     /// `web.sqlite3` has a schema this Vigil cannot use (written by a newer one).
     #[error(transparent)]
     Schema(#[from] vigil_datadir::SchemaError),
+    /// A second-factor operation that cannot be done now (the message says why).
+    #[error("{0}")]
+    SecondFactor(String),
 }
 
 /// Microseconds since the epoch, now.
@@ -206,6 +209,8 @@ pub struct Accounts {
     data_dir: PathBuf,
     /// Serializes first-run setup (token check, user creation, token use) across awaits.
     pub setup_lock: tokio::sync::Mutex<()>,
+    /// Passwords that were right, waiting for their second factor.
+    pub tickets: Mutex<crate::second_factor::Tickets>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -232,6 +237,10 @@ const SCHEMA: Schema = Schema {
         Migration {
             description: "API token scopes, cameras and expiry",
             sql: SCHEMA_V3,
+        },
+        Migration {
+            description: "second factors: TOTP, recovery codes, policy",
+            sql: crate::second_factor::SCHEMA_V4,
         },
     ],
 };
@@ -300,6 +309,7 @@ impl Accounts {
             setup: Mutex::new(None),
             data_dir: data_dir.to_path_buf(),
             setup_lock: tokio::sync::Mutex::new(()),
+            tickets: Mutex::new(crate::second_factor::Tickets::default()),
         })
     }
 
@@ -899,9 +909,9 @@ mod tests {
         let log = a.audit_log(10).unwrap();
         assert_eq!((log.len(), log[0].action.as_str()), (1, "login"));
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 3);
+        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 4);
         drop(a);
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.pragma_update(None, "user_version", 5).unwrap();
         drop(conn);
         let err = Accounts::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("newer Vigil"), "{err}");

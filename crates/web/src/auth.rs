@@ -334,6 +334,37 @@ fn check_scope(req: &Request, identity: Option<&Identity>) -> Result<(), ApiErro
     }
 }
 
+/// While the policy requires a second factor this session's user has not set, only what
+/// enrolling needs answers; everything else is 403 with a message the UI acts on.
+fn check_enrolled(
+    st: &AppState,
+    req: &Request,
+    identity: Option<&Identity>,
+) -> Result<(), ApiError> {
+    let Some(i) = identity else {
+        return Ok(());
+    };
+    if i.session().is_none() {
+        return Ok(());
+    }
+    let path = req.uri().path();
+    let allowed = path == "/api/session"
+        || path == "/api/logout"
+        || path.starts_with("/api/account/second-factor");
+    if allowed
+        || !st
+            .accounts
+            .must_enrol(&i.user.name, i.user.role)
+            .map_err(ApiError::internal)?
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "a second factor is required: set one up on the Account page first",
+    ))
+}
+
 /// Adds the headers every response carries.
 pub fn harden(resp: &mut Response, api: bool) {
     let h = resp.headers_mut();
@@ -400,6 +431,7 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
                 identity.as_ref(),
             )
             .and_then(|()| check_scope(&req, identity.as_ref()))
+            .and_then(|()| check_enrolled(&st, &req, identity.as_ref()))
             {
                 Err(e) => e.into_response(),
                 Ok(()) => {

@@ -50,6 +50,8 @@ pub mod live;
 pub mod openapi;
 pub mod playback;
 pub mod router;
+pub mod second_factor;
+pub mod second_factor_routes;
 pub mod server;
 pub mod setup_file;
 pub mod share_routes;

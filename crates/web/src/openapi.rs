@@ -218,8 +218,59 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
                 .errors(&[400, 403, 409, 413, 415])
         }
         ("POST", "/api/login") => Bodies::ok(200, "Logged in", s.json::<LoggedIn>())
+            .also(
+                202,
+                "Password right; a second factor is due",
+                s.json::<crate::second_factor_routes::SecondFactorDue>(),
+            )
             .request(s.request::<LoginBody>())
             .errors(&[400, 401, 413, 415, 429]),
+        ("POST", "/api/login/second-factor") => Bodies::ok(200, "Logged in", s.json::<LoggedIn>())
+            .request(s.request::<crate::second_factor_routes::SecondStepBody>())
+            .errors(&[400, 401, 413, 415, 429]),
+        ("GET", "/api/account/second-factor") => Bodies::ok(
+            200,
+            "The caller's second factors",
+            s.json::<crate::second_factor::Status>(),
+        ),
+        ("POST", "/api/account/second-factor/totp") => Bodies::ok(
+            200,
+            "The secret and its QR code",
+            s.json::<crate::second_factor::Enrolment>(),
+        )
+        .errors(&[409]),
+        ("POST", "/api/account/second-factor/totp/confirm") => Bodies::ok(
+            200,
+            "On; the recovery codes, shown once",
+            s.json::<crate::second_factor_routes::RecoveryCodes>(),
+        )
+        .request(s.request::<crate::second_factor_routes::ConfirmBody>())
+        .errors(&[400, 409, 413, 415]),
+        ("POST", "/api/account/second-factor/remove") => Bodies::ok(204, "Off", Empty)
+            .request(s.request::<crate::second_factor_routes::PasswordAgain>())
+            .errors(&[400, 403, 413, 415, 429]),
+        ("POST", "/api/account/second-factor/recovery-codes") => Bodies::ok(
+            200,
+            "The new recovery codes, shown once",
+            s.json::<crate::second_factor_routes::RecoveryCodes>(),
+        )
+        .request(s.request::<crate::second_factor_routes::PasswordAgain>())
+        .errors(&[400, 403, 409, 413, 415, 429]),
+        ("GET", "/api/settings/second-factor") => Bodies::ok(
+            200,
+            "The policy",
+            s.json::<crate::second_factor_routes::PolicyBody>(),
+        ),
+        ("PUT", "/api/settings/second-factor") => Bodies::ok(
+            200,
+            "Set",
+            s.json::<crate::second_factor_routes::PolicyBody>(),
+        )
+        .request(s.request::<crate::second_factor_routes::PolicyBody>())
+        .errors(&[400, 413, 415]),
+        ("POST", "/api/users/{name}/reset-second-factor") => {
+            Bodies::ok(204, "Removed", Empty).errors(&[404])
+        }
         ("POST", "/api/logout") => Bodies::ok(204, "Logged out", Empty),
         ("GET", "/api/session") => Bodies::ok(200, "The session", s.json::<SessionView>()),
         ("POST", "/api/account/password") => Bodies::ok(204, "Changed", Empty)

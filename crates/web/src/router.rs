@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
 use crate::state::{Access, AppState, RouteDoc};
-use crate::{account_routes, api_cameras, assets, openapi};
+use crate::{account_routes, api_cameras, assets, openapi, second_factor_routes};
 
 /// Largest request body (every body is small JSON).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -165,6 +165,60 @@ pub const CORE_ROUTES: &[RouteDoc] = &[
         User,
         "Delete an API token (a viewer: their own)",
     ),
+    r(
+        "POST",
+        "/api/login/second-factor",
+        Public,
+        "The login's second step: {ticket, code | recovery_code} → the session",
+    ),
+    r(
+        "GET",
+        "/api/account/second-factor",
+        User,
+        "The caller's second factors: {totp, recovery_codes_left, required}",
+    ),
+    r(
+        "POST",
+        "/api/account/second-factor/totp",
+        User,
+        "Start enrolling an authenticator app: {secret, otpauth_uri, qr_svg}",
+    ),
+    r(
+        "POST",
+        "/api/account/second-factor/totp/confirm",
+        User,
+        "Confirm with a code {code}: turns it on, answers ten recovery codes once",
+    ),
+    r(
+        "POST",
+        "/api/account/second-factor/remove",
+        User,
+        "Turn the second factor off: {password}",
+    ),
+    r(
+        "POST",
+        "/api/account/second-factor/recovery-codes",
+        User,
+        "Ten new recovery codes (the old ones stop working): {password}",
+    ),
+    r(
+        "GET",
+        "/api/settings/second-factor",
+        Admin,
+        "Who must have a second factor: {require: none | admins | everyone}",
+    ),
+    r(
+        "PUT",
+        "/api/settings/second-factor",
+        Admin,
+        "Set who must have a second factor: {require}",
+    ),
+    r(
+        "POST",
+        "/api/users/{name}/reset-second-factor",
+        Admin,
+        "Remove a locked-out user's authenticator and recovery codes",
+    ),
 ];
 
 /// The handler of a core route.
@@ -198,6 +252,21 @@ fn core_handler(doc: &RouteDoc) -> Option<MethodRouter<AppState>> {
         ("GET", "/api/tokens") => get(account_routes::list_tokens),
         ("POST", "/api/tokens") => post(account_routes::add_token),
         ("DELETE", "/api/tokens/{id}") => delete(account_routes::delete_token),
+        ("POST", "/api/login/second-factor") => post(second_factor_routes::second_step),
+        ("GET", "/api/account/second-factor") => get(second_factor_routes::status),
+        ("POST", "/api/account/second-factor/totp") => post(second_factor_routes::totp_begin),
+        ("POST", "/api/account/second-factor/totp/confirm") => {
+            post(second_factor_routes::totp_confirm)
+        }
+        ("POST", "/api/account/second-factor/remove") => post(second_factor_routes::remove),
+        ("POST", "/api/account/second-factor/recovery-codes") => {
+            post(second_factor_routes::new_recovery_codes)
+        }
+        ("GET", "/api/settings/second-factor") => get(second_factor_routes::get_policy),
+        ("PUT", "/api/settings/second-factor") => put(second_factor_routes::put_policy),
+        ("POST", "/api/users/{name}/reset-second-factor") => {
+            post(second_factor_routes::admin_reset)
+        }
         _ => return None,
     })
 }
@@ -336,7 +405,13 @@ mod tests {
     fn only_login_setup_share_open_and_static_are_public() {
         for d in ROUTES.iter().filter(|d| d.access == Access::Public) {
             assert!(
-                ["/api/login", "/api/setup", "/api/share/open"].contains(&d.path)
+                [
+                    "/api/login",
+                    "/api/login/second-factor",
+                    "/api/setup",
+                    "/api/share/open",
+                ]
+                .contains(&d.path)
                     || !d.path.starts_with("/api/"),
                 "{} {} is public",
                 d.method,

@@ -124,8 +124,9 @@ impl Grant {
 /// route tables, and its access level), or `None` when no token may call it.
 pub fn required_scope(method: &Method, path: &str, access: Access) -> Option<Scope> {
     // A person's own account and browser sessions: never a token.
-    const PERSONAL: [&str; 7] = [
+    const PERSONAL: [&str; 8] = [
         "/api/login",
+        "/api/login/second-factor",
         "/api/logout",
         "/api/setup",
         "/api/account/password",
@@ -133,7 +134,8 @@ pub fn required_scope(method: &Method, path: &str, access: Access) -> Option<Sco
         "/api/sessions/{id}",
         "/api/share/open",
     ];
-    if PERSONAL.contains(&path) {
+    // ... and the second factors of the account (enrolling, removing, recovery codes).
+    if PERSONAL.contains(&path) || path.starts_with("/api/account/") {
         return None;
     }
     let read = *method == Method::GET || *method == Method::HEAD;

@@ -50,7 +50,8 @@ async fn the_checker_refuses_what_the_document_does_not_say() {
     let admin = login(&e.app, "admin", ADMIN_PW).await;
     let api = served(&e.app, &admin).await;
     let json = Some("application/json");
-    let session = json!({"username": "a", "role": "admin", "cameras": null, "csrf_token": "x"});
+    let session = json!({"username": "a", "role": "admin", "cameras": null, "csrf_token": "x",
+                         "must_enrol": false});
     let ok = serde_json::to_vec(&session).unwrap();
     api.check("GET", "/api/session", 200, json, &ok).unwrap();
     let mut extra = session.clone();

@@ -574,3 +574,202 @@ async fn scoped_tokens_open_only_their_scopes_and_cameras() {
     let r = send(&e.app, bearer(&full, "GET", "/api/cameras"), None).await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
+
+/// The login's second step with codes computed by an independent TOTP (Python's hmac):
+/// enrolment, a code accepted once, a code two steps off refused, a recovery code once,
+/// failures throttled like passwords, and the policy that sends a user to enrol first.
+#[tokio::test]
+async fn a_second_factor_is_needed_after_the_password_and_codes_work_once() {
+    use vigil_testkit::totp;
+    let e = env().await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/totp"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    assert!(r.json()["qr_svg"].as_str().unwrap().starts_with("<?xml"));
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/totp/confirm"),
+        Some(json!({"code": "000000"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let now = totp::now();
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/totp/confirm"),
+        Some(json!({"code": totp::code(&secret, now)})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let recovery: Vec<String> = serde_json::from_value(r.json()["recovery_codes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    // The password alone: a ticket, no session.
+    let password_step = || async {
+        let r = send(
+            &e.app,
+            req("POST", "/api/login"),
+            Some(json!({"username": "admin", "password": ADMIN_PW})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        assert_eq!(r.json()["second_factor"], "totp");
+        r.json()["ticket"].as_str().unwrap().to_owned()
+    };
+    let second = |ticket: String, body: serde_json::Value| {
+        let app = e.app.clone();
+        async move {
+            let mut b = body;
+            b["ticket"] = json!(ticket);
+            send(&app, req("POST", "/api/login/second-factor"), Some(b)).await
+        }
+    };
+    let ticket = password_step().await;
+    // The next step's code (the confirming one is spent), once.
+    let next = totp::code(&secret, now + 30);
+    let r = second(ticket.clone(), json!({"code": next})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(cookie_of(&r).len() > 20);
+    // A recovery code, typed loosely, works once.
+    let loose = recovery[0].to_uppercase().replace('-', " ");
+    let r = second(password_step().await, json!({"recovery_code": loose})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // Refused: the replayed code, codes two steps off, the used recovery code, a forged
+    // ticket. (After the first failure the throttle may answer 429 instead of 401.)
+    let ticket = password_step().await;
+    let r = second(ticket.clone(), json!({"code": next})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a replayed code");
+    let refused = |r: &Resp| {
+        matches!(
+            r.status,
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        )
+    };
+    for off in [now - 60, now + 90] {
+        let r = second(ticket.clone(), json!({"code": totp::code(&secret, off)})).await;
+        assert!(refused(&r), "two steps off: {}", r.status);
+    }
+    let r = second(ticket.clone(), json!({"recovery_code": recovery[0]})).await;
+    assert!(refused(&r), "a used recovery code: {}", r.status);
+    let r = second("forged".into(), json!({"recovery_code": recovery[1]})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let s = send(&e.app, admin.req("GET", "/api/account/second-factor"), None).await;
+    assert_eq!(s.json()["recovery_codes_left"], 9);
+    // Wrong codes count in the login throttle: soon 429, whatever the ticket.
+    let mut throttled = false;
+    for _ in 0..12 {
+        let t = password_step_or_429(&e.app).await;
+        let Some(t) = t else {
+            throttled = true;
+            break;
+        };
+        let r = second(t, json!({"code": "123456"})).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = true;
+            break;
+        }
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(throttled, "wrong codes were never throttled");
+
+    let audit = send(&e.app, admin.req("GET", "/api/audit"), None).await;
+    for action in ["second_factor_enrolled", "second_factor_failed"] {
+        assert!(audit.text().contains(action), "{action} not audited");
+    }
+}
+
+/// `POST /api/login` for the admin: the ticket, or `None` when throttled.
+async fn password_step_or_429(app: &axum::Router) -> Option<String> {
+    let r = send(
+        app,
+        req("POST", "/api/login"),
+        Some(json!({"username": "admin", "password": ADMIN_PW})),
+    )
+    .await;
+    if r.status == StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    Some(r.json()["ticket"].as_str().unwrap().to_owned())
+}
+
+/// The policy: with "everyone", a viewer without a second factor is sent to enrol — only the
+/// session and the enrolment answer until then; an admin's reset sends them back.
+#[tokio::test]
+async fn the_policy_sends_a_user_without_a_second_factor_to_enrol() {
+    use vigil_testkit::totp;
+    let e = env().await;
+    let admin = login(&e.app, "admin", ADMIN_PW).await;
+    let r = send(
+        &e.app,
+        admin.req("PUT", "/api/settings/second-factor"),
+        Some(json!({"require": "everyone"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let viewer = login(&e.app, "viewer", VIEWER_PW).await;
+    let s = send(&e.app, viewer.req("GET", "/api/session"), None).await;
+    assert_eq!(s.json()["must_enrol"], true);
+    let r = send(&e.app, viewer.req("GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.text().contains("second factor is required"),
+        "{}",
+        r.text()
+    );
+    let r = send(
+        &e.app,
+        viewer.req("POST", "/api/account/second-factor/totp"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let vs = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = send(
+        &e.app,
+        viewer.req("POST", "/api/account/second-factor/totp/confirm"),
+        Some(json!({"code": totp::code(&vs, totp::now())})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = send(&e.app, viewer.req("GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The policy covers the admin too: refused until they enrol.
+    let r = send(&e.app, admin.req("GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/totp"),
+        None,
+    )
+    .await;
+    let s = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/totp/confirm"),
+        Some(json!({"code": totp::code(&s, totp::now())})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // An admin resets the viewer's factor: enrol again.
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/users/viewer/reset-second-factor"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = send(&e.app, viewer.req("GET", "/api/cameras"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let audit = send(&e.app, admin.req("GET", "/api/audit"), None).await;
+    for action in ["second_factor_policy", "second_factor_removed"] {
+        assert!(audit.text().contains(action), "{action} not audited");
+    }
+}

@@ -1,4 +1,5 @@
-// #/account : change the password; sessions (admin: everyone's) with revoke; API tokens
+// #/account : the second factor (authenticator app, recovery codes); change the password;
+// sessions (admin: everyone's) with revoke; API tokens
 // (admin: everyone's, and for any user) with scopes, cameras and an expiry; a token is
 // shown once, at creation.
 
@@ -11,6 +12,11 @@ export async function render(view, params, ctx) {
   const s = ctx.session;
   view.classList.add('stack');
   view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Account'), h('span', { class: 'muted' }, `${s.username} · ${s.role}`)));
+  if (s.must_enrol) {
+    view.append(h('p', { class: 'card error', id: 'must-enrol', role: 'alert' },
+      'Your administrator requires a second factor: set up an authenticator app below before anything else.'));
+  }
+  await secondFactorSection(view, ctx, s);
 
   // Password.
   const cur = h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true });
@@ -41,6 +47,8 @@ export async function render(view, params, ctx) {
     }
   });
   view.append(form);
+
+  if (s.must_enrol) return;
 
   // Sessions.
   const body = h('tbody');
@@ -159,4 +167,88 @@ function tokensSection(view, ctx, s) {
     }
   });
   load().catch(() => {});
+}
+
+/** Two-step sign-in: enrol an authenticator app (QR code), recovery codes, turn it off. */
+async function secondFactorSection(view, ctx, s) {
+  const box = h('section', { class: 'card page', id: 'second-factor' });
+  view.append(box);
+  const out = h('div', { role: 'status' });
+  const showCodes = (codes) => replace(out,
+    h('p', null, 'Recovery codes — each works once if the phone is lost. Keep them somewhere safe; they are not shown again:'),
+    h('ol', { class: 'mono', id: 'recovery-codes' }, ...codes.map((c) => h('li', null, c))));
+  const passwordForm = (id, label, action) => {
+    const pw = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+    const f = h('form', { id, class: 'toolbar' }, field('Password', pw), h('button', { type: 'submit', class: 'btn' }, label));
+    f.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        await action(pw.value);
+      } catch (e2) {
+        replace(out, h('p', { class: 'error' }, e2.message));
+      }
+      pw.value = '';
+    });
+    return f;
+  };
+  const load = async () => {
+    const st = await api.get('/api/account/second-factor', { signal: ctx.signal });
+    if (!ctx.alive()) return;
+    if (st.totp) {
+      replace(box, h('h2', null, 'Two-step sign-in'),
+        h('p', { id: 'second-factor-state' }, `On: an authenticator app. ${st.recovery_codes_left} recovery codes left.`),
+        passwordForm('recovery-form', 'New recovery codes', async (password) => {
+          const r = await api.post('/api/account/second-factor/recovery-codes', { password });
+          showCodes(r.recovery_codes);
+          load();
+        }),
+        st.required ? h('p', { class: 'hint' }, 'Your administrator requires it: turning it off asks you to set up a new one.') : null,
+        passwordForm('second-factor-remove', 'Turn off', async (password) => {
+          await api.post('/api/account/second-factor/remove', { password });
+          replace(out);
+          toast('Two-step sign-in is off.', 'ok');
+          await api.loadSession();
+          load();
+        }), out);
+      return;
+    }
+    const start = h('button', { type: 'button', id: 'totp-start' }, 'Set up an authenticator app');
+    replace(box, h('h2', null, 'Two-step sign-in'),
+      h('p', { id: 'second-factor-state' }, 'Off. With it on, a stolen password alone cannot open your account.'), start, out);
+    start.addEventListener('click', async () => {
+      try {
+        const e = await api.post('/api/account/second-factor/totp');
+        // The SVG is the server's own rendering of the otpauth URI; shown as an image
+        // (data: URL), never parsed into the page.
+        const qr = h('img', {
+          id: 'totp-qr', alt: 'QR code for the authenticator app', width: 200, height: 200,
+          src: `data:image/svg+xml;base64,${btoa(e.qr_svg)}`,
+        });
+        const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', required: true, maxlength: 6 });
+        const f = h('form', { id: 'totp-confirm-form', class: 'toolbar' }, field('Code shown by the app', code), h('button', { type: 'submit' }, 'Turn on'));
+        replace(out, h('p', null, 'Scan this with the authenticator app (or type the key), then enter the code it shows.'),
+          qr, h('p', { class: 'mono', id: 'totp-secret' }, e.secret), f);
+        code.focus();
+        f.addEventListener('submit', async (ev) => {
+          ev.preventDefault();
+          try {
+            const r = await api.post('/api/account/second-factor/totp/confirm', { code: code.value.trim() });
+            const wasRequired = ctx.session.must_enrol;
+            await api.loadSession();
+            await load();
+            showCodes(r.recovery_codes);
+            if (wasRequired) {
+              box.append(h('p', null, h('a', { href: '#/', id: 'second-factor-continue' }, 'Continue to Vigil')));
+            }
+          } catch (e2) {
+            code.value = '';
+            toast(e2.message, 'error');
+          }
+        });
+      } catch (e2) {
+        replace(out, h('p', { class: 'error' }, e2.message));
+      }
+    });
+  };
+  await load();
 }

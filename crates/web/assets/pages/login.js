@@ -1,5 +1,6 @@
 // #/login: user name + password; 401 "wrong user name or password", 429 "too many
-// attempts, wait N s" with a countdown.
+// attempts, wait N s" with a countdown. When the account has a second factor the server
+// answers a ticket (202) and the page asks for the authenticator's code or a recovery code.
 
 import * as api from '../api.js';
 import { field, h } from '../dom.js';
@@ -48,17 +49,65 @@ export async function render(view, params, ctx) {
     }, 1000);
   };
 
+  const enter = async () => {
+    await api.loadSession();
+    if (!ctx.alive()) return;
+    const next = sessionStorage.getItem('vigil.next');
+    sessionStorage.removeItem('vigil.next');
+    go(next && !next.startsWith('#/login') && !next.startsWith('#/setup') ? next : '#/');
+  };
+
+  // The second step: one field takes the app's 6 digits or a recovery code.
+  const secondStep = (ticket) => {
+    const code = h('input', {
+      name: 'code', autocomplete: 'one-time-code', inputmode: 'text', required: true,
+      autocapitalize: 'none', spellcheck: 'false', maxlength: 32,
+    });
+    const err2 = h('p', { class: 'form-error', id: 'second-factor-error', role: 'alert', 'aria-live': 'assertive' });
+    const go2 = h('button', { type: 'submit' }, 'Continue');
+    const form2 = h('form', { id: 'second-factor-form' },
+      field('Code', code, 'The 6-digit code of your authenticator app, or one of your recovery codes.'), err2, go2);
+    form.replaceWith(form2);
+    code.focus();
+    form2.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err2.textContent = '';
+      go2.disabled = true;
+      const typed = code.value.trim();
+      const body = /^[0-9]{6}$/.test(typed) ? { ticket, code: typed } : { ticket, recovery_code: typed };
+      try {
+        await api.post('/api/login/second-factor', body, { quiet401: true });
+        await enter();
+      } catch (e3) {
+        code.value = '';
+        go2.disabled = false;
+        if (e3.status === 429) {
+          err2.textContent = `Too many attempts, wait ${e3.retryAfter || 30} s.`;
+        } else if (e3.status === 401 && /expired/.test(e3.message)) {
+          form2.replaceWith(form);
+          err.textContent = 'The sign-in expired; enter the password again.';
+          submit.disabled = false;
+          pw.focus();
+        } else {
+          err2.textContent = e3.status === 401 ? 'Wrong or already used code.' : e3.message;
+          code.focus();
+        }
+      }
+    });
+  };
+
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     err.textContent = '';
     submit.disabled = true;
     try {
-      await api.post('/api/login', { username: user.value.trim(), password: pw.value }, { quiet401: true });
-      await api.loadSession();
-      if (!ctx.alive()) return;
-      const next = sessionStorage.getItem('vigil.next');
-      sessionStorage.removeItem('vigil.next');
-      go(next && !next.startsWith('#/login') && !next.startsWith('#/setup') ? next : '#/');
+      const r = await api.post('/api/login', { username: user.value.trim(), password: pw.value }, { quiet401: true });
+      if (r && r.second_factor) {
+        pw.value = '';
+        secondStep(r.ticket);
+        return;
+      }
+      await enter();
     } catch (e2) {
       pw.value = '';
       if (e2.status === 429) {

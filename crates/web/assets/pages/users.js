@@ -1,5 +1,6 @@
 // #/users (admin): users with their role and camera access; add, edit (role, cameras,
-// password reset), remove.
+// password reset), remove, reset a locked-out user's second factor; who must have a second
+// factor (policy).
 
 import * as api from '../api.js';
 import { closeButton, confirmAction, field, h, replace, toast } from '../dom.js';
@@ -10,6 +11,23 @@ export async function render(view, params, ctx) {
   view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Users'), h('span', { class: 'spacer' }), addBtn),
     h('div', { class: 'table-wrap' }, h('table', { id: 'users' },
       h('thead', null, h('tr', null, ...['User', 'Role', 'Cameras', ''].map((t) => h('th', { scope: 'col' }, t)))), body)));
+
+  // Who must have a second factor.
+  const policy = h('select', { name: 'require', id: 'second-factor-policy' },
+    h('option', { value: 'none' }, 'Nobody (each user may set one up)'),
+    h('option', { value: 'admins' }, 'Administrators'),
+    h('option', { value: 'everyone' }, 'Everyone'));
+  view.append(h('div', { class: 'card page' }, h('h2', null, 'Two-step sign-in'),
+    field('Required of', policy, 'Users it covers without a second factor are asked to set one up before anything else.')));
+  policy.value = (await api.get('/api/settings/second-factor', { signal: ctx.signal })).require;
+  policy.addEventListener('change', async () => {
+    try {
+      await api.put('/api/settings/second-factor', { require: policy.value });
+      toast('Saved.', 'ok');
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  });
 
   const [cameras] = await Promise.all([api.get('/api/cameras', { signal: ctx.signal })]);
   const camNames = cameras.map((c) => c.name);
@@ -31,11 +49,21 @@ export async function render(view, params, ctx) {
           toast(e.message, 'error');
         }
       });
+      const reset = h('button', { type: 'button', class: 'btn btn-small', title: 'For a user who lost their phone and recovery codes' }, 'Reset two-step');
+      reset.addEventListener('click', async () => {
+        if (!confirmAction(`Remove the second factor of ${u.username}? They sign in with the password alone until they set up a new one.`)) return;
+        try {
+          await api.post(`/api/users/${encodeURIComponent(u.username)}/reset-second-factor`);
+          toast(`Second factor of ${u.username} removed.`, 'ok');
+        } catch (e) {
+          toast(e.message, 'error');
+        }
+      });
       return h('tr', { dataset: { user: u.username } },
         h('th', { scope: 'row' }, u.username, u.username === ctx.session.username ? h('span', { class: 'muted' }, ' (you)') : null),
         h('td', null, h('span', { class: 'badge' }, u.role)),
         h('td', null, u.role === 'admin' || u.cameras === null || u.cameras === undefined ? 'all' : (u.cameras.join(', ') || 'none')),
-        h('td', { class: 'actions' }, edit, del));
+        h('td', { class: 'actions' }, edit, reset, del));
     }));
   };
   addBtn.addEventListener('click', () => open(null));
