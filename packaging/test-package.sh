@@ -3,7 +3,7 @@
 #
 #   packaging/test-package.sh [--profile release|dev] [--no-build]
 #
-# 1. builds the .deb (packaging/build-deb.sh with the same options);
+# 1. builds the .deb (packaging/build-deb.sh with the same options) and runs lintian on it;
 # 2. dpkg -i: the files, their modes and owners, the `vigil` system user, the conffile;
 # 3. systemd-analyze verify on both installed units (the template as vigil-camera@front, and
 #    with the V4L2 drop-in), and systemd-analyze security --offline: the exposure figure is
@@ -33,7 +33,7 @@ if dpkg-query -W -f='${Status}' vigil 2>/dev/null | grep -qv 'not-installed'; th
     fail "a vigil package is already on this machine; remove it first (dpkg --purge vigil)"
 fi
 getent passwd vigil >/dev/null && fail "a user named vigil exists; this test would delete it"
-for tool in systemd-analyze runuser dpkg-deb pgrep /usr/bin/python3; do
+for tool in systemd-analyze runuser dpkg-deb pgrep lintian /usr/bin/python3; do
     command -v "$tool" >/dev/null || fail "$tool not found"
 done
 
@@ -72,6 +72,11 @@ deb=$(packaging/build-deb.sh "$@" | tail -n 1)
 [[ -f "$deb" ]] || fail "no .deb built"
 echo "package: $deb ($(stat -c %s "$deb") bytes)" >&2
 dpkg-deb -f "$deb" Depends | grep -q 'libavcodec' || fail "Depends lacks libavcodec (libav feature not linked?)"
+# Debian policy as lintian reads it; the two deliberate exceptions are overridden in
+# packaging/lintian-overrides, with the reason.
+lintian --fail-on error,warning --tag-display-limit 0 "$deb" 2>&1 | grep -v 'root privileges' \
+    || true
+lintian --fail-on error,warning "$deb" >/dev/null 2>&1 || fail "lintian finds errors or warnings (above)"
 
 # --- 2. install -----------------------------------------------------------------------------
 step "dpkg -i"
@@ -161,6 +166,7 @@ sed -i -e 's/^listen = "0.0.0.0:8443"$/listen = "127.0.0.1:0"/' \
 grep -q '^listen = "0.0.0.0' /etc/vigil/vigil.toml && fail "could not move [web] listen to loopback"
 printf '\n[[camera]]\nname = "%s"\nurl = "rtsp://%s/main"\n' "$CAMERA" "$addr" >>/etc/vigil/vigil.toml
 
+: >"$work/serve.log" # created before the background job opens it, for the grep below
 runuser -u vigil -- /usr/bin/vigil serve --config /etc/vigil/vigil.toml \
     >"$work/serve.log" 2>"$work/serve-stderr.log" </dev/null &
 serve_pid=$!

@@ -43,8 +43,10 @@ packages=(
     age
     python3-pip
     # The Debian package test (packaging/test-package.sh): dpkg-shlibdeps computes its
-    # Depends, postinst runs adduser, systemd-analyze verifies and scores the units.
+    # Depends, lintian checks it, postinst runs adduser, systemd-analyze verifies and scores
+    # the units.
     dpkg-dev
+    lintian
     adduser
     systemd
     procps
