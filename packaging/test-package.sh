@@ -12,6 +12,8 @@
 #    /etc/vigil/vigil.toml (web app and metrics moved to 127.0.0.1, one camera added) as the
 #    vigil user through runuser (no systemd runs here), until a recording file exists;
 #    SIGTERM must stop it cleanly;
+#    the example camera instance's command line (ExecStart, %i and its .env expanded) runs
+#    as vigil and serves RTSP;
 # 5. dpkg -r keeps the configuration, data and user; dpkg --purge removes every one of them.
 #
 # Runs as root, without a running systemd, on a machine where no `vigil` package or user
@@ -194,6 +196,41 @@ serve_pid=
 kill -TERM "$gst_pid" 2>/dev/null || true
 wait "$gst_pid" 2>/dev/null || true
 gst_pid=
+
+step "vigil camera, run as vigil-camera@front.service would run it"
+# The example instance, on loopback and free ports; ExecStart taken from the installed unit,
+# with %i and $VIGIL_CAMERA_ARGS expanded as systemd does (whitespace-split words).
+sed -e 's/0\.0\.0\.0:[0-9]*/127.0.0.1:0/g' /usr/share/doc/vigil/examples/camera-front.env \
+    >/etc/vigil/camera-front.env
+camera_args=$(sed -n 's/^VIGIL_CAMERA_ARGS=//p' /etc/vigil/camera-front.env)
+exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/vigil-camera@.service)
+exec_start=${exec_start//%i/front}
+exec_start=${exec_start//\$VIGIL_CAMERA_ARGS/$camera_args}
+read -ra camera_cmd <<<"$exec_start"
+# As docs/install.md says: the data directory, then a user (the camera refuses to start
+# without one).
+install -d -o vigil -g vigil -m 0700 /var/lib/vigil/camera-front
+echo 'package-test-password-7' \
+    | runuser -u vigil -- /usr/bin/vigil user add admin --password-stdin --data /var/lib/vigil/camera-front \
+        >"$work/user-add.log" 2>&1 || fail "vigil user add as vigil failed"
+: >"$work/camera.log"
+runuser -u vigil -- "${camera_cmd[@]}" >"$work/camera.log" 2>"$work/camera-stderr.log" </dev/null &
+serve_pid=$!
+listening=
+for _ in $(seq 150); do
+    kill -0 "$serve_pid" 2>/dev/null || fail "vigil camera exited: ${camera_cmd[*]}"
+    listening=$(sed -n 's/^listening rtsp \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$work/camera.log" || true)
+    [[ -n "$listening" ]] && break
+    sleep 0.2
+done
+[[ -n "$listening" ]] || fail "vigil camera did not listen within 30 s: ${camera_cmd[*]}"
+echo "camera instance: ${camera_cmd[*]} -> rtsp $listening" >&2
+vigil_pid=$(pgrep -P "$serve_pid" -x vigil) || fail "no vigil process under runuser"
+kill -TERM "$vigil_pid"
+rc=0
+wait "$serve_pid" || rc=$?
+serve_pid=
+((rc == 0)) || fail "vigil camera exited with $rc on SIGTERM"
 
 # --- 5. remove, purge -----------------------------------------------------------------------
 step "dpkg -r: configuration, data and user stay"
