@@ -50,7 +50,9 @@ cleanup() {
         kill -KILL $(pgrep -P "$serve_pid") "$serve_pid" 2>/dev/null || true
         wait "$serve_pid" 2>/dev/null || true
     fi
-    [[ -n "$gst_pid" ]] && kill -TERM "$gst_pid" 2>/dev/null || true
+    if [[ -n "$gst_pid" ]]; then
+        kill -TERM "$gst_pid" 2>/dev/null || true
+    fi
     rm -rf "$dropin"
     if dpkg-query -W -f='${Status}' vigil 2>/dev/null | grep -qv 'not-installed'; then
         dpkg --purge vigil >/dev/null 2>&1 || true
