@@ -682,16 +682,39 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// Whether a file's permission bits let group or others read it (a config file holding
-/// camera passwords should be mode 0600).
+/// Whether a file's permission bits let other users read it: a config file holding camera
+/// passwords should be 0600, or 0640 with the process's own group (the Debian package's
+/// `root:vigil 0640`: root owns it, only the service's group reads it).
 pub fn readable_by_others(path: &Path) -> std::io::Result<bool> {
-    use std::os::unix::fs::PermissionsExt as _;
-    Ok(std::fs::metadata(path)?.permissions().mode() & 0o044 != 0)
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path)?;
+    Ok(readable_beyond(
+        m.mode(),
+        m.gid(),
+        rustix::process::getegid().as_raw(),
+    ))
+}
+
+/// [`readable_by_others`] on the bits: world-readable, or group-readable by a group that is
+/// not `own_gid`.
+fn readable_beyond(mode: u32, file_gid: u32, own_gid: u32) -> bool {
+    mode & 0o004 != 0 || (mode & 0o040 != 0 && file_gid != own_gid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_read_is_fine_only_for_the_process_own_group() {
+        assert!(!readable_beyond(0o600, 0, 1000));
+        assert!(
+            !readable_beyond(0o640, 1000, 1000),
+            "root:vigil 0640 read by vigil"
+        );
+        assert!(readable_beyond(0o640, 0, 1000), "another group reads it");
+        assert!(readable_beyond(0o644, 1000, 1000), "everyone reads it");
+    }
 
     const FULL: &str = r#"
 data_dir = "rec"

@@ -317,7 +317,8 @@ fn check_permissions(path: &Path, cfg: &Config) {
     }
     match config::readable_by_others(path) {
         Ok(true) => warn!(
-            "{} holds camera passwords but other users can read it; run: chmod 600 {}",
+            "{} holds camera passwords but other users can read it; run: chmod 600 {} \
+             (or 640 with this service's own group)",
             path.display(),
             path.display()
         ),
