@@ -79,6 +79,14 @@ struct Record {
     /// Cameras a viewer may see; absent (older files too) means all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cameras: Option<Vec<String>>,
+    /// The user's ONVIF credential, if they opted in: what an ONVIF client types as the
+    /// password for WS-UsernameToken PasswordDigest, which hashes the plaintext (WSS
+    /// UsernameToken Profile 1.0 §3.1) and so cannot be checked against an argon2 hash.
+    /// Random (never a human password), so it is no weaker than the HA1 values beside it,
+    /// which already let whoever reads this 0600 file authenticate as the user. See
+    /// docs/onvif.md. A password change removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    onvif_credential: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -250,6 +258,7 @@ impl Record {
             digest_ha1_sha256: digest::ha1(Algorithm::Sha256, name, REALM, password),
             digest_ha1_md5: digest::ha1(Algorithm::Md5, name, REALM, password),
             cameras: None,
+            onvif_credential: None,
         })
     }
 
@@ -556,6 +565,48 @@ impl UserStore {
         Ok(found.filter(|_| ok).map(|r| r.user()))
     }
 
+    /// Gives `name` a new random ONVIF credential (replacing any previous one) and returns it;
+    /// it is shown to the user once. 24 bytes from the OS RNG, Base64url: 192 bits, beyond
+    /// guessing, so the WS-UsernameToken path needs no throttle of its own.
+    pub fn set_onvif_credential(&self, name: &str) -> Result<String, AuthError> {
+        use argon2::password_hash::rand_core::RngCore as _;
+        use base64::Engine as _;
+        let mut raw = [0u8; 24];
+        OsRng.fill_bytes(&mut raw);
+        let credential = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        self.store_onvif_credential(name, Some(credential.clone()))?;
+        Ok(credential)
+    }
+
+    /// Removes `name`'s ONVIF credential: WS-UsernameToken PasswordDigest stops working for
+    /// them (HTTP Digest still works).
+    pub fn clear_onvif_credential(&self, name: &str) -> Result<(), AuthError> {
+        self.store_onvif_credential(name, None)
+    }
+
+    fn store_onvif_credential(&self, name: &str, value: Option<String>) -> Result<(), AuthError> {
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        let mut users = cache.users.clone();
+        let slot = users
+            .iter_mut()
+            .find(|r| r.name == name)
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
+        slot.onvif_credential = value;
+        self.write(&mut cache, users)
+    }
+
+    /// `name`'s ONVIF credential and role, if the user exists and has one.
+    pub fn onvif_credential(&self, name: &str) -> Result<Option<(String, Role)>, AuthError> {
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        Ok(cache
+            .users
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.onvif_credential.clone().map(|c| (c, r.role))))
+    }
+
     /// The stored Digest HA1 (hex) and role for `name`, if the user exists.
     pub fn digest_ha1(
         &self,
@@ -577,6 +628,36 @@ impl UserStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn onvif_credential_is_random_opt_in_and_revoked_by_a_password_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(dir.path()).unwrap();
+        s.add("alice", "a long pass phrase", Role::Viewer).unwrap();
+        assert_eq!(s.onvif_credential("alice").unwrap(), None);
+        let c1 = s.set_onvif_credential("alice").unwrap();
+        assert_eq!(c1.len(), 32);
+        assert_ne!(c1, "a long pass phrase");
+        assert_eq!(
+            s.onvif_credential("alice").unwrap(),
+            Some((c1.clone(), Role::Viewer))
+        );
+        // Stored across a reopen, in the 0600 file.
+        let again = UserStore::open(dir.path()).unwrap();
+        assert_eq!(
+            again.onvif_credential("alice").unwrap().map(|c| c.0),
+            Some(c1.clone())
+        );
+        let c2 = s.set_onvif_credential("alice").unwrap();
+        assert_ne!(c1, c2);
+        s.set_password("alice", "another long pass phrase").unwrap();
+        assert_eq!(s.onvif_credential("alice").unwrap(), None);
+        s.set_onvif_credential("alice").unwrap();
+        s.clear_onvif_credential("alice").unwrap();
+        assert_eq!(s.onvif_credential("alice").unwrap(), None);
+        assert!(s.set_onvif_credential("bob").is_err());
+        assert_eq!(s.onvif_credential("bob").unwrap(), None);
+    }
 
     const PW: &str = "correct horse battery";
 
