@@ -79,7 +79,8 @@ pub struct Response {
     pub fault: Option<Fault>,
     /// Who was authenticated (for the audit log).
     pub user: Option<String>,
-    /// Whether a UsernameToken was presented and refused (counts as a failed login).
+    /// Whether a UsernameToken was presented and refused (counts as a failed login), even
+    /// when a PRE_AUTH operation answered anyway.
     pub auth_failed: bool,
 }
 
@@ -191,11 +192,12 @@ impl Service {
                 operation: Some(op),
                 fault: None,
                 user,
-                auth_failed: false,
+                auth_failed,
             },
             Err(f) => {
                 let mut r = Response::fault(f, Some(op));
                 r.user = user;
+                r.auth_failed = auth_failed;
                 r
             }
         }
