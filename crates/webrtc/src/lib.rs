@@ -1,7 +1,7 @@
 //! WebRTC live view (issue 14): a browser or any WHEP client (RFC 9725) receives a camera
 //! stream's H.264 passed through untouched.
 //!
-//! This crate is sans-IO, like str0m under it: [`check_offer`] and [`check_stream`] decide
+//! The protocol part is sans-IO, like str0m under it: [`check_offer`] and [`check_stream`] decide
 //! whether a WHEP request can be served, and a [`Session`] holds one viewer's `Rtc` and
 //! [`Gate`]. The loop an edge runs per session:
 //!
@@ -13,14 +13,17 @@
 //!    frame and skips to the next one when the viewer lags); on [`Poll::Closed`] drop it.
 //! 4. Each access unit from the hub goes to [`Session::write`], then poll again.
 //!
-//! Not here yet: the tokio edge (shared socket, session limit), STUN/TURN candidates and
-//! ICE-TCP, audio. See `docs/webrtc.md`.
+//! [`Edge`] is that loop on tokio: one shared UDP socket, open only while a session exists,
+//! and a bound on sessions. Not here yet: the `[webrtc]` configuration, the WHEP routes,
+//! STUN/TURN candidates and ICE-TCP, audio. See `docs/webrtc.md`.
 
 mod check;
+mod edge;
 mod gate;
 mod session;
 
 pub use check::{check_offer, check_stream, Declined, OfferError, MAX_OFFER_BYTES};
+pub use edge::{Edge, EdgeConfig, EdgeError, SessionId};
 pub use gate::Gate;
 pub use session::{Poll, Session, SessionError, ICE_TIMEOUT};
 pub use str0m::change::{SdpAnswer, SdpOffer};

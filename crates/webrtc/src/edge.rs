@@ -1,0 +1,480 @@
+//! The tokio edge: one UDP socket shared by every session, open only while a session
+//! exists, and one driver task that owns the sessions. Thin by design: every protocol
+//! decision is in [`Session`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use vigil_hub::Hub;
+use vigil_media::AccessUnit;
+
+use crate::session::{Poll, Session, SessionError};
+use crate::{Input, Protocol, Receive, SdpAnswer, SdpOffer};
+
+/// How the edge binds and how many viewers it serves.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Address the shared UDP socket binds to (127.0.0.1 in tests, the unspecified address
+    /// in production).
+    pub bind: IpAddr,
+    /// UDP port of the shared socket; 0 picks an ephemeral one each time it opens.
+    pub udp_port: u16,
+    /// Concurrent sessions at most; each costs a str0m `Rtc` (a few hundred KiB of send
+    /// buffers) and one hub subscriber task.
+    pub max_sessions: usize,
+}
+
+/// Why an offer got no session.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// `max_sessions` are running (HTTP 503 with Retry-After).
+    #[error("all {0} WebRTC sessions are in use")]
+    Full(usize),
+    /// The shared UDP socket could not be opened.
+    #[error("cannot open the WebRTC UDP socket on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The driver task ended unexpectedly; the next offer starts a new one.
+    #[error("the WebRTC driver stopped; try again")]
+    Stopped,
+    /// The session could not be set up.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Identifies a session for [`Edge::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(u64);
+
+enum Cmd {
+    Add(SessionId, Box<Session>, Hub),
+    Close(SessionId),
+}
+
+struct Shared {
+    /// Sessions added and not yet ended; the driver exits (closing the socket) at zero.
+    count: usize,
+    next_id: u64,
+    running: Option<Running>,
+}
+
+struct Running {
+    port: u16,
+    cmd: mpsc::UnboundedSender<Cmd>,
+}
+
+/// The WebRTC edge: hand it offers, it runs the sessions.
+#[derive(Clone)]
+pub struct Edge {
+    config: EdgeConfig,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Edge {
+    /// An edge with no socket open.
+    pub fn new(config: EdgeConfig) -> Self {
+        Edge {
+            config,
+            shared: Arc::new(Mutex::new(Shared {
+                count: 0,
+                next_id: 0,
+                running: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // Every update under this lock is a single assignment: a poisoned lock is consistent.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The UDP port while a session exists, `None` while the edge is idle.
+    pub fn udp_port(&self) -> Option<u16> {
+        self.lock().running.as_ref().map(|r| r.port)
+    }
+
+    /// Sessions running (or connecting).
+    pub fn sessions(&self) -> usize {
+        self.lock().count
+    }
+
+    /// Answers `offer` for `hub`'s stream, advertising the shared socket's port on each of
+    /// `host_ips`. Opens the socket if this is the first session.
+    pub fn offer(
+        &self,
+        offer: SdpOffer,
+        hub: &Hub,
+        params: &vigil_media::StreamParams,
+        host_ips: &[IpAddr],
+    ) -> Result<(SessionId, SdpAnswer), EdgeError> {
+        let mut shared = self.lock();
+        if shared.count >= self.config.max_sessions {
+            return Err(EdgeError::Full(self.config.max_sessions));
+        }
+        let port = match &shared.running {
+            Some(r) => r.port,
+            None => {
+                let addr = SocketAddr::new(self.config.bind, self.config.udp_port);
+                let socket = std::net::UdpSocket::bind(addr)
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                    .and_then(UdpSocket::from_std)
+                    .map_err(|e| EdgeError::Bind(addr, e))?;
+                let port = socket
+                    .local_addr()
+                    .map_err(|e| EdgeError::Bind(addr, e))?
+                    .port();
+                let (cmd, rx) = mpsc::unbounded_channel();
+                tokio::spawn(drive(socket, rx, self.shared.clone()));
+                shared.running = Some(Running { port, cmd });
+                port
+            }
+        };
+        let candidates: Vec<SocketAddr> = host_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        let (session, answer) = match Session::accept(offer, params, &candidates, Instant::now()) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                if shared.count == 0 {
+                    // Opened for this offer alone: dropping the sender ends the driver,
+                    // which closes the socket.
+                    shared.running = None;
+                }
+                return Err(e.into());
+            }
+        };
+        let id = SessionId(shared.next_id);
+        shared.next_id += 1;
+        let sent = shared.running.as_ref().is_some_and(|r| {
+            r.cmd
+                .send(Cmd::Add(id, Box::new(session), hub.clone()))
+                .is_ok()
+        });
+        if !sent {
+            // The driver only exits under this lock with `count == 0`; it can only be gone
+            // if it panicked. Start afresh with the next offer.
+            shared.running = None;
+            return Err(EdgeError::Stopped);
+        }
+        shared.count += 1;
+        Ok((id, answer))
+    }
+
+    /// Ends a session (WHEP DELETE). Unknown or ended ids are ignored.
+    pub fn close(&self, id: SessionId) {
+        if let Some(r) = &self.lock().running {
+            let _ = r.cmd.send(Cmd::Close(id));
+        }
+    }
+}
+
+struct Live {
+    session: Box<Session>,
+    hub: Hub,
+    wake: Option<Instant>,
+    feeder: Option<JoinHandle<()>>,
+}
+
+/// Access units queued from the feeders to the driver, per edge. A feeder that cannot
+/// queue waits, its hub subscriber lags and skips to the next key frame: a slow driver
+/// costs that viewer frames, never the source.
+const AU_QUEUE: usize = 256;
+
+async fn drive(
+    socket: UdpSocket,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    shared: Arc<Mutex<Shared>>,
+) {
+    let local = socket.local_addr().ok();
+    let (au_tx, mut au_rx) = mpsc::channel::<(SessionId, AccessUnit)>(AU_QUEUE);
+    let mut sessions: HashMap<SessionId, Live> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let wake = sessions.values().filter_map(|s| s.wake).min();
+        let sleep = async {
+            match wake {
+                Some(w) => tokio::time::sleep_until(w.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut touched: Vec<SessionId> = Vec::new();
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(Cmd::Add(id, session, hub)) => {
+                    sessions.insert(id, Live { session, hub, wake: None, feeder: None });
+                    touched.push(id);
+                }
+                Some(Cmd::Close(id)) => {
+                    if let Some(s) = sessions.get_mut(&id) {
+                        s.session.close();
+                        touched.push(id);
+                    }
+                }
+                None => return,
+            },
+            r = socket.recv_from(&mut buf) => {
+                if let (Ok((n, source)), Some(destination)) = (r, local) {
+                    let now = Instant::now();
+                    if let Ok(r) = Receive::new(Protocol::Udp, source, destination, &buf[..n]) {
+                        let input = Input::Receive(now, r);
+                        // RFC 8445 §7.3 + ICE credentials: str0m knows which session it is for.
+                        if let Some((id, s)) = sessions.iter_mut().find(|(_, s)| s.session.accepts(&input)) {
+                            if s.session.handle_input(input).is_err() {
+                                s.session.close();
+                            }
+                            touched.push(*id);
+                        }
+                    }
+                }
+            },
+            Some((id, au)) = au_rx.recv() => {
+                if let Some(s) = sessions.get_mut(&id) {
+                    if s.session.write(&au, Instant::now()).is_err() {
+                        s.session.close();
+                    }
+                    touched.push(id);
+                }
+            },
+            () = sleep => {
+                let now = Instant::now();
+                for (id, s) in sessions.iter_mut() {
+                    if s.wake.is_some_and(|w| w <= now) {
+                        if s.session.handle_timeout(now).is_err() {
+                            s.session.close();
+                        }
+                        touched.push(*id);
+                    }
+                }
+            },
+        }
+        for id in touched {
+            let Some(s) = sessions.get_mut(&id) else {
+                continue;
+            };
+            if !poll_session(id, s, &socket, &au_tx) {
+                if let Some(s) = sessions.remove(&id) {
+                    if let Some(f) = s.feeder {
+                        f.abort();
+                    }
+                }
+                let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+                shared.count = shared.count.saturating_sub(1);
+            }
+        }
+        if sessions.is_empty() {
+            let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+            if shared.count == 0 {
+                // Under the lock no offer can be adding a session: close the port.
+                shared.running = None;
+                return;
+            }
+        }
+    }
+}
+
+/// Polls a session until it waits; false once it is over.
+fn poll_session(
+    id: SessionId,
+    s: &mut Live,
+    socket: &UdpSocket,
+    au_tx: &mpsc::Sender<(SessionId, AccessUnit)>,
+) -> bool {
+    loop {
+        match s.session.poll() {
+            Ok(Poll::Transmit(t)) => {
+                // A full socket buffer loses the datagram, as the network could; RTX and
+                // PLI repair it. Never wait here: it would stall every other session.
+                let _ = socket.try_send_to(&t.contents, t.destination);
+            }
+            Ok(Poll::Wait(w)) => {
+                s.wake = Some(w);
+                return true;
+            }
+            Ok(Poll::Connected) => {
+                let mut sub = s.hub.subscribe();
+                let tx = au_tx.clone();
+                s.feeder = Some(tokio::spawn(async move {
+                    while let Ok(au) = sub.recv_video().await {
+                        if tx.send((id, au)).await.is_err() {
+                            return;
+                        }
+                    }
+                }));
+            }
+            Ok(Poll::Closed) | Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, Event, Output, Rtc, RtcConfig};
+    use vigil_media::{Codec, StreamParams};
+
+    use super::*;
+
+    fn params() -> Arc<StreamParams> {
+        Arc::new(StreamParams {
+            codec: Codec::H264,
+            vps: None,
+            sps: Bytes::from(crate::check::tests::sps(66, 0xe0, 2)),
+            pps: Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
+            width: 320,
+            height: 240,
+            fps: Some(25.0),
+        })
+    }
+
+    fn client(addr: SocketAddr) -> (Rtc, SdpOffer, str0m::change::SdpPendingOffer) {
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_h264(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        (rtc, offer, pending)
+    }
+
+    /// A real str0m client over real UDP on 127.0.0.1 plays a hub through the edge; the
+    /// session limit holds; after the last session the port is closed.
+    #[tokio::test]
+    async fn plays_over_udp_bounds_sessions_and_closes_the_port() {
+        let edge = Edge::new(EdgeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            udp_port: 0,
+            max_sessions: 2,
+        });
+        assert_eq!(edge.udp_port(), None);
+        let params = params();
+        let hub = Hub::new("test", 64);
+        let publisher = {
+            let hub = hub.clone();
+            let params = params.clone();
+            tokio::spawn(async move {
+                for n in 0i64.. {
+                    let key = n % 10 == 0;
+                    let nal: Vec<u8> = if key {
+                        [&[0x65u8, 0x88][..], &[n as u8; 3000]].concat()
+                    } else {
+                        [&[0x41u8, 0x9a][..], &[n as u8; 400]].concat()
+                    };
+                    hub.publish(AccessUnit {
+                        params: params.clone(),
+                        pts: n * 3600,
+                        capture_us: 0,
+                        key,
+                        data: vigil_media::h264::avcc_from_nals([nal.as_slice()]).into(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        // A declined stream opens the socket for the answer's candidate, then closes it.
+        let mut h265 = (*params).clone();
+        h265.codec = Codec::H265;
+        let (_, offer0, _) = client("127.0.0.1:9".parse().expect("addr"));
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        assert!(matches!(
+            edge.offer(offer0, &hub, &h265, &loopback),
+            Err(EdgeError::Session(SessionError::Declined(
+                crate::Declined::H265
+            )))
+        ));
+        assert_eq!(edge.udp_port(), None);
+
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
+        let client_addr = sock.local_addr().expect("addr");
+        let (mut rtc, offer, pending) = client(client_addr);
+        let (id1, answer) = edge
+            .offer(offer, &hub, &params, &loopback)
+            .expect("first session");
+        let port = edge.udp_port().expect("socket open with a session");
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer");
+
+        let started = Instant::now();
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        while frames.len() < 10 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no media in 10 s"
+            );
+            let wait = loop {
+                match rtc.poll_output().expect("client runs") {
+                    Output::Transmit(t) => {
+                        sock.send_to(&t.contents, t.destination)
+                            .await
+                            .expect("send");
+                    }
+                    Output::Timeout(t) => break t,
+                    Output::Event(Event::MediaData(d)) => frames.push(d.data.to_vec()),
+                    Output::Event(_) => {}
+                }
+            };
+            let wait = wait.saturating_duration_since(Instant::now());
+            let input = tokio::time::timeout(wait, sock.recv_from(&mut buf)).await;
+            match input {
+                Ok(Ok((n, source))) => {
+                    let r = Receive::new(Protocol::Udp, source, client_addr, &buf[..n])
+                        .expect("datagram");
+                    rtc.handle_input(Input::Receive(Instant::now(), r))
+                        .expect("input");
+                }
+                _ => rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .expect("timeout"),
+            }
+        }
+        let nal_types: Vec<u8> = vigil_media::h264::split_annexb(&frames[0])
+            .filter_map(vigil_media::h264::nal_type)
+            .collect();
+        assert_eq!(
+            nal_types,
+            [7, 8, 5],
+            "starts on the hub's key frame with SPS, PPS"
+        );
+        eprintln!("first 10 frames after {:?}", started.elapsed());
+
+        // A second session (never connects) fits; a third does not.
+        let (_, offer2, _) = client("127.0.0.1:9".parse().expect("addr"));
+        let (id2, _) = edge
+            .offer(offer2, &hub, &params, &loopback)
+            .expect("second");
+        assert_eq!(edge.udp_port(), Some(port), "one socket for all sessions");
+        let (_, offer3, _) = client("127.0.0.1:9".parse().expect("addr"));
+        assert!(matches!(
+            edge.offer(offer3, &hub, &params, &loopback),
+            Err(EdgeError::Full(2))
+        ));
+
+        edge.close(id1);
+        edge.close(id2);
+        for _ in 0..100 {
+            if edge.udp_port().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(edge.udp_port(), None);
+        assert_eq!(edge.sessions(), 0);
+        // The port is really free again.
+        std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port closed");
+        publisher.abort();
+    }
+}
