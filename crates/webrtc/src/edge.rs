@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -27,6 +27,9 @@ pub struct EdgeConfig {
     /// Concurrent sessions at most; each costs a str0m `Rtc` (a few hundred KiB of send
     /// buffers) and one hub subscriber task.
     pub max_sessions: usize,
+    /// A session whose ICE has not connected this long after the answer is dropped
+    /// (normally [`crate::ICE_TIMEOUT`]): it holds a slot of `max_sessions` until then.
+    pub ice_timeout: Duration,
 }
 
 /// Why an offer got no session.
@@ -137,8 +140,12 @@ impl Edge {
             .iter()
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
-        let (session, answer) = match Session::accept(offer, params, &candidates, Instant::now()) {
-            Ok(accepted) => accepted,
+        let now = Instant::now();
+        let (session, answer) = match Session::accept(offer, params, &candidates, now) {
+            Ok(mut accepted) => {
+                accepted.0.set_connect_timeout(self.config.ice_timeout, now);
+                accepted
+            }
             Err(e) => {
                 if shared.count == 0 {
                     // Opened for this offer alone: dropping the sender ends the driver,
@@ -312,9 +319,8 @@ fn poll_session(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use bytes::Bytes;
     use str0m::media::{Direction, MediaKind};
@@ -323,7 +329,7 @@ mod tests {
 
     use super::*;
 
-    fn params() -> Arc<StreamParams> {
+    pub(super) fn params() -> Arc<StreamParams> {
         Arc::new(StreamParams {
             codec: Codec::H264,
             vps: None,
@@ -335,7 +341,7 @@ mod tests {
         })
     }
 
-    fn client(addr: SocketAddr) -> (Rtc, SdpOffer, str0m::change::SdpPendingOffer) {
+    pub(super) fn client(addr: SocketAddr) -> (Rtc, SdpOffer, str0m::change::SdpPendingOffer) {
         let mut rtc = RtcConfig::new()
             .clear_codecs()
             .enable_h264(true)
@@ -355,6 +361,7 @@ mod tests {
             bind: IpAddr::from([127, 0, 0, 1]),
             udp_port: 0,
             max_sessions: 2,
+            ice_timeout: crate::ICE_TIMEOUT,
         });
         assert_eq!(edge.udp_port(), None);
         let params = params();
@@ -476,5 +483,38 @@ mod tests {
         // The port is really free again.
         std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port closed");
         publisher.abort();
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    /// An offer whose client never sends a datagram frees its slot and, being the last
+    /// session, the port once the ICE timeout passes.
+    #[tokio::test]
+    async fn unconnected_session_times_out_and_closes_the_port() {
+        let edge = Edge::new(EdgeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            udp_port: 0,
+            max_sessions: 1,
+            ice_timeout: Duration::from_millis(300),
+        });
+        let params = tests::params();
+        let hub = Hub::new("test", 8);
+        let (_, offer, _) = tests::client("127.0.0.1:9".parse().expect("addr"));
+        let started = Instant::now();
+        edge.offer(offer, &hub, &params, &[IpAddr::from([127, 0, 0, 1])])
+            .expect("session");
+        assert_eq!(edge.sessions(), 1);
+        while edge.udp_port().is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "session never timed out"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(edge.sessions(), 0);
     }
 }

@@ -223,6 +223,14 @@ impl Session {
         Ok(true)
     }
 
+    /// Replaces the connect deadline ([`ICE_TIMEOUT`] after `accept`) with `timeout` after
+    /// `now`; no effect once connected.
+    pub fn set_connect_timeout(&mut self, timeout: Duration, now: Instant) {
+        if self.connect_deadline.is_some() {
+            self.connect_deadline = Some(now + timeout);
+        }
+    }
+
     /// Ends the session (WHEP DELETE): str0m stops; the next [`Session::poll`] returns
     /// [`Poll::Closed`].
     pub fn close(&mut self) {
