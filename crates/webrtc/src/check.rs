@@ -8,7 +8,7 @@ use vigil_media::{Codec, StreamParams};
 /// the limit keeps the SDP parser away from arbitrarily large input.
 pub const MAX_OFFER_BYTES: usize = 32 * 1024;
 
-/// Why a stream cannot be passed through to a browser; the UI shows [`Declined::reason`]
+/// Why a stream cannot be passed through to a browser; the UI shows the message (`Display`)
 /// and falls back to MSE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Declined {
