@@ -290,7 +290,7 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use str0m::media::{Direction, MediaKind};
+    use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
     use str0m::net::{Protocol, Receive};
     use vigil_media::Codec;
 
@@ -336,9 +336,10 @@ mod tests {
 
     /// Two real str0m peers over an in-memory network: the browser's part is played by a
     /// str0m client with a recvonly H.264 section. The viewer gets nothing before the first
-    /// key frame, and that key frame comes with SPS and PPS in front.
+    /// key frame, and that key frame comes with SPS and PPS in front. A PLI makes the
+    /// session skip to the next key frame.
     #[test]
-    fn str0m_client_starts_on_key_frame_with_parameter_sets() {
+    fn str0m_client_starts_on_key_frame_and_pli_skips_to_the_next() {
         crate::install_crypto();
         let t0 = Instant::now();
         let client_addr: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
@@ -346,7 +347,7 @@ mod tests {
         let mut client = RtcConfig::new().clear_codecs().enable_h264(true).build(t0);
         client.add_local_candidate(Candidate::host(client_addr, "udp").expect("cand"));
         let mut api = client.sdp_api();
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().expect("an offer");
         let offer = crate::check_offer(&offer.to_sdp_string()).expect("offer passes checks");
         let params = params();
@@ -362,7 +363,8 @@ mod tests {
         let mut connected_at = None;
         let mut received: Vec<Vec<u8>> = Vec::new();
         let mut n = 0;
-        for _ in 0..1000 {
+        let mut pli_sent = false;
+        for _ in 0..2000 {
             loop {
                 match client.poll_output().expect("client runs") {
                     Output::Transmit(t) => {
@@ -387,13 +389,22 @@ mod tests {
                     Poll::Closed => panic!("session closed"),
                 }
             }
-            if connected_at.is_some() && received.len() < 20 {
+            if received.len() >= 20 && !pli_sent {
+                // The browser's decoder lost its references (RFC 4585 §6.3.1).
+                client
+                    .direct_api()
+                    .stream_rx_by_mid(mid, None)
+                    .expect("receive stream")
+                    .request_keyframe(KeyframeRequestKind::Pli);
+                pli_sent = true;
+            }
+            if connected_at.is_some() && received.len() < 40 {
                 // Two P-frames before the first key frame: the gate must hold them back.
                 let key = n % 10 == 2;
                 server.write(&au(&params, n, key), now).expect("write");
                 n += 1;
             }
-            if received.len() >= 20 {
+            if received.len() >= 40 {
                 break;
             }
             now += Duration::from_millis(5);
@@ -404,7 +415,7 @@ mod tests {
         }
         let connected_at = connected_at.expect("ICE and DTLS connected");
         assert!(connected_at - t0 < ICE_TIMEOUT);
-        assert!(received.len() >= 20, "received {} frames", received.len());
+        assert!(received.len() >= 40, "received {} frames", received.len());
         // First frame: SPS, PPS, IDR (Annex B as str0m's depacketizer hands it out).
         let first = &received[0];
         let nal_types: Vec<u8> = vigil_media::h264::split_annexb(first)
@@ -414,6 +425,17 @@ mod tests {
         // Every frame sent arrived, except perhaps the last one still in flight; the two
         // P-frames before the first key frame were never sent.
         assert!(server.frames_sent() - received.len() as u64 <= 1);
-        assert_eq!(n - server.frames_sent() as i64, 2);
+        assert_eq!(received.len(), 40);
+        // After the PLI the gate dropped P-frames up to the hub's next key frame: the frame
+        // numbers (each frame's fill byte) have exactly one gap, and it ends on a key frame.
+        assert_eq!(server.keyframe_requests(), 1);
+        let numbers: Vec<u8> = received.iter().filter_map(|f| f.last().copied()).collect();
+        let gaps: Vec<(u8, u8)> = numbers
+            .windows(2)
+            .filter(|w| w[1] != w[0].wrapping_add(1))
+            .map(|w| (w[0], w[1]))
+            .collect();
+        assert_eq!(gaps.len(), 1, "one gap, after the PLI: {numbers:?}");
+        assert_eq!(gaps[0].1 % 10, 2, "resumes on a key frame: {numbers:?}");
     }
 }
