@@ -107,6 +107,8 @@ impl Edge {
 
     /// Answers `offer` for `hub`'s stream, advertising the shared socket's port on each of
     /// `host_ips`. Opens the socket if this is the first session.
+    ///
+    /// Must run inside a tokio runtime (the first session spawns the driver task there).
     pub fn offer(
         &self,
         offer: SdpOffer,
