@@ -38,6 +38,8 @@ packages=(
     g++
     make
     pkg-config
+    # str0m's DTLS/SRTP backend (crates/webrtc) links OpenSSL.
+    libssl-dev
     chromium
     chromium-driver
     age
