@@ -220,6 +220,26 @@ fn recovery_hash(code: &str) -> [u8; 32] {
     sha256(norm.as_bytes())
 }
 
+/// Replaces a user's recovery codes with [`RECOVERY_CODES`] new ones inside `tx`; returns
+/// them (the only time they exist outside their hashes).
+fn replace_recovery_codes(
+    tx: &rusqlite::Transaction<'_>,
+    username: &str,
+) -> Result<Vec<String>, AccountsError> {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+    tx.execute(
+        "DELETE FROM recovery_code WHERE username = ?1",
+        params![username],
+    )?;
+    for c in &codes {
+        tx.execute(
+            "INSERT INTO recovery_code (username, code_hash) VALUES (?1, ?2)",
+            params![username, recovery_hash(c).to_vec()],
+        )?;
+    }
+    Ok(codes)
+}
+
 fn now_s() -> u64 {
     u64::try_from(now_us() / 1_000_000).unwrap_or(0)
 }
@@ -288,22 +308,12 @@ impl Accounts {
         let Some(step) = matching_step(&t, code, now_s, u64::try_from(last).unwrap_or(0)) else {
             return Ok(None);
         };
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let tx = db.transaction()?;
         tx.execute(
             "UPDATE totp SET confirmed = 1, last_step = ?2 WHERE username = ?1",
             params![username, i64::try_from(step).unwrap_or(i64::MAX)],
         )?;
-        tx.execute(
-            "DELETE FROM recovery_code WHERE username = ?1",
-            params![username],
-        )?;
-        for c in &codes {
-            tx.execute(
-                "INSERT INTO recovery_code (username, code_hash) VALUES (?1, ?2)",
-                params![username, recovery_hash(c).to_vec()],
-            )?;
-        }
+        let codes = replace_recovery_codes(&tx, username)?;
         tx.commit()?;
         Ok(Some(codes))
     }
@@ -315,19 +325,9 @@ impl Accounts {
                 "set an authenticator app first".into(),
             ));
         }
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let mut db = self.db();
         let tx = db.transaction()?;
-        tx.execute(
-            "DELETE FROM recovery_code WHERE username = ?1",
-            params![username],
-        )?;
-        for c in &codes {
-            tx.execute(
-                "INSERT INTO recovery_code (username, code_hash) VALUES (?1, ?2)",
-                params![username, recovery_hash(c).to_vec()],
-            )?;
-        }
+        let codes = replace_recovery_codes(&tx, username)?;
         tx.commit()?;
         Ok(codes)
     }

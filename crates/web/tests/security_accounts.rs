@@ -772,4 +772,34 @@ async fn the_policy_sends_a_user_without_a_second_factor_to_enrol() {
     for action in ["second_factor_policy", "second_factor_removed"] {
         assert!(audit.text().contains(action), "{action} not audited");
     }
+    // New recovery codes and turning it off both need the password.
+    let path = "/api/account/second-factor/recovery-codes";
+    let r = send(
+        &e.app,
+        admin.req("POST", path),
+        Some(json!({"password": "wrong"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        &e.app,
+        admin.req("POST", path),
+        Some(json!({"password": ADMIN_PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["recovery_codes"].as_array().unwrap().len(), 10);
+    let r = send(
+        &e.app,
+        admin.req("POST", "/api/account/second-factor/remove"),
+        Some(json!({"password": ADMIN_PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = send(&e.app, admin.req("GET", "/api/account/second-factor"), None).await;
+    assert_eq!(r.json()["totp"], false);
+    assert_eq!(r.json()["recovery_codes_left"], 0);
+    // The policy still covers the admin: back to enrolment.
+    let r = send(&e.app, admin.req("GET", "/api/users"), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
