@@ -144,6 +144,9 @@ pub struct SeaweedS3 {
     dir: tempfile::TempDir,
     /// Set in HTTPS mode ([`SeaweedS3::start_tls`]).
     tls: Option<Tls>,
+    /// How many volumes the master knew when weed was last stopped: a restart is ready only
+    /// once the volume server has announced them all again.
+    volumes_at_stop: u64,
 }
 
 /// The HTTPS mode of one instance: where its PEM files are, and a client configuration that
@@ -247,6 +250,7 @@ impl SeaweedS3 {
             child: None,
             dir,
             tls,
+            volumes_at_stop: 0,
         };
         s.run(true);
         s
@@ -273,6 +277,9 @@ impl SeaweedS3 {
     /// ~4 s) and waits for it; every port is closed on return. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if let Ok(topology) = self.topology() {
+                self.volumes_at_stop = self.volumes_at_stop.max(topology.volumes);
+            }
             kill_group(&child);
             child.wait().expect("wait for weed");
             self.log_line("--- stopped by the test (SIGKILL) ---");
@@ -381,7 +388,19 @@ impl SeaweedS3 {
                 );
             }
             match self.signed("HEAD", &path) {
-                Ok(200) => break,
+                // The bucket is filer metadata; object reads also need the volume server to
+                // have registered (with every volume it had) at the master. The S3 gateway
+                // can answer first on a slow machine, and a GET then fails with 500.
+                Ok(200) => match self.topology() {
+                    Ok(t) if t.data_nodes > 0 && t.volumes >= self.volumes_at_stop => break,
+                    Ok(t) => {
+                        last = format!(
+                            "master knows {} volume servers and {} of {} volumes",
+                            t.data_nodes, t.volumes, self.volumes_at_stop
+                        )
+                    }
+                    Err(e) => last = format!("master /dir/status: {e}"),
+                },
                 Ok(404) if create => match self.signed("PUT", &path) {
                     Ok(200) => {}
                     Ok(code) => last = format!("PUT {path} answered {code}"),
@@ -408,6 +427,35 @@ impl SeaweedS3 {
                 self.log_tail()
             ),
         }
+    }
+
+    /// What the master knows of its volume servers (`GET /dir/status`).
+    fn topology(&self) -> std::io::Result<Topology> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.ports.master))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        // HTTP/1.0: no chunked body, the answer ends at EOF.
+        s.write_all(b"GET /dir/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        let body = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| &answer[i + 4..])
+            .ok_or_else(|| invalid("no end of headers".to_owned()))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+        let mut t = Topology::default();
+        let centres = json["Topology"]["DataCenters"].as_array().cloned();
+        for dc in centres.unwrap_or_default() {
+            for rack in dc["Racks"].as_array().cloned().unwrap_or_default() {
+                for node in rack["DataNodes"].as_array().cloned().unwrap_or_default() {
+                    t.data_nodes += 1;
+                    t.volumes += node["Volumes"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        Ok(t)
     }
 
     /// The status of a SigV4-signed request without a body.
@@ -491,6 +539,13 @@ impl SeaweedS3 {
             }
         }
     }
+}
+
+/// The master's view of its volume servers.
+#[derive(Debug, Default)]
+struct Topology {
+    data_nodes: u64,
+    volumes: u64,
 }
 
 /// SIGKILL to the child's process group (it leads one: `process_group(0)`).
