@@ -61,6 +61,8 @@ enum Cmd {
 struct Shared {
     /// Sessions added and not yet ended; the driver exits (closing the socket) at zero.
     count: usize,
+    /// Their ids (`count` of them).
+    live: std::collections::HashSet<SessionId>,
     next_id: u64,
     running: Option<Running>,
 }
@@ -84,6 +86,7 @@ impl Edge {
             config,
             shared: Arc::new(Mutex::new(Shared {
                 count: 0,
+                live: std::collections::HashSet::new(),
                 next_id: 0,
                 running: None,
             })),
@@ -103,6 +106,11 @@ impl Edge {
     /// Sessions running (or connecting).
     pub fn sessions(&self) -> usize {
         self.lock().count
+    }
+
+    /// Whether session `id` is still running (not closed, timed out or failed).
+    pub fn is_live(&self, id: SessionId) -> bool {
+        self.lock().live.contains(&id)
     }
 
     /// Answers `offer` for `hub`'s stream, advertising the shared socket's port on each of
@@ -171,6 +179,7 @@ impl Edge {
             return Err(EdgeError::Stopped);
         }
         shared.count += 1;
+        shared.live.insert(id);
         Ok((id, answer))
     }
 
@@ -273,6 +282,7 @@ async fn drive(
                 }
                 let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
                 shared.count = shared.count.saturating_sub(1);
+                shared.live.remove(&id);
             }
         }
         if sessions.is_empty() {
@@ -482,6 +492,7 @@ pub(crate) mod tests {
         }
         assert_eq!(edge.udp_port(), None);
         assert_eq!(edge.sessions(), 0);
+        assert!(!edge.is_live(id1) && !edge.is_live(id2));
         // The port is really free again.
         std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port closed");
         publisher.abort();
@@ -506,9 +517,11 @@ mod timeout_tests {
         let hub = Hub::new("test", 8);
         let (_, offer, _) = tests::client("127.0.0.1:9".parse().expect("addr"));
         let started = Instant::now();
-        edge.offer(offer, &hub, &params, &[IpAddr::from([127, 0, 0, 1])])
+        let (id, _) = edge
+            .offer(offer, &hub, &params, &[IpAddr::from([127, 0, 0, 1])])
             .expect("session");
         assert_eq!(edge.sessions(), 1);
+        assert!(edge.is_live(id));
         while edge.udp_port().is_some() {
             assert!(
                 started.elapsed() < Duration::from_secs(3),
@@ -518,5 +531,6 @@ mod timeout_tests {
         }
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(edge.sessions(), 0);
+        assert!(!edge.is_live(id));
     }
 }

@@ -20,11 +20,15 @@
 mod check;
 mod edge;
 mod gate;
+mod ice_servers;
 mod session;
 
 pub use check::{check_offer, check_stream, Declined, OfferError, MAX_OFFER_BYTES};
 pub use edge::{Edge, EdgeConfig, EdgeError, SessionId};
 pub use gate::Gate;
+pub use ice_servers::{
+    turn_rest_credential, IceServer, IceServerError, TurnAuth, TURN_CREDENTIAL_TTL,
+};
 pub use session::{Poll, Session, SessionError, ICE_TIMEOUT};
 pub use str0m::change::{SdpAnswer, SdpOffer};
 pub use str0m::net::{Protocol, Receive, Transmit};
