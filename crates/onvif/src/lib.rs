@@ -82,6 +82,10 @@ pub struct Response {
     /// Whether a UsernameToken was presented and refused (counts as a failed login), even
     /// when a PRE_AUTH operation answered anyway.
     pub auth_failed: bool,
+    /// Whether the request carried credentials (a UsernameToken, or a user HTTP Digest
+    /// authenticated). A `NotAuthorized` fault without them is the first leg of a login: the
+    /// edge answers it with HTTP 401 and its Digest challenges (ONVIF Core §5.12.1).
+    pub credentials: bool,
 }
 
 impl Response {
@@ -93,6 +97,7 @@ impl Response {
             fault: Some(f),
             user: None,
             auth_failed: false,
+            credentials: false,
         }
     }
 }
@@ -118,6 +123,12 @@ impl Service {
     /// What the service reports.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// Replaces what the service reports (e.g. the addresses, for the interface a request
+    /// arrived on), keeping the replay cache.
+    pub fn set_info(&mut self, info: DeviceInfo) {
+        self.info = info;
     }
 
     /// Answers one request.
@@ -146,7 +157,9 @@ impl Service {
         // Authentication comes before "not supported" so an unauthenticated peer cannot
         // enumerate what is implemented.
         let mut auth_failed = false;
-        let user = match wsse::extract(&env) {
+        let token = wsse::extract(&env);
+        let credentials = !matches!(token, Ok(None)) || req.http_user.is_some();
+        let user = match token {
             Ok(Some(token)) => match self.check_token(&token, req, creds) {
                 Ok(u) => Some(u),
                 Err(_) => {
@@ -164,15 +177,20 @@ impl Service {
         if user.is_none() && !pre_auth {
             let mut r = Response::fault(Fault::NotAuthorized, Some(op));
             r.auth_failed = auth_failed;
+            r.credentials = credentials;
             return r;
         }
         if !known {
-            return Response::fault(Fault::ActionNotSupported, Some(op));
+            let mut r = Response::fault(Fault::ActionNotSupported, Some(op));
+            r.credentials = credentials;
+            return r;
         }
         if ops::ADMIN_ONLY.contains(&op.as_str())
             && !user.as_deref().is_some_and(|u| creds.is_admin(u))
         {
-            return Response::fault(Fault::NotAuthorized, Some(op));
+            let mut r = Response::fault(Fault::NotAuthorized, Some(op));
+            r.credentials = credentials;
+            return r;
         }
         let result = match req.endpoint {
             Endpoint::Device => {
@@ -193,11 +211,13 @@ impl Service {
                 fault: None,
                 user,
                 auth_failed,
+                credentials,
             },
             Err(f) => {
                 let mut r = Response::fault(f, Some(op));
                 r.user = user;
                 r.auth_failed = auth_failed;
+                r.credentials = credentials;
                 r
             }
         }

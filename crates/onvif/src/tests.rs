@@ -541,3 +541,35 @@ fn onvif_zeep_requests() {
         }
     }
 }
+
+/// The edge answers a NotAuthorized fault with HTTP 401 and Digest challenges only when the
+/// request carried no credentials at all (the first leg of a login).
+#[test]
+fn credentials_flag_tells_a_first_leg_from_a_refusal() {
+    let mut s = svc();
+    let body = soap("", "<tds:GetDeviceInformation/>");
+    let r = call(&mut s, Endpoint::Device, &body, None);
+    assert_eq!(r.fault, Some(Fault::NotAuthorized));
+    assert!(!r.credentials && !r.auth_failed);
+    let bad = soap(
+        &token("admin", "wrong", b"nonce-cred-1", "2026-12-07T21:30:00Z"),
+        "<tds:GetDeviceInformation/>",
+    );
+    let r = call(&mut s, Endpoint::Device, &bad, None);
+    assert_eq!(r.fault, Some(Fault::NotAuthorized));
+    assert!(r.credentials && r.auth_failed);
+    let good = soap(
+        &token(
+            "admin",
+            ADMIN_SECRET,
+            b"nonce-cred-2",
+            "2026-12-07T21:30:00Z",
+        ),
+        "<tds:GetDeviceInformation/>",
+    );
+    let r = call(&mut s, Endpoint::Device, &good, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.credentials);
+    let r = call(&mut s, Endpoint::Device, &body, Some("viewer"));
+    assert!(r.credentials);
+}

@@ -1,5 +1,5 @@
-//! `vigil camera`: a source and encoders feeding two stream hubs, served over RTSP, RTSPS and
-//! HTTPS snapshots until SIGINT/SIGTERM.
+//! `vigil camera`: a source and encoders feeding two stream hubs, served over RTSP, RTSPS,
+//! HTTPS snapshots and ONVIF until SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -16,7 +16,7 @@ use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_rtsp::{RtspAuth, RtspServer};
 
-use crate::{fd_limits, http, tls};
+use crate::{fd_limits, http, onvif_http, tls};
 
 /// Access units a hub's broadcast holds: about 4 s at 30 fps. A subscriber further behind
 /// skips to the next key frame, so this bounds memory per stream, not per client.
@@ -41,6 +41,10 @@ pub struct CameraArgs {
     /// HTTPS listen address for `/snapshot.jpg`, or `off`.
     #[arg(long, default_value = "0.0.0.0:8443")]
     http: Listen,
+    /// ONVIF listen address (plain HTTP: `/onvif/device_service`, `/onvif/media_service`),
+    /// or `off`. See docs/onvif.md.
+    #[arg(long, default_value = "0.0.0.0:8000")]
+    onvif: Listen,
     /// Main stream size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     size: (u32, u32),
@@ -224,6 +228,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         listeners.extend(args.rtsp.0.map(|_| Listener::Rtsp));
         listeners.extend(args.rtsps.0.map(|_| Listener::Rtsp));
         listeners.extend(args.http.0.map(|_| Listener::Snapshot));
+        listeners.extend(args.onvif.0.map(|_| Listener::Onvif));
         fd_limits::derive_now(mounts.len(), &listeners)
     };
     let rtsp_options = {
@@ -235,9 +240,11 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         }
     };
 
+    let mut ports = (None, None, None);
     if let Some(addr) = args.rtsp.0 {
         let listener = bind(addr, "RTSP").await?;
         announce(&format!("listening rtsp {}", listener.local_addr()?));
+        ports.0 = Some(listener.local_addr()?.port());
         let server =
             RtspServer::new(mounts.clone(), rtsp_auth.clone()).with_options(rtsp_options.clone());
         tasks.spawn(server.serve(listener, shutdown_rx.clone()));
@@ -245,6 +252,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
     if let (Some(addr), Some(tls)) = (args.rtsps.0, &tls) {
         let listener = bind(addr, "RTSPS").await?;
         announce(&format!("listening rtsps {}", listener.local_addr()?));
+        ports.1 = Some(listener.local_addr()?.port());
         // RTSP clients offer no ALPN (or "rtsp"); the HTTP one would make them fail.
         let mut cfg = (*tls.server_config).clone();
         cfg.alpn_protocols.clear();
@@ -257,6 +265,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen for HTTPS on {addr}"))?;
         announce(&format!("listening https {}", listener.local_addr()?));
+        ports.2 = Some(listener.local_addr()?.port());
         let hubs: HashMap<String, Hub> = mounts.clone();
         let snapshot: http::SnapshotFn = Arc::new(move |stream: &str| {
             let hub = hubs
@@ -284,6 +293,38 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             shutdown,
         );
         tasks.spawn(async move { fut.await.map_err(std::io::Error::other) });
+    }
+    if let Some(addr) = args.onvif.0 {
+        let listener = onvif_http::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        announce(&format!("listening onvif {bound}"));
+        let stream = |token: &str, c: &StreamConfig| onvif_http::StreamDesc {
+            token: token.to_owned(),
+            width: c.width,
+            height: c.height,
+            fps: c.fps.round() as u32,
+            bitrate_kbps: c.bitrate_bps / 1000,
+            gop: c.keyint,
+        };
+        let mut streams = vec![stream("main", &main)];
+        streams.extend(sub.as_ref().map(|c| stream("sub", c)));
+        let template = onvif_http::Template {
+            hostname: hostname().unwrap_or_else(|| "vigil".to_owned()),
+            serial: onvif_http::serial(),
+            onvif_port: bound.port(),
+            rtsp_port: ports.0,
+            rtsps_port: ports.1,
+            https_port: ports.2,
+            streams,
+            discoverable: true,
+        };
+        tasks.spawn(onvif_http::serve(
+            listener,
+            template,
+            auth.clone(),
+            caps.of(fd_limits::Listener::Onvif),
+            shutdown_rx.clone(),
+        ));
     }
     if let Some(tls) = &tls {
         announce(&format!(

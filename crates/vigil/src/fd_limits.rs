@@ -34,6 +34,8 @@ pub enum Listener {
     Web,
     /// The camera's HTTPS snapshot server.
     Snapshot,
+    /// The camera's ONVIF HTTP server.
+    Onvif,
 }
 
 impl Listener {
@@ -43,7 +45,7 @@ impl Listener {
         match self {
             Listener::Rtsp => 3,
             Listener::Web => 2,
-            Listener::Snapshot => 1,
+            Listener::Snapshot | Listener::Onvif => 1,
         }
     }
 
@@ -55,6 +57,8 @@ impl Listener {
                 Caps::new(o.max_connections, o.max_connections_per_address)
             }
             Listener::Web | Listener::Snapshot => vigil_web::edge::Limits::default().caps,
+            // A handful of VMSs and phone apps poll a camera: few, short connections.
+            Listener::Onvif => Caps::new(64, 16),
         }
     }
 }

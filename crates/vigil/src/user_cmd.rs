@@ -1,4 +1,4 @@
-//! `vigil user add|list|remove|passwd`: manage the users in `<data_dir>/users.json`.
+//! `vigil user add|list|remove|passwd|onvif`: manage the users in `<data_dir>/users.json`.
 //!
 //! Changes are picked up by a running `vigil` process without a restart (the store re-reads the
 //! file when it changes). Passwords are read without echo from the terminal (asked twice), or as
@@ -65,6 +65,18 @@ pub enum UserCommand {
     Reset2fa {
         /// Login name.
         name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Give a user a new random ONVIF credential, shown once: the password an ONVIF client
+    /// (VMS, NVR, phone app) uses for WS-UsernameToken PasswordDigest. Replaces any previous
+    /// one; a password change revokes it. See docs/onvif.md.
+    Onvif {
+        /// Login name.
+        name: String,
+        /// Remove the credential instead (HTTP Digest with the password still works).
+        #[arg(long)]
+        clear: bool,
         #[command(flatten)]
         data: DataDir,
     },
@@ -205,6 +217,19 @@ pub fn run_with(
                 writeln!(out, "second factor of {name:?} removed")?;
             } else {
                 writeln!(out, "{name:?} has no second factor")?;
+            }
+        }
+        UserCommand::Onvif { name, clear, data } => {
+            let store = open(&data)?;
+            if clear {
+                store.clear_onvif_credential(&name)?;
+                writeln!(out, "ONVIF credential of {name:?} removed")?;
+            } else {
+                let credential = store.set_onvif_credential(&name)?;
+                writeln!(
+                    out,
+                    "ONVIF password of {name:?} (shown once; user name {name:?}):\n{credential}"
+                )?;
             }
         }
         UserCommand::Passwd {
@@ -350,6 +375,28 @@ mod tests {
             pw
         )
         .is_err());
+    }
+
+    #[test]
+    fn onvif_credential_set_shown_once_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let pw = "correct horse battery";
+        run_cli(&["vigil", "user", "add", "cam", "--data", d], pw).unwrap();
+        let out = run_cli(&["vigil", "user", "onvif", "cam", "--data", d], pw).unwrap();
+        let shown = out.lines().last().unwrap();
+        let store = UserStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.onvif_credential("cam").unwrap().map(|c| c.0),
+            Some(shown.to_owned())
+        );
+        run_cli(
+            &["vigil", "user", "onvif", "cam", "--clear", "--data", d],
+            pw,
+        )
+        .unwrap();
+        assert_eq!(store.onvif_credential("cam").unwrap(), None);
+        assert!(run_cli(&["vigil", "user", "onvif", "nobody", "--data", d], pw).is_err());
     }
 
     #[test]

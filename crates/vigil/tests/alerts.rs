@@ -188,6 +188,7 @@ fn scene_camera(data: &Path) -> (Proc, String) {
     cmd.args(["camera", "--source", "testsrc:scene", "--data"])
         .arg(data)
         .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+        .args(["--onvif", "off"])
         .args(["--size", &format!("{}x{}", MAIN.0, MAIN.1)])
         .args(["--sub-size", "320x180", "--fps", "15", "--bitrate", "800k"])
         .env("RUST_LOG", "warn");

@@ -99,6 +99,7 @@ fn json_logs_parse_line_by_line_and_stdout_keeps_only_status_lines() {
     ])
     .arg(cam_data.path())
     .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+    .args(["--onvif", "off"])
     .args(["--sub-size", "off", "--size", "320x240", "--fps", "10"])
     .env("RUST_LOG", "info");
     let mut cam = Proc::spawn("vigil camera", &mut cmd);

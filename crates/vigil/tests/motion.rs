@@ -57,6 +57,7 @@ fn start_scene_camera() -> SceneCamera {
         .args(["camera", "--source", "testsrc:scene", "--data"])
         .arg(data.path())
         .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+        .args(["--onvif", "off"])
         .args(["--size", &format!("{}x{}", MAIN.0, MAIN.1)])
         .args(["--sub-size", "320x180", "--fps", "15", "--bitrate", "800k"])
         .stdin(Stdio::null())

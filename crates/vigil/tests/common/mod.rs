@@ -46,6 +46,8 @@ pub struct CameraOpts {
     pub rtsps: bool,
     /// Whether the HTTPS snapshot server listens or is `off`.
     pub https: bool,
+    /// Whether ONVIF listens (`--onvif 127.0.0.1:0`) or is `off`.
+    pub onvif: bool,
     /// Whether a user is created before the camera starts.
     pub with_user: bool,
     /// `RUST_LOG` of the camera, if set.
@@ -62,6 +64,7 @@ impl Default for CameraOpts {
             keyint: None,
             rtsps: false,
             https: false,
+            onvif: false,
             with_user: true,
             rust_log: None,
         }
@@ -79,6 +82,8 @@ pub struct Camera {
     pub rtsps: Option<SocketAddr>,
     /// Bound HTTPS address, if enabled.
     pub https: Option<SocketAddr>,
+    /// Bound ONVIF (HTTP) address, if enabled.
+    pub onvif: Option<SocketAddr>,
     /// The `tls-fingerprint sha256 ...` value, if printed.
     pub fingerprint: Option<String>,
     /// Options it was started with.
@@ -122,6 +127,7 @@ impl Camera {
             .args(["--rtsp", "127.0.0.1:0"])
             .args(["--rtsps", if opts.rtsps { "127.0.0.1:0" } else { "off" }])
             .args(["--http", if opts.https { "127.0.0.1:0" } else { "off" }])
+            .args(["--onvif", if opts.onvif { "127.0.0.1:0" } else { "off" }])
             .args(["--size", &format!("{}x{}", opts.size.0, opts.size.1)])
             .args(["--fps", &opts.fps.to_string()]);
         match opts.sub_size {
@@ -179,6 +185,7 @@ impl Camera {
             rtsp: "0.0.0.0:0".parse().unwrap(),
             rtsps: None,
             https: None,
+            onvif: None,
             fingerprint: None,
             opts: opts.clone(),
             stderr,
@@ -191,6 +198,7 @@ impl Camera {
             let done = rtsp.is_some()
                 && (cam.rtsps.is_some() || !opts.rtsps)
                 && (cam.https.is_some() || !opts.https)
+                && (cam.onvif.is_some() || !opts.onvif)
                 && (cam.fingerprint.is_some() || !need_fingerprint);
             if done {
                 break;
@@ -209,6 +217,7 @@ impl Camera {
                                 "rtsp" => rtsp = Some(addr),
                                 "rtsps" => cam.rtsps = Some(addr),
                                 "https" => cam.https = Some(addr),
+                                "onvif" => cam.onvif = Some(addr),
                                 _ => panic!("unknown listener in {line:?}"),
                             }
                         }
@@ -235,6 +244,9 @@ impl Camera {
         }
         if !opts.https {
             assert!(cam.https.is_none(), "--http off but an https listener");
+        }
+        if !opts.onvif {
+            assert!(cam.onvif.is_none(), "--onvif off but an onvif listener");
         }
         cam
     }

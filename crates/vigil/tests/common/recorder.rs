@@ -252,6 +252,8 @@ pub fn vigil_camera_with_env(
             "off",
             "--http",
             "off",
+            "--onvif",
+            "off",
             "--sub-size",
             "off",
         ])
