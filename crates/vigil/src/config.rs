@@ -52,6 +52,9 @@ pub enum ConfigError {
 
 pub use vigil_auth::secret::{redact_url, Secret};
 
+mod webrtc;
+pub use webrtc::{WebrtcSection, WebrtcSettings};
+
 /// A byte count: an integer, or a string with a unit (`"500MB"`, `"10 GiB"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -231,6 +234,9 @@ pub struct RawConfig {
     /// The encrypted cloud tier, see docs/cloud.md.
     #[serde(default)]
     pub cloud: Option<CloudSection>,
+    /// WebRTC live view, see docs/webrtc.md.
+    #[serde(default)]
+    pub webrtc: WebrtcSection,
 }
 
 /// `[cloud]`: the encrypted offsite copy (docs/cloud.md).
@@ -359,6 +365,8 @@ pub struct Config {
     pub web: WebSettings,
     /// The metrics and health check listener.
     pub metrics: MetricsSettings,
+    /// WebRTC live view (None: `enabled = false`).
+    pub webrtc: Option<WebrtcSettings>,
     /// MQTT and webhook alerts.
     pub alerts: vigil_alerts::AlertsConfig,
     /// The cloud tier (None: off).
@@ -455,6 +463,12 @@ impl Config {
         alerts.validate().map_err(|e| invalid(e.to_string()))?;
         has_secrets |= raw.mqtt.as_ref().is_some_and(|m| m.password.is_some());
         has_secrets |= !raw.webhooks.is_empty();
+        let webrtc = webrtc::webrtc_settings(&raw.webrtc).map_err(invalid)?;
+        has_secrets |= raw
+            .webrtc
+            .ice_servers
+            .iter()
+            .any(|s| s.secret.is_some() || s.credential.is_some());
         let cloud = match &raw.cloud {
             Some(c) => {
                 has_secrets |= c.secret_access_key.is_some();
@@ -476,6 +490,7 @@ impl Config {
             cameras,
             web,
             metrics,
+            webrtc,
             alerts,
             has_secrets,
         })

@@ -217,6 +217,8 @@ async fn serve(
             },
             cloud: None,
             offsite: None,
+            // WebRTC on, its UDP port ephemeral and open only while someone watches.
+            webrtc: Some(crate::config::WebrtcSettings::demo().whep_config(args.listen.ip())),
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

@@ -211,10 +211,12 @@ struct LimitAcceptor {
     admission: Admission,
 }
 
+/// Admits connections against the caps before TLS, so a flood costs no handshakes; each
+/// request then carries the connection's local address ([`crate::whep::LocalAddr`]).
 impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAcceptor {
     type Stream = Limited<TcpStream>;
-    type Service = S;
-    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
+    type Service = axum::middleware::AddExtension<S, crate::whep::LocalAddr>;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let admitted = stream
@@ -224,15 +226,19 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAccep
                 self.admission
                     .admit(peer.ip())
                     .map_err(std::io::Error::other)
-            });
-        std::future::ready(admitted.map(|ticket| {
+            })
+            .and_then(|ticket| Ok((ticket, stream.local_addr()?)));
+        std::future::ready(admitted.map(|(ticket, local)| {
             let _ = stream.set_nodelay(true);
             (
                 Limited {
                     inner: stream,
                     _ticket: ticket,
                 },
-                service,
+                tower_layer::Layer::layer(
+                    &axum::Extension(crate::whep::LocalAddr(local)),
+                    service,
+                ),
             )
         }))
     }

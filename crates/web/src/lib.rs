@@ -59,6 +59,7 @@ pub mod shares;
 pub mod state;
 pub mod tls;
 pub mod token_scope;
+pub mod whep;
 
 pub use error::ApiError;
 pub use router::{router, ROUTES};

@@ -159,6 +159,8 @@ enum Answer {
 /// [`Access`] and method).
 struct Bodies {
     request: Option<Value>,
+    /// The request body's media type (JSON unless said otherwise).
+    request_type: &'static str,
     query: Vec<Value>,
     ok: Vec<(u16, &'static str, Answer)>,
     errors: &'static [u16],
@@ -168,6 +170,7 @@ impl Bodies {
     fn ok(status: u16, description: &'static str, answer: Answer) -> Self {
         Self {
             request: None,
+            request_type: "application/json",
             query: Vec::new(),
             ok: vec![(status, description, answer)],
             errors: &[],
@@ -176,6 +179,13 @@ impl Bodies {
 
     fn request(mut self, schema: Value) -> Self {
         self.request = Some(schema);
+        self
+    }
+
+    /// A request body of a media type other than JSON (`application/sdp`), as a string.
+    fn request_bytes(mut self, media_type: &'static str) -> Self {
+        self.request = Some(json!({"type": "string"}));
+        self.request_type = media_type;
         self
     }
 
@@ -380,6 +390,22 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
         )
         .also(410, "The share ended", s.json::<ShareRefusal>())
         .errors(&[403, 426]),
+        ("POST", "/api/cameras/{name}/whep") => Bodies::ok(
+            201,
+            "The SDP answer; Location names the session, Link headers the ICE servers",
+            Bytes("application/sdp"),
+        )
+        .also(
+            422,
+            "The stream cannot play over WebRTC as is (use MSE)",
+            s.json::<crate::whep::WhepDeclined>(),
+        )
+        .request_bytes("application/sdp")
+        .query(s.query::<crate::whep::WhepQuery>())
+        .errors(&[400, 403, 404, 413, 415, 501, 503]),
+        ("DELETE", "/api/cameras/{name}/whep/{id}") => {
+            Bodies::ok(204, "Ended", Empty).errors(&[404])
+        }
         ("GET", "/api/events/{id}/thumbnail.jpg") => {
             Bodies::ok(200, "The thumbnail", Bytes("image/jpeg")).errors(&[400, 403, 404])
         }
@@ -419,7 +445,7 @@ fn operation(d: &RouteDoc, s: &mut Schemas, error: &Value) -> Value {
         if let Some(r) = b.request {
             op.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": r}}}),
+                json!({"required": true, "content": {b.request_type: {"schema": r}}}),
             );
         }
         for (status, description, answer) in b.ok {

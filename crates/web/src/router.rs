@@ -277,6 +277,7 @@ const MEDIA_TABLES: &[&[RouteDoc]] = &[
     crate::playback::ROUTES,
     crate::events_api::ROUTES,
     crate::share_routes::ROUTES,
+    crate::whep::ROUTES,
 ];
 
 /// The media modules' routers.
@@ -286,6 +287,7 @@ fn media_routes() -> Router<AppState> {
         .merge(crate::playback::routes())
         .merge(crate::events_api::routes())
         .merge(crate::share_routes::routes())
+        .merge(crate::whep::routes())
 }
 
 const PARTS: &[&[RouteDoc]] = &[CORE_ROUTES];

@@ -48,6 +48,8 @@ pub struct WebConfig {
     pub cloud: Option<Arc<vigil_cloud::playback::CloudPlayback>>,
     /// Where offsite share links go (the cloud tier's bucket); None: no offsite shares.
     pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
+    /// WebRTC live view (`[webrtc]`); None: off, and no UDP port is ever opened.
+    pub webrtc: Option<crate::whep::WhepConfig>,
 }
 
 /// A running web app.
@@ -182,6 +184,7 @@ pub async fn start(
         .context("opening the web app's account database")?;
     state.cloud = cfg.cloud.clone();
     state.offsite = cfg.offsite.clone();
+    state.whep = cfg.webrtc.clone().map(|c| Arc::new(crate::whep::Whep::new(c)));
     if state.offsite.is_some() {
         spawn_offsite_sweep(state.clone());
     }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub shares: Arc<crate::shares::Shares>,
     /// Where offsite shares go (the cloud tier's bucket), when configured.
     pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
+    /// WebRTC live view (WHEP), when `[webrtc]` is on.
+    pub whep: Option<Arc<crate::whep::Whep>>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             status_extra,
             shares: Arc::new(crate::shares::Shares::new(accounts.clone())),
             offsite: None,
+            whep: None,
             accounts,
             data_dir: data_dir.to_owned(),
             started: Instant::now(),

@@ -171,6 +171,7 @@ async fn start_serves_https_and_keeps_its_certificate() {
     .unwrap();
     let cfg = vigil_web::WebConfig {
         offsite: None,
+        webrtc: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         cert: None,
         key: None,

@@ -54,7 +54,8 @@ pub enum EdgeError {
 pub struct SessionId(u64);
 
 enum Cmd {
-    Add(SessionId, Box<Session>, Hub),
+    /// A session, its hub, and the host candidates it was answered with.
+    Add(SessionId, Box<Session>, Hub, Vec<SocketAddr>),
     Close(SessionId),
 }
 
@@ -169,7 +170,7 @@ impl Edge {
         shared.next_id += 1;
         let sent = shared.running.as_ref().is_some_and(|r| {
             r.cmd
-                .send(Cmd::Add(id, Box::new(session), hub.clone()))
+                .send(Cmd::Add(id, Box::new(session), hub.clone(), candidates))
                 .is_ok()
         });
         if !sent {
@@ -194,6 +195,9 @@ impl Edge {
 struct Live {
     session: Box<Session>,
     hub: Hub,
+    /// Its host candidates: with a wildcard bind, the addresses a datagram may have been
+    /// sent to.
+    candidates: Vec<SocketAddr>,
     wake: Option<Instant>,
     feeder: Option<JoinHandle<()>>,
 }
@@ -223,8 +227,8 @@ async fn drive(
         let mut touched: Vec<SessionId> = Vec::new();
         tokio::select! {
             cmd = cmds.recv() => match cmd {
-                Some(Cmd::Add(id, session, hub)) => {
-                    sessions.insert(id, Live { session, hub, wake: None, feeder: None });
+                Some(Cmd::Add(id, session, hub, candidates)) => {
+                    sessions.insert(id, Live { session, hub, candidates, wake: None, feeder: None });
                     touched.push(id);
                 }
                 Some(Cmd::Close(id)) => {
@@ -236,17 +240,9 @@ async fn drive(
                 None => return,
             },
             r = socket.recv_from(&mut buf) => {
-                if let (Ok((n, source)), Some(destination)) = (r, local) {
-                    let now = Instant::now();
-                    if let Ok(r) = Receive::new(Protocol::Udp, source, destination, &buf[..n]) {
-                        let input = Input::Receive(now, r);
-                        // RFC 8445 §7.3 + ICE credentials: str0m knows which session it is for.
-                        if let Some((id, s)) = sessions.iter_mut().find(|(_, s)| s.session.accepts(&input)) {
-                            if s.session.handle_input(input).is_err() {
-                                s.session.close();
-                            }
-                            touched.push(*id);
-                        }
+                if let (Ok((n, source)), Some(local)) = (r, local) {
+                    if let Some(id) = deliver(&mut sessions, local, source, &buf[..n]) {
+                        touched.push(id);
                     }
                 }
             },
@@ -294,6 +290,41 @@ async fn drive(
             }
         }
     }
+}
+
+/// Hands a datagram to the session it is for (RFC 8445 §7.3 and the ICE credentials:
+/// str0m knows); answers that session's id.
+///
+/// str0m drops a STUN request whose destination is none of its host candidates. A socket
+/// bound to the wildcard address does not say which of the host's addresses a datagram
+/// came to, so each session's own candidates are tried as the destination.
+fn deliver(
+    sessions: &mut HashMap<SessionId, Live>,
+    local: SocketAddr,
+    source: SocketAddr,
+    datagram: &[u8],
+) -> Option<SessionId> {
+    let now = Instant::now();
+    for (id, s) in sessions.iter_mut() {
+        let destinations: &[SocketAddr] = if local.ip().is_unspecified() {
+            &s.candidates
+        } else {
+            std::slice::from_ref(&local)
+        };
+        for destination in destinations {
+            let Ok(r) = Receive::new(Protocol::Udp, source, *destination, datagram) else {
+                return None;
+            };
+            let input = Input::Receive(now, r);
+            if s.session.accepts(&input) {
+                if s.session.handle_input(input).is_err() {
+                    s.session.close();
+                }
+                return Some(*id);
+            }
+        }
+    }
+    None
 }
 
 /// Polls a session until it waits; false once it is over.

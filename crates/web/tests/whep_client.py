@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A scripted WHEP client (RFC 9725) on aiortc, an independent WebRTC implementation.
+
+  whep_client.py offer
+      prints aiortc's SDP offer (recvonly video) as JSON {"offer": SDP} and exits.
+  whep_client.py play URL TOKEN FRAMES
+      POSTs an offer to URL (HTTPS, the test's self-signed certificate is not verified)
+      with the bearer TOKEN, receives the video track, decodes FRAMES pictures with
+      aiortc's H.264 decoder (FFmpeg via PyAV), DELETEs the session and prints one JSON
+      line: frames, decode errors, size, time to the first picture, statuses.
+
+Decode errors are counted from aiortc's own H.264 decoder, which logs and skips what FFmpeg
+refuses ("H264Decoder() failed to decode").
+"""
+
+import asyncio
+import json
+import logging
+import ssl
+import sys
+import time
+import urllib.request
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+
+class Count(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.n = 0
+        self.last = ""
+
+    def emit(self, record):
+        if "decode" in record.getMessage():
+            self.n += 1
+            self.last = record.getMessage()
+
+
+async def new_offer():
+    # No STUN server: aiortc would otherwise ask a public one; loopback is enough here.
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+def http(method, url, token, body=None):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    headers = {"Authorization": "Bearer " + token}
+    if body is not None:
+        headers["Content-Type"] = "application/sdp"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+async def play(url, token, want):
+    errors = Count()
+    logging.getLogger("aiortc.codecs.h264").addHandler(errors)
+    pc = await new_offer()
+    track_ready = asyncio.get_running_loop().create_future()
+
+    @pc.on("track")
+    def on_track(track):
+        if track.kind == "video" and not track_ready.done():
+            track_ready.set_result(track)
+
+    started = time.monotonic()
+    status, headers, answer = await asyncio.to_thread(
+        http, "POST", url, token, pc.localDescription.sdp.encode()
+    )
+    out = {"post": status}
+    if status != 201:
+        out["body"] = answer
+        print(json.dumps(out), flush=True)
+        return
+    location = headers.get("Location", "")
+    out["location"] = location
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    track = await asyncio.wait_for(track_ready, 10)
+    frames, size, first_ms = 0, None, None
+    while frames < want:
+        frame = await asyncio.wait_for(track.recv(), 10)
+        if first_ms is None:
+            first_ms = round((time.monotonic() - started) * 1000)
+        frames += 1
+        size = [frame.width, frame.height]
+    out.update(
+        frames=frames,
+        decode_errors=errors.n,
+        last_error=errors.last,
+        size=size,
+        first_frame_ms=first_ms,
+        seconds=round(time.monotonic() - started, 2),
+    )
+    base = url.split("/api/")[0]
+    out["delete"], _, _ = await asyncio.to_thread(http, "DELETE", base + location, token)
+    await pc.close()
+    print(json.dumps(out), flush=True)
+
+
+async def main():
+    if sys.argv[1] == "offer":
+        pc = await new_offer()
+        print(json.dumps({"offer": pc.localDescription.sdp}), flush=True)
+        await pc.close()
+    else:
+        await play(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
