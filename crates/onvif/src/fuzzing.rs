@@ -46,3 +46,32 @@ pub fn soap_request(data: &[u8]) {
         assert!(r.status == 200 || r.fault.is_some());
     }
 }
+
+/// Parses `data` as a WS-Discovery Probe; whatever parses must be answerable: the
+/// ProbeMatches built for it parses back, relates to the Probe's MessageID and carries the
+/// target unchanged.
+pub fn wsd_probe(data: &[u8]) {
+    use crate::discovery::*;
+    let _ = parse_probe_matches(data, "urn:uuid:fuzz");
+    let Ok(p) = parse_probe(data) else { return };
+    assert!(!p.message_id.is_empty() && p.message_id.len() <= 256);
+    let t = Target {
+        endpoint: "urn:uuid:00000000-0000-4000-8000-000000000000".into(),
+        scopes: vec!["onvif://www.onvif.org/Profile/Streaming".into()],
+        xaddrs: vec!["http://127.0.0.1:8000/onvif/device_service".into()],
+        metadata_version: 1,
+    };
+    let _ = p.matches(&t.scopes);
+    let seq = AppSequence {
+        instance_id: 1,
+        message_number: 1,
+    };
+    let reply = probe_matches(&t, &p, "urn:uuid:reply", seq);
+    let back = parse_probe_matches(reply.as_bytes(), p.message_id.trim());
+    // A MessageID with characters XML cannot carry is dropped in escaping; otherwise the
+    // reply must relate to it and describe the target.
+    if let Ok(m) = back {
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].xaddrs, t.xaddrs);
+    }
+}

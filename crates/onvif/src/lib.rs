@@ -12,6 +12,7 @@
 //! gets `env:Sender/ter:NotAuthorized` (ONVIF Core §5.11.2.1).
 
 pub mod device;
+pub mod discovery;
 pub mod envelope;
 pub mod fault;
 pub mod fuzzing;

@@ -16,7 +16,7 @@ use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_rtsp::{RtspAuth, RtspServer};
 
-use crate::{fd_limits, http, onvif_http, tls};
+use crate::{fd_limits, http, onvif_discovery, onvif_http, tls};
 
 /// Access units a hub's broadcast holds: about 4 s at 30 fps. A subscriber further behind
 /// skips to the next key frame, so this bounds memory per stream, not per client.
@@ -45,6 +45,10 @@ pub struct CameraArgs {
     /// or `off`. See docs/onvif.md.
     #[arg(long, default_value = "0.0.0.0:8000")]
     onvif: Listen,
+    /// WS-Discovery (UDP) listen address, or `off`; off too when `--onvif off`. On a wildcard
+    /// IPv4 address it joins 239.255.255.250 and announces Hello and Bye.
+    #[arg(long, default_value = "0.0.0.0:3702")]
+    discovery: Listen,
     /// Main stream size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     size: (u32, u32),
@@ -308,6 +312,14 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
         };
         let mut streams = vec![stream("main", &main)];
         streams.extend(sub.as_ref().map(|c| stream("sub", c)));
+        let discovery = match args.discovery.0 {
+            Some(addr) => {
+                let socket = onvif_discovery::bind(addr)?;
+                announce(&format!("listening ws-discovery {}", socket.local_addr()?));
+                Some(socket)
+            }
+            None => None,
+        };
         let template = onvif_http::Template {
             hostname: hostname().unwrap_or_else(|| "vigil".to_owned()),
             serial: onvif_http::serial(),
@@ -316,8 +328,16 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             rtsps_port: ports.1,
             https_port: ports.2,
             streams,
-            discoverable: true,
+            discoverable: discovery.is_some(),
         };
+        if let Some(socket) = discovery {
+            tasks.spawn(onvif_discovery::serve(
+                socket,
+                template.clone(),
+                onvif_discovery::endpoint_uuid(&args.data),
+                shutdown_rx.clone(),
+            ));
+        }
         tasks.spawn(onvif_http::serve(
             listener,
             template,

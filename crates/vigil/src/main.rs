@@ -15,6 +15,7 @@ mod fd_limits;
 mod http;
 mod logging;
 mod metrics;
+mod onvif_discovery;
 mod onvif_http;
 mod package_assets;
 mod serve_cmd;

@@ -84,6 +84,8 @@ pub struct Camera {
     pub https: Option<SocketAddr>,
     /// Bound ONVIF (HTTP) address, if enabled.
     pub onvif: Option<SocketAddr>,
+    /// Bound WS-Discovery (UDP) address, if ONVIF is enabled.
+    pub discovery: Option<SocketAddr>,
     /// The `tls-fingerprint sha256 ...` value, if printed.
     pub fingerprint: Option<String>,
     /// Options it was started with.
@@ -128,6 +130,10 @@ impl Camera {
             .args(["--rtsps", if opts.rtsps { "127.0.0.1:0" } else { "off" }])
             .args(["--http", if opts.https { "127.0.0.1:0" } else { "off" }])
             .args(["--onvif", if opts.onvif { "127.0.0.1:0" } else { "off" }])
+            .args([
+                "--discovery",
+                if opts.onvif { "127.0.0.1:0" } else { "off" },
+            ])
             .args(["--size", &format!("{}x{}", opts.size.0, opts.size.1)])
             .args(["--fps", &opts.fps.to_string()]);
         match opts.sub_size {
@@ -186,6 +192,7 @@ impl Camera {
             rtsps: None,
             https: None,
             onvif: None,
+            discovery: None,
             fingerprint: None,
             opts: opts.clone(),
             stderr,
@@ -198,7 +205,7 @@ impl Camera {
             let done = rtsp.is_some()
                 && (cam.rtsps.is_some() || !opts.rtsps)
                 && (cam.https.is_some() || !opts.https)
-                && (cam.onvif.is_some() || !opts.onvif)
+                && ((cam.onvif.is_some() && cam.discovery.is_some()) || !opts.onvif)
                 && (cam.fingerprint.is_some() || !need_fingerprint);
             if done {
                 break;
@@ -218,6 +225,7 @@ impl Camera {
                                 "rtsps" => cam.rtsps = Some(addr),
                                 "https" => cam.https = Some(addr),
                                 "onvif" => cam.onvif = Some(addr),
+                                "ws-discovery" => cam.discovery = Some(addr),
                                 _ => panic!("unknown listener in {line:?}"),
                             }
                         }
