@@ -167,6 +167,9 @@ pub struct WebSection {
     pub cert: Option<PathBuf>,
     /// The private key (PEM) of `cert`.
     pub key: Option<PathBuf>,
+    /// The `https://HOST[:PORT]` address browsers use to reach the web app; passkeys belong
+    /// to it. Default: `https://localhost:PORT` (passkeys then work on this machine only).
+    pub public_url: Option<String>,
 }
 
 /// Where the web app listens, checked.
@@ -178,6 +181,8 @@ pub struct WebSettings {
     pub cert: Option<PathBuf>,
     /// Private key (PEM).
     pub key: Option<PathBuf>,
+    /// The public URL (an https origin with a host name), checked.
+    pub public_url: Option<String>,
 }
 
 /// The web app's default address: all interfaces, the usual alternative HTTPS port.
@@ -557,6 +562,14 @@ fn web_settings(web: &WebSection, path: &Path) -> Result<WebSettings, String> {
             p.clone()
         }
     };
+    let public_url = match &web.public_url {
+        None => None,
+        Some(u) => Some(
+            vigil_web::passkeys::check_public_url(u)?
+                .origin()
+                .ascii_serialization(),
+        ),
+    };
     match (&web.cert, &web.key) {
         (Some(_), None) | (None, Some(_)) => {
             Err("web.cert and web.key go together: give both or neither".into())
@@ -565,6 +578,7 @@ fn web_settings(web: &WebSection, path: &Path) -> Result<WebSettings, String> {
             listen,
             cert: web.cert.as_ref().map(resolve),
             key: web.key.as_ref().map(resolve),
+            public_url,
         }),
     }
 }
@@ -828,6 +842,7 @@ data_dir = "/var/lib/vigil"
 listen = "127.0.0.1:9443"
 cert = "tls/cert.pem"
 key = "/etc/tls/key.pem"
+public_url = "https://NVR.example:9443/"
 [[camera]]
 name = "porch"
 url = "rtsp://cam:pa%40ss@192.0.2.10/main"
@@ -859,6 +874,7 @@ url = "rtsp://192.0.2.11/live"
                 listen: Some("127.0.0.1:9443".parse().unwrap()),
                 cert: Some(PathBuf::from("/etc/vigil/tls/cert.pem")),
                 key: Some(PathBuf::from("/etc/tls/key.pem")),
+                public_url: Some("https://nvr.example:9443".into()),
             }
         );
         let porch = &c.cameras[0];
@@ -924,6 +940,17 @@ url = "rtsp://192.0.2.11/live"
         assert!(err("data_dir = \"d\"\n[web]\nlisten = \"8443\"\n").contains("web.listen"));
         assert!(err("data_dir = \"d\"\n[web]\ncert = \"c.pem\"\n").contains("web.key"));
         assert!(err("data_dir = \"d\"\n[web]\nport = 1\n").contains("port"));
+        for (bad, says) in [
+            ("http://nvr.example", "https://"),
+            ("https://192.0.2.1:8443", "host name"),
+            ("https://nvr.example/vigil", "without a path"),
+            ("nvr.example", "URL"),
+        ] {
+            let e = err(&format!(
+                "data_dir = \"d\"\n[web]\npublic_url = \"{bad}\"\n"
+            ));
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         let e = err(&format!("{cam}[camera.motion]\nsensitivty = 3\n"));
         assert!(e.contains("sensitivty"), "{e}");
         let e = err(&format!("{cam}[camera.motion]\nsensitivity = 300\n"));

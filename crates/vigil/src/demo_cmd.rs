@@ -219,6 +219,7 @@ async fn serve(
             offsite: None,
             // WebRTC on, its UDP port ephemeral and open only while someone watches.
             webrtc: Some(crate::config::WebrtcSettings::demo().whep_config(args.listen.ip())),
+            public_url: None,
         };
         let web =
             match vigil_web::start(web_cfg, nvr.clone(), AlertsLink::status_provider(None)).await {

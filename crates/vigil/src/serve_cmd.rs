@@ -207,6 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cloud: cloud_playback,
                 offsite,
                 webrtc: cfg.webrtc.as_ref().map(|w| w.whep_config(listen.ip())),
+                public_url: cfg.web.public_url.clone(),
             };
             let status = status_provider(running.alerts.as_ref(), running.cloud.clone());
             match vigil_web::start(web_cfg, nvr.clone(), status).await {

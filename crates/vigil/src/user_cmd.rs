@@ -51,14 +51,14 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
-    /// Delete a user.
+    /// Delete a user (with their second factors and passkeys).
     Remove {
         /// Login name.
         name: String,
         #[command(flatten)]
         data: DataDir,
     },
-    /// Remove a user's second factor (authenticator app and recovery codes), for an owner
+    /// Remove a user's second factors (authenticator app, passkeys, recovery codes), for an owner
     /// locked out of the web app: console access is the trust anchor. They sign in with the
     /// password alone and enrol again if the policy requires it.
     #[command(name = "reset-2fa")]
@@ -195,6 +195,10 @@ pub fn run_with(
         UserCommand::Remove { name, data } => {
             let store = open(&data)?;
             store.remove(&name)?;
+            // A user made again under this name must not inherit these second factors.
+            let accounts = vigil_web::accounts::Accounts::open(&data.data)
+                .with_context(|| format!("opening web.sqlite3 in {}", data.data.display()))?;
+            accounts.second_factor_remove(&name)?;
             writeln!(out, "removed {name:?}")?;
             if !store.list()?.iter().any(|u| u.role == Role::Admin) {
                 writeln!(out, "note: no admin user is left")?;

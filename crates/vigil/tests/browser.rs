@@ -1094,3 +1094,176 @@ async fn share_flow() {
         live_ttff.as_millis()
     );
 }
+
+/// Issue 16, passkeys: in real Chromium with the WebDriver virtual authenticator (CTAP2,
+/// resident keys, user verification), through the UI: a passkey is added on the Account
+/// page (with the password; the first one answers recovery codes), signs in alone from the
+/// login page, serves as the second step after the password, satisfies a require-2FA
+/// policy, and once removed no longer opens anything. A page on another address than the
+/// public URL is refused with a message naming the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_sign_in_alone_and_as_the_second_step() {
+    let _serial = serial().await;
+    bounded("passkeys", passkey_flow()).await;
+}
+
+/// Waits for the grid, then answers who `GET /api/session` says is logged in.
+async fn signed_in_as(b: &Browser) -> Value {
+    b.wait_css("#grid", Duration::from_secs(20)).await;
+    b.wait_js(
+        "GET /api/session from the page",
+        "const x = new XMLHttpRequest(); x.open('GET', '/api/session', false); x.send();
+         return x.status === 200 ? JSON.parse(x.responseText).username : false;",
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+async fn passkey_flow() {
+    let demo = Demo::start();
+    let mut api = demo.api();
+    api.setup(&demo.setup_token(), ADMIN, ADMIN_PASSWORD).await;
+    // The demo listens on 127.0.0.1 and its public URL defaults to https://localhost:PORT.
+    let local = demo.base_url().replace("127.0.0.1", "localhost");
+
+    // From another address (the API client's Origin is https://127.0.0.1:PORT): refused, and
+    // the message says where passkeys work.
+    let body = json!({"password": ADMIN_PASSWORD});
+    let r = api
+        .request("POST", "/api/account/passkeys/options", Some(&body))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains(&local), "{}", r.text());
+
+    let b = Browser::start().await;
+    let authenticator = b
+        .webdriver(
+            "POST",
+            "webauthn/authenticator",
+            Some(json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserVerified": true,
+            })),
+        )
+        .await;
+    let authenticator = authenticator.as_str().unwrap().to_owned();
+    let creds_path = format!("webauthn/authenticator/{authenticator}/credentials");
+
+    // 1. Add a passkey on the Account page.
+    login(&b, &local, ADMIN, ADMIN_PASSWORD).await;
+    b.goto(&format!("{local}/#/account")).await;
+    b.wait_css("form#passkey-form", Duration::from_secs(20))
+        .await;
+    fill(&b, "form#passkey-form", "passkey-name", "laptop").await;
+    fill(&b, "form#passkey-form", "passkey-password", ADMIN_PASSWORD).await;
+    submit(&b, "form#passkey-form").await;
+    let codes = b
+        .wait_js(
+            "the passkey listed with ten recovery codes",
+            "const t = document.getElementById('passkeys-table');
+             const e = document.getElementById('passkey-error');
+             if (e) return 'error: ' + e.textContent;
+             const c = document.querySelectorAll('#recovery-codes li').length;
+             return t && t.textContent.includes('laptop') && c ? c : false;",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(codes, json!(10), "{}", b.page_summary().await);
+    let creds = b.webdriver("GET", &creds_path, None).await;
+    assert_eq!(creds.as_array().map(Vec::len), Some(1), "{creds}");
+    assert_eq!(creds[0]["isResidentCredential"], json!(true), "{creds}");
+    assert_eq!(creds[0]["rpId"], json!("localhost"), "{creds}");
+    // The authenticator holds the random user handle, not the name.
+    assert_ne!(creds[0]["userHandle"], json!(""), "{creds}");
+
+    // 2. Sign in with the passkey alone: no name, no password.
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&format!("{local}/#/login")).await;
+    b.wait_css("#passkey-login", Duration::from_secs(20))
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(signed_in_as(&b).await, json!(ADMIN));
+
+    // 3. The password now asks for a second step, which the passkey answers.
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&format!("{local}/#/login")).await;
+    b.wait_css("form#login-form", Duration::from_secs(20)).await;
+    fill(&b, "form#login-form", "username", ADMIN).await;
+    fill(&b, "form#login-form", "password", ADMIN_PASSWORD).await;
+    submit(&b, "form#login-form").await;
+    b.wait_css("#second-factor-passkey", Duration::from_secs(20))
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(signed_in_as(&b).await, json!(ADMIN));
+    let creds = b.webdriver("GET", &creds_path, None).await;
+    // Two assertions at least (the virtual authenticator counts its registration too or not).
+    assert!(creds[0]["signCount"].as_u64() >= Some(2), "{creds}");
+
+    // 4. A require-2FA policy is met by the passkey; the audit log has every step.
+    let r = api
+        .request(
+            "PUT",
+            "/api/settings/second-factor",
+            Some(&json!({"require": "everyone"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = api.request("GET", "/api/session", None).await.json();
+    assert_eq!(s["must_enrol"], json!(false), "{s}");
+    let audit = api.request("GET", "/api/audit?limit=50", None).await.json();
+    let has = |action: &str, detail: &str| {
+        audit.as_array().unwrap().iter().any(|e| {
+            e["action"] == json!(action) && e["detail"].as_str().unwrap_or("").contains(detail)
+        })
+    };
+    assert!(has("passkey_added", "laptop"), "{audit}");
+    assert!(has("login", "with a passkey"), "{audit}");
+    assert!(has("login", "with passkey"), "{audit}");
+
+    // 5. Removed, it opens nothing, and the policy asks to enrol again.
+    let list = api
+        .request("GET", "/api/account/passkeys", None)
+        .await
+        .json();
+    assert_eq!(list[0]["name"], json!("laptop"), "{list}");
+    assert!(list[0]["last_used_us"].is_i64(), "{list}");
+    let id = list[0]["id"].as_i64().unwrap();
+    let r = api
+        .request("DELETE", &format!("/api/account/passkeys/{id}"), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let s = api.request("GET", "/api/session", None).await.json();
+    assert_eq!(s["must_enrol"], json!(true), "{s}");
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&format!("{local}/#/login")).await;
+    b.wait_css("#passkey-login", Duration::from_secs(20))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let msg = b
+        .wait_js(
+            "the login page to refuse the removed passkey",
+            "const e = document.getElementById('login-error');
+             return e && e.textContent ? e.textContent : false;",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(msg.as_str().unwrap().contains("not accepted"), "{msg}");
+    let r = b
+        .js(
+            "const x = new XMLHttpRequest(); x.open('GET', '/api/session', false); x.send();
+             return x.status;",
+            vec![],
+        )
+        .await;
+    assert_eq!(r, json!(401));
+    b.close().await;
+}

@@ -55,6 +55,7 @@ impl From<AccountsError> for ApiError {
             AccountsError::Db(d) => ApiError::internal(d),
             AccountsError::Schema(e) => ApiError::internal(e),
             AccountsError::SecondFactor(m) => ApiError::new(StatusCode::CONFLICT, m),
+            AccountsError::Encode(m) => ApiError::internal(m),
         }
     }
 }
@@ -298,16 +299,23 @@ pub async fn login(
     };
     // A second factor is due: the password's throttle slot stays open until the code settles
     // it, so alternating right passwords and wrong codes never clears the account's count.
-    if acc.second_factor(&user.name)?.totp {
+    let factors = acc.second_factor(&user.name)?;
+    if factors.totp || factors.passkeys > 0 {
         let ticket = acc
             .tickets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .issue(&user.name, reservation);
+        let methods: Vec<String> = [("totp", factors.totp), ("passkey", factors.passkeys > 0)]
+            .into_iter()
+            .filter(|(_, has)| *has)
+            .map(|(m, _)| m.to_owned())
+            .collect();
         return Ok((
             StatusCode::ACCEPTED,
             Json(crate::second_factor_routes::SecondFactorDue {
-                second_factor: "totp".into(),
+                second_factor: methods[0].clone(),
+                methods,
                 ticket,
             }),
         )
@@ -581,6 +589,8 @@ pub async fn delete_user(
     acc.users.remove_keep_admin(&name)?;
     acc.revoke_user_sessions(&name, None)?;
     acc.delete_user_tokens(&name)?;
+    // A user made again under this name must not inherit these.
+    acc.second_factor_remove(&name)?;
     acc.audit(&admin.name, peer.0, "user_removed", &name);
     Ok(StatusCode::NO_CONTENT)
 }

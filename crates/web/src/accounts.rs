@@ -47,6 +47,9 @@ pub enum AccountsError {
     /// A second-factor operation that cannot be done now (the message says why).
     #[error("{0}")]
     SecondFactor(String),
+    /// A stored value could not be encoded (a bug, not bad input).
+    #[error("encoding {0}")]
+    Encode(String),
 }
 
 /// Microseconds since the epoch, now.
@@ -241,6 +244,10 @@ const SCHEMA: Schema = Schema {
         Migration {
             description: "second factors: TOTP, recovery codes, policy",
             sql: crate::second_factor::SCHEMA_V4,
+        },
+        Migration {
+            description: "passkeys and their WebAuthn user handles",
+            sql: crate::passkeys::SCHEMA_V5,
         },
     ],
 };
@@ -909,9 +916,9 @@ mod tests {
         let log = a.audit_log(10).unwrap();
         assert_eq!((log.len(), log[0].action.as_str()), (1, "login"));
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 4);
+        assert_eq!(SCHEMA.stored_version(&conn).unwrap(), 5);
         drop(a);
-        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.pragma_update(None, "user_version", 6).unwrap();
         drop(conn);
         let err = Accounts::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("newer Vigil"), "{err}");

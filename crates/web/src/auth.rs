@@ -350,7 +350,8 @@ fn check_enrolled(
     let path = req.uri().path();
     let allowed = path == "/api/session"
         || path == "/api/logout"
-        || path.starts_with("/api/account/second-factor");
+        || path.starts_with("/api/account/second-factor")
+        || path.starts_with("/api/account/passkeys");
     if allowed
         || !st
             .accounts

@@ -48,6 +48,8 @@ pub mod events_api;
 pub mod json_body;
 pub mod live;
 pub mod openapi;
+pub mod passkey_routes;
+pub mod passkeys;
 pub mod playback;
 pub mod router;
 pub mod second_factor;

@@ -281,6 +281,44 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
         ("POST", "/api/users/{name}/reset-second-factor") => {
             Bodies::ok(204, "Removed", Empty).errors(&[404])
         }
+        ("POST", "/api/login/passkey/options") => Bodies::ok(
+            200,
+            "Options for navigator.credentials.get() and the ticket",
+            s.json::<crate::passkey_routes::Options>(),
+        )
+        .errors(&[409, 429, 503]),
+        ("POST", "/api/login/passkey") => Bodies::ok(200, "Logged in", s.json::<LoggedIn>())
+            .request(s.request::<crate::passkey_routes::SignInBody>())
+            .errors(&[400, 401, 409, 413, 415, 429]),
+        ("POST", "/api/login/second-factor/passkey") => Bodies::ok(
+            200,
+            "Options for navigator.credentials.get() (the ticket is the password step's)",
+            s.json::<crate::passkey_routes::Options>(),
+        )
+        .request(s.request::<crate::passkey_routes::SecondStepOptionsBody>())
+        .errors(&[400, 401, 409, 413, 415, 503]),
+        ("GET", "/api/account/passkeys") => Bodies::ok(
+            200,
+            "The caller's passkeys",
+            s.json::<Vec<crate::passkeys::PasskeyRow>>(),
+        ),
+        ("POST", "/api/account/passkeys/options") => Bodies::ok(
+            200,
+            "Options for navigator.credentials.create() and the ticket",
+            s.json::<crate::passkey_routes::Options>(),
+        )
+        .request(s.request::<crate::second_factor_routes::PasswordAgain>())
+        .errors(&[400, 403, 409, 413, 415, 429, 503]),
+        ("POST", "/api/account/passkeys") => Bodies::ok(
+            201,
+            "Added; recovery codes when it is the first second factor",
+            s.json::<crate::passkey_routes::Registered>(),
+        )
+        .request(s.request::<crate::passkey_routes::RegisterBody>())
+        .errors(&[400, 409, 413, 415]),
+        ("DELETE", "/api/account/passkeys/{id}") => {
+            Bodies::ok(204, "Removed", Empty).errors(&[404])
+        }
         ("POST", "/api/logout") => Bodies::ok(204, "Logged out", Empty),
         ("GET", "/api/session") => Bodies::ok(200, "The session", s.json::<SessionView>()),
         ("POST", "/api/account/password") => Bodies::ok(204, "Changed", Empty)

@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
 use crate::state::{Access, AppState, RouteDoc};
-use crate::{account_routes, api_cameras, assets, openapi, second_factor_routes};
+use crate::{account_routes, api_cameras, assets, openapi, passkey_routes, second_factor_routes};
 
 /// Largest request body (every body is small JSON).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -217,7 +217,49 @@ pub const CORE_ROUTES: &[RouteDoc] = &[
         "POST",
         "/api/users/{name}/reset-second-factor",
         Admin,
-        "Remove a locked-out user's authenticator and recovery codes",
+        "Remove a locked-out user's authenticator, passkeys and recovery codes",
+    ),
+    r(
+        "POST",
+        "/api/login/passkey/options",
+        Public,
+        "Start a sign-in with a passkey alone: {ticket, options}",
+    ),
+    r(
+        "POST",
+        "/api/login/passkey",
+        Public,
+        "Sign in with a passkey: {ticket, credential} → the session",
+    ),
+    r(
+        "POST",
+        "/api/login/second-factor/passkey",
+        Public,
+        "Options for a passkey as the login's second step: {ticket} → {ticket, options}",
+    ),
+    r(
+        "GET",
+        "/api/account/passkeys",
+        User,
+        "The caller's passkeys: [{id, name, created_us, last_used_us}]",
+    ),
+    r(
+        "POST",
+        "/api/account/passkeys/options",
+        User,
+        "Start adding a passkey: {password} → {ticket, options}",
+    ),
+    r(
+        "POST",
+        "/api/account/passkeys",
+        User,
+        "Add the passkey the browser made: {ticket, name, credential}",
+    ),
+    r(
+        "DELETE",
+        "/api/account/passkeys/{id}",
+        User,
+        "Remove one of the caller's passkeys",
     ),
 ];
 
@@ -267,6 +309,13 @@ fn core_handler(doc: &RouteDoc) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/users/{name}/reset-second-factor") => {
             post(second_factor_routes::admin_reset)
         }
+        ("POST", "/api/login/passkey/options") => post(passkey_routes::sign_in_options),
+        ("POST", "/api/login/passkey") => post(passkey_routes::sign_in),
+        ("POST", "/api/login/second-factor/passkey") => post(passkey_routes::second_step_options),
+        ("GET", "/api/account/passkeys") => get(passkey_routes::list),
+        ("POST", "/api/account/passkeys/options") => post(passkey_routes::register_options),
+        ("POST", "/api/account/passkeys") => post(passkey_routes::register),
+        ("DELETE", "/api/account/passkeys/{id}") => delete(passkey_routes::remove),
         _ => return None,
     })
 }
@@ -410,6 +459,9 @@ mod tests {
                 [
                     "/api/login",
                     "/api/login/second-factor",
+                    "/api/login/passkey/options",
+                    "/api/login/passkey",
+                    "/api/login/second-factor/passkey",
                     "/api/setup",
                     "/api/share/open",
                 ]

@@ -106,6 +106,8 @@ pub struct Enrolment {
 pub struct Status {
     /// Whether a confirmed TOTP authenticator is set.
     pub totp: bool,
+    /// Passkeys registered (each also serves as the second step after the password).
+    pub passkeys: usize,
     /// Recovery codes not yet used.
     pub recovery_codes_left: usize,
     /// Whether the policy requires a second factor of this user.
@@ -320,9 +322,10 @@ impl Accounts {
 
     /// Replaces a user's recovery codes with ten new ones (an authenticator must be set).
     pub fn recovery_renew(&self, username: &str) -> Result<Vec<String>, AccountsError> {
-        if !self.second_factor(username)?.totp {
+        let s = self.second_factor(username)?;
+        if !s.totp && s.passkeys == 0 {
             return Err(AccountsError::SecondFactor(
-                "set an authenticator app first".into(),
+                "set up an authenticator app or a passkey first".into(),
             ));
         }
         let mut db = self.db();
@@ -407,27 +410,69 @@ impl Accounts {
         drop(db);
         Ok(Status {
             totp,
+            passkeys: self.passkey_count(username)?,
             recovery_codes_left: usize::try_from(left).unwrap_or(0),
             required: role.is_some_and(|r| self.policy().is_ok_and(|p| p.covers(r))),
         })
     }
 
     /// Whether the user must enrol before anything else: the policy covers them and they
-    /// have no second factor.
+    /// have no second factor (an authenticator app or a passkey).
     pub fn must_enrol(&self, username: &str, role: Role) -> Result<bool, AccountsError> {
-        Ok(self.policy()?.covers(role) && !self.second_factor(username)?.totp)
+        if !self.policy()?.covers(role) {
+            return Ok(false);
+        }
+        let s = self.second_factor(username)?;
+        Ok(!s.totp && s.passkeys == 0)
     }
 
-    /// Removes a user's authenticator and recovery codes (their own choice with the
-    /// password, or `vigil user reset-2fa` at the console); true if there was any.
+    /// Removes every second factor of a user: authenticator app, recovery codes, passkeys
+    /// and their WebAuthn user handle (an admin's reset, `vigil user reset-2fa`, or the
+    /// user's removal); true if there was any.
     pub fn second_factor_remove(&self, username: &str) -> Result<bool, AccountsError> {
         let db = self.db();
-        let a = db.execute("DELETE FROM totp WHERE username = ?1", params![username])?;
-        let b = db.execute(
+        let mut n = db.execute("DELETE FROM totp WHERE username = ?1", params![username])?;
+        n += db.execute(
             "DELETE FROM recovery_code WHERE username = ?1",
             params![username],
         )?;
-        Ok(a + b > 0)
+        n += db.execute("DELETE FROM passkey WHERE username = ?1", params![username])?;
+        db.execute(
+            "DELETE FROM passkey_handle WHERE username = ?1",
+            params![username],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Turns the authenticator app off (the user's choice, with the password). The recovery
+    /// codes go with it unless passkeys remain, for which they are the fallback too.
+    pub fn totp_remove(&self, username: &str) -> Result<bool, AccountsError> {
+        let passkeys = self.passkey_count(username)?;
+        let db = self.db();
+        let n = db.execute("DELETE FROM totp WHERE username = ?1", params![username])?;
+        if passkeys == 0 {
+            db.execute(
+                "DELETE FROM recovery_code WHERE username = ?1",
+                params![username],
+            )?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Ten new recovery codes for a user who has none left and has just set up a passkey
+    /// (shown once); `None` if some remain.
+    pub fn recovery_codes_if_none(
+        &self,
+        username: &str,
+    ) -> Result<Option<Vec<String>>, AccountsError> {
+        if self.second_factor(username)?.recovery_codes_left > 0 {
+            return Ok(None);
+        }
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let codes = replace_recovery_codes(&tx, username)?;
+        tx.commit()?;
+        Ok(Some(codes))
     }
 
     /// Who must have a second factor.

@@ -20,8 +20,10 @@ use crate::state::AppState;
 /// Answer of `POST /api/login` (202) when the password was right and a second factor is due.
 #[derive(Serialize, JsonSchema)]
 pub struct SecondFactorDue {
-    /// Which: `totp` (a recovery code is always accepted instead).
+    /// The first of `methods`.
     pub second_factor: String,
+    /// What the account has: `totp`, `passkey` (a recovery code is always accepted too).
+    pub methods: Vec<String>,
     /// Send it back with the code to `POST /api/login/second-factor` within 5 minutes.
     pub ticket: String,
 }
@@ -38,6 +40,10 @@ pub struct SecondStepBody {
     /// Or one of the recovery codes.
     #[serde(default)]
     recovery_code: Option<String>,
+    /// Or the browser's passkey assertion (`PublicKeyCredential` as JSON, base64url
+    /// fields) answering `POST /api/login/second-factor/passkey`.
+    #[serde(default)]
+    passkey: Option<serde_json::Value>,
 }
 
 /// `POST /api/login/second-factor`: the code completes the login (the session cookie).
@@ -73,15 +79,31 @@ pub async fn second_step(
             Ok(r) => r,
             Err(wait) => return Ok(too_many(wait)),
         };
-    let (ok, how) = match (&b.code, &b.recovery_code) {
-        (Some(code), None) => (acc.totp_verify(&name, code)?, "totp".to_owned()),
-        (None, Some(code)) if code.len() <= 64 => match acc.recovery_use(&name, code)? {
+    let (ok, how) = match (&b.code, &b.recovery_code, &b.passkey) {
+        (Some(code), None, None) => (acc.totp_verify(&name, code)?, "totp".to_owned()),
+        (None, Some(code), None) if code.len() <= 64 => match acc.recovery_use(&name, code)? {
             Some(left) => (true, format!("recovery code ({left} left)")),
             None => (false, "recovery code".to_owned()),
         },
+        (None, None, Some(cred)) => {
+            let origin = crate::passkey_routes::origin(&headers);
+            match st
+                .passkeys
+                .second_factor_finish(&acc, origin, &name, &b.ticket, cred)
+            {
+                Ok(()) => (true, "passkey".to_owned()),
+                Err(crate::passkeys::PasskeyError::Accounts(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::info!(error = %e, "passkey second step refused");
+                    (false, "passkey".to_owned())
+                }
+            }
+        }
         _ => {
             let _ = acc.throttle().fail(reservation);
-            return Err(ApiError::bad_request("send a code or a recovery code"));
+            return Err(ApiError::bad_request(
+                "send a code, a recovery code or a passkey",
+            ));
         }
     };
     if !ok {
@@ -171,11 +193,11 @@ pub async fn totp_confirm(
 #[serde(deny_unknown_fields)]
 pub struct PasswordAgain {
     /// The caller's password.
-    password: String,
+    pub(crate) password: String,
 }
 
 /// Checks the caller's password again (throttled like a login).
-async fn reauthenticate(
+pub(crate) async fn reauthenticate(
     st: &AppState,
     peer: Peer,
     name: &str,
@@ -216,12 +238,12 @@ pub async fn remove(
     if let Some(r) = reauthenticate(&st, peer, &id.user.name, b.password).await? {
         return Ok(r);
     }
-    st.accounts.second_factor_remove(&id.user.name)?;
+    st.accounts.totp_remove(&id.user.name)?;
     st.accounts.audit(
         &id.user.name,
         peer.0,
         "second_factor_removed",
-        "by the user",
+        "authenticator app, by the user",
     );
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -50,6 +50,9 @@ pub struct WebConfig {
     pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
     /// WebRTC live view (`[webrtc]`); None: off, and no UDP port is ever opened.
     pub webrtc: Option<crate::whep::WhepConfig>,
+    /// `[web] public_url`: the origin browsers use (passkeys belong to it). None:
+    /// `https://localhost:PORT` when listening on loopback or every interface.
+    pub public_url: Option<String>,
 }
 
 /// A running web app.
@@ -180,11 +183,17 @@ pub async fn start(
         (None, None) => tls::load_or_create(&cfg.data_dir, &[])?,
         _ => anyhow::bail!("[web] cert and key must be given together"),
     };
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .with_context(|| format!("binding the web app to {}", cfg.listen))?;
     let mut state = AppState::new(nvr, status_extra, &cfg.data_dir)
         .context("opening the web app's account database")?;
+    state.passkeys = Arc::new(passkeys_for(&cfg, listener.local_addr()?)?);
     state.cloud = cfg.cloud.clone();
     state.offsite = cfg.offsite.clone();
-    state.whep = cfg.webrtc.clone().map(|c| Arc::new(crate::whep::Whep::new(c)));
+    state.whep = cfg
+        .webrtc
+        .clone()
+        .map(|c| Arc::new(crate::whep::Whep::new(c)));
     if state.offsite.is_some() {
         spawn_offsite_sweep(state.clone());
     }
@@ -193,8 +202,6 @@ pub async fn start(
     } else {
         None
     };
-    let listener = std::net::TcpListener::bind(cfg.listen)
-        .with_context(|| format!("binding the web app to {}", cfg.listen))?;
     let accounts = state.accounts.clone();
     let mut handle = serve_with(listener, material.server_config.clone(), state, cfg.limits)?;
     let addr = handle.local_addr();
@@ -213,6 +220,26 @@ pub async fn start(
     }
     handle.setup_task = Some(spawn_setup_renewal(accounts, addr));
     Ok(handle)
+}
+
+/// The passkeys' relying party: the configured public URL, else `https://localhost:PORT`
+/// for a loopback or wildcard listener, else none (passkeys off, saying why).
+fn passkeys_for(cfg: &WebConfig, local: SocketAddr) -> anyhow::Result<crate::passkeys::Passkeys> {
+    use crate::passkeys::{check_public_url, default_public_url, Passkeys};
+    Ok(match &cfg.public_url {
+        Some(u) => {
+            let url = check_public_url(u).map_err(anyhow::Error::msg)?;
+            Passkeys::new(Some(&url), "")
+        }
+        None => Passkeys::new(
+            default_public_url(local).as_ref(),
+            &format!(
+                "passkeys are off: this recorder listens on {local}, and an IP address \
+                 cannot hold passkeys; set [web] public_url to the https:// address with a \
+                 host name that browsers use"
+            ),
+        ),
+    })
 }
 
 /// Deletes expired offsite shares' objects every 10 minutes until the server closes.

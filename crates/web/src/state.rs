@@ -38,6 +38,8 @@ pub struct AppState {
     pub offsite: Option<Arc<vigil_cloud::share::OffsitePublisher>>,
     /// WebRTC live view (WHEP), when `[webrtc]` is on.
     pub whep: Option<Arc<crate::whep::Whep>>,
+    /// The passkeys' relying party (from the public URL) and their ceremonies under way.
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
 }
 
 impl AppState {
@@ -54,6 +56,10 @@ impl AppState {
             shares: Arc::new(crate::shares::Shares::new(accounts.clone())),
             offsite: None,
             whep: None,
+            passkeys: Arc::new(crate::passkeys::Passkeys::new(
+                None,
+                "passkeys are off: the web app has no public URL",
+            )),
             accounts,
             data_dir: data_dir.to_owned(),
             started: Instant::now(),

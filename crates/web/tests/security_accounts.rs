@@ -803,3 +803,78 @@ async fn the_policy_sends_a_user_without_a_second_factor_to_enrol() {
     let r = send(&e.app, admin.req("GET", "/api/users"), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// Forged passkey sign-ins count in the login throttle like wrong passwords (per address),
+/// and during the penalty no new passkey ceremony starts; each failure is audited. (The
+/// ceremonies themselves run in Chromium with a virtual authenticator:
+/// crates/vigil/tests/browser.rs.)
+#[tokio::test]
+async fn forged_passkey_sign_ins_are_throttled_and_audited() {
+    let e = env().await;
+    let forged = json!({
+        "ticket": "not-a-ticket",
+        "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": {"authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA"}},
+    });
+    // Outside a penalty the options answer (here: passkeys are off without a public URL),
+    // and the throttle is free afterwards.
+    for _ in 0..2 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(&e.app, req("POST", "/api/login/passkey/options"), None),
+        )
+        .await
+        .expect("passkey options answer");
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert!(r.text().contains("passkeys are off"), "{}", r.text());
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let r = send(
+            &e.app,
+            req("POST", "/api/login/passkey"),
+            Some(forged.clone()),
+        )
+        .await;
+        assert!(r.headers.get(header::SET_COOKIE).is_none());
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED, "{statuses:?}");
+    assert_eq!(
+        *statuses.last().unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
+    let r = send(&e.app, req("POST", "/api/login/passkey/options"), None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    let admin = {
+        // Another address: the throttle is per address.
+        let r = send_from(
+            &e.app,
+            req("POST", "/api/login"),
+            Some(json!({"username": "admin", "password": ADMIN_PW})),
+            [192, 0, 2, 99],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r
+    };
+    let cookie = cookie_of(&admin);
+    let audit = send_from(
+        &e.app,
+        req("GET", "/api/audit").header(header::COOKIE, format!("vigil_session={cookie}")),
+        None,
+        [192, 0, 2, 99],
+    )
+    .await;
+    let failures = audit
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["action"] == "login_failed" && a["detail"].as_str().unwrap().starts_with("passkey")
+        })
+        .count();
+    assert!(failures >= 1, "{}", audit.text());
+}

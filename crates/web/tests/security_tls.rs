@@ -178,6 +178,7 @@ async fn start_serves_https_and_keeps_its_certificate() {
         data_dir: dir.path().to_owned(),
         limits: vigil_web::edge::Limits::default(),
         cloud: None,
+        public_url: None,
     };
     let h = vigil_web::start(cfg.clone(), nvr.clone(), Arc::new(|| json!({})))
         .await

@@ -391,6 +391,32 @@ impl Browser {
         self.client.get_alert_text().await.ok()
     }
 
+    /// A WebDriver command of this session that fantoccini does not wrap (e.g. the WebAuthn
+    /// extension's virtual authenticators, W3C WebAuthn §11): `METHOD /session/ID/{path}`;
+    /// the answer's `value`.
+    pub async fn webdriver(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .unwrap()
+            .expect("a WebDriver session");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = format!(
+            "{method} /session/{session}/{path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.chrome.driver_port(),
+            body.len()
+        );
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.chrome.driver_port()))
+            .await
+            .unwrap();
+        let resp = exchange(stream, req.as_bytes()).await.unwrap();
+        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        assert_eq!(resp.status, 200, "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
     /// The browser's console messages since the last call (chromedriver's `se/log`), one a line.
     pub async fn console_log(&self) -> String {
         let Ok(Some(session)) = self.client.session_id().await else {

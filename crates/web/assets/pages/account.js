@@ -1,4 +1,5 @@
-// #/account : the second factor (authenticator app, recovery codes); change the password;
+// #/account : the second factor (authenticator app, recovery codes); passkeys (add, list,
+// remove); change the password;
 // sessions (admin: everyone's) with revoke; API tokens
 // (admin: everyone's, and for any user) with scopes, cameras and an expiry; a token is
 // shown once, at creation.
@@ -7,6 +8,7 @@ import * as api from '../api.js';
 import { confirmAction, field, h, replace, toast } from '../dom.js';
 import { fmtAgo, fmtTime } from '../format.js';
 import { go } from '../router.js';
+import * as webauthn from '../webauthn.js';
 
 export async function render(view, params, ctx) {
   const s = ctx.session;
@@ -14,9 +16,10 @@ export async function render(view, params, ctx) {
   view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Account'), h('span', { class: 'muted' }, `${s.username} · ${s.role}`)));
   if (s.must_enrol) {
     view.append(h('p', { class: 'card error', id: 'must-enrol', role: 'alert' },
-      'Your administrator requires a second factor: set up an authenticator app below before anything else.'));
+      'Your administrator requires a second factor: set up an authenticator app or a passkey below before anything else.'));
   }
   await secondFactorSection(view, ctx, s);
+  await passkeysSection(view, ctx, s);
 
   // Password.
   const cur = h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true });
@@ -214,7 +217,15 @@ async function secondFactorSection(view, ctx, s) {
     }
     const start = h('button', { type: 'button', id: 'totp-start' }, 'Set up an authenticator app');
     replace(box, h('h2', null, 'Two-step sign-in'),
-      h('p', { id: 'second-factor-state' }, 'Off. With it on, a stolen password alone cannot open your account.'), start, out);
+      h('p', { id: 'second-factor-state' }, st.passkeys
+        ? `On: your passkeys are the second step. ${st.recovery_codes_left} recovery codes left. You can add an authenticator app too.`
+        : 'Off. With it on, a stolen password alone cannot open your account.'),
+      st.passkeys ? passwordForm('recovery-form', 'New recovery codes', async (password) => {
+        const r = await api.post('/api/account/second-factor/recovery-codes', { password });
+        showCodes(r.recovery_codes);
+        load();
+      }) : null,
+      start, out);
     start.addEventListener('click', async () => {
       try {
         const e = await api.post('/api/account/second-factor/totp');
@@ -250,5 +261,73 @@ async function secondFactorSection(view, ctx, s) {
       }
     });
   };
+  await load();
+}
+
+/** Passkeys: sign in with one alone, or use one as the second step; add (with the
+ * password), list, remove. */
+async function passkeysSection(view, ctx, s) {
+  const box = h('section', { class: 'card page', id: 'passkeys' });
+  view.append(box);
+  const out = h('div', { role: 'status', id: 'passkey-status' });
+  const body = h('tbody');
+  const name = h('input', { name: 'passkey-name', required: true, maxlength: 64, placeholder: 'e.g. phone, laptop' });
+  const pw = h('input', { name: 'passkey-password', type: 'password', autocomplete: 'current-password', required: true });
+  const add = h('button', { type: 'submit', id: 'passkey-add' }, 'Add a passkey');
+  const form = h('form', { id: 'passkey-form', class: 'toolbar' }, field('Name', name), field('Password', pw), add);
+  replace(box, h('h2', null, 'Passkeys'),
+    h('p', { class: 'hint' }, 'A passkey signs you in without a password (your device checks it is you), ' +
+      'and serves as the second step after one.'),
+    webauthn.available() ? form : h('p', { class: 'error' }, 'This browser cannot use passkeys on this page.'),
+    out,
+    h('div', { class: 'table-wrap' }, h('table', { id: 'passkeys-table' },
+      h('thead', null, h('tr', null, ...['Name', 'Added', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      body)));
+  const load = async () => {
+    const rows = await api.get('/api/account/passkeys', { signal: ctx.signal });
+    if (!ctx.alive()) return;
+    replace(body, rows.length ? rows.map((p) => {
+      const del = h('button', { type: 'button', class: 'btn btn-small btn-danger' }, 'Remove');
+      del.addEventListener('click', async () => {
+        if (!confirmAction(`Remove passkey ${p.name}? It stops signing in here.`)) return;
+        try {
+          await api.del(`/api/account/passkeys/${encodeURIComponent(p.id)}`);
+          await api.loadSession();
+          load();
+        } catch (e) {
+          toast(e.message, 'error');
+        }
+      });
+      return h('tr', null, h('td', null, p.name), h('td', null, fmtTime(p.created_us)),
+        h('td', null, p.last_used_us ? fmtAgo(p.last_used_us) : 'never'), h('td', { class: 'actions' }, del));
+    }) : h('tr', null, h('td', { colspan: 4, class: 'empty' }, 'No passkeys.')));
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    replace(out);
+    add.disabled = true;
+    try {
+      const o = await api.post('/api/account/passkeys/options', { password: pw.value });
+      pw.value = '';
+      const credential = await webauthn.create(o.options);
+      const r = await api.post('/api/account/passkeys', { ticket: o.ticket, name: name.value.trim(), credential });
+      form.reset();
+      const wasRequired = ctx.session.must_enrol;
+      await api.loadSession();
+      await load();
+      replace(out, h('p', { class: 'ok' }, `Passkey ${r.passkey.name} added.`));
+      if (r.recovery_codes) {
+        out.append(h('p', null, 'Recovery codes — each works once if the passkey is lost. Keep them somewhere safe; they are not shown again:'),
+          h('ol', { class: 'mono', id: 'recovery-codes' }, ...r.recovery_codes.map((c) => h('li', null, c))));
+      }
+      if (wasRequired) {
+        out.append(h('p', null, h('a', { href: '#/', id: 'second-factor-continue' }, 'Continue to Vigil')));
+      }
+    } catch (e2) {
+      pw.value = '';
+      replace(out, h('p', { class: 'error', id: 'passkey-error' }, e2 instanceof api.ApiError ? e2.message : webauthn.describe(e2)));
+    }
+    add.disabled = false;
+  });
   await load();
 }

@@ -1,9 +1,11 @@
 // #/login: user name + password; 401 "wrong user name or password", 429 "too many
 // attempts, wait N s" with a countdown. When the account has a second factor the server
-// answers a ticket (202) and the page asks for the authenticator's code or a recovery code.
+// answers a ticket (202) and the page asks for the authenticator's code, a recovery code or
+// a passkey. "Sign in with a passkey" needs no name and no password.
 
 import * as api from '../api.js';
 import { field, h } from '../dom.js';
+import * as webauthn from '../webauthn.js';
 import { go } from '../router.js';
 
 export async function render(view, params, ctx) {
@@ -13,8 +15,11 @@ export async function render(view, params, ctx) {
   const submit = h('button', { type: 'submit' }, 'Log in');
   const note = h('p', { class: 'muted' });
   const form = h('form', { id: 'login-form' }, field('User name', user), field('Password', pw), err, submit);
+  const passkey = webauthn.available()
+    ? h('button', { type: 'button', class: 'btn', id: 'passkey-login' }, 'Sign in with a passkey')
+    : null;
   view.append(h('div', { class: 'auth' }, h('div', { class: 'card' },
-    h('h1', null, h('img', { src: '/assets/icon.svg', alt: '', width: 32, height: 32 }), 'Vigil'), note, form)));
+    h('h1', null, h('img', { src: '/assets/icon.svg', alt: '', width: 32, height: 32 }), 'Vigil'), note, form, passkey)));
   user.focus();
 
   // Already logged in (e.g. the back button): go on.
@@ -57,18 +62,64 @@ export async function render(view, params, ctx) {
     go(next && !next.startsWith('#/login') && !next.startsWith('#/setup') ? next : '#/');
   };
 
-  // The second step: one field takes the app's 6 digits or a recovery code.
-  const secondStep = (ticket) => {
+  // A passkey alone: the authenticator offers its passkeys for this site, verifies its user.
+  if (passkey) {
+    passkey.addEventListener('click', async () => {
+      err.textContent = '';
+      passkey.disabled = true;
+      try {
+        const o = await api.post('/api/login/passkey/options', {}, { quiet401: true });
+        const credential = await webauthn.get(o.options);
+        await api.post('/api/login/passkey', { ticket: o.ticket, credential }, { quiet401: true });
+        await enter();
+      } catch (e) {
+        if (e.status === 429) {
+          wait(e.retryAfter || 30);
+        } else {
+          err.textContent = e instanceof api.ApiError ? e.message : webauthn.describe(e);
+        }
+      }
+      passkey.disabled = false;
+    });
+  }
+
+  // The second step: one field takes the app's 6 digits or a recovery code; a button uses a
+  // passkey when the account has one.
+  const secondStep = (ticket, methods) => {
     const code = h('input', {
       name: 'code', autocomplete: 'one-time-code', inputmode: 'text', required: true,
       autocapitalize: 'none', spellcheck: 'false', maxlength: 32,
     });
     const err2 = h('p', { class: 'form-error', id: 'second-factor-error', role: 'alert', 'aria-live': 'assertive' });
     const go2 = h('button', { type: 'submit' }, 'Continue');
+    const hasTotp = methods.includes('totp');
+    const usePasskey = methods.includes('passkey') && webauthn.available()
+      ? h('button', { type: 'button', class: 'btn', id: 'second-factor-passkey' }, 'Use a passkey')
+      : null;
     const form2 = h('form', { id: 'second-factor-form' },
-      field('Code', code, 'The 6-digit code of your authenticator app, or one of your recovery codes.'), err2, go2);
+      usePasskey,
+      field(hasTotp ? 'Code' : 'Recovery code', code, hasTotp
+        ? 'The 6-digit code of your authenticator app, or one of your recovery codes.'
+        : 'One of your recovery codes, if the passkey is not at hand.'), err2, go2);
     form.replaceWith(form2);
-    code.focus();
+    if (passkey) passkey.hidden = true;
+    (usePasskey || code).focus();
+    if (usePasskey) {
+      usePasskey.addEventListener('click', async () => {
+        err2.textContent = '';
+        usePasskey.disabled = true;
+        try {
+          const o = await api.post('/api/login/second-factor/passkey', { ticket }, { quiet401: true });
+          const assertion = await webauthn.get(o.options);
+          await api.post('/api/login/second-factor', { ticket, passkey: assertion }, { quiet401: true });
+          await enter();
+          return;
+        } catch (e) {
+          err2.textContent = e instanceof api.ApiError ? e.message : webauthn.describe(e);
+        }
+        usePasskey.disabled = false;
+      });
+    }
     form2.addEventListener('submit', async (e) => {
       e.preventDefault();
       err2.textContent = '';
@@ -104,7 +155,7 @@ export async function render(view, params, ctx) {
       const r = await api.post('/api/login', { username: user.value.trim(), password: pw.value }, { quiet401: true });
       if (r && r.second_factor) {
         pw.value = '';
-        secondStep(r.ticket);
+        secondStep(r.ticket, r.methods || [r.second_factor]);
         return;
       }
       await enter();
