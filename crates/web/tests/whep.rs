@@ -4,8 +4,8 @@
 //!   decodes H.264 with FFmpeg: every picture decodes, none is refused;
 //! - no credentials → 401; a viewer or token limited to another camera → 403; a session
 //!   without the CSRF token → 403; the wrong media type → 415; an offer that is no SDP →
-//!   400; `PATCH` (trickle ICE) → 405; an unknown resource → 404; each answer checked
-//!   against the served OpenAPI document;
+//!   400; `PATCH` (trickle ICE) → 405; an unknown resource → 404; WebRTC off → 501; each
+//!   answer checked against the served OpenAPI document;
 //! - 100 concurrent offers get at most `max_sessions` sessions and 503s for the rest, on one
 //!   UDP port, which closes once they are deleted.
 
@@ -316,6 +316,21 @@ async fn aiortc_plays_h264_and_whep_is_authorized_and_bounded() {
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     check(&r, "DELETE", "/api/cameras/{name}/whep/{id}");
+
+    // [webrtc] enabled = false: 501, nothing opened.
+    let mut off = state.clone();
+    off.whep = None;
+    let r = post_offer(
+        &vigil_web::router(off),
+        front,
+        &bearer(&admin_token),
+        "application/sdp",
+        &offer,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text());
+    check(&r, "POST", route);
+    assert_eq!(whep.edge().udp_port(), None);
 
     // 100 concurrent offers: at most MAX_SESSIONS sessions, on one port; 503 for the rest.
     let answers = futures::future::join_all((0..100).map(|_| {
