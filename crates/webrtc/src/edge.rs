@@ -396,6 +396,23 @@ pub(crate) mod tests {
         (rtc, offer, pending)
     }
 
+    /// A real offer (aiortc 1.16.0, recvonly video: VP8, and H.264 42001f and 42e01f in
+    /// packetization mode 1) is answered with H.264 alone, in the camera's own profile.
+    #[test]
+    fn aiortc_offer_is_answered_with_the_cameras_h264() {
+        let sdp = include_str!("../testdata/aiortc-1.16.0-recvonly-offer.sdp");
+        let offer = crate::check_offer(sdp).expect("aiortc's offer passes the checks");
+        let host = ["127.0.0.1:5000".parse().expect("addr")];
+        let (_, answer) =
+            Session::accept(offer, &params(), &host, Instant::now()).expect("answered");
+        let answer = answer.to_sdp_string();
+        assert!(answer.contains("H264/90000"), "{answer}");
+        assert!(answer.contains("packetization-mode=1"), "{answer}");
+        assert!(answer.contains("profile-level-id=42e0"), "{answer}");
+        assert!(!answer.contains("VP8"), "{answer}");
+        assert!(answer.contains("127.0.0.1 5000 typ host"), "{answer}");
+    }
+
     /// A real str0m client over real UDP on 127.0.0.1 plays a hub through the edge; the
     /// session limit holds; after the last session the port is closed.
     #[tokio::test]
