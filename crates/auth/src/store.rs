@@ -432,20 +432,16 @@ impl UserStore {
 
     /// Removes a user.
     pub fn remove(&self, name: &str) -> Result<(), AuthError> {
-        let mut cache = self.lock();
-        self.refresh(&mut cache)?;
-        let mut users = cache.users.clone();
-        let before = users.len();
-        users.retain(|r| r.name != name);
-        if users.len() == before {
-            return Err(AuthError::NoSuchUser(name.to_owned()));
-        }
-        self.write(&mut cache, users)
+        self.delete(name, false)
     }
 
     /// Removes a user unless that leaves no admin (the web app's rule; the CLI may remove
     /// the last admin and then create a new one).
     pub fn remove_keep_admin(&self, name: &str) -> Result<(), AuthError> {
+        self.delete(name, true)
+    }
+
+    fn delete(&self, name: &str, keep_admin: bool) -> Result<(), AuthError> {
         let mut cache = self.lock();
         self.refresh(&mut cache)?;
         let mut users = cache.users.clone();
@@ -454,10 +450,36 @@ impl UserStore {
         if users.len() == before {
             return Err(AuthError::NoSuchUser(name.to_owned()));
         }
-        if !users.iter().any(|r| r.role == Role::Admin) {
+        if keep_admin && !users.iter().any(|r| r.role == Role::Admin) {
             return Err(AuthError::LastAdmin);
         }
         self.write(&mut cache, users)
+    }
+
+    /// The one write path for changes to an existing user: under the lock, re-reads the
+    /// file (another process may have changed it), applies `change` to `name`'s record and
+    /// writes the whole store back. With `keep_admin`, a change that leaves a store that had
+    /// an admin without one is refused and nothing is written.
+    fn modify<T>(
+        &self,
+        name: &str,
+        keep_admin: bool,
+        change: impl FnOnce(&mut Record) -> T,
+    ) -> Result<T, AuthError> {
+        let mut cache = self.lock();
+        self.refresh(&mut cache)?;
+        let mut users = cache.users.clone();
+        let had_admin = users.iter().any(|r| r.role == Role::Admin);
+        let slot = users
+            .iter_mut()
+            .find(|r| r.name == name)
+            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
+        let out = change(slot);
+        if keep_admin && had_admin && !users.iter().any(|r| r.role == Role::Admin) {
+            return Err(AuthError::LastAdmin);
+        }
+        self.write(&mut cache, users)?;
+        Ok(out)
     }
 
     /// Changes a user's role and/or camera access (`Some(None)`: every camera). Refuses to
@@ -471,26 +493,15 @@ impl UserStore {
         if let Some(c) = &cameras {
             validate_cameras(c.as_deref())?;
         }
-        let mut cache = self.lock();
-        self.refresh(&mut cache)?;
-        let mut users = cache.users.clone();
-        let had_admin = users.iter().any(|r| r.role == Role::Admin);
-        let slot = users
-            .iter_mut()
-            .find(|r| r.name == name)
-            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
-        if let Some(role) = role {
-            slot.role = role;
-        }
-        if let Some(c) = cameras {
-            slot.cameras = c;
-        }
-        let user = slot.user();
-        if had_admin && !users.iter().any(|r| r.role == Role::Admin) {
-            return Err(AuthError::LastAdmin);
-        }
-        self.write(&mut cache, users)?;
-        Ok(user)
+        self.modify(name, true, |slot| {
+            if let Some(role) = role {
+                slot.role = role;
+            }
+            if let Some(c) = cameras {
+                slot.cameras = c;
+            }
+            slot.user()
+        })
     }
 
     /// One user by name.
@@ -514,20 +525,14 @@ impl UserStore {
             .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?
             .role;
         let record = Record::new(name, password, role)?;
-        let mut cache = self.lock();
-        self.refresh(&mut cache)?;
-        let mut users = cache.users.clone();
-        let slot = users
-            .iter_mut()
-            .find(|r| r.name == name)
-            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
         // Keep the role and cameras as they are now, in case they changed while we were hashing.
-        *slot = Record {
-            role: slot.role,
-            cameras: slot.cameras.take(),
-            ..record
-        };
-        self.write(&mut cache, users)
+        self.modify(name, false, |slot| {
+            *slot = Record {
+                role: slot.role,
+                cameras: slot.cameras.take(),
+                ..record
+            };
+        })
     }
 
     /// All users, in the order they were added.
@@ -585,15 +590,7 @@ impl UserStore {
     }
 
     fn store_onvif_credential(&self, name: &str, value: Option<String>) -> Result<(), AuthError> {
-        let mut cache = self.lock();
-        self.refresh(&mut cache)?;
-        let mut users = cache.users.clone();
-        let slot = users
-            .iter_mut()
-            .find(|r| r.name == name)
-            .ok_or_else(|| AuthError::NoSuchUser(name.to_owned()))?;
-        slot.onvif_credential = value;
-        self.write(&mut cache, users)
+        self.modify(name, false, |slot| slot.onvif_credential = value)
     }
 
     /// `name`'s ONVIF credential and role, if the user exists and has one.
