@@ -113,6 +113,10 @@ if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     step "pip install prometheus-client (the /metrics test's text-format parser)"
     pip_install prometheus-client
 fi
+if ! python3 -c 'import onvif, wsdiscovery' >/dev/null 2>&1; then
+    step "pip install onvif-zeep WSDiscovery (the ONVIF test's independent client)"
+    pip_install onvif-zeep WSDiscovery
+fi
 if ! python3 -c 'import aiortc' >/dev/null 2>&1; then
     step "pip install aiortc (the WHEP test's independent WebRTC client, crates/web/tests/whep.rs)"
     pip_install aiortc

@@ -1,0 +1,283 @@
+//! ONVIF end to end (issue 15): independent clients from PyPI against one running
+//! `vigil camera` on 127.0.0.1.
+//!
+//! WSDiscovery finds the camera with a unicast Probe; onvif-zeep authenticates with
+//! WS-UsernameToken (the credential `vigil user onvif` made), reads the device information,
+//! scopes and profiles, and gets the stream and snapshot URIs; ffprobe plays the stream URI it
+//! got; the snapshot URI serves a JPEG. A wrong password gets the NotAuthorized fault, a
+//! replayed UsernameToken is refused, and XML bombs posted over HTTP get a fault fast with the
+//! camera's memory bounded. One camera for all of it (CI time).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ffprobe_streams, run_peer, vigil_bin, Camera, CameraOpts, PASSWORD, USER};
+
+/// Installs onvif-zeep and WSDiscovery if missing, as scripts/test.sh does.
+fn ensure_clients() {
+    let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    if ok(Command::new("python3").args(["-c", "import onvif, wsdiscovery"])) {
+        return;
+    }
+    let pip = ["-m", "pip", "install", "-q", "onvif-zeep", "WSDiscovery"];
+    if !ok(Command::new("python3").args(pip)) {
+        assert!(
+            ok(Command::new("python3")
+                .args(pip)
+                .arg("--break-system-packages")),
+            "cannot install onvif-zeep and WSDiscovery from PyPI"
+        );
+    }
+}
+
+/// `vigil user onvif USER`: the credential it shows (its last line).
+fn onvif_credential(cam: &Camera) -> String {
+    let out = run_peer(
+        Command::new(vigil_bin())
+            .args(["user", "onvif", USER, "--data"])
+            .arg(cam.data.path()),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "vigil user onvif: {}", out.stderr);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cred = text.lines().last().unwrap().trim().to_owned();
+    assert_eq!(cred.len(), 32, "{text}");
+    cred
+}
+
+/// One POST over a fresh connection (`Connection: close`): status line and whole response.
+fn post(addr: SocketAddr, path: &str, extra: &str, body: &[u8]) -> (u16, String, Duration) {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/soap+xml\r\n\
+         Connection: close\r\n{extra}\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let elapsed = start.elapsed();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text, elapsed)
+}
+
+/// The camera's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn envelope(body: &str) -> String {
+    format!(
+        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" \
+         xmlns:tds=\"http://www.onvif.org/ver10/device/wsdl\"><s:Body>{body}</s:Body></s:Envelope>"
+    )
+}
+
+#[test]
+fn onvif_client_discovers_authenticates_and_plays() {
+    ensure_clients();
+    let cam = Camera::start(CameraOpts {
+        onvif: true,
+        https: true,
+        ..CameraOpts::default()
+    });
+    let onvif = cam.onvif.unwrap();
+    let discovery = cam.discovery.unwrap();
+    let cred = onvif_credential(&cam);
+
+    // --- the Python peers ---------------------------------------------------------------
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/onvif_client.py");
+    let out = run_peer(
+        Command::new("python3").args([script, &discovery.to_string(), USER, &cred, PASSWORD]),
+        Duration::from_secs(90),
+    );
+    assert!(
+        out.success(),
+        "onvif_client.py failed after {:?}: {}\nstdout: {}",
+        out.elapsed,
+        out.stderr,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("onvif_client.py in {:?}: {r}", out.elapsed);
+    let probe = &r["probe"];
+    assert_eq!(
+        probe["action"],
+        "http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches"
+    );
+    assert_eq!(probe["relates"], true);
+    assert!(probe["epr"].as_str().unwrap().starts_with("urn:uuid:"));
+    assert!(probe["types"]
+        .as_array()
+        .unwrap()
+        .contains(&"http://www.onvif.org/ver10/network/wsdl:NetworkVideoTransmitter".into()));
+    assert_eq!(
+        probe["xaddrs"][0],
+        format!("http://{onvif}/onvif/device_service")
+    );
+    assert_eq!(r["printer_probe_answered"], false);
+    assert_eq!(r["device"]["manufacturer"], "Vigil");
+    assert_eq!(r["device"]["firmware"], env!("CARGO_PKG_VERSION"));
+    assert!(r["scopes"]
+        .as_array()
+        .unwrap()
+        .contains(&"onvif://www.onvif.org/Profile/Streaming".into()));
+    let profiles = r["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 2);
+    assert_eq!(profiles[0]["token"], "main");
+    assert_eq!(profiles[0]["width"], 320);
+    assert_eq!(profiles[1]["width"], 160);
+    assert_eq!(profiles[0]["encoding"], "H264");
+    let stream_uri = r["stream_uri"].as_str().unwrap();
+    assert_eq!(stream_uri, format!("rtsp://{}/main", cam.rtsp));
+    assert_eq!(
+        r["snapshot_uri"],
+        format!("https://{}/snapshot.jpg?stream=main", cam.https.unwrap())
+    );
+    assert_eq!(r["snapshot"]["status"], 200);
+    assert_eq!(r["snapshot"]["jpeg"], true);
+    assert_eq!(r["http_digest"]["status"], 200);
+    assert_eq!(r["http_digest"]["model"], true);
+    assert_eq!(r["wrong_password"]["code"], "env:Sender");
+    assert_eq!(
+        r["wrong_password"]["subcodes"][0],
+        "{http://www.onvif.org/ver10/error}NotAuthorized"
+    );
+    assert_eq!(r["replay"]["status"], 400);
+    assert_eq!(r["replay"]["not_authorized"], true);
+
+    // --- ffprobe plays the URI the ONVIF client got (with the camera user's password) ----
+    let url = stream_uri.replacen("rtsp://", &format!("rtsp://{USER}:{PASSWORD}@"), 1);
+    let out = run_peer(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_streams",
+            "-of",
+            "json",
+            &url,
+        ]),
+        Duration::from_secs(25),
+    );
+    assert!(out.success(), "ffprobe {url}: {}", out.stderr);
+    let streams = ffprobe_streams(&out.stdout);
+    assert_eq!(streams[0]["codec_name"], "h264", "{streams:?}");
+    assert_eq!(streams[0]["width"], 320);
+    println!("ffprobe on the ONVIF stream URI: {:?}", out.elapsed);
+
+    // --- HTTP without credentials: 401 with Digest challenges and the fault -------------
+    let (status, text, _) = post(
+        onvif,
+        "/onvif/device_service",
+        &format!(
+            "Content-Length: {}\r\n",
+            envelope("<tds:GetDeviceInformation/>").len()
+        ),
+        envelope("<tds:GetDeviceInformation/>").as_bytes(),
+    );
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.contains("www-authenticate: Digest realm=\"vigil\""),
+        "{text}"
+    );
+    assert!(text.contains("ter:NotAuthorized"), "{text}");
+    let (status, text, _) = post(onvif, "/etc/passwd", "Content-Length: 0\r\n", b"");
+    assert_eq!(status, 401, "401 before 404: {text}");
+
+    // --- XML bombs over HTTP: a fault, fast, memory bounded ------------------------------
+    let rss_before = peak_rss_kib(cam.pid());
+    let laughs = {
+        let mut d = String::from("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">");
+        d.push_str("<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">");
+        for i in 2..=9 {
+            let p = i - 1;
+            d.push_str(&format!(
+                "<!ENTITY lol{i} \"{}\">",
+                format!("&lol{p};").repeat(10)
+            ));
+        }
+        d.push_str("]>");
+        d + &envelope("<tds:GetDeviceInformation>&lol9;</tds:GetDeviceInformation>")
+    };
+    let xxe = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE s [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>{}",
+        envelope("<tds:GetDeviceInformation>&xxe;</tds:GetDeviceInformation>")
+    );
+    let deep = |n: usize| envelope(&format!("{}{}", "<a>".repeat(n), "</a>".repeat(n)));
+    let many = envelope(&"<a/>".repeat(5000));
+    let cases: Vec<(&str, String, Option<u64>, &str, u16)> = vec![
+        ("billion laughs", laughs, None, "ter:WellFormed", 400),
+        ("external entity", xxe, None, "ter:WellFormed", 400),
+        (
+            "deep nesting 100 000",
+            deep(100_000),
+            None,
+            "ter:OutofMemory",
+            500,
+        ),
+        (
+            "deep nesting 1 000 (8 KB)",
+            deep(1_000),
+            None,
+            "ter:OutofMemory",
+            500,
+        ),
+        ("5 000 siblings (20 KB)", many, None, "ter:OutofMemory", 500),
+        // Announced, never sent: refused on Content-Length before a byte of it is read.
+        (
+            "10 MB body",
+            String::new(),
+            Some(10_000_000),
+            "ter:OutofMemory",
+            500,
+        ),
+    ];
+    for (name, body, announce, fault, want) in cases {
+        let len = announce.unwrap_or(body.len() as u64);
+        let send = if len > 64 * 1024 {
+            // The server answers without reading an oversized body; sending it would only
+            // make the kernel reset the connection over unread data.
+            &b""[..]
+        } else {
+            body.as_bytes()
+        };
+        let (status, text, elapsed) = post(
+            onvif,
+            "/onvif/device_service",
+            &format!("Content-Length: {len}\r\n"),
+            send,
+        );
+        println!("{name} ({len} bytes): HTTP {status} in {elapsed:?}");
+        assert_eq!(status, want, "{name}: {text}");
+        assert!(text.contains(fault), "{name}: {text}");
+        assert!(elapsed < Duration::from_secs(2), "{name} took {elapsed:?}");
+    }
+    let rss_after = peak_rss_kib(cam.pid());
+    println!(
+        "camera peak RSS {} KiB before the bombs, {} KiB after",
+        rss_before, rss_after
+    );
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "peak RSS grew from {rss_before} to {rss_after} KiB"
+    );
+}
