@@ -235,10 +235,7 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for LimitAccep
                     inner: stream,
                     _ticket: ticket,
                 },
-                tower_layer::Layer::layer(
-                    &axum::Extension(crate::whep::LocalAddr(local)),
-                    service,
-                ),
+                tower_layer::Layer::layer(&axum::Extension(crate::whep::LocalAddr(local)), service),
             )
         }))
     }
