@@ -10,6 +10,7 @@ mod camera_cmd;
 mod cloud_cmd;
 mod config;
 mod demo_cmd;
+mod discover_cmd;
 mod export_cmd;
 mod fd_limits;
 mod http;
@@ -59,6 +60,8 @@ enum Command {
     SetupUrl(setup_cmd::SetupUrlArgs),
     /// The encrypted cloud tier: make a key, list the bucket, restore footage from it.
     Cloud(cloud_cmd::CloudArgs),
+    /// Find ONVIF cameras on this network (WS-Discovery) and list their addresses.
+    Discover(discover_cmd::DiscoverArgs),
     /// Try the whole system: two test cameras, recorded, in the web app (https://localhost:8443).
     Demo(demo_cmd::DemoArgs),
 }
@@ -114,6 +117,7 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(cloud_cmd::run(args))),
         Command::Export(args) => export_cmd::run(args),
+        Command::Discover(args) => discover_cmd::run(args),
         Command::Reindex(args) => serve_cmd::run_reindex(args),
         Command::SetupUrl(args) => setup_cmd::run(args),
     };

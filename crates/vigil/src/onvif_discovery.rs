@@ -38,7 +38,7 @@ pub fn endpoint_uuid(data: &Path) -> String {
 }
 
 /// Formats 16 bytes as a version 4 style UUID URN.
-fn uuid_from(b: &[u8]) -> String {
+pub(crate) fn uuid_from(b: &[u8]) -> String {
     let mut b = <[u8; 16]>::try_from(b).unwrap_or([0; 16]);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

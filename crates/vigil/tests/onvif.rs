@@ -6,7 +6,8 @@
 //! scopes and profiles, and gets the stream and snapshot URIs; ffprobe plays the stream URI it
 //! got; the snapshot URI serves a JPEG. A wrong password gets the NotAuthorized fault, a
 //! replayed UsernameToken is refused, and XML bombs posted over HTTP get a fault fast with the
-//! camera's memory bounded. One camera for all of it (CI time).
+//! camera's memory bounded; `vigil discover` lists the camera. One camera for all of it (CI
+//! time).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -162,6 +163,29 @@ fn onvif_client_discovers_authenticates_and_plays() {
     );
     assert_eq!(r["replay"]["status"], 400);
     assert_eq!(r["replay"]["not_authorized"], true);
+
+    // --- vigil discover (the recorder side) finds the camera -----------------------------
+    let out = run_peer(
+        Command::new(vigil_bin()).args([
+            "discover",
+            "--to",
+            &discovery.to_string(),
+            "--timeout",
+            "1",
+        ]),
+        Duration::from_secs(20),
+    );
+    assert!(out.success(), "vigil discover: {}", out.stderr);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let line = listed.lines().next().unwrap_or_default();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields[0], probe["epr"], "{line}");
+    assert_eq!(fields[1], format!("http://{onvif}/onvif/device_service"));
+    assert!(
+        fields[2].contains("onvif://www.onvif.org/hardware/vigil"),
+        "{line}"
+    );
 
     // --- ffprobe plays the URI the ONVIF client got (with the camera user's password) ----
     let url = stream_uri.replacen("rtsp://", &format!("rtsp://{USER}:{PASSWORD}@"), 1);
