@@ -1119,6 +1119,17 @@ async fn signed_in_as(b: &Browser) -> Value {
     .await
 }
 
+/// A fresh login page (no cookie), and a click on "Sign in with a passkey".
+async fn passkey_button(b: &Browser, base: &str) {
+    b.client.delete_all_cookies().await.unwrap();
+    b.goto(&format!("{base}/#/login")).await;
+    b.wait_css("#passkey-login", Duration::from_secs(20))
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn passkey_flow() {
     let demo = Demo::start();
     let mut api = demo.api();
@@ -1180,13 +1191,7 @@ async fn passkey_flow() {
     assert_ne!(creds[0]["userHandle"], json!(""), "{creds}");
 
     // 2. Sign in with the passkey alone: no name, no password.
-    b.client.delete_all_cookies().await.unwrap();
-    b.goto(&format!("{local}/#/login")).await;
-    b.wait_css("#passkey-login", Duration::from_secs(20))
-        .await
-        .click()
-        .await
-        .unwrap();
+    passkey_button(&b, &local).await;
     assert_eq!(signed_in_as(&b).await, json!(ADMIN));
 
     // 3. The password now asks for a second step, which the passkey answers.
@@ -1241,13 +1246,7 @@ async fn passkey_flow() {
     assert_eq!(r.status, 204, "{}", r.text());
     let s = api.request("GET", "/api/session", None).await.json();
     assert_eq!(s["must_enrol"], json!(true), "{s}");
-    b.client.delete_all_cookies().await.unwrap();
-    b.goto(&format!("{local}/#/login")).await;
-    b.wait_css("#passkey-login", Duration::from_secs(20))
-        .await
-        .click()
-        .await
-        .unwrap();
+    passkey_button(&b, &local).await;
     let msg = b
         .wait_js(
             "the login page to refuse the removed passkey",

@@ -323,9 +323,7 @@ impl Passkeys {
         let Some(Pending::SignIn { state }) = self.take(&sha256(ticket)) else {
             return Err(PasskeyError::Expired);
         };
-        let cred: webauthn_rs::prelude::PublicKeyCredential =
-            serde_json::from_value(credential.clone())
-                .map_err(|e| PasskeyError::Rejected(format!("not a WebAuthn assertion: {e}")))?;
+        let cred = assertion(credential)?;
         let (handle, _) = w
             .identify_discoverable_authentication(&cred)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
@@ -396,9 +394,7 @@ impl Passkeys {
         if who != username {
             return Err(PasskeyError::Expired);
         }
-        let cred: webauthn_rs::prelude::PublicKeyCredential =
-            serde_json::from_value(credential.clone())
-                .map_err(|e| PasskeyError::Rejected(format!("not a WebAuthn assertion: {e}")))?;
+        let cred = assertion(credential)?;
         let result = w
             .finish_passkey_authentication(&cred, &state)
             .map_err(|e| PasskeyError::Rejected(e.to_string()))?;
@@ -406,6 +402,14 @@ impl Passkeys {
         acc.passkey_used(username, keys, &result)?;
         Ok(())
     }
+}
+
+/// The browser's assertion (`PublicKeyCredential` as JSON).
+fn assertion(
+    credential: &serde_json::Value,
+) -> Result<webauthn_rs::prelude::PublicKeyCredential, PasskeyError> {
+    serde_json::from_value(credential.clone())
+        .map_err(|e| PasskeyError::Rejected(format!("not a WebAuthn assertion: {e}")))
 }
 
 fn sha256(s: &str) -> [u8; 32] {
