@@ -279,6 +279,8 @@ async fn main() -> anyhow::Result<()> {
                 "off",
                 "--http",
                 "off",
+                "--onvif",
+                "off",
                 "--data",
             ])
             .arg(&data);

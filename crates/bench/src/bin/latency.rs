@@ -253,6 +253,8 @@ async fn main() -> anyhow::Result<()> {
         "off",
         "--http",
         "off",
+        "--onvif",
+        "off",
         "--data",
     ])
     .arg(&data);

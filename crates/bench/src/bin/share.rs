@@ -252,7 +252,16 @@ fn main() -> anyhow::Result<()> {
         .arg(format!("file:{}", source.display()))
         .arg("--data")
         .arg(&cam_data)
-        .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+        .args([
+            "--rtsp",
+            "127.0.0.1:0",
+            "--rtsps",
+            "off",
+            "--http",
+            "off",
+            "--onvif",
+            "off",
+        ])
         .args(["--sub-size", "off"])
         .env("RUST_LOG", "warn");
     let camera = servers::spawn_server("vigil camera", cam, &work.path().join("camera.log"))?;

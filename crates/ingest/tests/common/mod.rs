@@ -185,6 +185,9 @@ pub fn vigil_camera(data: &Path, size: (u32, u32), fps: u32, port: u16) -> Peer 
         .arg(data)
         .args(["--rtsp", &format!("127.0.0.1:{port}")])
         .args(["--rtsps", "off", "--http", "off", "--sub-size", "off"])
+        // No ONVIF: its default (0.0.0.0:8000, UDP 3702) is a wildcard port that two cameras
+        // of parallel tests would both want.
+        .args(["--onvif", "off"])
         .args(["--size", &format!("{}x{}", size.0, size.1)])
         .args(["--fps", &fps.to_string(), "--bitrate", "300k"])
         .env("RUST_LOG", "warn");
