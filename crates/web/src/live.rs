@@ -114,6 +114,28 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/cameras/{name}/live", get(live))
 }
 
+/// The stream a live request names (`main` by default, or `sub`), once the caller may view
+/// camera `name` and it exists: the checks the MSE and WHEP live routes share, in one order
+/// (400, 403, 404).
+pub(crate) fn live_stream(
+    state: &AppState,
+    identity: &Identity,
+    name: &str,
+    stream: Option<String>,
+) -> Result<String, ApiError> {
+    let stream = stream.unwrap_or_else(|| "main".to_owned());
+    if stream != "main" && stream != "sub" {
+        return Err(ApiError::bad_request("stream must be main or sub"));
+    }
+    if !identity.user.can_view(name) {
+        return Err(ApiError::forbidden());
+    }
+    if state.nvr.camera(name).is_none() {
+        return Err(ApiError::not_found(format!("no camera named {name:?}")));
+    }
+    Ok(stream)
+}
+
 #[derive(Deserialize)]
 struct LiveQuery {
     stream: Option<String>,
@@ -128,18 +150,7 @@ async fn live(
     // 404) before a request that is no WebSocket upgrade is refused.
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let stream = crate::playback::query(q)?
-        .stream
-        .unwrap_or_else(|| "main".to_owned());
-    if stream != "main" && stream != "sub" {
-        return Err(ApiError::bad_request("stream must be main or sub"));
-    }
-    if !identity.user.can_view(&name) {
-        return Err(ApiError::forbidden());
-    }
-    if state.nvr.camera(&name).is_none() {
-        return Err(ApiError::not_found(format!("no camera named {name:?}")));
-    }
+    let stream = live_stream(&state, &identity, &name, crate::playback::query(q)?.stream)?;
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return Ok(rejection.into_response()),

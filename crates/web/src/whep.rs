@@ -189,18 +189,8 @@ async fn offer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let stream = crate::playback::query(q)?
-        .stream
-        .unwrap_or_else(|| "main".to_owned());
-    if stream != "main" && stream != "sub" {
-        return Err(ApiError::bad_request("stream must be main or sub"));
-    }
-    if !identity.user.can_view(&name) {
-        return Err(ApiError::forbidden());
-    }
-    if state.nvr.camera(&name).is_none() {
-        return Err(ApiError::not_found(format!("no camera named {name:?}")));
-    }
+    let stream =
+        crate::live::live_stream(&state, &identity, &name, crate::playback::query(q)?.stream)?;
     let Some(whep) = state.whep.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
