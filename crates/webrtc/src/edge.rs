@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_hub::Hub;
 use vigil_media::AccessUnit;
 
 use crate::session::{Poll, Session, SessionError};
+use crate::stun::{self, TransactionId};
 use crate::{Input, Protocol, Receive, SdpAnswer, SdpOffer};
 
 /// How the edge binds and how many viewers it serves.
@@ -49,6 +50,20 @@ pub enum EdgeError {
     Session(#[from] SessionError),
 }
 
+/// A session slot of an offer being answered; released on drop unless the session took it.
+struct Slot<'a> {
+    edge: &'a Edge,
+    taken: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.taken {
+            self.edge.release();
+        }
+    }
+}
+
 /// Identifies a session for [`Edge::close`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionId(u64);
@@ -59,8 +74,23 @@ enum Cmd {
     Close(SessionId),
 }
 
+/// How long the first offer after the socket opens waits for the STUN servers' answer:
+/// one round trip to a server on the internet, with room to spare. A server that does not
+/// answer costs only the offers of this first moment, which then go without a
+/// server-reflexive candidate.
+const STUN_WAIT: Duration = Duration::from_millis(500);
+
+/// How often the server-reflexive address is asked again while the socket is open: below
+/// the 30 s after which Linux conntrack (and most home routers) forget an unanswered UDP
+/// mapping, so the address in the answers stays the one the NAT really uses.
+const STUN_REFRESH: Duration = Duration::from_secs(25);
+
+/// STUN transactions remembered (the latest requests; older answers are ignored).
+const STUN_PENDING: usize = 8;
+
 struct Shared {
-    /// Sessions added and not yet ended; the driver exits (closing the socket) at zero.
+    /// Sessions added and not yet ended, plus offers being answered; the driver exits
+    /// (closing the socket) at zero.
     count: usize,
     /// Their ids (`count` of them).
     live: std::collections::HashSet<SessionId>,
@@ -71,6 +101,9 @@ struct Shared {
 struct Running {
     port: u16,
     cmd: mpsc::UnboundedSender<Cmd>,
+    /// The server-reflexive address of the socket, once a STUN server has answered.
+    reflexive: watch::Receiver<Option<SocketAddr>>,
+    opened: Instant,
 }
 
 /// The WebRTC edge: hand it offers, it runs the sessions.
@@ -78,6 +111,8 @@ struct Running {
 pub struct Edge {
     config: EdgeConfig,
     shared: Arc<Mutex<Shared>>,
+    /// UDP STUN servers (`host`, port) asked for the socket's server-reflexive address.
+    stun: Arc<Vec<(String, u16)>>,
 }
 
 impl Edge {
@@ -91,7 +126,24 @@ impl Edge {
                 next_id: 0,
                 running: None,
             })),
+            stun: Arc::new(Vec::new()),
         }
+    }
+
+    /// Asks these STUN servers (see [`stun::udp_targets`]) for the socket's public address
+    /// while it is open, and offers it as a server-reflexive candidate: what a viewer's TURN
+    /// relay reaches when the recorder is behind a NAT.
+    pub fn with_stun_servers(mut self, servers: Vec<(String, u16)>) -> Self {
+        self.stun = Arc::new(servers);
+        self
+    }
+
+    /// The socket's server-reflexive address, if a STUN server has told it.
+    pub fn reflexive_address(&self) -> Option<SocketAddr> {
+        self.lock()
+            .running
+            .as_ref()
+            .and_then(|r| *r.reflexive.borrow())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -117,55 +169,121 @@ impl Edge {
     /// Answers `offer` for `hub`'s stream, advertising the shared socket's port on each of
     /// `host_ips`. Opens the socket if this is the first session.
     ///
+    /// With STUN servers, the answer also carries the socket's server-reflexive address;
+    /// the first offer after the socket opens waits up to [`STUN_WAIT`] for it.
+    ///
     /// Must run inside a tokio runtime (the first session spawns the driver task there).
-    pub fn offer(
+    pub async fn offer(
         &self,
         offer: SdpOffer,
         hub: &Hub,
         params: &vigil_media::StreamParams,
         host_ips: &[IpAddr],
     ) -> Result<(SessionId, SdpAnswer), EdgeError> {
+        // The slot is taken before any wait, so that `max_sessions` bounds offers in flight
+        // too, and the socket stays open meanwhile.
+        let (port, mut reflexive, opened) = self.reserve()?;
+        // Given back if the answer fails or the request goes away during the wait.
+        let mut slot = Slot {
+            edge: self,
+            taken: true,
+        };
+        let mapped = if self.stun.is_empty() {
+            None
+        } else {
+            let wait = STUN_WAIT.saturating_sub(opened.elapsed());
+            // Whatever is known when the wait ends (nothing if no server answered in time).
+            let _ = tokio::time::timeout(wait, reflexive.wait_for(Option::is_some)).await;
+            let known = *reflexive.borrow();
+            known
+        };
+        let answered = self.answer(offer, hub, params, host_ips, port, mapped)?;
+        slot.taken = false;
+        Ok(answered)
+    }
+
+    /// Gives back a slot taken by [`Edge::reserve`] that got no session.
+    fn release(&self) {
+        let mut shared = self.lock();
+        shared.count = shared.count.saturating_sub(1);
+        if shared.count == 0 {
+            // Opened for this offer alone: dropping the sender ends the driver, which
+            // closes the socket.
+            shared.running = None;
+        }
+    }
+
+    /// Takes a session slot, opening the socket (and starting the driver) if it is closed.
+    fn reserve(&self) -> Result<(u16, watch::Receiver<Option<SocketAddr>>, Instant), EdgeError> {
         let mut shared = self.lock();
         if shared.count >= self.config.max_sessions {
             return Err(EdgeError::Full(self.config.max_sessions));
         }
-        let port = match &shared.running {
-            Some(r) => r.port,
-            None => {
-                let addr = SocketAddr::new(self.config.bind, self.config.udp_port);
-                let socket = std::net::UdpSocket::bind(addr)
-                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                    .and_then(UdpSocket::from_std)
-                    .map_err(|e| EdgeError::Bind(addr, e))?;
-                let port = socket
-                    .local_addr()
-                    .map_err(|e| EdgeError::Bind(addr, e))?
-                    .port();
-                let (cmd, rx) = mpsc::unbounded_channel();
-                tokio::spawn(drive(socket, rx, self.shared.clone()));
-                shared.running = Some(Running { port, cmd });
-                port
-            }
-        };
+        if let Some(r) = &shared.running {
+            let out = (r.port, r.reflexive.clone(), r.opened);
+            shared.count += 1;
+            return Ok(out);
+        }
+        let addr = SocketAddr::new(self.config.bind, self.config.udp_port);
+        let socket = std::net::UdpSocket::bind(addr)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(UdpSocket::from_std)
+            .map_err(|e| EdgeError::Bind(addr, e))?;
+        let port = socket
+            .local_addr()
+            .map_err(|e| EdgeError::Bind(addr, e))?
+            .port();
+        let (cmd, rx) = mpsc::unbounded_channel();
+        let (reflexive_tx, reflexive) = watch::channel(None);
+        tokio::spawn(drive(
+            Arc::new(socket),
+            rx,
+            self.shared.clone(),
+            self.stun.clone(),
+            reflexive_tx,
+        ));
+        let opened = Instant::now();
+        shared.running = Some(Running {
+            port,
+            cmd,
+            reflexive: reflexive.clone(),
+            opened,
+        });
+        shared.count += 1;
+        Ok((port, reflexive, opened))
+    }
+
+    /// Answers an offer in a reserved slot; on error the caller gives the slot back.
+    fn answer(
+        &self,
+        offer: SdpOffer,
+        hub: &Hub,
+        params: &vigil_media::StreamParams,
+        host_ips: &[IpAddr],
+        port: u16,
+        mapped: Option<SocketAddr>,
+    ) -> Result<(SessionId, SdpAnswer), EdgeError> {
         let candidates: Vec<SocketAddr> = host_ips
             .iter()
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
+        // The mapping was learnt from the socket; its base is the host candidate of the same
+        // family. No NAT (the mapped address is a host candidate): nothing to add.
+        let reflexive: Vec<(SocketAddr, SocketAddr)> = mapped
+            .filter(|m| !candidates.contains(m))
+            .and_then(|m| {
+                candidates
+                    .iter()
+                    .find(|c| c.is_ipv4() == m.is_ipv4())
+                    .map(|base| (m, *base))
+            })
+            .into_iter()
+            .collect();
         let now = Instant::now();
-        let (session, answer) = match Session::accept(offer, params, &candidates, now) {
-            Ok(mut accepted) => {
-                accepted.0.set_connect_timeout(self.config.ice_timeout, now);
-                accepted
-            }
-            Err(e) => {
-                if shared.count == 0 {
-                    // Opened for this offer alone: dropping the sender ends the driver,
-                    // which closes the socket.
-                    shared.running = None;
-                }
-                return Err(e.into());
-            }
-        };
+        let (mut session, answer) =
+            Session::accept_with_reflexive(offer, params, &candidates, &reflexive, now)?;
+        session.set_connect_timeout(self.config.ice_timeout, now);
+        let mut shared = self.lock();
         let id = SessionId(shared.next_id);
         shared.next_id += 1;
         let sent = shared.running.as_ref().is_some_and(|r| {
@@ -179,7 +297,7 @@ impl Edge {
             shared.running = None;
             return Err(EdgeError::Stopped);
         }
-        shared.count += 1;
+        // The slot reserved for this offer is now the session's.
         shared.live.insert(id);
         Ok((id, answer))
     }
@@ -207,12 +325,107 @@ struct Live {
 /// costs that viewer frames, never the source.
 const AU_QUEUE: usize = 256;
 
+/// Aborts a task when dropped: the STUN task ends with the driver, whichever way it exits.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The transactions of the latest Binding requests, newest last.
+type Pending = Arc<Mutex<Vec<TransactionId>>>;
+
+/// Asks each STUN server for the socket's mapped address now and every [`STUN_REFRESH`];
+/// the driver reads the answers (they arrive on the shared socket).
+async fn ask_stun(socket: Arc<UdpSocket>, servers: Arc<Vec<(String, u16)>>, pending: Pending) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    loop {
+        for (host, port) in servers.iter() {
+            // A name that does not resolve in time is tried again at the next round.
+            let resolved = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::lookup_host((host.as_str(), *port)),
+            )
+            .await;
+            let Ok(Ok(addrs)) = resolved else {
+                tracing::debug!(server = %host, "STUN server did not resolve");
+                continue;
+            };
+            // A socket bound to an IPv4 address cannot send to IPv6, nor the reverse.
+            let Some(to) = addrs
+                .into_iter()
+                .find(|a| local.ip().is_unspecified() || a.is_ipv4() == local.is_ipv4())
+            else {
+                continue;
+            };
+            // RFC 8489 §5: random, so that an off-path host cannot answer in the server's name.
+            let id: TransactionId = rand::random();
+            {
+                let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+                if p.len() >= STUN_PENDING {
+                    p.remove(0);
+                }
+                p.push(id);
+            }
+            let _ = socket.send_to(&stun::binding_request(&id), to).await;
+        }
+        tokio::time::sleep(STUN_REFRESH).await;
+    }
+}
+
+/// If `datagram` answers one of our Binding requests, publishes the mapped address.
+fn stun_answer(
+    datagram: &[u8],
+    pending: &Pending,
+    reflexive: &watch::Sender<Option<SocketAddr>>,
+) -> bool {
+    if !stun::is_stun(datagram) {
+        return false;
+    }
+    let ids: Vec<TransactionId> = pending.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for id in &ids {
+        match stun::parse_binding_response(datagram, id) {
+            Ok(mapped) => {
+                reflexive.send_if_modified(|old| {
+                    let changed = *old != Some(mapped);
+                    if changed {
+                        tracing::info!(%mapped, "WebRTC server-reflexive address");
+                    }
+                    *old = Some(mapped);
+                    changed
+                });
+                return true;
+            }
+            Err(stun::StunError::OtherTransaction) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "STUN server answer ignored");
+                return true;
+            }
+        }
+    }
+    false
+}
+
 async fn drive(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     shared: Arc<Mutex<Shared>>,
+    stun_servers: Arc<Vec<(String, u16)>>,
+    reflexive: watch::Sender<Option<SocketAddr>>,
 ) {
     let local = socket.local_addr().ok();
+    let pending: Pending = Arc::new(Mutex::new(Vec::new()));
+    let _stun = (!stun_servers.is_empty()).then(|| {
+        AbortOnDrop(tokio::spawn(ask_stun(
+            socket.clone(),
+            stun_servers,
+            pending.clone(),
+        )))
+    });
     let (au_tx, mut au_rx) = mpsc::channel::<(SessionId, AccessUnit)>(AU_QUEUE);
     let mut sessions: HashMap<SessionId, Live> = HashMap::new();
     let mut buf = vec![0u8; 2048];
@@ -241,7 +454,9 @@ async fn drive(
             },
             r = socket.recv_from(&mut buf) => {
                 if let (Ok((n, source)), Some(local)) = (r, local) {
-                    if let Some(id) = deliver(&mut sessions, local, source, &buf[..n]) {
+                    if stun_answer(&buf[..n], &pending, &reflexive) {
+                        // Our own STUN transaction: for no session.
+                    } else if let Some(id) = deliver(&mut sessions, local, source, &buf[..n]) {
                         touched.push(id);
                     }
                 }
@@ -456,7 +671,7 @@ pub(crate) mod tests {
         let (_, offer0, _) = client("127.0.0.1:9".parse().expect("addr"));
         let loopback = [IpAddr::from([127, 0, 0, 1])];
         assert!(matches!(
-            edge.offer(offer0, &hub, &h265, &loopback),
+            edge.offer(offer0, &hub, &h265, &loopback).await,
             Err(EdgeError::Session(SessionError::Declined(
                 crate::Declined::H265
             )))
@@ -468,6 +683,7 @@ pub(crate) mod tests {
         let (mut rtc, offer, pending) = client(client_addr);
         let (id1, answer) = edge
             .offer(offer, &hub, &params, &loopback)
+            .await
             .expect("first session");
         let port = edge.udp_port().expect("socket open with a session");
         rtc.sdp_api()
@@ -522,11 +738,12 @@ pub(crate) mod tests {
         let (_, offer2, _) = client("127.0.0.1:9".parse().expect("addr"));
         let (id2, _) = edge
             .offer(offer2, &hub, &params, &loopback)
+            .await
             .expect("second");
         assert_eq!(edge.udp_port(), Some(port), "one socket for all sessions");
         let (_, offer3, _) = client("127.0.0.1:9".parse().expect("addr"));
         assert!(matches!(
-            edge.offer(offer3, &hub, &params, &loopback),
+            edge.offer(offer3, &hub, &params, &loopback).await,
             Err(EdgeError::Full(2))
         ));
 
@@ -544,6 +761,114 @@ pub(crate) mod tests {
         // The port is really free again.
         std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port closed");
         publisher.abort();
+    }
+}
+
+#[cfg(test)]
+mod stun_tests {
+    use super::*;
+
+    /// With a STUN server configured, the first answer waits for its reply and carries the
+    /// mapped address as a server-reflexive candidate beside the host candidate.
+    #[tokio::test]
+    async fn answer_carries_the_server_reflexive_address() {
+        // A STUN server on loopback that maps every request to 198.51.100.7:40000, as a NAT
+        // in front of the recorder would.
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("stun socket");
+        let server_addr = server.local_addr().expect("addr");
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        let responder = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = server.recv_from(&mut buf).await {
+                let m = &buf[..n];
+                if n == 20 && m[0..2] == [0, 1] {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut id = [0u8; 12];
+                    id.copy_from_slice(&m[8..20]);
+                    let mapped = "198.51.100.7:40000".parse().expect("addr");
+                    let _ = server
+                        .send_to(&stun::binding_success(&id, mapped), from)
+                        .await;
+                }
+            }
+        });
+        let edge = Edge::new(EdgeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            udp_port: 0,
+            max_sessions: 2,
+            ice_timeout: Duration::from_millis(500),
+        })
+        .with_stun_servers(vec![("127.0.0.1".into(), server_addr.port())]);
+        let hub = Hub::new("test", 8);
+        let (_, offer, _) = tests::client("127.0.0.1:9".parse().expect("addr"));
+        let (_, answer) = edge
+            .offer(
+                offer,
+                &hub,
+                &tests::params(),
+                &[IpAddr::from([127, 0, 0, 1])],
+            )
+            .await
+            .expect("session");
+        let port = edge.udp_port().expect("open");
+        let sdp = answer.to_sdp_string();
+        assert!(
+            // str0m hides the base (raddr 0.0.0.0), as browsers do.
+            sdp.contains("198.51.100.7 40000 typ srflx"),
+            "{sdp}"
+        );
+        assert!(sdp.contains(&format!("127.0.0.1 {port} typ host")), "{sdp}");
+        assert_eq!(
+            edge.reflexive_address(),
+            Some("198.51.100.7:40000".parse().expect("addr"))
+        );
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        responder.abort();
+    }
+
+    /// A STUN server that never answers delays the first answer by at most `STUN_WAIT`,
+    /// which then has host candidates only; a request dropped while waiting gives its
+    /// slot back.
+    #[tokio::test]
+    async fn silent_stun_server_costs_at_most_the_wait() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+        let port = silent.local_addr().expect("addr").port();
+        let edge = Edge::new(EdgeConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            udp_port: 0,
+            max_sessions: 1,
+            ice_timeout: Duration::from_millis(300),
+        })
+        .with_stun_servers(vec![("127.0.0.1".into(), port)]);
+        let hub = Hub::new("test", 8);
+        let host = [IpAddr::from([127, 0, 0, 1])];
+
+        // Given up during the wait (the HTTP request went away): the slot comes back.
+        let (_, offer, _) = tests::client("127.0.0.1:9".parse().expect("addr"));
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(50),
+            edge.offer(offer, &hub, &tests::params(), &host),
+        )
+        .await;
+        assert!(dropped.is_err(), "still waiting for STUN at 50 ms");
+        assert_eq!(edge.sessions(), 0);
+        assert_eq!(edge.udp_port(), None, "the socket opened for it is closed");
+
+        let started = Instant::now();
+        let (_, offer, _) = tests::client("127.0.0.1:9".parse().expect("addr"));
+        let (_, answer) = edge
+            .offer(offer, &hub, &tests::params(), &host)
+            .await
+            .expect("session");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        let sdp = answer.to_sdp_string();
+        assert!(!sdp.contains("srflx"), "{sdp}");
+        assert!(sdp.contains("typ host"), "{sdp}");
     }
 }
 
@@ -567,6 +892,7 @@ mod timeout_tests {
         let started = Instant::now();
         let (id, _) = edge
             .offer(offer, &hub, &params, &[IpAddr::from([127, 0, 0, 1])])
+            .await
             .expect("session");
         assert_eq!(edge.sessions(), 1);
         assert!(edge.is_live(id));

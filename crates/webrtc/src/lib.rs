@@ -14,14 +14,16 @@
 //! 4. Each access unit from the hub goes to [`Session::write`], then poll again.
 //!
 //! [`Edge`] is that loop on tokio: one shared UDP socket, open only while a session exists,
-//! and a bound on sessions. Not here yet: the `[webrtc]` configuration, the WHEP routes,
-//! STUN/TURN candidates and ICE-TCP, audio. See `docs/webrtc.md`.
+//! and a bound on sessions; with STUN servers it also learns the socket's public address
+//! ([`stun`]) and offers it as a server-reflexive candidate, so that a viewer's TURN relay
+//! reaches a recorder behind a NAT. Not here yet: ICE-TCP, audio. See `docs/webrtc.md`.
 
 mod check;
 mod edge;
 mod gate;
 mod ice_servers;
 mod session;
+pub mod stun;
 
 pub use check::{check_offer, check_stream, Declined, OfferError, MAX_OFFER_BYTES};
 pub use edge::{Edge, EdgeConfig, EdgeError, SessionId};

@@ -96,6 +96,19 @@ impl Session {
         candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<(Session, SdpAnswer), SessionError> {
+        Session::accept_with_reflexive(offer, params, candidates, &[], now)
+    }
+
+    /// [`Session::accept`], also offering server-reflexive candidates (RFC 8445 §5.1.1.2):
+    /// `(public address, base)` pairs, the base being the host candidate the mapping was
+    /// learnt from. Behind a NAT this is the address a viewer's TURN relay can reach.
+    pub fn accept_with_reflexive(
+        offer: SdpOffer,
+        params: &StreamParams,
+        candidates: &[SocketAddr],
+        reflexive: &[(SocketAddr, SocketAddr)],
+        now: Instant,
+    ) -> Result<(Session, SdpAnswer), SessionError> {
         check_stream(params)?;
         crate::install_crypto();
         let [p, c, l] = params.profile_level_id();
@@ -107,6 +120,11 @@ impl Session {
         let mut rtc = config.build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp")
+                .map_err(|e| SessionError::Candidate(*addr, e.to_string()))?;
+            rtc.add_local_candidate(c);
+        }
+        for (addr, base) in reflexive {
+            let c = Candidate::server_reflexive(*addr, *base, "udp")
                 .map_err(|e| SessionError::Candidate(*addr, e.to_string()))?;
             rtc.add_local_candidate(c);
         }
