@@ -441,6 +441,13 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
         .request_bytes("application/sdp")
         .query(s.query::<crate::whep::WhepQuery>())
         .errors(&[400, 403, 404, 413, 415, 501, 503]),
+        ("OPTIONS", "/api/cameras/{name}/whep") => Bodies::ok(
+            204,
+            "Link headers name the STUN and TURN servers (with TURN credentials)",
+            Empty,
+        )
+        .query(s.query::<crate::whep::WhepQuery>())
+        .errors(&[403, 404, 501]),
         ("DELETE", "/api/cameras/{name}/whep/{id}") => {
             Bodies::ok(204, "Ended", Empty).errors(&[404])
         }

@@ -2,7 +2,10 @@
 //! with an SDP offer (`application/sdp`) answers `201 Created`, a `Location` naming the
 //! session's resource, and the SDP answer; `DELETE` of that resource ends the session
 //! (`204`). Trickle ICE and ICE restarts (`PATCH`) are not offered: the router answers
-//! `405` with `Allow: DELETE`. The answer carries every host candidate at once.
+//! `405` with `Allow: DELETE`. The answer carries every candidate at once (host, and the
+//! server-reflexive address when STUN servers are configured). `OPTIONS` on the endpoint
+//! answers the ICE servers (`Link` headers, with this user's TURN credentials) before the
+//! offer, for clients that gather candidates only once.
 //!
 //! Authentication and authorization are the live WebSocket's: a session (with the CSRF
 //! token, since this is a POST) or an API token with the `view` scope, and a viewer only of
@@ -47,6 +50,13 @@ pub const ROUTES: &[RouteDoc] = &[
         access: Access::User,
         summary: "WebRTC live view (WHEP): an SDP offer (application/sdp, query stream=main|sub) \
                   → 201, Location and the SDP answer",
+    },
+    RouteDoc {
+        method: "OPTIONS",
+        path: "/api/cameras/{name}/whep",
+        access: Access::User,
+        summary: "The STUN and TURN servers (Link headers, TURN credentials for this user) to \
+                  gather candidates with before the offer",
     },
     RouteDoc {
         method: "DELETE",
@@ -96,7 +106,8 @@ impl Whep {
     /// No socket is opened until the first offer.
     pub fn new(config: WhepConfig) -> Self {
         Whep {
-            edge: Edge::new(config.edge.clone()),
+            edge: Edge::new(config.edge.clone())
+                .with_stun_servers(vigil_webrtc::stun::udp_targets(&config.ice_servers)),
             config,
             resources: Mutex::new(HashMap::new()),
         }
@@ -148,7 +159,7 @@ impl<S: Send + Sync> FromRequestParts<S> for HostIp {
 /// The WHEP routes (`PATCH` gets the router's 405).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/cameras/{name}/whep", post(offer))
+        .route("/api/cameras/{name}/whep", post(offer).options(ice_servers))
         .route("/api/cameras/{name}/whep/{id}", delete(end))
 }
 
@@ -253,7 +264,7 @@ async fn offer(
     }
     // Forget sessions that ended by themselves (ICE timeout, closed by the peer).
     whep.resources().retain(|_, r| whep.edge.is_live(r.session));
-    let (session, answer) = match whep.edge.offer(sdp, &hub, &params, &ips) {
+    let (session, answer) = match whep.edge.offer(sdp, &hub, &params, &ips).await {
         Ok(a) => a,
         Err(EdgeError::Full(n)) => {
             return Ok(unavailable(
@@ -301,14 +312,43 @@ async fn offer(
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
+    ice_server_links(h, &whep, &identity.user.name);
+    Ok(resp)
+}
+
+/// The `Link: <…>; rel="ice-server"` headers (RFC 9725 §4.6) for `user`.
+fn ice_server_links(h: &mut HeaderMap, whep: &Whep, user: &str) {
     let now = SystemTime::now();
     for server in &whep.config.ice_servers {
-        for link in server.link_headers(&identity.user.name, now) {
+        for link in server.link_headers(user, now) {
             if let Ok(v) = HeaderValue::from_str(&link) {
                 h.append(header::LINK, v);
             }
         }
     }
+}
+
+/// `OPTIONS` of the WHEP endpoint: the ICE servers before any offer. A client that gathers
+/// candidates once, before it sends its offer (no trickle ICE here), needs its TURN
+/// credentials then; the 201's Link headers come too late for it. Checked like the offer
+/// (the camera right, `[webrtc]` on), so that credentials go only to viewers who may play.
+async fn ice_servers(
+    identity: Identity,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<WhepQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    crate::live::live_stream(&state, &identity, &name, crate::playback::query(q)?.stream)?;
+    let Some(whep) = state.whep.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "WebRTC live view is off on this recorder ([webrtc] enabled = false)",
+        ));
+    };
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+    ice_server_links(h, &whep, &identity.user.name);
     Ok(resp)
 }
 

@@ -3,11 +3,14 @@
 
   whep_client.py offer
       prints aiortc's SDP offer (recvonly video) as JSON {"offer": SDP} and exits.
-  whep_client.py play URL TOKEN FRAMES
+  whep_client.py play URL TOKEN FRAMES [--ice-servers-from-options]
       POSTs an offer to URL (HTTPS, the test's self-signed certificate is not verified)
       with the bearer TOKEN, receives the video track, decodes FRAMES pictures with
       aiortc's H.264 decoder (FFmpeg via PyAV), DELETEs the session and prints one JSON
-      line: frames, decode errors, size, time to the first picture, statuses.
+      line: frames, decode errors, size, time to the first picture, statuses, and the
+      types of the ICE candidate pair that carried the media.
+      With --ice-servers-from-options, first asks OPTIONS on URL for the STUN/TURN servers
+      (Link: <url>; rel="ice-server"; username=…; credential=…) and gathers with them.
 
 Decode errors are counted from aiortc's own H.264 decoder, which logs and skips what FFmpeg
 refuses ("H264Decoder() failed to decode").
@@ -21,7 +24,7 @@ import sys
 import time
 import urllib.request
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 
 class Count(logging.Handler):
@@ -36,9 +39,9 @@ class Count(logging.Handler):
             self.last = record.getMessage()
 
 
-async def new_offer():
-    # No STUN server: aiortc would otherwise ask a public one; loopback is enough here.
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+async def new_offer(ice_servers=()):
+    # No STUN server unless given: aiortc would otherwise ask a public one.
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
     pc.addTransceiver("video", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc
@@ -59,10 +62,49 @@ def http(method, url, token, body=None):
         return e.code, e.headers, e.read().decode()
 
 
-async def play(url, token, want):
+def ice_servers_from_links(headers):
+    """RFC 9725 §4.6 Link headers -> aiortc's RTCIceServer list."""
+    servers = []
+    for link in headers.get_all("Link") or []:
+        parts = [p.strip() for p in link.split(";")]
+        if not parts[0].startswith("<") or 'rel="ice-server"' not in parts:
+            continue
+        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        unq = lambda v: v.strip('"') if v else None
+        servers.append(
+            RTCIceServer(
+                urls=parts[0][1:-1],
+                username=unq(params.get("username")),
+                credential=unq(params.get("credential")),
+            )
+        )
+    return servers
+
+
+def selected_pair(pc):
+    """Types of the nominated ICE pair (aioice's state; aiortc has no getStats for it)."""
+    for t in pc.getTransceivers():
+        conn = t.receiver.transport.transport._connection
+        for pair in conn._nominated.values():
+            return {
+                "local": pair.local_candidate.type,
+                "remote": pair.remote_candidate.type,
+                "remote_addr": f"{pair.remote_candidate.host}:{pair.remote_candidate.port}",
+            }
+    return None
+
+
+async def play(url, token, want, ice_from_options=False):
     errors = Count()
     logging.getLogger("aiortc.codecs.h264").addHandler(errors)
-    pc = await new_offer()
+    ice_servers = []
+    out = {}
+    if ice_from_options:
+        status, headers, _ = await asyncio.to_thread(http, "OPTIONS", url, token)
+        out["options"] = status
+        ice_servers = ice_servers_from_links(headers)
+        out["ice_servers"] = [s.urls for s in ice_servers]
+    pc = await new_offer(ice_servers)
     track_ready = asyncio.get_running_loop().create_future()
 
     @pc.on("track")
@@ -74,7 +116,7 @@ async def play(url, token, want):
     status, headers, answer = await asyncio.to_thread(
         http, "POST", url, token, pc.localDescription.sdp.encode()
     )
-    out = {"post": status}
+    out["post"] = status
     if status != 201:
         out["body"] = answer
         print(json.dumps(out), flush=True)
@@ -90,6 +132,7 @@ async def play(url, token, want):
             first_ms = round((time.monotonic() - started) * 1000)
         frames += 1
         size = [frame.width, frame.height]
+    out["pair"] = selected_pair(pc)
     out.update(
         frames=frames,
         decode_errors=errors.n,
@@ -110,7 +153,12 @@ async def main():
         print(json.dumps({"offer": pc.localDescription.sdp}), flush=True)
         await pc.close()
     else:
-        await play(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        await play(
+            sys.argv[2],
+            sys.argv[3],
+            int(sys.argv[4]),
+            ice_from_options="--ice-servers-from-options" in sys.argv[5:],
+        )
 
 
 if __name__ == "__main__":
