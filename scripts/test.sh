@@ -42,6 +42,11 @@ packages=(
     libssl-dev
     chromium
     chromium-driver
+    # The WebRTC NAT test (crates/vigil/tests/webrtc.rs): network namespaces with nftables
+    # NATs, and coturn as the TURN server.
+    iproute2
+    nftables
+    coturn
     age
     python3-pip
     # The Debian package test (packaging/test-package.sh): dpkg-shlibdeps computes its
@@ -124,7 +129,7 @@ fi
 hash -r
 
 # The tools the end-to-end tests spawn: fail here, loudly, rather than in a test.
-for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl mosquitto chromium chromedriver node age weed rclone; do
+for tool in ffmpeg ffprobe gst-launch-1.0 gst-inspect-1.0 curl mosquitto chromium chromedriver node age weed rclone ip nft turnserver; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found after install" >&2; exit 1; }
 done
 for element in rtspsrc rtph264depay h264parse avdec_h264 fakesink; do

@@ -3,6 +3,10 @@
 
   whep_client.py offer
       prints aiortc's SDP offer (recvonly video) as JSON {"offer": SDP} and exits.
+  whep_client.py token BASE SETUP_TOKEN
+      Creates the first admin with the one-time setup token (POST BASE/api/setup), then an
+      API token with the view scope, and prints it: for a test that can reach the recorder
+      only from inside a network namespace.
   whep_client.py play URL TOKEN FRAMES [--ice-servers-from-options]
       POSTs an offer to URL (HTTPS, the test's self-signed certificate is not verified)
       with the bearer TOKEN, receives the video track, decodes FRAMES pictures with
@@ -19,6 +23,7 @@ refuses ("H264Decoder() failed to decode").
 import asyncio
 import json
 import logging
+import os
 import ssl
 import sys
 import time
@@ -47,13 +52,15 @@ async def new_offer(ice_servers=()):
     return pc
 
 
-def http(method, url, token, body=None):
+def http(method, url, token, body=None, headers=None, content_type="application/sdp"):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    headers = {"Authorization": "Bearer " + token}
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = "Bearer " + token
     if body is not None:
-        headers["Content-Type"] = "application/sdp"
+        headers["Content-Type"] = content_type
     req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
@@ -147,8 +154,31 @@ async def play(url, token, want, ice_from_options=False):
     print(json.dumps(out), flush=True)
 
 
+def api_token(base, setup_token):
+    origin = {"Origin": base}
+    body = json.dumps({"token": setup_token, "username": "admin", "password": "a long admin pass phrase"})
+    status, headers, text = http("POST", base + "/api/setup", None, body.encode(), origin, "application/json")
+    if status != 200:
+        raise SystemExit(f"POST /api/setup: {status} {text}")
+    cookie = next(
+        c.split(";")[0]
+        for c in headers.get_all("Set-Cookie") or []
+        if c.startswith("vigil_session=")
+    )
+    session = dict(origin, Cookie=cookie)
+    status, _, text = http("GET", base + "/api/session", None, None, session)
+    session["X-CSRF-Token"] = json.loads(text)["csrf_token"]
+    body = json.dumps({"name": "whep", "scopes": ["view"]})
+    status, _, text = http("POST", base + "/api/tokens", None, body.encode(), session, "application/json")
+    if status != 201:
+        raise SystemExit(f"POST /api/tokens: {status} {text}")
+    print(json.loads(text)["token"], flush=True)
+
+
 async def main():
-    if sys.argv[1] == "offer":
+    if sys.argv[1] == "token":
+        api_token(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "offer":
         pc = await new_offer()
         print(json.dumps({"offer": pc.localDescription.sdp}), flush=True)
         await pc.close()
@@ -162,4 +192,7 @@ async def main():
 
 
 if __name__ == "__main__":
+    if os.environ.get("WHEP_CLIENT_DEBUG"):
+        # aioice's checks and TURN client, for a failing test's stderr.
+        logging.basicConfig(level=logging.DEBUG)
     asyncio.run(main())
