@@ -75,7 +75,7 @@ struct Processes {
 impl HeadlessChromium {
     /// Starts chromedriver, waits until it listens, and opens the session.
     pub async fn launch(opts: &Options<'_>) -> Result<HeadlessChromium, LaunchError> {
-        // Both ring (ours) and aws-lc-rs (fantoccini's hyper-rustls) are compiled in: choose.
+        // The process-wide provider for code that builds rustls configs without naming one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let profile = tempfile::tempdir().map_err(io_err("temporary Chromium profile"))?;
         // Bound and released: chromedriver takes a port number only.
@@ -154,8 +154,8 @@ impl HeadlessChromium {
             }),
         );
         let connect = async {
-            ClientBuilder::rustls()
-                .map_err(|e| LaunchError::Session(format!("rustls connector: {e}")))?
+            // chromedriver speaks plain HTTP on loopback: no TLS connector.
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps)
                 .connect(&format!("http://127.0.0.1:{driver_port}"))
                 .await

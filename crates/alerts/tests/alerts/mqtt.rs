@@ -3,12 +3,10 @@
 //! an event sent while the broker is down delivered once it is back.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, Sub};
+use crate::common::{Broker, Sub};
 use rumqttc::{Publish, QoS};
 use vigil_alerts::{AlertEvent, Alerts, AlertsConfig, BBox, CameraInfo, MqttConfig, SnapshotFn};
 

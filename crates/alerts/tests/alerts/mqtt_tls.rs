@@ -3,13 +3,11 @@
 //! (and says why in `status()`) with a wrong password or without the CA.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, Sub};
+use crate::common::{Broker, Sub};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use vigil_alerts::{Alerts, AlertsConfig, CameraInfo, MqttConfig, Secret, SnapshotFn};
 
