@@ -463,7 +463,7 @@ async fn drive(
             },
             Some((id, au)) = au_rx.recv() => {
                 if let Some(s) = sessions.get_mut(&id) {
-                    if s.session.write(&au, Instant::now()).is_err() {
+                    if s.session.write(&au, Instant::now(), wall_clock_us()).is_err() {
                         s.session.close();
                     }
                     touched.push(id);
@@ -574,6 +574,14 @@ fn poll_session(
             Ok(Poll::Closed) | Err(_) => return false,
         }
     }
+}
+
+/// The wall clock in µs since the epoch (0 if it is before 1970): the server time sent
+/// beside each frame's capture time.
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::channel::ChannelId;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Mid, Pt};
 use str0m::net::Transmit;
@@ -24,6 +25,10 @@ pub const ICE_TIMEOUT: Duration = Duration::from_secs(10);
 /// str0m rewrites them to the offer's numbers when it matches the codec.
 const PT_H264: u8 = 102;
 const PT_RTX: u8 = 103;
+
+/// Label of the data channel on which a session tells the viewer each frame's capture time
+/// (docs/webrtc.md, "Latency from the capture time"). The browser opens it in its offer.
+pub const CAPTURE_TIME_CHANNEL: &str = "vigil-capture-time";
 
 /// Why a session could not be set up or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +75,8 @@ pub struct Session {
     frames_sent: u64,
     /// The time of the latest input: str0m's events carry none.
     now: Instant,
+    /// The viewer's [`CAPTURE_TIME_CHANNEL`], once open.
+    capture_channel: Option<ChannelId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -138,6 +145,7 @@ impl Session {
             closed: false,
             frames_sent: 0,
             now,
+            capture_channel: None,
         };
         // str0m reports accepted media as events only once the session runs; the answer
         // already says which video section we send on, so a mismatch is known before the
@@ -216,6 +224,14 @@ impl Session {
                 self.gate.keyframe_requested(self.now);
                 None
             }
+            Event::ChannelOpen(id, label) if label == CAPTURE_TIME_CHANNEL => {
+                self.capture_channel = Some(id);
+                None
+            }
+            Event::ChannelClose(id) if self.capture_channel == Some(id) => {
+                self.capture_channel = None;
+                None
+            }
             _ => None,
         }
     }
@@ -223,7 +239,16 @@ impl Session {
     /// Sends one access unit from the hub, if the gate admits it: SPS and PPS in front of
     /// every key frame (so a decoder can start on any of them, RFC 6184 §8.4), Annex B as
     /// str0m's packetizer expects. Returns whether it was sent.
-    pub fn write(&mut self, au: &AccessUnit, now: Instant) -> Result<bool, SessionError> {
+    ///
+    /// `wall_us` is the server's wall clock now (µs since the epoch): with the frame's RTP
+    /// timestamp and capture time it goes to the viewer on [`CAPTURE_TIME_CHANNEL`] when
+    /// that is open, so the page can show the latency from the capture time.
+    pub fn write(
+        &mut self,
+        au: &AccessUnit,
+        now: Instant,
+        wall_us: i64,
+    ) -> Result<bool, SessionError> {
         let Some((mid, pt)) = self.video else {
             return Ok(false);
         };
@@ -238,6 +263,17 @@ impl Session {
         // str0m copies into its own Arc<[u8]>; one copy per viewer per frame.
         writer.write(pt, now, rtp_time, self.annexb.as_slice())?;
         self.frames_sent += 1;
+        if let Some(id) = self.capture_channel {
+            if let Some(mut ch) = self.rtc.channel(id) {
+                // str0m puts `rtp_time` as is in the RTP header's 32-bit timestamp
+                // (RFC 3550 §5.1), which the browser reports per frame
+                // (requestVideoFrameCallback's `rtpTimestamp`). A full SCTP buffer (a viewer
+                // that cannot keep up) loses the message: the next frame carries its own.
+                let rtp = rtp_time.numer() as u32;
+                let msg = capture_message(rtp, au.capture_us, wall_us);
+                let _accepted = ch.write(false, msg.as_bytes())?;
+            }
+        }
         Ok(true)
     }
 
@@ -265,6 +301,13 @@ impl Session {
     pub fn keyframe_requests(&self) -> u64 {
         self.gate.keyframe_requests()
     }
+}
+
+/// One message of [`CAPTURE_TIME_CHANNEL`] (text, JSON): the frame's RTP timestamp, its
+/// capture time and the server's clock when sent (µs since the epoch; the page estimates
+/// its clock offset from the latter, as over the live WebSocket).
+fn capture_message(rtp: u32, capture_us: i64, server_time_us: i64) -> String {
+    format!(r#"{{"rtp":{rtp},"capture_us":{capture_us},"server_time_us":{server_time_us}}}"#)
 }
 
 /// The `a=mid` (RFC 8843 §15) of the first video section of an answer that we send on:
@@ -419,7 +462,7 @@ mod tests {
             if connected_at.is_some() && received.len() < 40 {
                 // Two P-frames before the first key frame: the gate must hold them back.
                 let key = n % 10 == 2;
-                server.write(&au(&params, n, key), now).expect("write");
+                server.write(&au(&params, n, key), now, 0).expect("write");
                 n += 1;
             }
             if received.len() >= 40 {
