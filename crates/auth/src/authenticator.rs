@@ -121,6 +121,17 @@ impl std::str::FromStr for DigestPolicy {
     }
 }
 
+/// How credentials checked outside the authenticator turned out ([`Authenticator::throttled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalOutcome {
+    /// Right credentials: the slot is refunded.
+    Succeeded,
+    /// Wrong, malformed or replayed credentials: a failure of the address.
+    Failed,
+    /// None were presented (a pre-authentication request): the slot is refunded.
+    NoCredentials,
+}
+
 /// Checks credentials against a [`UserStore`]; `Send + Sync`, share it as `Arc<Authenticator>`.
 pub struct Authenticator {
     store: UserStore,
@@ -269,6 +280,44 @@ impl Authenticator {
 
     fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
         self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `verify`, a check of credentials this authenticator does not parse itself (an
+    /// ONVIF WS-UsernameToken inside a SOAP body), in a slot of the same login throttle as
+    /// Digest and Basic, so that a guesser cannot switch schemes to escape its penalty.
+    ///
+    /// While `peer` is in a penalty window `verify` is not run and the wait is returned
+    /// (`Err`). Otherwise the slot is taken before `verify` runs (concurrent attempts see each
+    /// other, as in [`Self::check`]) and settled by its [`ExternalOutcome`]; the answer carries
+    /// the delay a failure earned, to be waited before replying. `verify` runs under the
+    /// throttle's lock: it must be cheap (a hash, not argon2).
+    pub fn throttled<R>(
+        &self,
+        peer: IpAddr,
+        now: SystemTime,
+        verify: impl FnOnce() -> (R, ExternalOutcome),
+    ) -> Result<(R, Duration), Duration> {
+        let mut throttle = self.throttle();
+        let reservation = match throttle.reserve(peer, None, now) {
+            Ok(r) => r,
+            Err(wait) => {
+                tracing::warn!(%peer, "login attempt during throttle delay refused");
+                return Err(wait);
+            }
+        };
+        let (r, outcome) = verify();
+        let delay = match outcome {
+            ExternalOutcome::Succeeded => {
+                throttle.succeed(reservation);
+                Duration::ZERO
+            }
+            ExternalOutcome::NoCredentials => {
+                throttle.refund(reservation);
+                Duration::ZERO
+            }
+            ExternalOutcome::Failed => throttle.fail(reservation),
+        };
+        Ok((r, delay))
     }
 
     /// Decides whether `req` is authenticated. Never panics on hostile input. Nonces are not

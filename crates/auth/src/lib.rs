@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use authenticator::{
-    AuthDecision, AuthRequest, Authenticator, DigestPolicy, UnknownDigestPolicy,
+    AuthDecision, AuthRequest, Authenticator, DigestPolicy, ExternalOutcome, UnknownDigestPolicy,
 };
 pub use store::{
     hash_secret, validate_cameras, validate_name, validate_password, verify_secret, UserStore,

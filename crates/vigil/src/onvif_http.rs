@@ -7,7 +7,8 @@
 //! (checked at accept), a head size limit and head read timeout (which also closes idle
 //! keep-alive connections), a deadline for the body and a 64 KiB body cap checked on
 //! `Content-Length` before anything is read. HTTP Digest (RFC 7616) is checked by the shared
-//! [`Authenticator`] with its throttle; WS-UsernameToken by the service.
+//! [`Authenticator`] with its throttle; WS-UsernameToken by the service, inside a slot of the
+//! same throttle ([`Authenticator::throttled`]).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use vigil_auth::admission::{Admission, Caps};
-use vigil_auth::{AuthDecision, AuthRequest, Authenticator, Role, UserStore};
+use vigil_auth::{AuthDecision, AuthRequest, Authenticator, ExternalOutcome, Role, UserStore};
 use vigil_onvif::{DeviceInfo, Endpoint, Fault, Interface, Limits, Profile, Service};
 
 /// Largest request head (request line + headers).
@@ -409,28 +410,58 @@ async fn handle(
         // curl --digest and other HTTP clients probe with an empty POST for the challenge.
         return challenge();
     }
-    let resp = {
+    // The UsernameToken is verified in the login throttle that Digest (here and on RTSP)
+    // uses: the same address cannot escape its penalty by switching schemes.
+    let throttled = {
         let mut guard = st.service.lock().unwrap_or_else(|p| p.into_inner());
         let (host, service) = &mut *guard;
         if *host != Some(local.ip()) {
             service.set_info(st.template.info(local.ip()));
             *host = Some(local.ip());
         }
-        service.handle(
-            &vigil_onvif::Request {
-                endpoint,
-                body: &body,
-                http_user: http_user.as_deref(),
-                tls: false,
-                now: time::OffsetDateTime::now_utc(),
-            },
-            &StoreCreds(st.auth.store()),
-        )
+        st.auth.throttled(peer.ip(), now, || {
+            let resp = service.handle(
+                &vigil_onvif::Request {
+                    endpoint,
+                    body: &body,
+                    http_user: http_user.as_deref(),
+                    tls: false,
+                    now: time::OffsetDateTime::now_utc(),
+                },
+                &StoreCreds(st.auth.store()),
+            );
+            let outcome = if resp.auth_failed {
+                ExternalOutcome::Failed
+            } else if resp.user.is_some() && http_user.is_none() {
+                ExternalOutcome::Succeeded
+            } else {
+                ExternalOutcome::NoCredentials
+            };
+            (resp, outcome)
+        })
+    };
+    let resp = match throttled {
+        Ok((resp, delay)) => {
+            if resp.auth_failed {
+                let op = resp.operation.as_deref().unwrap_or("-");
+                tracing::warn!(
+                    %peer,
+                    operation = %op.escape_debug(),
+                    delay_ms = delay.as_millis() as u64,
+                    "ONVIF UsernameToken refused"
+                );
+            }
+            // The penalty a failure earned is waited before answering, as for Digest.
+            tokio::time::sleep(delay).await;
+            resp
+        }
+        Err(wait) => {
+            // Inside the penalty of earlier failures: nothing was verified or answered.
+            tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
+            return soap(StatusCode::UNAUTHORIZED, Fault::NotAuthorized.to_xml());
+        }
     };
     let op = resp.operation.as_deref().unwrap_or("-");
-    if resp.auth_failed {
-        tracing::warn!(%peer, operation = %op.escape_debug(), "ONVIF UsernameToken refused");
-    }
     if resp.fault == Some(Fault::NotAuthorized) && !resp.credentials {
         return challenge();
     }

@@ -574,3 +574,46 @@ fn replay_on_another_connection_is_refused() {
     }
     assert_eq!(a.throttle().failures(replay.peer, t0()), 0);
 }
+
+/// Failures checked outside (ONVIF WS-UsernameToken) share the throttle with Digest: after
+/// three UsernameToken failures the fourth costs 250 ms, a Digest guess inside the penalty is
+/// not even looked at, and neither is the next token; requests without credentials and right
+/// ones cost nothing.
+#[test]
+fn external_failures_share_the_throttle_with_digest() {
+    let (_d, a) = setup();
+    let mut now = t0();
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        let (ran, delay) = a
+            .throttled(peer(), now, || (true, ExternalOutcome::Failed))
+            .expect("not in a penalty yet");
+        assert!(ran);
+        delays.push(delay.as_millis());
+        now += delay;
+    }
+    assert_eq!(delays, [0, 0, 0, 250]);
+    // Inside the next penalty (it started at the 4th failure) the verification does not run.
+    let inside = now - Duration::from_millis(100);
+    assert_eq!(
+        a.throttled(peer(), inside, || -> ((), ExternalOutcome) {
+            panic!("verified during the penalty")
+        }),
+        Err(Duration::from_millis(100))
+    );
+    let nonce = nonce_of(&a.check(&req("DESCRIBE", URI, None, inside)));
+    let good = client_header(Algorithm::Md5, "alice", PW, "DESCRIBE", URI, &nonce, true);
+    assert!(matches!(
+        a.check(&req("DESCRIBE", URI, Some(&good), inside)),
+        AuthDecision::Denied { .. }
+    ));
+    // After it: no credentials and right credentials are free, and leave the count alone.
+    let before = a.throttle().failures(peer(), now);
+    for outcome in [ExternalOutcome::NoCredentials, ExternalOutcome::Succeeded] {
+        assert_eq!(
+            a.throttled(peer(), now, || ((), outcome)),
+            Ok(((), Duration::ZERO))
+        );
+    }
+    assert_eq!(a.throttle().failures(peer(), now), before);
+}
