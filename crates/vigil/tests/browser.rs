@@ -754,6 +754,150 @@ async fn recovery(demo: &mut Demo, signal: &str) {
     b.close().await;
 }
 
+/// The overlay's transport (`data-transport`) and text of the grid tile of `cam`.
+const OVERLAY_JS: &str = "const el = document.querySelector(
+        `#grid .tile[data-camera=\"${arguments[0]}\"] .stats, .player[data-camera=\"${arguments[0]}\"] .stats`);
+    return el ? {transport: el.dataset.transport || '', text: el.textContent,
+                 loss: el.dataset.loss || '', p50: el.dataset.p50 || ''} : null;";
+
+/// Waits until the overlay of `cam` says `transport` and has a p50 figure; returns it.
+async fn wait_overlay(b: &Browser, cam: &str, transport: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = b.js(OVERLAY_JS, vec![json!(cam)]).await;
+        if o["transport"] == transport && o["p50"].as_str().is_some_and(|p| !p.is_empty()) {
+            return o;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{cam}: the overlay does not say {transport} with a latency: {o}\npage: {}\n\
+                 console: {}",
+                b.page_summary().await,
+                b.console_log().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Issue 14: the UI plays over WebRTC by default. Both demo tiles say "WebRTC" in the overlay
+/// with a latency measured from the capture time (the server's capture-time data channel,
+/// looked up by each frame's RTP timestamp), their video time advances, the test pattern's
+/// pixel clock is read back and agrees with the overlay. Then a WHEP POST answered 501 (as
+/// with `[webrtc] enabled = false`; the page's fetch is made to answer it) hands the camera
+/// page to MSE and the overlay says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_plays_over_webrtc_and_falls_back_to_mse() {
+    let _serial = serial().await;
+    let demo = Demo::start();
+    bounded("webrtc", webrtc_flow(&demo)).await;
+}
+
+async fn webrtc_flow(demo: &Demo) {
+    let base = demo.base_url();
+    let mut api = demo.api();
+    api.setup(&demo.setup_token(), ADMIN, ADMIN_PASSWORD).await;
+    let b = Browser::start().await;
+    let load = Instant::now();
+    login(&b, &base, ADMIN, ADMIN_PASSWORD).await;
+    wait_grid_playing(&b, &CAMERAS, 1.0).await;
+    let playing = load.elapsed();
+    let mut report = Vec::new();
+    for cam in CAMERAS {
+        let o = wait_overlay(&b, cam, "webrtc").await;
+        let text = o["text"].as_str().unwrap_or("");
+        assert!(text.starts_with("WebRTC · p50 "), "{cam}: overlay {text:?}");
+        assert!(text.contains(" fps · loss "), "{cam}: overlay {text:?}");
+    }
+    let before = stats(&b).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = stats(&b).await;
+    for cam in CAMERAS {
+        let s = &after[cam];
+        assert_eq!(s["transport"], "webrtc", "{cam}: {s}");
+        let lat = new_latencies(&before, &after, cam);
+        // 15 fps for 5 s is 75 frames, each with its capture time from the data channel.
+        assert!(
+            lat.len() >= 30,
+            "{cam}: {} latencies in 5 s: {s}",
+            lat.len()
+        );
+        let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
+        let mut pixel = Vec::new();
+        for _ in 0..8 {
+            if let Some(f) = b.grab_frame(&css).await {
+                pixel.push(f.latency_ms());
+            }
+        }
+        assert!(
+            pixel.len() >= 4,
+            "{cam}: the pixel clock is unreadable in {} of 8 frames shown over WebRTC",
+            8 - pixel.len()
+        );
+        let (p50, player_p50) = (percentile(&pixel, 50.0), percentile(&lat, 50.0));
+        report.push(format!(
+            "{cam}: firstFrameMs {:?}, {} frames in 5 s, overlay p50 {player_p50:.0} ms p95 \
+             {:.0} ms, pixels p50 {p50:.0} ms max {:.0} ms, packets lost {} of {}",
+            s["firstFrameMs"].as_f64(),
+            lat.len(),
+            percentile(&lat, 95.0),
+            percentile(&pixel, 100.0),
+            s["packetsLost"],
+            s["packetsReceived"],
+        ));
+        assert!(p50 < LIVE_BOUND_MS, "{cam}: {}", report.join("; "));
+        assert!(
+            (p50 - player_p50).abs() < 150.0,
+            "{cam}: the overlay is not the pixels' latency: {}",
+            report.join("; ")
+        );
+    }
+    b.screenshot("browser-grid-webrtc").await;
+
+    // Fallback: the WHEP POST answers 501 (WebRTC off on the server); the camera page plays
+    // over MSE and says so.
+    b.js(
+        "const orig = window.fetch.bind(window);
+         window.fetch = (url, init) => (String(url).includes('/whep') && init && init.method === 'POST')
+           ? Promise.resolve(new Response(JSON.stringify({error: 'WebRTC is disabled'}),
+               {status: 501, headers: {'Content-Type': 'application/json'}}))
+           : orig(url, init);
+         location.hash = '#/camera/front';
+         return true;",
+        vec![],
+    )
+    .await;
+    let o = wait_overlay(&b, "front", "mse").await;
+    let text = o["text"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("MSE (WebRTC is off on the server) · p50 "),
+        "overlay after a 501: {text:?}"
+    );
+    let t0 = b
+        .js(
+            "return document.querySelector('.player video').currentTime;",
+            vec![],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t1 = b
+        .js(
+            "return document.querySelector('.player video').currentTime;",
+            vec![],
+        )
+        .await;
+    assert!(
+        t1.as_f64() > t0.as_f64(),
+        "MSE after the fallback does not play: {t0} → {t1}"
+    );
+    eprintln!(
+        "webrtc e2e: grid playing {playing:?} after the login page opened; {}; fallback \
+         overlay {text:?}",
+        report.join("; ")
+    );
+    b.close().await;
+}
+
 /// Share links (issue 13) as their recipient meets them in Chromium, never logged in: a clip
 /// link plays and downloads (ffprobe reads the download) and its page reaches nothing else;
 /// a password link asks first; a view limit of 1 holds; an expired, a revoked and a

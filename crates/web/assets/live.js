@@ -11,6 +11,7 @@ import {
   ClockOffset, KIND_INIT, KIND_MEDIA, PtsMap, backoffMs, closeAction, fragmentDecodeTime, initTimescale,
   liveEdgeAction, mimeOf, parseBinary, parseText, percentile,
 } from './live-proto.js';
+import { overlayText } from './webrtc-proto.js';
 
 const MS = window.MediaSource || window.ManagedMediaSource;
 const KEEP_BEHIND_S = 10; // media older than this behind currentTime is removed
@@ -21,7 +22,7 @@ const STALL_MS = 3000; // no new picture for this long while connected → "wait
 const REMOVED_RETRY_MS = 5000; // after "camera removed" (4404): retry this slowly (server restart, camera re-added)
 
 /** Global stats the E2E tests read: window.__vigil.stats[camera]. */
-function statsFor(camera) {
+export function statsFor(camera) {
   const v = (window.__vigil = window.__vigil || {});
   v.stats = v.stats || {};
   if (!v.stats[camera]) v.stats[camera] = { firstFrameMs: null, latencies: [], frames: 0 };
@@ -34,9 +35,10 @@ export class LivePlayer {
    * @param {HTMLVideoElement} video
    * @param {string} camera
    * @param {{stream?: string, path?: string, statsEl?: HTMLElement,
-   *          onState?: (state: string, text: string) => void}} opts
+   *          onState?: (state: string, text: string) => void, reason?: string}} opts
    *   `path`: the WebSocket path when it is not the camera's own live route (a share link's
-   *   `/api/share/ID/live`, same protocol); `stream` is then unused.
+   *   `/api/share/ID/live`, same protocol); `stream` is then unused. `reason`: why MSE and
+   *   not WebRTC, shown in the overlay.
    */
   constructor(video, camera, opts = {}) {
     this.video = video;
@@ -44,6 +46,7 @@ export class LivePlayer {
     this.stream = opts.stream || 'main';
     this.path = opts.path || null;
     this.statsEl = opts.statsEl || null;
+    this.reason = opts.reason || '';
     this.onState = opts.onState || (() => {});
     this.stats = statsFor(camera);
     this.clock = new ClockOffset();
@@ -428,6 +431,7 @@ export class LivePlayer {
     const s = this.stats;
     if (s.firstFrameMs === null) s.firstFrameMs = performance.now();
     s.frames += n;
+    s.transport = 'mse';
     const now = performance.now();
     this.lastFrameAt = now;
     this.frameTimes.push(now);
@@ -459,10 +463,11 @@ export class LivePlayer {
   renderStats() {
     if (!this.statsEl) return;
     const { p50, p95, fps } = this.summary();
-    const ms = (x) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '—');
-    const parts = [`p50 ${ms(p50)}`, `p95 ${ms(p95)}`, `${fps.toFixed(1)} fps`];
-    if (this.size) parts.push(this.size);
-    this.statsEl.textContent = parts.join(' · ');
+    this.statsEl.textContent = overlayText({
+      transport: 'mse', reason: this.reason, p50, p95, fps, size: this.size,
+    });
+    this.statsEl.dataset.transport = 'mse';
+    this.statsEl.dataset.reason = this.reason;
     this.statsEl.dataset.p50 = Number.isFinite(p50) ? String(Math.round(p50)) : '';
     this.statsEl.dataset.p95 = Number.isFinite(p95) ? String(Math.round(p95)) : '';
     this.statsEl.dataset.fps = fps.toFixed(1);
