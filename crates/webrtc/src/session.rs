@@ -499,4 +499,87 @@ mod tests {
         assert_eq!(gaps.len(), 1, "one gap, after the PLI: {numbers:?}");
         assert_eq!(gaps[0].1 % 10, 2, "resumes on a key frame: {numbers:?}");
     }
+    /// The capture-time channel: a viewer that opens it gets, for every frame, its RTP
+    /// timestamp exactly as in the frame's RTP header and its capture time, so the page can
+    /// look up each displayed frame's capture time.
+    #[test]
+    fn capture_time_channel_names_each_frames_rtp_timestamp() {
+        crate::install_crypto();
+        let t0 = Instant::now();
+        let client_addr: SocketAddr = "127.0.0.1:5001".parse().expect("addr");
+        let server_addr: SocketAddr = "127.0.0.1:6001".parse().expect("addr");
+        let mut client = RtcConfig::new().clear_codecs().enable_h264(true).build(t0);
+        client.add_local_candidate(Candidate::host(client_addr, "udp").expect("cand"));
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_channel(CAPTURE_TIME_CHANNEL.to_string());
+        let (offer, pending) = api.apply().expect("an offer");
+        let offer = crate::check_offer(&offer.to_sdp_string()).expect("offer passes checks");
+        let params = params();
+        let (mut server, answer) =
+            Session::accept(offer, &params, &[server_addr], t0).expect("accepted");
+        client
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+
+        let mut now = t0;
+        let mut connected = false;
+        let mut rtp_times: Vec<u64> = Vec::new();
+        let mut messages: Vec<String> = Vec::new();
+        let mut n = 0i64;
+        for _ in 0..3000 {
+            loop {
+                match client.poll_output().expect("client runs") {
+                    Output::Transmit(t) => deliver_server(&mut server, &t, now),
+                    Output::Timeout(_) => break,
+                    Output::Event(Event::MediaData(d)) => rtp_times.push(d.time.numer()),
+                    Output::Event(Event::ChannelData(d)) => {
+                        messages.push(String::from_utf8(d.data).expect("text"));
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+            loop {
+                match server.poll().expect("server runs") {
+                    Poll::Transmit(t) => deliver(&mut client, &t, now),
+                    Poll::Wait(_) => break,
+                    Poll::Connected => connected = true,
+                    Poll::Closed => panic!("session closed"),
+                }
+            }
+            // Frames only once the channel is open, so every one has its message.
+            if connected && server.capture_channel.is_some() && n < 30 {
+                let mut a = au(&params, n, n % 10 == 0);
+                a.capture_us = 1_700_000_000_000_000 + n * 66_666;
+                server.write(&a, now, 1_800_000_000_000_000).expect("write");
+                n += 1;
+            }
+            if n == 30 && messages.len() >= 30 && rtp_times.len() >= 29 {
+                break;
+            }
+            now += Duration::from_millis(5);
+            client
+                .handle_input(Input::Timeout(now))
+                .expect("client timeout");
+            server.handle_timeout(now).expect("server timeout");
+        }
+        assert_eq!(messages.len(), 30, "messages: {messages:?}");
+        assert!(rtp_times.len() >= 29, "frames: {rtp_times:?}");
+        for (i, rtp) in rtp_times.iter().enumerate() {
+            let i = i as i64;
+            let want = format!(
+                r#"{{"rtp":{rtp},"capture_us":{},"server_time_us":1800000000000000}}"#,
+                1_700_000_000_000_000 + i * 66_666
+            );
+            assert!(messages.contains(&want), "no {want} in {messages:?}");
+        }
+    }
+
+    fn deliver_server(to: &mut Session, t: &Transmit, now: Instant) {
+        let r = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+            .expect("a datagram str0m made parses");
+        to.handle_input(Input::Receive(now, r))
+            .expect("server takes input");
+    }
 }
