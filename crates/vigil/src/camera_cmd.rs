@@ -245,6 +245,8 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
     };
 
     let mut ports = (None, None, None);
+    // The ONVIF services of the HTTPS listener, set below once ONVIF is set up.
+    let onvif_over_https = Arc::new(std::sync::OnceLock::new());
     if let Some(addr) = args.rtsp.0 {
         let listener = bind(addr, "RTSP").await?;
         announce(&format!("listening rtsp {}", listener.local_addr()?));
@@ -290,6 +292,7 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             tls.server_config.clone(),
             auth.clone(),
             snapshot,
+            onvif_over_https.clone(),
             vigil_web::edge::Limits {
                 caps: caps.of(fd_limits::Listener::Snapshot),
                 ..vigil_web::edge::Limits::default()
@@ -330,6 +333,12 @@ pub async fn run(args: CameraArgs) -> anyhow::Result<()> {
             streams,
             discoverable: discovery.is_some(),
         };
+        if template.https_port.is_some() {
+            let _ = onvif_over_https.set(onvif_http::OnvifOverHttps::new(
+                template.clone(),
+                auth.clone(),
+            ));
+        }
         if let Some(socket) = discovery {
             tasks.spawn(onvif_discovery::serve(
                 socket,

@@ -1,13 +1,17 @@
-//! The HTTPS snapshot endpoint: `GET /snapshot.jpg[?stream=main|sub]`.
+//! The camera's HTTPS listener: `GET /snapshot.jpg[?stream=main|sub]`, and the ONVIF services
+//! on `/onvif/device_service` and `/onvif/media_service` when ONVIF is on.
 //!
-//! Every request is authenticated first (Digest, or Basic since this is always TLS) — even
-//! requests for paths that do not exist get 401 before 404, so the route table is not disclosed
-//! to strangers. Nothing is trusted because of its source address or forwarded headers.
+//! Every snapshot request is authenticated first (Digest, or Basic since this is always TLS) —
+//! even requests for paths that do not exist get 401 before 404, so the route table is not
+//! disclosed to strangers. The ONVIF paths are the exception ONVIF itself makes: their
+//! pre-authentication operations answer without credentials, and the rest are authenticated
+//! by the ONVIF service (WS-UsernameToken or Digest, ONVIF Core §5.12). Nothing is trusted
+//! because of its source address or forwarded headers.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -18,6 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use vigil_auth::{AuthDecision, AuthRequest, Authenticator};
 use vigil_web::edge;
+
+use crate::onvif_http::OnvifOverHttps;
 
 /// Produces a JPEG of the named stream (`"main"` or `"sub"`); called on a blocking thread.
 pub type SnapshotFn = Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
@@ -30,6 +36,8 @@ struct AppState {
     auth: Arc<Authenticator>,
     snapshot: SnapshotFn,
     no_users_logged: Arc<AtomicBool>,
+    /// The ONVIF services, set once the ONVIF listener is up (never with `--onvif off`).
+    onvif: Arc<OnceLock<OnvifOverHttps>>,
 }
 
 /// Serves snapshots over HTTPS on `listener` until `shutdown` completes, through the same
@@ -40,6 +48,7 @@ pub async fn serve_snapshots(
     tls: Arc<rustls::ServerConfig>,
     auth: Arc<Authenticator>,
     snapshot: SnapshotFn,
+    onvif: Arc<OnceLock<OnvifOverHttps>>,
     limits: edge::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -47,6 +56,7 @@ pub async fn serve_snapshots(
         auth,
         snapshot,
         no_users_logged: Arc::new(AtomicBool::new(false)),
+        onvif,
     };
     let app = Router::new().fallback(handle).with_state(state);
     let server = edge::serve(listener, tls, app, "snapshot", limits).context("HTTPS server")?;
@@ -140,6 +150,19 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if let Some(onvif) = st.onvif.get() {
+        if matches!(
+            req.uri().path(),
+            "/onvif/device_service" | "/onvif/media_service"
+        ) {
+            // The HTTPS edge tells each request the address its connection arrived on.
+            let local = req
+                .extensions()
+                .get::<vigil_web::whep::LocalAddr>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.0);
+            return harden(onvif.handle(peer, local, req).await);
+        }
+    }
     let method = req.method().clone();
     let uri = req
         .uri()

@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -117,9 +116,15 @@ impl Template {
         )
     }
 
-    /// Everything the services report, with addresses on `ip`.
-    pub fn info(&self, ip: IpAddr) -> DeviceInfo {
+    /// Everything the services report, with addresses on `ip`: `http://` on the ONVIF port,
+    /// or with `tls` (a request that came over HTTPS) `https://` on the HTTPS port, so that a
+    /// client that started over TLS stays on it.
+    pub fn info(&self, ip: IpAddr, tls: bool) -> DeviceInfo {
         let host = uri_host(ip);
+        let (scheme, port) = match (tls, self.https_port) {
+            (true, Some(p)) => ("https", p),
+            _ => ("http", self.onvif_port),
+        };
         let profiles = self
             .streams
             .iter()
@@ -156,8 +161,8 @@ impl Template {
             serial: self.serial.clone(),
             hardware_id: "vigil".to_owned(),
             hostname: self.hostname.clone(),
-            device_xaddr: self.device_xaddr(ip),
-            media_xaddr: format!("http://{host}:{}/onvif/media_service", self.onvif_port),
+            device_xaddr: format!("{scheme}://{host}:{port}/onvif/device_service"),
+            media_xaddr: format!("{scheme}://{host}:{port}/onvif/media_service"),
             scopes: self.scopes(),
             // The interface the request arrived on; its prefix is not looked up.
             interfaces: match ip {
@@ -191,7 +196,8 @@ impl vigil_onvif::Credentials for StoreCreds<'_> {
         }
     }
     fn check_password(&self, _user: &str, _password: &str) -> bool {
-        // PasswordText is only accepted over TLS, and this listener is plain HTTP.
+        // PasswordText would be acceptable over TLS, but verifying it runs argon2 (tens of ms)
+        // inside the login throttle's lock; every ONVIF client sends PasswordDigest anyway.
         false
     }
     fn is_admin(&self, user: &str) -> bool {
@@ -213,6 +219,43 @@ struct State {
     template: Template,
     service: Mutex<(Option<IpAddr>, Service)>,
     auth: Arc<Authenticator>,
+    /// Served inside the HTTPS listener (addresses in answers are `https://`).
+    tls: bool,
+}
+
+/// The ONVIF services for the camera's HTTPS listener (`--http`): the same device and
+/// media services on `/onvif/…` of the HTTPS port, for clients that can use TLS. Requests
+/// answer `https://` addresses, so a client that started over TLS stays on it.
+#[derive(Clone)]
+pub struct OnvifOverHttps(Arc<State>);
+
+impl OnvifOverHttps {
+    /// The services of `template` (which must name the HTTPS port) checked by `auth`.
+    pub fn new(template: Template, auth: Arc<Authenticator>) -> Self {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let service = Service::new(template.info(ip, true), Limits::default());
+        OnvifOverHttps(Arc::new(State {
+            template,
+            service: Mutex::new((None, service)),
+            auth,
+            tls: true,
+        }))
+    }
+
+    /// Answers one request of the HTTPS listener to `/onvif/device_service` or
+    /// `/onvif/media_service`; `local` is the address it arrived on.
+    pub async fn handle<B>(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        req: Request<B>,
+    ) -> Response<Body>
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        handle(&self.0, peer, local, req).await
+    }
 }
 
 /// Serves ONVIF on `listener` until `shutdown` turns true.
@@ -224,11 +267,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    let service = Service::new(template.info(local.ip()), Limits::default());
+    let service = Service::new(template.info(local.ip(), false), Limits::default());
     let state = Arc::new(State {
         template,
         service: Mutex::new((None, service)),
         auth,
+        tls: false,
     });
     let admission = Admission::new("onvif", caps);
     let mut conns = tokio::task::JoinSet::new();
@@ -311,12 +355,16 @@ fn close(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
-async fn handle(
+async fn handle<B>(
     st: &State,
     peer: SocketAddr,
     local: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Body> {
+    req: Request<B>,
+) -> Response<Body>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let endpoint = match req.uri().path() {
         "/onvif/device_service" => Some(Endpoint::Device),
         "/onvif/media_service" => Some(Endpoint::Media),
@@ -341,7 +389,7 @@ async fn handle(
             uri: &uri,
             authorization: authorization.as_deref(),
             peer: peer.ip(),
-            secure: false,
+            secure: st.tls,
             now,
         });
         match decision {
@@ -353,7 +401,7 @@ async fn handle(
             AuthDecision::NoUsers { challenges, .. } => return unauthorized(&challenges),
         }
     }
-    let challenge = || unauthorized(&st.auth.challenges(false, false, now));
+    let challenge = || unauthorized(&st.auth.challenges(st.tls, false, now));
     let Some(endpoint) = endpoint else {
         // 401 before 404: strangers do not learn the route table.
         return if http_user.is_some() {
@@ -416,7 +464,7 @@ async fn handle(
         let mut guard = st.service.lock().unwrap_or_else(|p| p.into_inner());
         let (host, service) = &mut *guard;
         if *host != Some(local.ip()) {
-            service.set_info(st.template.info(local.ip()));
+            service.set_info(st.template.info(local.ip(), st.tls));
             *host = Some(local.ip());
         }
         st.auth.throttled(peer.ip(), now, || {
@@ -425,7 +473,7 @@ async fn handle(
                     endpoint,
                     body: &body,
                     http_user: http_user.as_deref(),
-                    tls: false,
+                    tls: st.tls,
                     now: time::OffsetDateTime::now_utc(),
                 },
                 &StoreCreds(st.auth.store()),
@@ -520,7 +568,7 @@ mod tests {
             }],
             discoverable: true,
         };
-        let i = t.info("192.168.1.9".parse().unwrap());
+        let i = t.info("192.168.1.9".parse().unwrap(), false);
         assert_eq!(
             i.device_xaddr,
             "http://192.168.1.9:8000/onvif/device_service"
@@ -534,7 +582,7 @@ mod tests {
             i.profiles[0].snapshot_uri.as_deref(),
             Some("https://192.168.1.9:8443/snapshot.jpg?stream=main")
         );
-        let v6 = t.info("::1".parse().unwrap());
+        let v6 = t.info("::1".parse().unwrap(), false);
         assert_eq!(v6.media_xaddr, "http://[::1]:8000/onvif/media_service");
         assert!(t
             .scopes()

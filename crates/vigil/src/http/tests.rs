@@ -23,6 +23,11 @@ struct Server {
 }
 
 async fn start(with_user: bool) -> Server {
+    start_with(with_user, false).await
+}
+
+/// [`start`], with the ONVIF services on the listener when `onvif`.
+async fn start_with(with_user: bool, onvif: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = UserStore::open(dir.path()).unwrap();
     if with_user {
@@ -37,11 +42,33 @@ async fn start(with_user: bool) -> Server {
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let auth = Arc::new(Authenticator::new(store));
+    let services = Arc::new(OnceLock::new());
+    if onvif {
+        let template = crate::onvif_http::Template {
+            hostname: "porch".into(),
+            serial: "0123456789abcdef".into(),
+            onvif_port: 8000,
+            rtsp_port: Some(8554),
+            rtsps_port: Some(8322),
+            https_port: Some(addr.port()),
+            streams: vec![crate::onvif_http::StreamDesc {
+                token: "main".into(),
+                width: 640,
+                height: 360,
+                fps: 15,
+                bitrate_kbps: 1000,
+                gop: 30,
+            }],
+            discoverable: false,
+        };
+        let _ = services.set(OnvifOverHttps::new(template, auth.clone()));
+    }
     tokio::spawn(serve_snapshots(
         listener,
         tls.server_config,
         auth,
         snapshot,
+        services,
         vigil_web::edge::Limits::default(),
         async {
             let _ = rx.await;
@@ -77,6 +104,18 @@ async fn get(s: &Server, target: &str, authorization: Option<&str>) -> Reply {
 
 /// [`get`] from `ip`, an address of 127.0.0.0/8 (several sources on one host).
 async fn get_from(s: &Server, ip: &str, target: &str, authorization: Option<&str>) -> Reply {
+    request(s, ip, "GET", target, authorization, None).await
+}
+
+/// One request over TLS from `ip`, with a SOAP body if `body`.
+async fn request(
+    s: &Server,
+    ip: &str,
+    method: &str,
+    target: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
     let connector =
         tokio_rustls::TlsConnector::from(vigil_testkit::tls::pinned_client_config(&s.fingerprint));
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
@@ -86,11 +125,18 @@ async fn get_from(s: &Server, ip: &str, target: &str, authorization: Option<&str
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if let Some(a) = authorization {
         req.push_str(&format!("Authorization: {a}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/soap+xml; charset=utf-8\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
     req.push_str("\r\n");
+    req.push_str(body.unwrap_or_default());
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     // The server may close without close_notify after `Connection: close`; keep what arrived.
@@ -300,4 +346,76 @@ fn every_spelling_of_basic_takes_a_hashing_permit() {
         assert!(!super::needs_hashing_permit(Some(h)), "{h:?}");
     }
     assert!(!super::needs_hashing_permit(None));
+}
+
+fn soap(body: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" \
+         xmlns:tds=\"http://www.onvif.org/ver10/device/wsdl\" \
+         xmlns:trt=\"http://www.onvif.org/ver10/media/wsdl\">\
+         <s:Body>{body}</s:Body></s:Envelope>"
+    )
+}
+
+/// ONVIF over the HTTPS listener: the pre-authentication operations answer without
+/// credentials and name `https://` service addresses on this port (a client that came over
+/// TLS stays on it); the media service asks for credentials and, given them (Basic, which
+/// TLS allows), answers the profiles; the snapshot path still asks for credentials first.
+#[tokio::test]
+async fn onvif_services_over_https() {
+    let s = start_with(true, true).await;
+    let port = s.addr.port();
+    let r = request(
+        &s,
+        "127.0.0.1",
+        "POST",
+        "/onvif/device_service",
+        None,
+        Some(&soap("<tds:GetServices><tds:IncludeCapability>false</tds:IncludeCapability></tds:GetServices>")),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 200, "{text}");
+    assert!(
+        text.contains(&format!("https://127.0.0.1:{port}/onvif/media_service")),
+        "{text}"
+    );
+    assert!(!text.contains("http://127.0.0.1"), "{text}");
+    assert_eq!(r.header("x-content-type-options"), ["nosniff"]);
+
+    let profiles = soap("<trt:GetProfiles/>");
+    let r = request(
+        &s,
+        "127.0.0.1",
+        "POST",
+        "/onvif/media_service",
+        None,
+        Some(&profiles),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("ter:NotAuthorized"));
+    // Over TLS the challenges include Basic.
+    assert!(r
+        .header("www-authenticate")
+        .iter()
+        .any(|c| c.starts_with("Basic")));
+
+    let r = request(
+        &s,
+        "127.0.0.1",
+        "POST",
+        "/onvif/media_service",
+        Some(&basic("alice", PW)),
+        Some(&profiles),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 200, "{text}");
+    assert!(text.contains("token=\"main\""), "{text}");
+
+    // Other paths are still authenticated before anything else.
+    assert_eq!(get(&s, "/onvif/other", None).await.status, 401);
+    assert_eq!(get(&s, "/snapshot.jpg", None).await.status, 401);
 }
