@@ -22,6 +22,9 @@ use crate::onvif_http::Template;
 const PER_SOURCE_PER_SECOND: u32 = 4;
 /// Replies in all per second.
 const TOTAL_PER_SECOND: u32 = 64;
+/// SOAP-over-UDP §3.2 (APP_MAX_DELAY): a reply to a Probe that may have been multicast waits
+/// a random time up to this, so that every device on the link does not answer at once.
+const APP_MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// A stable endpoint reference for this camera instance (WS-Discovery §2.6: the same across
 /// restarts): a UUID from SHA-256 of the machine id and the data directory, so two cameras on
@@ -111,7 +114,7 @@ fn local_ip_towards(bound: IpAddr, peer: SocketAddr) -> IpAddr {
 }
 
 struct Responder {
-    socket: UdpSocket,
+    socket: std::sync::Arc<UdpSocket>,
     template: Template,
     endpoint: String,
     instance: u64,
@@ -178,7 +181,7 @@ pub async fn serve(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_secs());
     let mut r = Responder {
-        socket,
+        socket: std::sync::Arc::new(socket),
         template,
         endpoint,
         instance,
@@ -217,11 +220,28 @@ pub async fn serve(
         let t = r.target(local_ip_towards(bound, peer));
         let (seq, id) = r.next();
         let reply = discovery::probe_matches(&t, &probe, &id, seq);
-        if let Err(e) = r.socket.send_to(reply.as_bytes(), peer).await {
-            tracing::debug!(%peer, error = %e, "WS-Discovery reply not sent");
+        // The socket does not tell whether the Probe came to the group or to us: on a socket
+        // that joined the group (wildcard bind) every reply waits, off the receive loop. The
+        // limiter bounds these tasks (at most TOTAL_PER_SECOND × APP_MAX_DELAY in flight).
+        let delay = if bound.is_unspecified() {
+            // Jitter, not a secret: the message id is a fresh hash per reply.
+            let n = id
+                .get(9..13)
+                .and_then(|h| u16::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+            APP_MAX_DELAY.mul_f64(f64::from(n) / f64::from(u16::MAX))
         } else {
-            tracing::debug!(%peer, "WS-Discovery ProbeMatches sent");
-        }
+            Duration::ZERO
+        };
+        let socket = r.socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = socket.send_to(reply.as_bytes(), peer).await {
+                tracing::debug!(%peer, error = %e, "WS-Discovery reply not sent");
+            } else {
+                tracing::debug!(%peer, delay_ms = delay.as_millis() as u64, "WS-Discovery ProbeMatches sent");
+            }
+        });
     }
     r.announce(true).await;
     Ok(())
