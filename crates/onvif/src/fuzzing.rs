@@ -75,3 +75,34 @@ pub fn wsd_probe(data: &[u8]) {
         assert_eq!(m[0].xaddrs, t.xaddrs);
     }
 }
+
+/// Parses `data` as every answer the ONVIF client reads (with a 200 and a 400 status), and
+/// checks what it accepts: profiles have tokens, a stream URI is RTSP(S), fields stay within
+/// the response limits; firmware version comparison is antisymmetric.
+pub fn soap_response(data: &[u8]) {
+    use crate::client::*;
+    let limits = response_limits();
+    for status in [200, 400] {
+        if let Ok(di) = parse_device_information(status, data) {
+            assert!(di.model.len() <= limits.max_text);
+            if let Some(o) = compare_versions(&di.firmware, "1.2.3") {
+                assert_eq!(compare_versions("1.2.3", &di.firmware), Some(o.reverse()));
+            }
+        }
+        if let Ok(x) = parse_media_xaddr(status, data) {
+            assert!(!x.is_empty() && x.len() <= limits.max_text);
+        }
+        if let Ok(p) = parse_profiles(status, data) {
+            assert!(p.iter().all(|p| !p.token.is_empty()));
+            assert!(p.len() <= limits.max_elements);
+            let (main, sub) = main_and_sub(&p);
+            if let (Some(m), Some(s)) = (main, sub) {
+                assert!(m.pixels() >= s.pixels());
+            }
+        }
+        if let Ok(u) = parse_stream_uri(status, data) {
+            let l = u.to_ascii_lowercase();
+            assert!(l.starts_with("rtsp://") || l.starts_with("rtsps://"));
+        }
+    }
+}

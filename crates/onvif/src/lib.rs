@@ -10,7 +10,11 @@
 //! ([`Credentials::wsse_secret`]); PasswordText only over TLS, against the argon2 hash.
 //! Without either, only the PRE_AUTH operations ([`ops::PRE_AUTH`]) answer; everything else
 //! gets `env:Sender/ter:NotAuthorized` (ONVIF Core §5.11.2.1).
+//!
+//! The recorder's side, an ONVIF client that builds requests and parses answers, is in
+//! [`client`].
 
+pub mod client;
 pub mod device;
 pub mod discovery;
 pub mod envelope;
