@@ -17,7 +17,7 @@ import {
 const GATHER_MS = 1500; // longest wait for the browser's own candidates before the offer goes out
 const DISCONNECTED_MS = 3000; // 'disconnected' for this long → a new session
 const CONNECT_MS = 10000; // no connection this long after the answer → a new session
-const STALL_MS = 6000; // connected but no picture for this long → a new session
+const STALL_MS = 3000; // connected but no picture for this long → a new session (15 fps cameras never pause 3 s)
 const MAX_NEVER_CONNECTED = 2; // sessions that never connected in a row → MSE
 
 /** A live view of one camera stream over WebRTC (WHEP). Same surface as LivePlayer. */
