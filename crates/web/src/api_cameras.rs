@@ -16,6 +16,7 @@ use vigil_nvr::{CameraSource, CameraSpec, CameraStatus, NvrError, ProbeReport};
 use crate::auth::{AdminUser, Peer};
 use crate::error::ApiError;
 use crate::json_body::ApiJson;
+use crate::onvif_routes::{self, DeviceRow, OnvifDevice};
 use crate::state::{AppState, CurrentUser};
 
 impl From<NvrError> for ApiError {
@@ -46,6 +47,9 @@ pub struct CameraView {
     has_password: bool,
     /// Live state.
     status: CameraStatus,
+    /// The ONVIF device it was added from (XAddr, model, firmware), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onvif: Option<OnvifDevice>,
 }
 
 /// The API's view of a camera ([`CameraView`]).
@@ -57,7 +61,20 @@ pub fn camera_view(spec: &CameraSpec, status: &CameraStatus, has_password: bool)
         spec,
         has_password,
         status: status.clone(),
+        onvif: None,
     }
+}
+
+/// [`camera_view`] with the camera's ONVIF record from `store`.
+fn view_with(
+    st: &AppState,
+    store: &std::collections::BTreeMap<String, OnvifDevice>,
+    spec: &CameraSpec,
+    status: &CameraStatus,
+) -> CameraView {
+    let mut v = camera_view(spec, status, st.nvr.has_password(&spec.name));
+    v.onvif = store.get(&spec.name).cloned();
+    v
 }
 
 // The request body of `POST /api/cameras`, `PUT /api/cameras/{name}` and
@@ -75,14 +92,25 @@ pub struct CameraBody {
     has_password: Option<bool>,
     /// Ignored (read-only).
     status: Option<Value>,
+    /// The ONVIF device the camera comes from (as `POST /api/onvif/device` read it); kept
+    /// beside the camera, shown on the System page. Absent on `PUT`: the stored one stays.
+    onvif: Option<OnvifDevice>,
 }
 
-/// A camera spec from a request body. The read-only fields of [`camera_view`] (`has_password`,
-/// `status`) are dropped so a client may send back what it got; anything else unknown is an error.
-fn spec_from(mut v: Value) -> Result<CameraSpec, ApiError> {
+/// A camera spec from a request body, and its ONVIF record if one is sent. The read-only
+/// fields of [`camera_view`] (`has_password`, `status`) are dropped so a client may send back
+/// what it got; anything else unknown is an error.
+fn spec_from(mut v: Value) -> Result<(CameraSpec, Option<OnvifDevice>), ApiError> {
+    let mut onvif = None;
     if let Some(o) = v.as_object_mut() {
         o.remove("has_password");
         o.remove("status");
+        if let Some(d) = o.remove("onvif").filter(|d| !d.is_null()) {
+            onvif = Some(serde_json::from_value(d).map_err(|e| {
+                let msg: String = e.to_string().chars().take(200).collect();
+                ApiError::bad_request(format!("invalid onvif: {msg}"))
+            })?);
+        }
     }
     let mut spec: CameraSpec = serde_json::from_value(v).map_err(|e| {
         let msg: String = e.to_string().chars().take(200).collect();
@@ -90,17 +118,18 @@ fn spec_from(mut v: Value) -> Result<CameraSpec, ApiError> {
     })?;
     // Cameras from the API are always the API's own (never "config").
     spec.source = CameraSource::Ui;
-    Ok(spec)
+    Ok((spec, onvif))
 }
 
 /// `GET /api/cameras`.
 pub async fn list(State(st): State<AppState>, user: CurrentUser) -> Json<Vec<CameraView>> {
+    let store = onvif_routes::load(&st.data_dir);
     Json(
         st.nvr
             .cameras()
             .iter()
             .filter(|(s, _)| user.can_view(&s.name))
-            .map(|(s, status)| camera_view(s, status, st.nvr.has_password(&s.name)))
+            .map(|(s, status)| view_with(&st, &store, s, status))
             .collect(),
     )
 }
@@ -125,11 +154,8 @@ pub async fn get_one(
     Path(name): Path<String>,
 ) -> Result<Json<CameraView>, ApiError> {
     let (spec, status) = viewable(&st, &user, &name)?;
-    Ok(Json(camera_view(
-        &spec,
-        &status,
-        st.nvr.has_password(&name),
-    )))
+    let store = onvif_routes::load(&st.data_dir);
+    Ok(Json(view_with(&st, &store, &spec, &status)))
 }
 
 /// `GET /api/cameras/{name}/snapshot.jpg`.
@@ -164,18 +190,21 @@ pub async fn add(
     AdminUser(admin): AdminUser,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let spec = spec_from(body)?;
+    let (spec, onvif) = spec_from(body)?;
     let name = spec.name.clone();
     st.nvr.add_camera(spec).await?;
     st.accounts
         .audit(&admin.name, peer.0, "camera_added", &name);
+    // A camera of the same name removed earlier may have left a record: replace it.
+    onvif_routes::remember(&st, &peer, &name, onvif).await;
     let (spec, status) = st
         .nvr
         .camera(&name)
         .ok_or_else(|| ApiError::internal("camera vanished after adding"))?;
+    let store = onvif_routes::load(&st.data_dir);
     Ok((
         StatusCode::CREATED,
-        Json(camera_view(&spec, &status, st.nvr.has_password(&name))),
+        Json(view_with(&st, &store, &spec, &status)),
     )
         .into_response())
 }
@@ -188,7 +217,7 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<CameraView>, ApiError> {
-    let spec = spec_from(body)?;
+    let (spec, onvif) = spec_from(body)?;
     if spec.name != name {
         return Err(ApiError::bad_request(
             "a camera cannot be renamed; add a new one",
@@ -197,15 +226,15 @@ pub async fn update(
     st.nvr.update_camera(&name, spec).await?;
     st.accounts
         .audit(&admin.name, peer.0, "camera_changed", &name);
+    if onvif.is_some() {
+        onvif_routes::remember(&st, &peer, &name, onvif).await;
+    }
     let (spec, status) = st
         .nvr
         .camera(&name)
         .ok_or_else(|| ApiError::not_found("no such camera"))?;
-    Ok(Json(camera_view(
-        &spec,
-        &status,
-        st.nvr.has_password(&name),
-    )))
+    let store = onvif_routes::load(&st.data_dir);
+    Ok(Json(view_with(&st, &store, &spec, &status)))
 }
 
 /// `DELETE /api/cameras/{name}`.
@@ -218,6 +247,7 @@ pub async fn remove(
     st.nvr.remove_camera(&name).await?;
     st.accounts
         .audit(&admin.name, peer.0, "camera_removed", &name);
+    onvif_routes::remember(&st, &peer, &name, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -232,7 +262,7 @@ pub async fn test(
     _a: AdminUser,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<ProbeAnswer>, ApiError> {
-    let spec = spec_from(body)?;
+    let (spec, _) = spec_from(body)?;
     match st.nvr.probe_camera(&spec).await {
         Ok(report) => Ok(Json(ProbeAnswer(report))),
         Err(e @ (NvrError::Probe(_) | NvrError::Invalid(_))) => Err(ApiError::new(
@@ -277,6 +307,9 @@ pub struct SystemStatus {
     pub storage: Storage,
     /// Status of the cameras the caller may view.
     pub cameras: Vec<CameraStatus>,
+    /// Model and firmware of the cameras added over ONVIF that the caller may view, with
+    /// firmware older than the camera's `min_firmware` flagged.
+    pub onvif: Vec<DeviceRow>,
     /// What the rest of Vigil adds (e.g. `alerts`: the alert channels' state).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -306,7 +339,7 @@ pub async fn system(
         _ => Map::new(),
     };
     // The core fields are not overridable.
-    for core in ["version", "uptime_s", "storage", "cameras"] {
+    for core in ["version", "uptime_s", "storage", "cameras", "onvif"] {
         extra.remove(core);
     }
     Ok(Json(SystemStatus {
@@ -319,6 +352,7 @@ pub async fn system(
             max_bytes: max,
         },
         cameras,
+        onvif: onvif_routes::system_rows(&st.data_dir, |c| user.can_view(c)),
         extra,
     }))
 }
@@ -344,10 +378,12 @@ mod tests {
         assert_eq!(v["has_password"], true);
         assert_eq!(v["status"]["name"], "front");
         // What the API returns can be sent back (read-only fields dropped), but nothing else unknown.
-        let back = spec_from(v).unwrap();
+        let (back, onvif) = spec_from(v).unwrap();
         assert_eq!(back.password, None);
+        assert_eq!(onvif, None);
         assert!(spec_from(json!({"name": "a", "url": "rtsp://x", "admin": true})).is_err());
-        let cfg = spec_from(json!({"name": "a", "url": "rtsp://x", "source": "config"})).unwrap();
+        let (cfg, _) =
+            spec_from(json!({"name": "a", "url": "rtsp://x", "source": "config"})).unwrap();
         assert_eq!(cfg.source, CameraSource::Ui);
     }
 

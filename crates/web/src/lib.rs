@@ -47,6 +47,8 @@ pub mod error;
 pub mod events_api;
 pub mod json_body;
 pub mod live;
+pub mod onvif_edge;
+pub mod onvif_routes;
 pub mod openapi;
 pub mod passkey_routes;
 pub mod passkeys;

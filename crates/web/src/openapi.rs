@@ -454,6 +454,21 @@ fn bodies(d: &RouteDoc, s: &mut Schemas) -> Option<Bodies> {
         ("GET", "/api/events/{id}/thumbnail.jpg") => {
             Bodies::ok(200, "The thumbnail", Bytes("image/jpeg")).errors(&[400, 403, 404])
         }
+        ("POST", "/api/discover") => Bodies::ok(
+            200,
+            "The ONVIF devices that answered",
+            s.json::<Vec<crate::onvif_routes::Discovered>>(),
+        )
+        .request(s.request::<crate::onvif_routes::DiscoverBody>())
+        .errors(&[400, 413, 415, 503]),
+        ("POST", "/api/onvif/device") => Bodies::ok(
+            200,
+            "Model, firmware, profiles and main/sub stream URLs",
+            s.json::<crate::onvif_routes::DeviceAnswer>(),
+        )
+        .request(s.request::<crate::onvif_routes::DeviceBody>())
+        // 422 names NotAuthorized when the camera refused the credentials.
+        .errors(&[400, 413, 415, 422, 502, 504]),
         _ => return None,
     })
 }

@@ -327,6 +327,7 @@ const MEDIA_TABLES: &[&[RouteDoc]] = &[
     crate::events_api::ROUTES,
     crate::share_routes::ROUTES,
     crate::whep::ROUTES,
+    crate::onvif_routes::ROUTES,
 ];
 
 /// The media modules' routers.
@@ -337,6 +338,7 @@ fn media_routes() -> Router<AppState> {
         .merge(crate::events_api::routes())
         .merge(crate::share_routes::routes())
         .merge(crate::whep::routes())
+        .merge(crate::onvif_routes::routes())
 }
 
 const PARTS: &[&[RouteDoc]] = &[CORE_ROUTES];

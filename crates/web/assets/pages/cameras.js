@@ -1,7 +1,9 @@
 // #/cameras (admin): cameras with their state; add, edit, test and remove through the API.
 // The password field is write-only: left empty it keeps the stored password. Zones and
 // masks are drawn on a snapshot (motion.zones). Cameras of the configuration file are
-// read-only here.
+// read-only here. "Discover" sends a WS-Discovery Probe (POST /api/discover); adding a device
+// found asks for its ONVIF credentials, reads its streams (POST /api/onvif/device) and
+// pre-fills the add form, which then keeps the device's XAddr, model and firmware.
 
 import * as api from '../api.js';
 import { closeButton, confirmAction, field, h, replace, toast } from '../dom.js';
@@ -11,11 +13,12 @@ import { ZoneEditor, validateZones } from '../zones.js';
 
 export async function render(view, params, ctx) {
   const addBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'add-camera' }, 'Add camera');
+  const discoverBtn = h('button', { type: 'button', class: 'btn', id: 'discover-cameras' }, 'Discover');
   const body = h('tbody');
   const table = h('div', { class: 'table-wrap' }, h('table', null,
     h('thead', null, h('tr', null, ...['Name', 'Main URL', 'State', 'Recording', 'Motion', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 ? 'col-url' : null }, t)))),
     body));
-  view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Cameras'), h('span', { class: 'spacer' }), addBtn), table);
+  view.append(h('div', { class: 'toolbar' }, h('h1', null, 'Cameras'), h('span', { class: 'spacer' }), discoverBtn, addBtn), table);
 
   let cameras = [];
   const load = async () => {
@@ -55,14 +58,21 @@ export async function render(view, params, ctx) {
     }));
   };
   addBtn.addEventListener('click', () => openEditor(null));
+  discoverBtn.addEventListener('click', () => {
+    const dlg = discoverDialog((prefill) => openEditor(null, prefill));
+    document.body.append(dlg);
+    dlg.addEventListener('close', () => dlg.remove());
+    ctx.onCleanup(() => dlg.close());
+    dlg.showModal();
+  });
   await load();
   ctx.every(10000, () => load().catch(() => {}));
 
-  function openEditor(cam) {
+  function openEditor(cam, prefill) {
     const dlg = cameraDialog(cam, async () => {
       dlg.close();
       await load();
-    });
+    }, prefill);
     document.body.append(dlg);
     dlg.addEventListener('close', () => dlg.remove());
     ctx.onCleanup(() => dlg.close());
@@ -77,7 +87,94 @@ const daysToS = (v) => {
 };
 const sToDays = (s) => (s ? String(Math.round((s / 86400) * 100) / 100) : '');
 
-function cameraDialog(cam, onSaved) {
+/** A camera name from a device name: the allowed characters only. */
+const suggestName = (s) => (s || '').replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
+
+/**
+ * The Discover dialog: probes, lists what answered (name, model, address, added or not), and
+ * for "Add" asks the ONVIF credentials, reads the device's streams and calls `onPicked` with
+ * what pre-fills the add form.
+ */
+function discoverDialog(onPicked) {
+  const body = h('tbody');
+  const status = h('p', { role: 'status', class: 'muted' }, 'Searching the network (3 s)…');
+  const again = h('button', { type: 'button', class: 'btn' }, 'Search again');
+  const close = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Close');
+  const creds = h('form', { class: 'dlg-body', hidden: true, novalidate: true });
+  const dlg = h('dialog', { 'aria-labelledby': 'discover-dlg-title', id: 'discover-dialog' },
+    h('div', { class: 'dlg-head' }, h('h2', { id: 'discover-dlg-title' }, 'Discover cameras'), closeButton()),
+    h('div', { class: 'dlg-body' }, status,
+      h('div', { class: 'table-wrap' }, h('table', null,
+        h('thead', null, h('tr', null, ...['Name', 'Model', 'Address', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        body)),
+      creds,
+      h('div', { class: 'form-actions' }, again, close)));
+  close.addEventListener('click', () => dlg.close());
+
+  const askCredentials = (dev) => {
+    const user = h('input', { name: 'onvif_username', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false', required: true });
+    const pass = h('input', { name: 'onvif_password', type: 'password', autocomplete: 'new-password' });
+    const err = h('p', { class: 'form-error', role: 'alert' });
+    const go = h('button', { type: 'submit' }, 'Read streams');
+    replace(creds, h('fieldset', null, h('legend', null, `Credentials of ${dev.name || dev.address}`),
+      h('div', { class: 'grid2' }, field('Camera user', user), field('Camera password', pass, 'Its ONVIF user (on a Vigil camera: vigil user onvif).'))),
+    err, h('div', { class: 'form-actions' }, go));
+    creds.hidden = false;
+    user.focus();
+    creds.onsubmit = async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      go.disabled = true;
+      try {
+        const xaddr = dev.xaddrs[0];
+        const r = await api.post('/api/onvif/device', { xaddr, username: user.value.trim(), password: pass.value });
+        if (!r.url) throw new Error('the camera offers no RTSP stream');
+        dlg.close();
+        onPicked({
+          name: suggestName(dev.name || r.model),
+          url: r.url,
+          sub_url: r.sub_url,
+          username: user.value.trim(),
+          password: pass.value,
+          onvif: { xaddr: r.xaddr, model: r.model, firmware: r.firmware },
+        });
+      } catch (e2) {
+        err.textContent = e2.message;
+      } finally {
+        go.disabled = false;
+      }
+    };
+  };
+
+  const search = async () => {
+    again.disabled = true;
+    creds.hidden = true;
+    status.textContent = 'Searching the network (3 s)…';
+    replace(body);
+    try {
+      const found = await api.post('/api/discover', {});
+      status.textContent = found.length ? `${found.length} device${found.length === 1 ? '' : 's'} answered.` : 'No ONVIF device answered.';
+      replace(body, found.map((dev) => {
+        const add = h('button', { type: 'button', class: 'btn btn-small', disabled: !dev.xaddrs.length }, 'Add');
+        add.addEventListener('click', () => askCredentials(dev));
+        return h('tr', { dataset: { endpoint: dev.endpoint } },
+          h('th', { scope: 'row' }, dev.name || '—'),
+          h('td', null, dev.model || '—'),
+          h('td', { class: 'mono' }, dev.address),
+          h('td', { class: 'actions' }, dev.added_as ? h('span', { class: 'muted' }, `added as ${dev.added_as}`) : add));
+      }));
+    } catch (e) {
+      status.textContent = `Discovery failed: ${e.message}`;
+    } finally {
+      again.disabled = false;
+    }
+  };
+  again.addEventListener('click', () => search());
+  search();
+  return dlg;
+}
+
+function cameraDialog(cam, onSaved, prefill) {
   const isNew = !cam;
   const m = (cam && cam.motion) || { enabled: true, fps: 5, sensitivity: 50, min_area_pct: 0.5, min_duration_s: 0.4, cooldown_s: 2, zones: [] };
   const rec = (cam && cam.record) || { mode: 'continuous' };
@@ -103,6 +200,14 @@ function cameraDialog(cam, onSaved) {
     m_cool: inp({ name: 'cooldown_s', type: 'number', min: 0, max: 600, step: 0.5, value: m.cooldown_s }),
   };
   f.transport.value = (cam && cam.transport) || 'tcp';
+  // Pre-filled from an ONVIF device (Discover → Add).
+  if (isNew && prefill) {
+    f.name.value = prefill.name || '';
+    f.url.value = prefill.url || '';
+    f.sub_url.value = prefill.sub_url || '';
+    f.username.value = prefill.username || '';
+    f.password.value = prefill.password || '';
+  }
   f.mode.value = rec.mode === 'motion' ? 'motion' : 'continuous';
   const sensOut = h('output', null, String(m.sensitivity));
   f.m_sens.addEventListener('input', () => { sensOut.textContent = f.m_sens.value; });
@@ -180,6 +285,7 @@ function cameraDialog(cam, onSaved) {
     };
     // Write-only: an empty field keeps the stored password (the key is left out).
     if (f.password.value) s.password = f.password.value;
+    if (isNew && prefill && prefill.onvif) s.onvif = prefill.onvif;
     return s;
   };
   const check = (s) => {

@@ -1,6 +1,7 @@
 // #/system : version and uptime, storage use, per-camera stream status (state, fps,
 // bitrate, last frame), the cloud tier's queue (backlog, last upload and error, losses), the
-// alerts' status (MQTT, webhooks) and, for admins, the audit log.
+// alerts' status (MQTT, webhooks), the model and firmware of cameras added over ONVIF (a
+// firmware older than the camera's minimum flagged) and, for admins, the audit log.
 
 import * as api from '../api.js';
 import { h, replace } from '../dom.js';
@@ -11,6 +12,7 @@ export async function render(view, params, ctx) {
   const storage = h('div');
   const camBody = h('tbody');
   const alerts = h('div');
+  const devices = h('tbody');
   const cloud = h('div', { id: 'cloud-status' });
   view.append(
     h('div', { class: 'toolbar' }, h('h1', null, 'System')), head,
@@ -22,6 +24,10 @@ export async function render(view, params, ctx) {
         ...['fps', 'Bitrate'].map((t) => h('th', { scope: 'col', class: 'num' }, t)),
         h('th', { scope: 'col' }, 'Last frame'), h('th', { scope: 'col' }, 'Motion'))),
       camBody)),
+    h('h2', null, 'Camera firmware'),
+    h('div', { class: 'table-wrap' }, h('table', { id: 'camera-firmware' },
+      h('thead', null, h('tr', null, ...['Camera', 'Model', 'Firmware', 'Minimum'].map((t) => h('th', { scope: 'col' }, t)))),
+      devices)),
     h('h2', null, 'Cloud'), h('section', { class: 'card' }, cloud),
     h('h2', null, 'Alerts'), h('section', { class: 'card' }, alerts));
 
@@ -48,6 +54,13 @@ export async function render(view, params, ctx) {
       });
     }
     replace(camBody, rows.length ? rows : h('tr', null, h('td', { colspan: 9, class: 'empty' }, 'No cameras.')));
+    const devs = s.onvif || [];
+    replace(devices, devs.length ? devs.map((d) => h('tr', { dataset: { camera: d.camera } },
+      h('th', { scope: 'row' }, d.camera),
+      h('td', null, d.model || '—'),
+      h('td', null, d.firmware || '—',
+        d.outdated ? h('span', { class: 'badge error', title: `Older than ${d.min_firmware}: update the camera's firmware` }, 'outdated') : null),
+      h('td', null, d.min_firmware || '—'))) : h('tr', null, h('td', { colspan: 4, class: 'empty' }, 'No camera added over ONVIF.')));
     renderCloud(cloud, s.cloud || { configured: false });
     replace(alerts, s.alerts && Object.keys(s.alerts).length ? tree(s.alerts) : h('p', { class: 'muted' }, 'No alerts configured (MQTT, webhooks: see the configuration file).'));
   };
