@@ -22,9 +22,12 @@ fn err(msg: impl Into<String>) -> BenchError {
     BenchError::Server(msg.into())
 }
 
-/// A running `vigil demo`.
+/// A running `vigil demo`, or `vigil serve` recording one `vigil camera`
+/// ([`Demo::serve_camera`]).
 pub struct Demo {
     guard: ChildGuard,
+    /// The camera of [`Demo::serve_camera`] (stopped on drop).
+    _camera: Option<crate::servers::ServerGuard>,
     /// The HTTPS port it listens on (127.0.0.1).
     pub https_port: u16,
     /// `setup-url` as printed (host replaced by 127.0.0.1:PORT).
@@ -44,6 +47,62 @@ impl Demo {
             "--rtsp",
             "127.0.0.1:0",
         ]);
+        Demo::spawn(cmd, data, None, log, "vigil demo")
+    }
+
+    /// `vigil serve` (stderr to `log`) recording one `vigil camera --source testsrc` of
+    /// `width`x`height` at `fps` (main stream only, named `cam`), the web app on 127.0.0.1.
+    pub fn serve_camera(
+        vigil: &Path,
+        log: &Path,
+        (width, height): (u32, u32),
+        fps: u32,
+    ) -> Result<Demo, BenchError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let data = tempfile::tempdir().map_err(BenchError::io("tempdir"))?;
+        let cam_dir = data.path().join("camera");
+        std::fs::create_dir_all(&cam_dir).map_err(BenchError::io("camera data directory"))?;
+        let password = crate::servers::run_password();
+        crate::servers::vigil_add_user(vigil, &cam_dir, "bench", &password)?;
+        let mut cam = Command::new(vigil);
+        cam.args(["camera", "--source", "testsrc", "--data"])
+            .arg(&cam_dir)
+            .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+            .args(["--onvif", "off", "--sub-size", "off"])
+            .args(["--size", &format!("{width}x{height}")])
+            .args(["--fps", &fps.to_string()]);
+        let cam_log = log.with_extension("camera.log");
+        let camera = crate::servers::spawn_server("vigil camera", cam, &cam_log)?;
+        let config = data.path().join("vigil.toml");
+        let text = format!(
+            "data_dir = \"nvr\"\n[web]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"off\"\n\
+             [[camera]]\nname = \"cam\"\nurl = \"rtsp://{}/main\"\n\
+             username = \"bench\"\npassword = \"{password}\"\n",
+            camera.rtsp_addr
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&config)
+            .map_err(BenchError::io("writing vigil.toml"))?;
+        f.write_all(text.as_bytes())
+            .map_err(BenchError::io("writing vigil.toml"))?;
+        let mut cmd = Command::new(vigil);
+        cmd.arg("serve").arg("--config").arg(&config);
+        Demo::spawn(cmd, data, Some(camera), log, "vigil serve")
+    }
+
+    /// Spawns `cmd` and waits up to 60 s for its `listening https` and `setup-url` lines.
+    fn spawn(
+        cmd: Command,
+        data: tempfile::TempDir,
+        camera: Option<crate::servers::ServerGuard>,
+        log: &Path,
+        what: &str,
+    ) -> Result<Demo, BenchError> {
         let (guard, lines) = ChildGuard::spawn_with_lines(cmd, log, Duration::from_secs(5))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut port, mut setup) = (None, None);
@@ -51,7 +110,7 @@ impl Demo {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(left).map_err(|_| {
                 err(format!(
-                    "vigil demo printed no listening https / setup-url within 60 s (see {})",
+                    "{what} printed no listening https / setup-url within 60 s (see {})",
                     log.display()
                 ))
             })?;
@@ -76,6 +135,7 @@ impl Demo {
             .map_err(|()| err("setup-url: cannot set port"))?;
         Ok(Demo {
             guard,
+            _camera: camera,
             https_port: port,
             setup_url: url.to_string(),
             _data: data,

@@ -8,7 +8,8 @@
 //! - `record`: recorder CPU per stream-hour and memory per stream, `vigil serve` vs one
 //!   `ffmpeg -c copy -f segment` per camera (what Frigate runs), 1, 16 and 64 streams, with a
 //!   check from the index that no frame was lost.
-//! - `live`: server CPU per live WebSocket viewer, in-process or of `vigil demo`.
+//! - `live`: server CPU per live viewer, in-process or of `vigil demo`, over the live WebSocket
+//!   (MSE) or WebRTC (WHEP, [`whep_viewer`]).
 //! - `soak`: memory, descriptors and threads of `vigil serve` (N cameras recording) or
 //!   `vigil demo` over hours, with live viewers coming and going; the RSS slope after warm-up.
 //!
@@ -25,6 +26,7 @@ pub mod live_client;
 pub mod procstat;
 pub mod recindex;
 pub mod servers;
+pub mod whep_viewer;
 
 /// Errors of the benchmark harness.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,12 @@
 //!
 //! Also prints the CPU of the whole demo process (two encoders, recorder, web server) during the
 //! latency window, for scale. Needs `chromium` and `chromium-driver` (Debian packages).
+//!
+//! `--transport both` (the default) measures everything twice in one run, over WebRTC (the
+//! UI's default) and over MSE (`localStorage['vigil.transport'] = 'mse'`), and checks that each
+//! player really used its transport. `--camera 1280x720@30` measures one camera of that size
+//! instead of the demo: `vigil camera` recorded by `vigil serve`, its main stream on the camera
+//! page; the CPU figure is then `vigil serve`'s alone (the encoder runs in the camera process).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -44,6 +50,20 @@ struct Args {
     /// Directory for the demo's and chromedriver's logs (default: a temporary directory).
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// `webrtc`, `mse`, or `both` (one after the other, same server and camera).
+    #[arg(long, default_value = "both")]
+    transport: String,
+    /// One test-pattern camera `WxH@FPS` (e.g. `1280x720@30`) behind `vigil serve`, played on
+    /// its camera page (main stream), instead of `vigil demo`'s grid.
+    #[arg(long)]
+    camera: Option<String>,
+}
+
+/// `WxH@FPS`.
+fn parse_camera(s: &str) -> anyhow::Result<((u32, u32), u32)> {
+    let (size, fps) = s.split_once('@').context("--camera WxH@FPS")?;
+    let (w, h) = size.split_once('x').context("--camera WxH@FPS")?;
+    Ok(((w.parse()?, h.parse()?), fps.parse()?))
 }
 
 /// Names of the cameras in the grid.
@@ -83,9 +103,30 @@ async fn main() -> anyhow::Result<()> {
     let demo_log = logs.join("demo.log");
     let driver_log = logs.join("chromedriver.log");
 
-    let demo = Demo::start(&vigil, &demo_log)?;
+    let transports: Vec<&str> = match args.transport.as_str() {
+        "both" => vec!["webrtc", "mse"],
+        "webrtc" => vec!["webrtc"],
+        "mse" => vec!["mse"],
+        other => bail!("--transport must be webrtc, mse or both, not {other:?}"),
+    };
+    let demo = match &args.camera {
+        Some(c) => {
+            let (size, fps) = parse_camera(c)?;
+            Demo::serve_camera(&vigil, &demo_log, size, fps)?
+        }
+        None => Demo::start(&vigil, &demo_log)?,
+    };
     let chrome = Chromium::start(&driver_log).await?;
-    let result = run(&args, &demo, &chrome).await;
+    let mut result = chrome
+        .setup_admin(&demo.setup_url, "admin", &servers::run_password())
+        .await
+        .map_err(anyhow::Error::from);
+    for transport in transports {
+        if result.is_err() {
+            break;
+        }
+        result = run(&args, &demo, &chrome, transport).await;
+    }
     chrome.close().await;
     if result.is_err() {
         eprintln!("--- demo log (tail) ---\n{}", log_tail(&demo_log, 40));
@@ -93,14 +134,37 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(args: &Args, demo: &Demo, chrome: &Chromium) -> anyhow::Result<()> {
-    chrome
-        .setup_admin(&demo.setup_url, "admin", &servers::run_password())
-        .await?;
-    let cameras: Vec<String> = serde_json::from_value(chrome.js(CAMERAS_JS).await?)?;
+async fn run(args: &Args, demo: &Demo, chrome: &Chromium, transport: &str) -> anyhow::Result<()> {
+    // The UI reads the override when a view is built: set it, then load the page afresh.
+    let set = if transport == "mse" {
+        "localStorage.setItem('vigil.transport', 'mse'); return true;"
+    } else {
+        "localStorage.removeItem('vigil.transport'); return true;"
+    };
+    chrome.js(set).await?;
+    let single = args.camera.is_some();
+    if single {
+        chrome
+            .client
+            .goto(&format!("{}/#/camera/cam", demo.base_url()))
+            .await
+            .context("opening the camera page")?;
+    }
+    let cameras: Vec<String> = if single {
+        vec!["cam".to_owned()]
+    } else {
+        serde_json::from_value(chrome.js(CAMERAS_JS).await?)?
+    };
     if cameras.is_empty() {
         bail!("the grid shows no camera");
     }
+    let video_css = |cam: &str| {
+        if single {
+            format!(".player.big[data-camera=\"{cam}\"] video")
+        } else {
+            format!("#grid .tile[data-camera=\"{cam}\"] video")
+        }
+    };
     let cams = Value::from(cameras.clone());
 
     // Fresh loads of the grid: the session cookie stays, the page and the player start over.
@@ -141,10 +205,24 @@ async fn run(args: &Args, demo: &Demo, chrome: &Chromium) -> anyhow::Result<()> 
     let wall = t0.elapsed().as_secs_f64();
     let cpu = procstat::cpu_between(&cpu0, &cpu1);
 
-    println!(
-        "vigil demo in headless Chromium ({} cameras, grid view, sub streams), loopback",
-        cameras.len()
-    );
+    // Each player must really have used the transport measured.
+    for cam in &cameras {
+        let used = after[cam]["transport"].as_str().unwrap_or("?");
+        if used != transport {
+            bail!("{cam} played over {used}, not {transport}: {}", after[cam]);
+        }
+    }
+    println!();
+    println!("======== {} ========", transport.to_uppercase());
+    match &args.camera {
+        Some(c) => println!(
+            "vigil serve + vigil camera {c} in headless Chromium (camera page, main stream), loopback"
+        ),
+        None => println!(
+            "vigil demo in headless Chromium ({} cameras, grid view, sub streams), loopback",
+            cameras.len()
+        ),
+    }
     println!();
     println!(
         "page load -> first live frame (ms, {} fresh loads):",
@@ -177,7 +255,7 @@ async fn run(args: &Args, demo: &Demo, chrome: &Chromium) -> anyhow::Result<()> 
         "camera", "frames", "p50", "p95", "max"
     );
     for cam in &cameras {
-        let css = format!("#grid .tile[data-camera=\"{cam}\"] video");
+        let css = video_css(cam);
         let mut lat = Vec::new();
         for _ in 0..args.pixel_frames {
             if let Some(l) = chrome.pixel_latency_ms(&css).await {
@@ -188,8 +266,18 @@ async fn run(args: &Args, demo: &Demo, chrome: &Chromium) -> anyhow::Result<()> 
     }
     println!();
     println!(
-        "demo process CPU during the window: {:.1}% of one core (encoders + recorder + web{})",
+        "{} CPU during the window: {:.1}% of one core ({}{})",
+        if single {
+            "vigil serve"
+        } else {
+            "demo process"
+        },
         100.0 * cpu.cpu_s / wall,
+        if single {
+            "recorder + web, one viewer"
+        } else {
+            "encoders + recorder + web"
+        },
         if cpu.precise { "" } else { ", tick-based" }
     );
     Ok(())

@@ -18,6 +18,13 @@
 //! For each viewer count: connect, warm up, then measure CPU over a fixed window. Each viewer
 //! records, per fragment, received time − capture time (the capture time travels in the
 //! 17-byte header; it is taken before encoding, so it includes the encoder).
+//!
+//! `--transport webrtc` (with `--server demo`) makes the viewers WebRTC ones instead
+//! ([`vigil_bench::whep_viewer`]: str0m over UDP, signalled through the real WHEP route):
+//! DTLS-SRTP and RTP packetization per viewer instead of fMP4 and TLS. `--transport both`
+//! runs the MSE rounds and the WebRTC rounds against the same demo, one after the other, and
+//! prints the ratio. WebRTC latency is not measured here (no capture time is read); the
+//! `browser` bench measures it in Chromium.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +40,7 @@ use futures::StreamExt as _;
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use tokio_tungstenite::tungstenite::Message;
 use vigil_bench::live_client::{self, Target};
-use vigil_bench::{children, percentile, procstat};
+use vigil_bench::{children, percentile, procstat, whep_viewer};
 use vigil_camera::{Camera, CameraConfig, SourceSpec, StreamConfig};
 use vigil_hub::Hub;
 use vigil_web::live::{serve_socket, Lookup, HEADER_LEN, KIND_FRAGMENT};
@@ -66,6 +73,18 @@ struct Args {
     /// The vigil binary for `--server demo` (default: next to this binary).
     #[arg(long)]
     vigil: Option<std::path::PathBuf>,
+    /// `mse` (WebSocket viewers), `webrtc` (WHEP viewers, `--server demo` only) or `both`.
+    #[arg(long, default_value = "mse")]
+    transport: String,
+}
+
+/// How the viewers of a round watch.
+#[derive(Clone)]
+enum Mode {
+    /// The live WebSocket (fMP4, as the MSE player).
+    Mse,
+    /// WHEP: this path, with the session's CSRF token.
+    Webrtc { path: String, csrf: String },
 }
 
 /// What all viewers of one round saw.
@@ -193,20 +212,33 @@ fn measure(
     target: &Target,
     n: usize,
     args: &Args,
+    mode: &Mode,
     pid: u32,
     cpu: fn(&procstat::ProcSample, &procstat::ProcSample) -> f64,
 ) -> anyhow::Result<Round> {
     let seen = Arc::new(Seen::default());
+    let received = Arc::new(whep_viewer::Received::default());
     let window_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            clients.spawn(viewer(
+    let tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = (0..n)
+        .map(|_| match mode {
+            Mode::Mse => clients.spawn(viewer(
                 target.clone(),
                 seen.clone(),
                 window_open.clone(),
                 stop_rx.clone(),
-            ))
+            )),
+            Mode::Webrtc { path, csrf } => {
+                let run = whep_viewer::run(
+                    target.clone(),
+                    path.clone(),
+                    csrf.clone(),
+                    received.clone(),
+                    window_open.clone(),
+                    stop_rx.clone(),
+                );
+                clients.spawn(async move { run.await.map_err(anyhow::Error::from) })
+            }
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
@@ -226,13 +258,15 @@ fn measure(
     }
     let mut lat = seen.latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
-    let frames = seen.fragments.load(Ordering::Relaxed) as f64;
+    let frames =
+        (seen.fragments.load(Ordering::Relaxed) + received.frames.load(Ordering::Relaxed)) as f64;
+    let bytes = seen.bytes.load(Ordering::Relaxed) + received.bytes.load(Ordering::Relaxed);
     Ok(Round {
         viewers: n,
         server_cpu_s: cpu(&before, &after),
         window_s,
         fps_per_viewer: frames / window_s / n.max(1) as f64,
-        mbit_s_total: seen.bytes.load(Ordering::Relaxed) as f64 * 8.0 / window_s / 1e6,
+        mbit_s_total: bytes as f64 * 8.0 / window_s / 1e6,
         p50_ms: percentile(&lat, 50.0).unwrap_or(f64::NAN),
         p95_ms: percentile(&lat, 95.0).unwrap_or(f64::NAN),
     })
@@ -297,17 +331,44 @@ fn main() -> anyhow::Result<()> {
         }
         other => bail!("--server must be inproc or demo, not {other:?}"),
     };
+    let mut modes: Vec<(&str, Mode)> = Vec::new();
+    for t in match args.transport.as_str() {
+        "both" => vec!["mse", "webrtc"],
+        "mse" => vec!["mse"],
+        "webrtc" => vec!["webrtc"],
+        other => bail!("--transport must be mse, webrtc or both, not {other:?}"),
+    } {
+        if t == "mse" {
+            modes.push(("MSE (WebSocket, fMP4 over TLS)", Mode::Mse));
+        } else {
+            if demo.is_none() {
+                bail!("--transport webrtc needs --server demo (the WHEP route of the web app)");
+            }
+            let csrf = client_rt.block_on(whep_viewer::csrf_token(&target))?;
+            modes.push((
+                "WebRTC (WHEP, DTLS-SRTP over UDP)",
+                Mode::Webrtc {
+                    path: "/api/cameras/front/whep?stream=main".to_owned(),
+                    csrf,
+                },
+            ));
+        }
+    }
     eprintln!(
         "live bench: {what}; server on {}; warm-up {} s, window {} s",
         target.addr, args.warmup, args.window
     );
     // The same window with no viewer: what the viewers' cost is measured above.
-    let baseline = measure(&client_rt, &target, 0, &args, pid, cpu)?;
+    let baseline = measure(&client_rt, &target, 0, &args, &Mode::Mse, pid, cpu)?;
     let base_pct = baseline.server_cpu_s / baseline.window_s * 100.0;
-    let mut rounds = Vec::new();
-    for &n in &args.viewers {
-        eprintln!("{n} viewers ...");
-        rounds.push(measure(&client_rt, &target, n, &args, pid, cpu)?);
+    let mut results = Vec::new();
+    for (label, mode) in &modes {
+        let mut rounds = Vec::new();
+        for &n in &args.viewers {
+            eprintln!("{label}: {n} viewers ...");
+            rounds.push(measure(&client_rt, &target, n, &args, mode, pid, cpu)?);
+        }
+        results.push((*label, rounds));
     }
     if let Some(mut c) = camera {
         c.stop();
@@ -316,6 +377,33 @@ fn main() -> anyhow::Result<()> {
 
     println!();
     println!("Live view: {what}; no viewer: {base_pct:.2} % of a core");
+    for (label, rounds) in &results {
+        println!();
+        println!("{label}");
+        print_rounds(rounds, base_pct);
+    }
+    if let [(_, mse), (_, webrtc)] = results.as_slice() {
+        println!();
+        println!("WebRTC / MSE server CPU per viewer (above idle):");
+        for (m, w) in mse.iter().zip(webrtc) {
+            let per =
+                |r: &Round| (r.server_cpu_s / r.window_s * 100.0 - base_pct) / r.viewers as f64;
+            println!("{:>7} viewers: {:.2}x", m.viewers, per(w) / per(m));
+        }
+    }
+    Ok(())
+}
+
+/// A latency for the table; `-` where none was measured (WebRTC viewers).
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn print_rounds(rounds: &[Round], base_pct: f64) {
     println!(
         "{:>7} | {:>12} | {:>14} | {:>18} | {:>10} | {:>10} | {:>10} | {:>10}",
         "viewers",
@@ -327,20 +415,19 @@ fn main() -> anyhow::Result<()> {
         "p50 ms",
         "p95 ms"
     );
-    for r in &rounds {
+    for r in rounds {
         let pct = r.server_cpu_s / r.window_s * 100.0;
         let above = pct - base_pct;
         println!(
-            "{:>7} | {:>12.2} | {:>14.2} | {:>18.3} | {:>10.1} | {:>10.1} | {:>10.1} | {:>10.1}",
+            "{:>7} | {:>12.2} | {:>14.2} | {:>18.3} | {:>10.1} | {:>10.1} | {:>10} | {:>10}",
             r.viewers,
             pct,
             above,
             above / r.viewers as f64,
             r.fps_per_viewer,
             r.mbit_s_total,
-            r.p50_ms,
-            r.p95_ms
+            ms(r.p50_ms),
+            ms(r.p95_ms)
         );
     }
-    Ok(())
 }
