@@ -205,8 +205,6 @@ fn toml_rect((x0, y0, x1, y1): (f32, f32, f32, f32)) -> String {
 /// `dir/vigil.toml` (mode 0600: it holds secrets): the camera with both streams, motion on
 /// with the scene's clock and masked area as masks, no web app, the broker and the receiver.
 fn write_config(dir: &Path, rtsp: &str, broker_port: u16, hook_port: u16) -> PathBuf {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let script = SceneScript::default();
     let text = format!(
         r#"data_dir = "data"
@@ -251,16 +249,7 @@ timeout_s = 5
         clock = toml_rect(script.overlay_mask(MAIN.0, MAIN.1)),
         flag = toml_rect(script.masked_area()),
     );
-    let path = dir.join("vigil.toml");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    path
+    common::recorder::write_private(&dir.join("vigil.toml"), &text)
 }
 
 /// The finished motion event of the camera starting within `SLACK` of `enter`, from the

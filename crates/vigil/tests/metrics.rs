@@ -141,23 +141,13 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn write_config(dir: &Path, rtsp: SocketAddr) -> std::path::PathBuf {
-    use std::os::unix::fs::OpenOptionsExt as _;
     // Credentials inside the URL: the configuration moves them out; neither may show.
     let text = format!(
         "data_dir = \"data\"\n\n[web]\nlisten = \"127.0.0.1:0\"\n\n\
          [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
          [[camera]]\nname = \"porch\"\nurl = \"rtsp://{USER}:{PASSWORD}@{rtsp}/main\"\n"
     );
-    let path = dir.join("vigil.toml");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    path
+    common::recorder::write_private(&dir.join("vigil.toml"), &text)
 }
 
 #[test]

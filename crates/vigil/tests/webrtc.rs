@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,23 +31,13 @@ fn udp_port_free(port: u16) -> bool {
 }
 
 fn write_config(dir: &Path, rtsp: std::net::SocketAddr, udp_port: u16) -> std::path::PathBuf {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let text = format!(
         "data_dir = \"data\"\n[web]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"off\"\n\
          [webrtc]\nudp_port = {udp_port}\nmax_sessions = 2\n\
          [[camera]]\nname = \"porch\"\nurl = \"rtsp://{rtsp}/main\"\n\
          username = \"{USER}\"\npassword = \"{PASSWORD}\"\n"
     );
-    let path = dir.join("vigil.toml");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    path
+    common::recorder::write_private(&dir.join("vigil.toml"), &text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +116,71 @@ async fn vigil_serve_plays_a_camera_over_whep_with_its_port_open_only_while_watc
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    serve.stop_gracefully(Duration::from_secs(20));
+}
+
+/// G.711 passed through (issue 14): GStreamer's RTSP server sends H.264 and PCMU, `vigil
+/// serve` records both, and aiortc, offering audio beside the video, gets an answer with
+/// PCMU alone and decodes pictures and at least 50 audio frames, without a decode error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g711_from_the_camera_plays_over_whep_beside_the_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gst-rtsp-server.py");
+    let mut cam = Command::new("/usr/bin/python3");
+    cam.arg(script)
+        .args(["--port", "0", "--testsrc", "320x240@15", "--bitrate", "500"])
+        .args(["--audio", "pcmu"]);
+    let mut cam = Proc::spawn("gst-rtsp-server", &mut cam);
+    let rtsp = listening_addr(&mut cam);
+    let udp_port = free_udp_port();
+    let mut serve = vigil_serve(&write_config_login(dir.path(), rtsp, udp_port, ""));
+    let (line, _) = serve.wait_line("listening https ", 0, Duration::from_secs(60));
+    let addr: std::net::SocketAddr = line["listening https ".len()..].trim().parse().unwrap();
+    let (line, _) = serve.wait_line("tls-fingerprint sha256 ", 0, Duration::from_secs(10));
+    let fingerprint = line["tls-fingerprint sha256 ".len()..].trim().to_owned();
+    let (line, _) = serve.wait_line("setup-url ", 0, Duration::from_secs(10));
+    let setup_token = line.rsplit('/').next().unwrap().trim().to_owned();
+    serve.wait_line("recording porch/main", 0, Duration::from_secs(60));
+    let mut api = Api::https(addr, &fingerprint);
+    api.setup(&setup_token, "admin", "a long admin pass phrase")
+        .await;
+    let r = api
+        .request(
+            "POST",
+            "/api/tokens",
+            Some(&json!({"name": "whep", "scopes": ["view"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+
+    let url = format!("https://{addr}/api/cameras/porch/whep?stream=main");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/whep_client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        common::run_peer(
+            Command::new("python3")
+                .arg(&script)
+                .args(["play", &url, &token, "30", "--audio", "50"]),
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.success(), "aiortc: {stderr}\n{}", serve.stderr_tail(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let play: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout} / {stderr}"));
+    eprintln!("aiortc with G.711 through vigil serve: {play}");
+    assert_eq!(play["post"], 201, "{play}");
+    assert_eq!(play["frames"], 30, "{play}");
+    assert_eq!(play["decode_errors"], 0, "{play}");
+    assert_eq!(play["size"], json!([320, 240]), "{play}");
+    assert_eq!(play["audio_codec"], json!(["PCMU/8000"]), "{play}");
+    assert_eq!(play["audio_frames"], 50, "{play}");
+    assert_eq!(play["audio_rate"], 8000, "{play}");
+    assert_eq!(play["audio_decode_errors"], 0, "{play}");
+    assert_eq!(play["delete"], 204, "{play}");
     serve.stop_gracefully(Duration::from_secs(20));
 }
 
@@ -299,26 +353,16 @@ fn viewer_behind_a_symmetric_nat_plays_through_the_turn_relay() {
     let rtsp = listening_addr(&mut cam);
     let dir = tmp.path().join("nvr");
     std::fs::create_dir_all(&dir).unwrap();
-    let config = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let text = format!(
+    let config = common::recorder::write_private(
+        &dir.join("vigil.toml"),
+        &format!(
             "data_dir = \"data\"\n[web]\nlisten = \"198.18.1.2:{WEB}\"\n[metrics]\nlisten = \"off\"\n\
              [webrtc]\nudp_port = 8189\n\
              ice_servers = [{{ urls = [\"turn:198.19.0.1:3478?transport=udp\"], secret = \"{SECRET}\" }}]\n\
              [[camera]]\nname = \"porch\"\nurl = \"rtsp://{rtsp}/main\"\n\
              username = \"{USER}\"\npassword = \"{PASSWORD}\"\n"
-        );
-        let path = dir.join("vigil.toml");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        path
-    };
+        ),
+    );
     let mut serve = Proc::spawn(
         "vigil serve",
         lab.exec("h", common::vigil_bin())

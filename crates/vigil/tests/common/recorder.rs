@@ -295,6 +295,21 @@ pub struct CameraEntry {
     pub login: Option<(String, String)>,
 }
 
+/// Writes `text` to `path` with mode 0600 (a configuration that may hold secrets; `vigil
+/// serve` refuses one that others can read) and answers the path.
+pub fn write_private(path: &Path, text: &str) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    path.to_owned()
+}
+
 /// Writes a `vigil serve` configuration (mode 0600) at `dir/vigil.toml` with the data
 /// directory `dir/data`; `extra_top` is added before the first table (e.g. `file_duration`),
 /// `retention` is the body of `[retention]`.
@@ -304,7 +319,6 @@ pub fn write_config(
     retention: &str,
     cameras: &[CameraEntry],
 ) -> PathBuf {
-    use std::os::unix::fs::OpenOptionsExt as _;
     // The web app is not under test here: no HTTPS port, no certificate generation.
     let mut s = format!(
         "data_dir = \"data\"\n{extra_top}\n[retention]\n{retention}\n\n[web]\nlisten = \"off\"\n"
@@ -318,16 +332,7 @@ pub fn write_config(
             s.push_str(&format!("username = \"{u}\"\npassword = \"{p}\"\n"));
         }
     }
-    let path = dir.join("vigil.toml");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    f.write_all(s.as_bytes()).unwrap();
-    path
+    write_private(&dir.join("vigil.toml"), &s)
 }
 
 /// `vigil serve --config CONFIG` (info logs on stderr).
