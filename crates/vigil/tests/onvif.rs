@@ -8,6 +8,10 @@
 //! replayed UsernameToken is refused, and XML bombs posted over HTTP get a fault fast with the
 //! camera's memory bounded; `vigil discover` lists the camera. One camera for all of it (CI
 //! time).
+//!
+//! The recorder side: `vigil serve`'s API discovers a `vigil camera` (unicast Probe), reads
+//! its profiles over ONVIF with the ONVIF user's credential, adds it and records it; a wrong
+//! password is a 422 naming NotAuthorized.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -304,4 +308,155 @@ fn onvif_client_discovers_authenticates_and_plays() {
         rss_after < rss_before + 16 * 1024,
         "peak RSS grew from {rss_before} to {rss_after} KiB"
     );
+}
+
+/// The recorder's side of ONVIF, through `vigil serve`'s web API: `POST /api/discover`
+/// finds the camera, `POST /api/onvif/device` reads its identity and streams (a wrong
+/// password: 422 naming NotAuthorized), `POST /api/cameras` adds it with its ONVIF record,
+/// `/api/system` flags its firmware against a minimum, and a recording appears.
+#[test]
+fn recorder_discovers_adds_and_records_a_vigil_camera() {
+    use common::browser::Api;
+    use common::recorder::{now_us, vigil_serve};
+    use serde_json::json;
+
+    let cam = Camera::start(CameraOpts {
+        onvif: true,
+        ..CameraOpts::default()
+    });
+    let onvif = cam.onvif.unwrap();
+    let discovery = cam.discovery.unwrap();
+    let cred = onvif_credential(&cam);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[web]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut serve = vigil_serve(&config);
+    let (https, _) = serve.wait_line("listening https ", 0, Duration::from_secs(30));
+    let (fp, _) = serve.wait_line("tls-fingerprint sha256 ", 0, Duration::from_secs(5));
+    let (setup, _) = serve.wait_line("setup-url ", 0, Duration::from_secs(5));
+    let https: SocketAddr = https
+        .trim_start_matches("listening https ")
+        .trim()
+        .parse()
+        .unwrap();
+    let fp = fp.trim_start_matches("tls-fingerprint sha256 ").trim();
+    let token = setup.split_once("#/setup/").unwrap().1.trim().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut api = Api::https(https, fp);
+    rt.block_on(api.setup(&token, "owner", "correct horse battery staple"));
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        rt.block_on(api.request(method, path, body.as_ref()))
+    };
+
+    // --- discover ----------------------------------------------------------------------
+    let xaddr = format!("http://{onvif}/onvif/device_service");
+    let discover = || {
+        let r = call(
+            "POST",
+            "/api/discover",
+            Some(json!({"to": discovery.to_string(), "timeout_s": 2.0})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let found = r.json();
+        println!("discovered: {found}");
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["xaddrs"][0] == xaddr.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("camera not discovered: {found}"))
+    };
+    let dev = discover();
+    assert_eq!(dev["address"], "127.0.0.1");
+    assert!(dev["endpoint"].as_str().unwrap().starts_with("urn:uuid:"));
+    assert!(dev["added_as"].is_null(), "{dev}");
+
+    // --- wrong password: a clear 4xx naming the fault, never echoing the password --------
+    let wrong = "not-the-credential-1234";
+    let r = call(
+        "POST",
+        "/api/onvif/device",
+        Some(json!({"xaddr": xaddr, "username": USER, "password": wrong})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("NotAuthorized"), "{}", r.text());
+    assert!(!r.text().contains(wrong));
+
+    // --- read the device ---------------------------------------------------------------
+    let r = call(
+        "POST",
+        "/api/onvif/device",
+        Some(json!({"xaddr": xaddr, "username": USER, "password": cred})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let d = r.json();
+    println!("device: {d}");
+    assert!(!r.text().contains(&cred));
+    assert_eq!(d["manufacturer"], "Vigil");
+    assert_eq!(d["firmware"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(d["profiles"].as_array().unwrap().len(), 2);
+    let url = d["url"].as_str().unwrap().to_owned();
+    let sub_url = d["sub_url"].as_str().unwrap().to_owned();
+    assert_eq!(url, cam.bare_url("main"));
+    assert_eq!(sub_url, cam.bare_url("sub"));
+
+    // --- add it, as the pre-filled form does (the RTSP login is the camera user's) --------
+    let r = call(
+        "POST",
+        "/api/cameras",
+        Some(json!({
+            "name": "onvifcam", "url": url, "sub_url": sub_url,
+            "username": USER, "password": PASSWORD,
+            "onvif": {"xaddr": xaddr, "model": d["model"], "firmware": d["firmware"],
+                      "min_firmware": "999.1"},
+        })),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["onvif"]["xaddr"], xaddr.as_str());
+    assert!(!r.text().contains(PASSWORD));
+    let sys = call("GET", "/api/system", None).json();
+    let row = &sys["onvif"][0];
+    assert_eq!(row["camera"], "onvifcam");
+    assert_eq!(row["firmware"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(row["outdated"], true, "{sys}");
+    assert_eq!(discover()["added_as"], "onvifcam");
+
+    // --- it records ----------------------------------------------------------------------
+    let t0 = now_us();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = call(
+            "GET",
+            &format!(
+                "/api/cameras/onvifcam/recordings?start_us={}&end_us={}",
+                t0 - 60_000_000,
+                now_us() + 1_000_000
+            ),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        if v["ranges"].as_array().is_some_and(|a| !a.is_empty()) {
+            println!("recorded: {v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing recorded: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = call("DELETE", "/api/cameras/onvifcam", None);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(call("GET", "/api/system", None).json()["onvif"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    serve.stop_gracefully(Duration::from_secs(10));
 }
