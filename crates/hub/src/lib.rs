@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
-use vigil_media::audio::AudioFrame;
+use vigil_media::audio::{AudioFrame, AudioParams};
 use vigil_media::{AccessUnit, StreamParams};
 
 pub use item::{Discontinuity, Gap, Item};
@@ -63,6 +63,9 @@ struct Inner {
     log: Arc<Mutex<ControlLog>>,
     audio: bool,
     params_tx: watch::Sender<Option<Arc<StreamParams>>>,
+    /// The parameters of the latest audio frame: a WebRTC answer must name the audio codec
+    /// before the first frame it sends.
+    audio_params_tx: watch::Sender<Option<Arc<AudioParams>>>,
     /// Subscribers from [`Hub::subscribe`] still alive (see [`LiveGuard`]). Its own `Arc`:
     /// a subscriber must not keep `tx` alive, or it would never see the stream end.
     live: Arc<AtomicUsize>,
@@ -146,6 +149,7 @@ impl Hub {
     fn build(name: String, capacity: usize, audio: bool) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
         let (params_tx, _) = watch::channel(None);
+        let (audio_params_tx, _) = watch::channel(None);
         Hub {
             inner: Arc::new(Inner {
                 name,
@@ -154,6 +158,7 @@ impl Hub {
                 log: Arc::default(),
                 audio,
                 params_tx,
+                audio_params_tx,
                 live: Arc::new(AtomicUsize::new(0)),
             }),
         }
@@ -197,6 +202,13 @@ impl Hub {
         if !self.inner.audio {
             return;
         }
+        self.inner.audio_params_tx.send_if_modified(|p| match p {
+            Some(p) if Arc::ptr_eq(p, &frame.params) || **p == *frame.params => false,
+            _ => {
+                *p = Some(frame.params.clone());
+                true
+            }
+        });
         let mut state = self.lock();
         Self::send(&self.inner, &mut state, Item::Audio(frame));
     }
@@ -277,6 +289,12 @@ impl Hub {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// The parameters of the latest audio frame published, if any (always `None` in a hub
+    /// made with [`Hub::new`]).
+    pub fn audio_params(&self) -> Option<Arc<AudioParams>> {
+        self.inner.audio_params_tx.borrow().clone()
     }
 
     /// A copy of the current GOP (key frame first), e.g. to decode a snapshot.
@@ -415,6 +433,7 @@ impl Subscriber {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use vigil_media::audio::AudioCodec;
     use vigil_media::Codec;
 
     fn params() -> Arc<StreamParams> {
@@ -531,8 +550,14 @@ mod tests {
         let p = params();
         let mut all = hub.subscribe_bulk();
         let mut video = hub.subscribe();
+        assert_eq!(hub.audio_params(), None);
         hub.publish(au(&p, 0, true));
         hub.publish_audio(audio(1));
+        // Known from the first frame on (a WebRTC answer names the codec).
+        assert_eq!(
+            hub.audio_params().map(|a| a.codec.clone()),
+            Some(AudioCodec::Pcmu)
+        );
         hub.publish_gap(gap(2));
         hub.publish_discontinuity(Discontinuity {
             pts: 3,
@@ -560,6 +585,7 @@ mod tests {
         let p = params();
         let mut sub = hub.subscribe_bulk();
         hub.publish_audio(audio(0));
+        assert_eq!(hub.audio_params(), None);
         hub.publish(au(&p, 1, true));
         assert_eq!(kind(&sub.recv().await.unwrap()), ("v", 1));
     }

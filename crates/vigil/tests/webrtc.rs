@@ -31,11 +31,21 @@ fn udp_port_free(port: u16) -> bool {
 }
 
 fn write_config(dir: &Path, rtsp: std::net::SocketAddr, udp_port: u16) -> std::path::PathBuf {
+    let login = format!("username = \"{USER}\"\npassword = \"{PASSWORD}\"\n");
+    write_config_login(dir, rtsp, udp_port, &login)
+}
+
+/// [`write_config`] with `login` (`username` and `password` lines, or none) for the camera.
+fn write_config_login(
+    dir: &Path,
+    rtsp: std::net::SocketAddr,
+    udp_port: u16,
+    login: &str,
+) -> std::path::PathBuf {
     let text = format!(
         "data_dir = \"data\"\n[web]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"off\"\n\
          [webrtc]\nudp_port = {udp_port}\nmax_sessions = 2\n\
-         [[camera]]\nname = \"porch\"\nurl = \"rtsp://{rtsp}/main\"\n\
-         username = \"{USER}\"\npassword = \"{PASSWORD}\"\n"
+         [[camera]]\nname = \"porch\"\nurl = \"rtsp://{rtsp}/main\"\n{login}"
     );
     common::recorder::write_private(&dir.join("vigil.toml"), &text)
 }
@@ -166,7 +176,7 @@ async fn g711_from_the_camera_plays_over_whep_beside_the_picture() {
     })
     .await
     .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &out.stderr;
     assert!(out.success(), "aiortc: {stderr}\n{}", serve.stderr_tail(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let play: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())

@@ -7,7 +7,7 @@
       Creates the first admin with the one-time setup token (POST BASE/api/setup), then an
       API token with the view scope, and prints it: for a test that can reach the recorder
       only from inside a network namespace.
-  whep_client.py play URL TOKEN FRAMES [--ice-servers-from-options]
+  whep_client.py play URL TOKEN FRAMES [--ice-servers-from-options] [--audio N]
       POSTs an offer to URL (HTTPS, the test's self-signed certificate is not verified)
       with the bearer TOKEN, receives the video track, decodes FRAMES pictures with
       aiortc's H.264 decoder (FFmpeg via PyAV), DELETEs the session and prints one JSON
@@ -15,6 +15,9 @@
       types of the ICE candidate pair that carried the media.
       With --ice-servers-from-options, first asks OPTIONS on URL for the STUN/TURN servers
       (Link: <url>; rel="ice-server"; username=…; credential=…) and gathers with them.
+      With --audio N, also offers a recvonly audio section (aiortc offers Opus, PCMU and
+      PCMA) and waits for N decoded audio frames too (aiortc decodes G.711 itself); the
+      JSON line adds audio_frames, audio_codec, audio_rate and audio_decode_errors.
 
 Decode errors are counted from aiortc's own H.264 decoder, which logs and skips what FFmpeg
 refuses ("H264Decoder() failed to decode").
@@ -33,21 +36,24 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 
 class Count(logging.Handler):
-    def __init__(self):
+    def __init__(self, needle="decode"):
         super().__init__(logging.WARNING)
+        self.needle = needle
         self.n = 0
         self.last = ""
 
     def emit(self, record):
-        if "decode" in record.getMessage():
+        if self.needle in record.getMessage():
             self.n += 1
             self.last = record.getMessage()
 
 
-async def new_offer(ice_servers=()):
+async def new_offer(ice_servers=(), audio=False):
     # No STUN server unless given: aiortc would otherwise ask a public one.
     pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
     pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc
 
@@ -88,6 +94,19 @@ def ice_servers_from_links(headers):
     return servers
 
 
+def answer_codecs(sdp, kind):
+    """The a=rtpmap encodings (e.g. PCMU/8000) of the answer's first `kind` section."""
+    codecs, inside = [], False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if inside:
+                break
+            inside = line.startswith(f"m={kind} ")
+        elif inside and line.startswith("a=rtpmap:"):
+            codecs.append(line.split(" ", 1)[1])
+    return codecs
+
+
 def selected_pair(pc):
     """Types of the nominated ICE pair (aioice's state; aiortc has no getStats for it)."""
     for t in pc.getTransceivers():
@@ -101,9 +120,23 @@ def selected_pair(pc):
     return None
 
 
-async def play(url, token, want, ice_from_options=False):
+async def count_audio(track, want, out):
+    """Receives decoded audio frames (av.AudioFrame) until `want` arrived."""
+    n = 0
+    while n < want:
+        frame = await asyncio.wait_for(track.recv(), 10)
+        n += 1
+        out["audio_frames"] = n
+        out["audio_rate"] = frame.sample_rate
+
+
+async def play(url, token, want, ice_from_options=False, audio_want=0):
     errors = Count()
     logging.getLogger("aiortc.codecs.h264").addHandler(errors)
+    # The receiver logs "RTCRtpReceiver(audio) failed to decode PCMU frame" for what FFmpeg
+    # refuses.
+    audio_errors = Count("(audio) failed to decode")
+    logging.getLogger("aiortc.rtcrtpreceiver").addHandler(audio_errors)
     ice_servers = []
     out = {}
     if ice_from_options:
@@ -111,13 +144,16 @@ async def play(url, token, want, ice_from_options=False):
         out["options"] = status
         ice_servers = ice_servers_from_links(headers)
         out["ice_servers"] = [s.urls for s in ice_servers]
-    pc = await new_offer(ice_servers)
+    pc = await new_offer(ice_servers, audio=audio_want > 0)
     track_ready = asyncio.get_running_loop().create_future()
+    audio_ready = asyncio.get_running_loop().create_future()
 
     @pc.on("track")
     def on_track(track):
         if track.kind == "video" and not track_ready.done():
             track_ready.set_result(track)
+        if track.kind == "audio" and not audio_ready.done():
+            audio_ready.set_result(track)
 
     started = time.monotonic()
     status, headers, answer = await asyncio.to_thread(
@@ -132,6 +168,11 @@ async def play(url, token, want, ice_from_options=False):
     out["location"] = location
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     track = await asyncio.wait_for(track_ready, 10)
+    audio_task = None
+    if audio_want > 0:
+        out["audio_frames"] = 0
+        audio_track = await asyncio.wait_for(audio_ready, 10)
+        audio_task = asyncio.create_task(count_audio(audio_track, audio_want, out))
     frames, size, first_ms = 0, None, None
     while frames < want:
         frame = await asyncio.wait_for(track.recv(), 10)
@@ -139,6 +180,10 @@ async def play(url, token, want, ice_from_options=False):
             first_ms = round((time.monotonic() - started) * 1000)
         frames += 1
         size = [frame.width, frame.height]
+    if audio_task is not None:
+        await audio_task
+        out["audio_codec"] = answer_codecs(answer, "audio")
+        out["audio_decode_errors"] = audio_errors.n
     out["pair"] = selected_pair(pc)
     out.update(
         frames=frames,
@@ -188,6 +233,7 @@ async def main():
             sys.argv[3],
             int(sys.argv[4]),
             ice_from_options="--ice-servers-from-options" in sys.argv[5:],
+            audio_want=int(sys.argv[sys.argv.index("--audio") + 1]) if "--audio" in sys.argv else 0,
         )
 
 

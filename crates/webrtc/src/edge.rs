@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use vigil_hub::Hub;
-use vigil_media::AccessUnit;
+use vigil_hub::{Hub, Item};
 
 use crate::session::{Poll, Session, SessionError};
 use crate::stun::{self, TransactionId};
@@ -280,8 +279,18 @@ impl Edge {
             .into_iter()
             .collect();
         let now = Instant::now();
-        let (mut session, answer) =
-            Session::accept_with_reflexive(offer, params, &candidates, &reflexive, now)?;
+        // The latest audio frame's codec: a hub with audio has one within a frame time
+        // (20-60 ms for G.711) of its first picture, so only an offer in the first moment
+        // after the camera connects goes without sound.
+        let audio = hub.audio_params();
+        let (mut session, answer) = Session::accept_with_audio(
+            offer,
+            params,
+            audio.as_deref(),
+            &candidates,
+            &reflexive,
+            now,
+        )?;
         session.set_connect_timeout(self.config.ice_timeout, now);
         let mut shared = self.lock();
         let id = SessionId(shared.next_id);
@@ -320,9 +329,9 @@ struct Live {
     feeder: Option<JoinHandle<()>>,
 }
 
-/// Access units queued from the feeders to the driver, per edge. A feeder that cannot
-/// queue waits, its hub subscriber lags and skips to the next key frame: a slow driver
-/// costs that viewer frames, never the source.
+/// Access units and audio frames queued from the feeders to the driver, per edge. A feeder
+/// that cannot queue waits, its hub subscriber lags and skips to the next key frame: a
+/// slow driver costs that viewer frames, never the source.
 const AU_QUEUE: usize = 256;
 
 /// Aborts a task when dropped: the STUN task ends with the driver, whichever way it exits.
@@ -426,7 +435,7 @@ async fn drive(
             pending.clone(),
         )))
     });
-    let (au_tx, mut au_rx) = mpsc::channel::<(SessionId, AccessUnit)>(AU_QUEUE);
+    let (au_tx, mut au_rx) = mpsc::channel::<(SessionId, Item)>(AU_QUEUE);
     let mut sessions: HashMap<SessionId, Live> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     loop {
@@ -461,9 +470,14 @@ async fn drive(
                     }
                 }
             },
-            Some((id, au)) = au_rx.recv() => {
+            Some((id, item)) = au_rx.recv() => {
                 if let Some(s) = sessions.get_mut(&id) {
-                    if s.session.write(&au, Instant::now(), wall_clock_us()).is_err() {
+                    let written = match &item {
+                        Item::Video(au) => s.session.write(au, Instant::now(), wall_clock_us()),
+                        Item::Audio(frame) => s.session.write_audio(frame, Instant::now()),
+                        _ => Ok(false),
+                    };
+                    if written.is_err() {
                         s.session.close();
                     }
                     touched.push(id);
@@ -547,7 +561,7 @@ fn poll_session(
     id: SessionId,
     s: &mut Live,
     socket: &UdpSocket,
-    au_tx: &mpsc::Sender<(SessionId, AccessUnit)>,
+    au_tx: &mpsc::Sender<(SessionId, Item)>,
 ) -> bool {
     loop {
         match s.session.poll() {
@@ -563,9 +577,21 @@ fn poll_session(
             Ok(Poll::Connected) => {
                 let mut sub = s.hub.subscribe();
                 let tx = au_tx.clone();
+                let audio = s.session.has_audio();
+                // One subscriber for both, so audio and video reach the session in the
+                // order the camera sent them; without an audio section, video only.
                 s.feeder = Some(tokio::spawn(async move {
-                    while let Ok(au) = sub.recv_video().await {
-                        if tx.send((id, au)).await.is_err() {
+                    loop {
+                        let item = match audio {
+                            true => sub.recv().await,
+                            false => sub.recv_video().await.map(Item::Video),
+                        };
+                        let Ok(item) = item else {
+                            return;
+                        };
+                        if matches!(item, Item::Video(_) | Item::Audio(_))
+                            && tx.send((id, item)).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -591,7 +617,7 @@ pub(crate) mod tests {
     use bytes::Bytes;
     use str0m::media::{Direction, MediaKind};
     use str0m::{Candidate, Event, Output, Rtc, RtcConfig};
-    use vigil_media::{Codec, StreamParams};
+    use vigil_media::{AccessUnit, Codec, StreamParams};
 
     use super::*;
 

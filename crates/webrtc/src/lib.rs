@@ -11,13 +11,17 @@
 //! 3. [`Session::poll`] until [`Poll::Wait`]: send each [`Poll::Transmit`]; on
 //!    [`Poll::Connected`] subscribe to the hub (the subscriber starts on the current key
 //!    frame and skips to the next one when the viewer lags); on [`Poll::Closed`] drop it.
-//! 4. Each access unit from the hub goes to [`Session::write`], then poll again.
+//! 4. Each access unit from the hub goes to [`Session::write`], each audio frame (if
+//!    [`Session::has_audio`]) to [`Session::write_audio`], in the hub's order; then poll again.
 //!
 //! [`Edge`] is that loop on tokio: one shared UDP socket, open only while a session exists,
 //! and a bound on sessions; with STUN servers it also learns the socket's public address
 //! ([`stun`]) and offers it as a server-reflexive candidate, so that a viewer's TURN relay
-//! reaches a recorder behind a NAT. Not here yet: ICE-TCP, audio. See `docs/webrtc.md`.
+//! reaches a recorder behind a NAT. G.711 audio from the hub passes through too
+//! ([`audio`], [`Session::write_audio`]); AAC is not transcoded. Not here yet: ICE-TCP.
+//! See `docs/webrtc.md`.
 
+pub mod audio;
 mod check;
 mod edge;
 mod gate;

@@ -11,8 +11,10 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{Mid, Pt};
 use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
+use vigil_media::audio::{AudioFrame, AudioParams};
 use vigil_media::{AccessUnit, StreamParams};
 
+use crate::audio::{g711_codec, G711Track};
 use crate::check::{check_stream, Declined};
 use crate::gate::Gate;
 
@@ -44,6 +46,9 @@ pub enum SessionError {
     /// A host candidate address was refused (e.g. unspecified).
     #[error("host candidate {0} refused: {1}")]
     Candidate(SocketAddr, String),
+    /// The answer did not parse back after its rejected sections got a format.
+    #[error("WebRTC answer: {0}")]
+    Answer(String),
     /// str0m refused the offer or failed while running.
     #[error("WebRTC: {0}")]
     Rtc(#[from] RtcError),
@@ -68,11 +73,14 @@ pub enum Poll {
 pub struct Session {
     rtc: Rtc,
     video: Option<(Mid, Pt)>,
+    /// The accepted G.711 audio section, if the offer could receive the hub's codec.
+    audio: Option<(Mid, Pt, G711Track)>,
     gate: Gate,
     annexb: Vec<u8>,
     connect_deadline: Option<Instant>,
     closed: bool,
     frames_sent: u64,
+    audio_frames_sent: u64,
     /// The time of the latest input: str0m's events carry none.
     now: Instant,
     /// The viewer's [`CAPTURE_TIME_CHANNEL`], once open.
@@ -83,6 +91,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("video", &self.video)
+            .field("audio", &self.audio.as_ref().map(|(mid, pt, _)| (mid, pt)))
             .field("connected", &self.connect_deadline.is_none())
             .field("closed", &self.closed)
             .field("frames_sent", &self.frames_sent)
@@ -116,6 +125,25 @@ impl Session {
         reflexive: &[(SocketAddr, SocketAddr)],
         now: Instant,
     ) -> Result<(Session, SdpAnswer), SessionError> {
+        Session::accept_with_audio(offer, params, None, candidates, reflexive, now)
+    }
+
+    /// [`Session::accept_with_reflexive`] for a stream whose hub carries audio with
+    /// `audio` parameters (the latest frame's, [`vigil_hub::Hub::audio_params`]).
+    ///
+    /// G.711 (PCMU or PCMA, 8000 Hz mono) is offered in exactly that codec, with its static
+    /// payload type (RFC 3551 §6), so an offer's audio section that can receive it is
+    /// accepted `sendonly`; [`Session::write_audio`] then sends the hub's frames. Any other
+    /// audio (AAC; or no audio, or an offer without that codec) leaves the audio section
+    /// rejected and the video plays alone: we never transcode.
+    pub fn accept_with_audio(
+        offer: SdpOffer,
+        params: &StreamParams,
+        audio: Option<&AudioParams>,
+        candidates: &[SocketAddr],
+        reflexive: &[(SocketAddr, SocketAddr)],
+        now: Instant,
+    ) -> Result<(Session, SdpAnswer), SessionError> {
         check_stream(params)?;
         crate::install_crypto();
         let [p, c, l] = params.profile_level_id();
@@ -124,6 +152,14 @@ impl Session {
         config
             .codec_config()
             .add_h264(PT_H264.into(), Some(PT_RTX.into()), true, plid);
+        let g711 = audio.and_then(g711_codec);
+        // No RED (RFC 2198): it would send each sample twice, and the camera's G.711 is
+        // passed through as it comes.
+        match g711 {
+            Some(RtcCodec::PCMU) => config.codec_config().enable_pcmu(true, false),
+            Some(RtcCodec::PCMA) => config.codec_config().enable_pcma(true, false),
+            _ => {}
+        }
         let mut rtc = config.build(now);
         for addr in candidates {
             let c = Candidate::host(*addr, "udp")
@@ -135,22 +171,25 @@ impl Session {
                 .map_err(|e| SessionError::Candidate(*addr, e.to_string()))?;
             rtc.add_local_candidate(c);
         }
-        let answer = rtc.sdp_api().accept_offer(offer)?;
+        let answer = with_placeholder_formats(rtc.sdp_api().accept_offer(offer)?)?;
         let mut session = Session {
             rtc,
             video: None,
+            audio: None,
             gate: Gate::new(),
             annexb: Vec::new(),
             connect_deadline: Some(now + ICE_TIMEOUT),
             closed: false,
             frames_sent: 0,
+            audio_frames_sent: 0,
             now,
             capture_channel: None,
         };
         // str0m reports accepted media as events only once the session runs; the answer
         // already says which video section we send on, so a mismatch is known before the
         // answer goes out.
-        session.video = video_mid(&answer.to_sdp_string()).and_then(|mid| {
+        let sdp = answer.to_sdp_string();
+        session.video = sending_mid(&sdp, "video").and_then(|mid| {
             let pt = session
                 .rtc
                 .writer(mid)
@@ -159,6 +198,16 @@ impl Session {
         });
         if session.video.is_none() {
             return Err(SessionError::NoMatchingCodec(plid));
+        }
+        if let Some(codec) = g711 {
+            session.audio = sending_mid(&sdp, "audio").and_then(|mid| {
+                let pt = session.rtc.writer(mid).and_then(|w| {
+                    w.payload_params()
+                        .find(|p| p.spec().codec == codec)
+                        .map(|p| p.pt())
+                });
+                pt.map(|pt| (mid, pt, G711Track::new(codec)))
+            });
         }
         Ok((session, answer))
     }
@@ -277,6 +326,43 @@ impl Session {
         Ok(true)
     }
 
+    /// Whether the answer accepted an audio section: the hub's audio frames should go to
+    /// [`Session::write_audio`].
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some()
+    }
+
+    /// Sends one audio frame from the hub on the accepted audio section, untouched (split
+    /// into packets of at most [`crate::audio::MAX_G711_PAYLOAD`] bytes, each with the RTP
+    /// time of its first sample, 8 kHz). Returns whether anything was sent: nothing
+    /// before ICE and DTLS are up, without an audio section, or for a frame of another
+    /// codec than the answer's.
+    pub fn write_audio(&mut self, frame: &AudioFrame, now: Instant) -> Result<bool, SessionError> {
+        if self.connect_deadline.is_some() {
+            return Ok(false);
+        }
+        let Some((mid, pt, track)) = &mut self.audio else {
+            return Ok(false);
+        };
+        let mut sent = false;
+        for (rtp_time, payload) in track.packets(frame) {
+            let Some(writer) = self.rtc.writer(*mid) else {
+                return Ok(false);
+            };
+            writer.write(*pt, now, rtp_time, payload)?;
+            sent = true;
+        }
+        if sent {
+            self.audio_frames_sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Audio frames sent so far.
+    pub fn audio_frames_sent(&self) -> u64 {
+        self.audio_frames_sent
+    }
+
     /// Replaces the connect deadline ([`ICE_TIMEOUT`] after `accept`) with `timeout` after
     /// `now`; no effect once connected.
     pub fn set_connect_timeout(&mut self, timeout: Duration, now: Instant) {
@@ -310,21 +396,46 @@ fn capture_message(rtp: u32, capture_us: i64, server_time_us: i64) -> String {
     format!(r#"{{"rtp":{rtp},"capture_us":{capture_us},"server_time_us":{server_time_us}}}"#)
 }
 
-/// The `a=mid` (RFC 8843 §15) of the first video section of an answer that we send on:
-/// accepted (port not 0, RFC 3264 §6) and `sendonly` or `sendrecv`.
-fn video_mid(answer: &str) -> Option<Mid> {
-    let mut in_video = false;
+/// Gives each format-less `m=` line of `answer` the placeholder format `0`.
+///
+/// str0m rejects a section it has no codec for (port 0, RFC 3264 §6: an offered audio
+/// section of a stream without G.711) but leaves its format list empty, which RFC 4566 §5.14
+/// does not allow: browsers then refuse the whole answer ("Failed to parse
+/// SessionDescription") and the video would not play either. The section stays rejected,
+/// so the placeholder is never used.
+fn with_placeholder_formats(answer: SdpAnswer) -> Result<SdpAnswer, SessionError> {
+    let sdp = answer.to_sdp_string();
+    let formatless = |l: &str| l.starts_with("m=") && l.split_whitespace().count() < 4;
+    if !sdp.lines().any(formatless) {
+        return Ok(answer);
+    }
+    let fixed: String = sdp
+        .lines()
+        .map(|l| match formatless(l) {
+            true => format!("{} 0\r\n", l.trim_end()),
+            false => format!("{l}\r\n"),
+        })
+        .collect();
+    SdpAnswer::from_sdp_string(&fixed).map_err(|e| SessionError::Answer(e.to_string()))
+}
+
+/// The `a=mid` (RFC 8843 §15) of the first `kind` (`video`, `audio`) section of an answer
+/// that we send on: accepted (port not 0, RFC 3264 §6) and `sendonly` or `sendrecv`.
+fn sending_mid(answer: &str, kind: &str) -> Option<Mid> {
+    let open = format!("m={kind} ");
+    let rejected = format!("m={kind} 0 ");
+    let mut in_section = false;
     let mut mid = None;
     let mut sending = false;
     for line in answer.lines().map(str::trim_end) {
         if line.starts_with("m=") {
-            if in_video && sending {
+            if in_section && sending {
                 return mid;
             }
-            in_video = line.starts_with("m=video ") && !line.starts_with("m=video 0 ");
+            in_section = line.starts_with(&open) && !line.starts_with(&rejected);
             mid = None;
             sending = false;
-        } else if in_video {
+        } else if in_section {
             if let Some(m) = line.strip_prefix("a=mid:") {
                 mid = Some(Mid::from(m));
             } else if line == "a=sendonly" || line == "a=sendrecv" {
@@ -332,7 +443,7 @@ fn video_mid(answer: &str) -> Option<Mid> {
             }
         }
     }
-    if in_video && sending {
+    if in_section && sending {
         mid
     } else {
         None
@@ -347,6 +458,10 @@ fn h264_pt<'a>(mut params: impl Iterator<Item = &'a str0m::format::PayloadParams
 }
 
 #[cfg(test)]
+#[path = "session_audio_tests.rs"]
+mod audio_tests;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
@@ -359,7 +474,7 @@ mod tests {
 
     /// A minimal constrained-baseline SPS (ITU-T H.264 §7.3.2.1.1) for 320x240, profile
     /// 42e01e.
-    fn params() -> Arc<StreamParams> {
+    pub(super) fn params() -> Arc<StreamParams> {
         let sps = crate::check::tests::sps(66, 0xe0, 2);
         assert_eq!(sps[1..4], [0x42, 0xe0, 30]);
         Arc::new(StreamParams {
@@ -373,7 +488,7 @@ mod tests {
         })
     }
 
-    fn au(params: &Arc<StreamParams>, n: i64, key: bool) -> AccessUnit {
+    pub(super) fn au(params: &Arc<StreamParams>, n: i64, key: bool) -> AccessUnit {
         let nal: Vec<u8> = if key {
             [&[0x65u8, 0x88][..], &[n as u8; 3000]].concat()
         } else {
