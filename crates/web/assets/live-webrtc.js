@@ -1,7 +1,8 @@
 // The WebRTC live player (docs/webrtc.md): one WHEP session (RFC 9725) per view. The page
-// asks OPTIONS for the ICE servers (TURN credentials), makes a recvonly video offer plus the
-// capture-time data channel, waits (briefly) for its candidates, POSTs the offer with the
-// session's CSRF token and plays the answer; DELETE ends the session on leave or page hide.
+// asks OPTIONS for the ICE servers (TURN credentials), makes a recvonly video and audio
+// offer (G.711 when the camera has it; muted until the user unmutes) plus the capture-time
+// data channel, waits (briefly) for its candidates, POSTs the offer with the session's CSRF
+// token and plays the answer; DELETE ends the session on leave or page hide.
 // It reconnects by itself with back-off (ICE failed, disconnected for a few seconds, the
 // track ended, no picture), and hands over to MSE (`onFallback`) when the server says it
 // will not play the stream over WebRTC (422/501/503) or WebRTC never connects.
@@ -157,6 +158,13 @@ export class WebRtcPlayer {
       this.connected = false;
       this.disconnectedAt = null;
       pc.addTransceiver('video', { direction: 'recvonly' });
+      // G.711 from the camera, passed through when it has it (the server rejects this
+      // section otherwise). The element stays muted, as over MSE: sound only once the
+      // user unmutes it.
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      // Video and audio arrive as separate tracks; one stream holds both so that the
+      // element plays them together.
+      const stream = new MediaStream();
       const ch = pc.createDataChannel(CAPTURE_TIME_CHANNEL, { ordered: false, maxRetransmits: 0 });
       ch.onmessage = (ev) => {
         if (gen !== this.gen || typeof ev.data !== 'string') return;
@@ -167,8 +175,10 @@ export class WebRtcPlayer {
       };
       pc.ontrack = (ev) => {
         if (gen !== this.gen) return;
-        const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
-        this.video.srcObject = stream;
+        stream.addTrack(ev.track);
+        if (this.video.srcObject !== stream) this.video.srcObject = stream;
+        // Only the picture's end ends the session: a camera without G.711 has no audio.
+        if (ev.track.kind !== 'video') return;
         ev.track.addEventListener('ended', () => {
           if (gen === this.gen) this.reconnect('track ended');
         });
