@@ -7,7 +7,8 @@
 //! got; the snapshot URI serves a JPEG. A wrong password gets the NotAuthorized fault, a
 //! replayed UsernameToken is refused, and XML bombs posted over HTTP get a fault fast with the
 //! camera's memory bounded; `vigil discover` lists the camera. One camera for all of it (CI
-//! time).
+//! time). And WS-Discovery over a real multicast link (two network namespaces, root): Hello,
+//! a multicast Probe from `vigil discover`, Bye.
 //!
 //! The recorder side: `vigil serve`'s API discovers a `vigil camera` (unicast Probe), reads
 //! its profiles over ONVIF with the ONVIF user's credential, adds it and records it; a wrong
@@ -459,4 +460,126 @@ fn recorder_discovers_adds_and_records_a_vigil_camera() {
         .unwrap()
         .is_empty());
     serve.stop_gracefully(Duration::from_secs(10));
+}
+
+/// WS-Discovery over a real multicast link, which loopback cannot give: two network
+/// namespaces joined by a veth pair (198.18.7.1/24 and 198.18.7.2/24, root, deleted
+/// afterwards). The camera listens on the wildcard address (joining 239.255.255.250) and
+/// multicasts Hello at start and Bye at stop; in the other namespace a listener joined to the
+/// group hears both, and `vigil discover` (a multicast Probe, no `--to`) finds the camera,
+/// whose ProbeMatches waits SOAP-over-UDP's random delay.
+#[test]
+fn multicast_discovery_hello_probe_and_bye_across_a_link() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "this test builds network namespaces (ip netns): run it as root, as CI does"
+    );
+    struct Link(String);
+    impl Drop for Link {
+        fn drop(&mut self) {
+            for part in ["c", "v"] {
+                let _ = Command::new("ip")
+                    .args(["netns", "del", &format!("{}{part}", self.0)])
+                    .status();
+            }
+        }
+    }
+    let link = Link(format!("vd{}", std::process::id() % 100_000));
+    let (cam_ns, view_ns) = (format!("{}c", link.0), format!("{}v", link.0));
+    let setup = r#"
+set -eu
+C=$1; V=$2
+ip netns add $C; ip netns add $V
+ip -n $C link set lo up; ip -n $V link set lo up
+ip link add c0 netns $C type veth peer name v0 netns $V
+ip -n $C addr add 198.18.7.1/24 dev c0; ip -n $C link set c0 up
+ip -n $V addr add 198.18.7.2/24 dev v0; ip -n $V link set v0 up
+# Multicast leaves through the link (no default route in either namespace).
+ip -n $C route add 224.0.0.0/4 dev c0
+ip -n $V route add 224.0.0.0/4 dev v0
+"#;
+    let out = Command::new("bash")
+        .args(["-c", setup, "setup", &cam_ns, &view_ns])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building the namespaces failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let in_ns = |ns: &str, program: &str| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]);
+        c
+    };
+
+    // A listener joined to the group on the viewer's side: one line per Hello or Bye.
+    let listen = r#"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 3702))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton("198.18.7.2")))
+print("ready", flush=True)
+s.settimeout(1.0)
+end = time.time() + 60
+while time.time() < end:
+    try:
+        data, peer = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    text = data.decode("utf-8", "replace")
+    for kind in ("Hello", "Bye"):
+        if "/discovery/" + kind + "<" in text:
+            xaddr = text.split("XAddrs>")[1].split("<")[0] if "XAddrs>" in text else "-"
+            print(kind, peer[0], xaddr, flush=True)
+"#;
+    let mut listener = common::recorder::Proc::spawn(
+        "multicast listener",
+        in_ns(&view_ns, "python3").args(["-c", listen]),
+    );
+    listener.wait_line("ready", 0, Duration::from_secs(20));
+
+    let dir = tempfile::tempdir().unwrap();
+    common::add_user(dir.path(), USER, PASSWORD);
+    let mut cam = common::recorder::Proc::spawn(
+        "vigil camera",
+        in_ns(&cam_ns, vigil_bin())
+            .args(["camera", "--source", "testsrc", "--data"])
+            .arg(dir.path())
+            .args(["--rtsp", "127.0.0.1:0", "--rtsps", "off", "--http", "off"])
+            .args(["--onvif", "198.18.7.1:8000", "--discovery", "0.0.0.0:3702"])
+            .args(["--sub-size", "off", "--size", "320x180", "--fps", "5"])
+            .env("RUST_LOG", "info"),
+    );
+    cam.wait_line("listening ws-discovery ", 0, Duration::from_secs(30));
+    let (hello, _) = listener.wait_line("Hello ", 0, Duration::from_secs(10));
+    assert!(
+        hello.contains("198.18.7.1 http://198.18.7.1:8000/onvif/device_service"),
+        "{hello}"
+    );
+
+    // `vigil discover` with a multicast Probe (no --to) from the other side of the link.
+    let started = Instant::now();
+    let out = run_peer(
+        in_ns(&view_ns, vigil_bin()).args(["discover", "--timeout", "2"]),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "vigil discover: {}", out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("http://198.18.7.1:8000/onvif/device_service"),
+        "multicast discover found nothing ({:?}): {text} {}",
+        started.elapsed(),
+        out.stderr
+    );
+
+    cam.stop_gracefully(Duration::from_secs(20));
+    let (bye, _) = listener.wait_line("Bye ", 0, Duration::from_secs(10));
+    assert!(bye.contains("198.18.7.1"), "{bye}");
+    drop(listener);
+    drop(link);
 }
