@@ -578,6 +578,63 @@ async fn xss(target: &Target, setup_token: &str) {
     if user_named {
         assert_shown_as_text(&b, &base, "#/users").await;
     }
+
+    // A camera added from ONVIF: the model is text the device reports, shown as text in the
+    // camera editor; the firmware minimum set there flags the camera on /api/system.
+    let cam = json!({"name": "onvif-cam", "url": "rtsp://127.0.0.1:9/x",
+        "onvif": {"xaddr": "http://127.0.0.1:9/onvif/device_service",
+                  "model": XSS, "firmware": "1.2.3"}});
+    let r = api.request("POST", "/api/cameras", Some(&cam)).await;
+    assert_eq!(r.status, 201, "POST /api/cameras with onvif: {}", r.text());
+    b.goto(&format!("{base}/#/cameras")).await;
+    b.wait_css(
+        "tr[data-camera=\"onvif-cam\"] button",
+        Duration::from_secs(20),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    b.wait_css(
+        "form#camera-form [name=min_firmware]",
+        Duration::from_secs(10),
+    )
+    .await;
+    let shown = b
+        .js(
+            "return document.querySelector('form#camera-form').innerText.includes(arguments[0]);",
+            vec![json!(format!("{XSS} · 1.2.3"))],
+        )
+        .await;
+    assert_eq!(shown, json!(true), "the ONVIF model is shown as text");
+    assert_eq!(
+        b.js(
+            // The zone editor's snapshot is an <img>; a parsed model would be src=x.
+            "return Array.from(document.querySelectorAll('form#camera-form img'))
+                 .filter(i => i.getAttribute('src') === 'x' || i.hasAttribute('onerror')).length;",
+            vec![]
+        )
+        .await,
+        json!(0)
+    );
+    fill(&b, "form#camera-form", "min_firmware", "1.10").await;
+    submit(&b, "form#camera-form").await;
+    let started = Instant::now();
+    loop {
+        let sys = api.request("GET", "/api/system", None).await.json();
+        let row = sys["onvif"]
+            .as_array()
+            .and_then(|v| v.iter().find(|d| d["camera"] == "onvif-cam").cloned());
+        if let Some(row) = row.filter(|d| d["outdated"] == json!(true)) {
+            assert_eq!(row["min_firmware"], "1.10", "{row}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the minimum set in the editor never flagged 1.2.3 < 1.10: {sys}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_shown_as_text(&b, &base, "#/account").await;
 
     // An API token made on the page, named like markup, with a scope ticked: stored with

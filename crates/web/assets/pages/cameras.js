@@ -208,6 +208,16 @@ function cameraDialog(cam, onSaved, prefill) {
     f.username.value = prefill.username || '';
     f.password.value = prefill.password || '';
   }
+  // A camera that came from ONVIF: its firmware minimum (older firmware is flagged on the
+  // System page, the outdated-firmware risk).
+  const onvif = isNew ? (prefill && prefill.onvif) : (cam && cam.onvif);
+  f.min_firmware = inp({ name: 'min_firmware', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. 5.7.3', maxlength: 64 });
+  if (onvif && onvif.min_firmware) f.min_firmware.value = onvif.min_firmware;
+  const firmwareField = onvif
+    ? h('div', { class: 'grid2' },
+      field('Model and firmware (ONVIF)', h('output', null, `${onvif.model || '?'} · ${onvif.firmware || '?'}`)),
+      field('Minimum firmware', f.min_firmware, 'Older firmware is flagged on the System page.'))
+    : null;
   f.mode.value = rec.mode === 'motion' ? 'motion' : 'continuous';
   const sensOut = h('output', null, String(m.sensitivity));
   f.m_sens.addEventListener('input', () => { sensOut.textContent = f.m_sens.value; });
@@ -233,7 +243,8 @@ function cameraDialog(cam, onSaved, prefill) {
       h('div', { class: 'grid2' },
         field('Camera user', f.username),
         field('Camera password', f.password, cam && cam.has_password ? 'Leave empty to keep the stored password.' : 'Never shown again once saved.')),
-      field('Record audio', f.audio)),
+      field('Record audio', f.audio),
+      firmwareField),
     h('fieldset', null, h('legend', null, 'Recording'),
       h('div', { class: 'grid2' }, field('Mode', f.mode), field('Keep recordings (days)', f.max_age), field('Keep motion footage (days)', f.event_max_age)),
       rollFields),
@@ -285,7 +296,7 @@ function cameraDialog(cam, onSaved, prefill) {
     };
     // Write-only: an empty field keeps the stored password (the key is left out).
     if (f.password.value) s.password = f.password.value;
-    if (isNew && prefill && prefill.onvif) s.onvif = prefill.onvif;
+    if (onvif) s.onvif = { ...onvif, min_firmware: f.min_firmware.value.trim() || null };
     return s;
   };
   const check = (s) => {
