@@ -50,13 +50,9 @@ fn write_config_login(
     common::recorder::write_private(&dir.join("vigil.toml"), &text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vigil_serve_plays_a_camera_over_whep_with_its_port_open_only_while_watched() {
-    let cam_dir = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (_cam, rtsp) = vigil_camera(cam_dir.path(), "127.0.0.1:0", (320, 180), 15, &[]);
-    let udp_port = free_udp_port();
-    let mut serve = vigil_serve(&write_config(dir.path(), rtsp, udp_port));
+/// Waits until `serve` records porch/main, creates the admin through its setup link and an
+/// API token with the `view` scope: (its HTTPS address, the token).
+async fn admin_token(serve: &mut Proc) -> (std::net::SocketAddr, String) {
     let (line, _) = serve.wait_line("listening https ", 0, Duration::from_secs(60));
     let addr: std::net::SocketAddr = line["listening https ".len()..].trim().parse().unwrap();
     let (line, _) = serve.wait_line("tls-fingerprint sha256 ", 0, Duration::from_secs(10));
@@ -64,11 +60,6 @@ async fn vigil_serve_plays_a_camera_over_whep_with_its_port_open_only_while_watc
     let (line, _) = serve.wait_line("setup-url ", 0, Duration::from_secs(10));
     let setup_token = line.rsplit('/').next().unwrap().trim().to_owned();
     serve.wait_line("recording porch/main", 0, Duration::from_secs(60));
-    assert!(
-        udp_port_free(udp_port),
-        "the WebRTC port is open before anyone watches"
-    );
-
     let mut api = Api::https(addr, &fingerprint);
     api.setup(&setup_token, "admin", "a long admin pass phrase")
         .await;
@@ -81,6 +72,21 @@ async fn vigil_serve_plays_a_camera_over_whep_with_its_port_open_only_while_watc
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let token = r.json()["token"].as_str().unwrap().to_owned();
+    (addr, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigil_serve_plays_a_camera_over_whep_with_its_port_open_only_while_watched() {
+    let cam_dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_cam, rtsp) = vigil_camera(cam_dir.path(), "127.0.0.1:0", (320, 180), 15, &[]);
+    let udp_port = free_udp_port();
+    let mut serve = vigil_serve(&write_config(dir.path(), rtsp, udp_port));
+    let (addr, token) = admin_token(&mut serve).await;
+    assert!(
+        udp_port_free(udp_port),
+        "the WebRTC port is open before anyone watches"
+    );
 
     // aiortc plays porch over WHEP; meanwhile the port is open (checked from here).
     let url = format!("https://{addr}/api/cameras/porch/whep?stream=main");
@@ -144,25 +150,7 @@ async fn g711_from_the_camera_plays_over_whep_beside_the_picture() {
     let rtsp = listening_addr(&mut cam);
     let udp_port = free_udp_port();
     let mut serve = vigil_serve(&write_config_login(dir.path(), rtsp, udp_port, ""));
-    let (line, _) = serve.wait_line("listening https ", 0, Duration::from_secs(60));
-    let addr: std::net::SocketAddr = line["listening https ".len()..].trim().parse().unwrap();
-    let (line, _) = serve.wait_line("tls-fingerprint sha256 ", 0, Duration::from_secs(10));
-    let fingerprint = line["tls-fingerprint sha256 ".len()..].trim().to_owned();
-    let (line, _) = serve.wait_line("setup-url ", 0, Duration::from_secs(10));
-    let setup_token = line.rsplit('/').next().unwrap().trim().to_owned();
-    serve.wait_line("recording porch/main", 0, Duration::from_secs(60));
-    let mut api = Api::https(addr, &fingerprint);
-    api.setup(&setup_token, "admin", "a long admin pass phrase")
-        .await;
-    let r = api
-        .request(
-            "POST",
-            "/api/tokens",
-            Some(&json!({"name": "whep", "scopes": ["view"]})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let (addr, token) = admin_token(&mut serve).await;
 
     let url = format!("https://{addr}/api/cameras/porch/whep?stream=main");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/tests/whep_client.py");
